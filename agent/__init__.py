@@ -1,0 +1,1 @@
+"""The obslink agent that runs on a station gateway."""

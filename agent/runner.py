@@ -1,0 +1,105 @@
+"""``obslink agent run``: sources feed the outbox, the uplink drains it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from functools import partial
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from obslink.agent.config import AgentConfig
+from obslink.agent.outbox import Outbox
+from obslink.agent.uplink import Uplink
+from obslink.errors import ObslinkError
+from obslink.keys import load_private_key
+from obslink.plugins.formats import Decoded, FormatAdapter
+from obslink.plugins.registry import PluginRegistry
+from obslink.plugins.sources import ChunkOrigin, Source, SourcePosition
+
+log = logging.getLogger(__name__)
+
+
+class OutboxSink:
+    """What sources commit into: the outbox, and a nudge to the uplink."""
+
+    def __init__(self, outbox: Outbox, max_batch_readings: int, wake: threading.Event):
+        self.outbox = outbox
+        self.max_batch_readings = max_batch_readings
+        self.wake = wake
+
+    def positions(self, source: str) -> dict[str, SourcePosition]:
+        return self.outbox.positions(source)
+
+    def commit(self, origin: ChunkOrigin, decoded: Decoded, position: SourcePosition,
+               adapter: FormatAdapter) -> None:
+        created = self.outbox.ingest(origin, decoded, position, adapter,
+                                     self.max_batch_readings)
+        for q in decoded.quarantined:
+            log.warning("source %s: %s %s quarantined: %s", origin.source, origin.stream,
+                        f"byte {q.position}", q.reason)
+        if created:
+            self.wake.set()
+
+    def forget(self, source: str, stream: str) -> None:
+        self.outbox.forget(source, stream)
+
+
+def guarded(source: Source, poll):
+    """Run a source plugin's poll; a plugin failure is logged with its name, never fatal."""
+
+    def run():
+        try:
+            return poll()
+        except ObslinkError as exc:
+            log.error("source %s (%s): %s", source.name, source.type, exc)
+        except Exception:
+            log.exception("source %s (%s plugin %s) failed; it will be polled again",
+                          source.name, source.type, type(source).__module__)
+    return run
+
+
+def run_agent(config: AgentConfig, registry: PluginRegistry,
+              stop: threading.Event | None = None) -> int:
+    stop = stop or threading.Event()
+    key = load_private_key(config.private_key)
+    outbox = Outbox(config.outbox_path, config.station, config.synchronous)
+    uplink = Uplink(config, outbox, key)
+    sink = OutboxSink(outbox, config.max_batch_readings, uplink.wake)
+    sources = []
+    for source_config in config.sources:
+        adapter_class = registry.format(source_config.format)
+        source = registry.source(source_config.type)(
+            source_config.name, source_config.settings,
+            partial(adapter_class, source_config.adapter_context), sink)
+        if hasattr(source, "poll"):
+            source.poll = guarded(source, source.poll)
+        sources.append(source)
+
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per poll is noise
+    scheduler = BackgroundScheduler(timezone="UTC",
+                                    executors={"default": ThreadPoolExecutor(4)})
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stats = outbox.stats()
+    log.info("agent for station %s (network %s) starting: outbox %s, epoch %s, %d batches "
+             "waiting", config.station, config.network, config.outbox_path, stats.epoch,
+             stats.batches)
+    uplink.start()
+    for source in sources:
+        source.start(scheduler)
+    scheduler.start()
+    try:
+        while not stop.wait(timeout=1):
+            if uplink.fatal_error:
+                break
+    finally:
+        log.info("agent stopping")
+        scheduler.shutdown(wait=True)
+        for source in sources:
+            source.stop()
+        uplink.stop()
+        outbox.close()
+    return 2 if uplink.fatal_error else 0

@@ -1,0 +1,3 @@
+from obslink.cli import main
+
+raise SystemExit(main())

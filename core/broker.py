@@ -1,0 +1,98 @@
+"""Starting a private Mosquitto on a free loopback port (the demo, the tests, benchmarks)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from obslink.errors import ToolMissingError, TransportError
+
+INSTALL_HINT = ("install it with `sudo apt-get install mosquitto` (Debian/Ubuntu) or run "
+                "scripts/bootstrap.sh, which does it for you")
+
+# The collector's persistent session must survive a restart with thousands of batches
+# queued: Mosquitto's default of 1000 queued messages per client would drop the rest.
+BROKER_SETTINGS = """\
+listener {port} 127.0.0.1
+allow_anonymous true
+persistence {persistence}
+persistence_location {directory}/
+max_queued_messages 1000000
+max_inflight_messages 100
+log_dest file {directory}/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+"""
+
+
+def find_mosquitto() -> str:
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise ToolMissingError(f"the MQTT broker `mosquitto` is not installed; {INSTALL_HINT}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Mosquitto:
+    """A Mosquitto process with its own config and data directory; stop() ends it."""
+
+    def __init__(self, directory: Path, port: int | None = None, persistence: bool = True):
+        self.directory = Path(directory)
+        self.port = port or free_port()
+        self.persistence = persistence
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> "Mosquitto":
+        binary = find_mosquitto()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "mosquitto.conf"
+        config.write_text(BROKER_SETTINGS.format(
+            port=self.port, directory=self.directory,
+            persistence="true" if self.persistence else "false"))
+        self.process = subprocess.Popen([binary, "-c", str(config)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                error = self.process.stderr.read().decode(errors="replace").strip()
+                raise TransportError(f"mosquitto exited at start (code "
+                                     f"{self.process.returncode}): {error or 'no output'}; "
+                                     f"see {self.directory / 'mosquitto.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise TransportError(f"mosquitto did not listen on 127.0.0.1:{self.port} within "
+                             f"{timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process and self.process.stderr:
+            self.process.stderr.close()
+
+    def __enter__(self) -> "Mosquitto":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

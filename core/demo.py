@@ -1,0 +1,205 @@
+"""``obslink demo``: a broker, a collector and simulated stations, end to end, with a summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from obslink.broker import Mosquitto
+from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
+from obslink.readings import now_us
+from obslink.simulator import KINDS, SimulatedLogger, demo_start_time, write_agent_config
+
+NETWORK = "demo"
+DRAIN_TIMEOUT_S = 60.0
+
+
+def obslink_process(args: list[str], log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "obslink", *args], stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_demo(stations: int, duration: float, speed: float, directory: Path | None,
+             as_json: bool) -> int:
+    if stations < 1 or duration <= 0 or speed <= 0:
+        raise SystemExit("error: --stations, --duration and --speed must be positive")
+    keep = directory is not None
+    base = Path(directory or tempfile.mkdtemp(prefix="obslink-demo-")).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    say = (lambda *a: print(*a, file=sys.stderr)) if True else None
+    processes: list[subprocess.Popen] = []
+    broker = Mosquitto(base / "broker")
+    try:
+        broker.start()
+        say(f"demo: broker on {broker.url}, working directory {base}")
+        catalog_path = base / "catalog.db"
+        loggers = _set_up_stations(base, stations, catalog_path)
+        processes.append(obslink_process(
+            ["collector", "serve", "--db", str(catalog_path), "--broker", broker.url],
+            base / "collector.log"))
+        for logger in loggers:
+            station_dir = base / "stations" / logger.station
+            config = write_agent_config(station_dir / "agent.toml", logger, NETWORK,
+                                        broker.url, station_dir / "station.key",
+                                        station_dir / "outbox.db")
+            processes.append(obslink_process(["agent", "run", str(config)],
+                                             station_dir / "agent.log"))
+        say(f"demo: collector and {len(loggers)} agents started "
+            f"({', '.join(f'{l.station} ({l.kind.name})' for l in loggers)})")
+        written = _simulate(loggers, duration, speed, catalog_path, say, processes)
+        produced = sum(l.records * l.values_per_record for l in loggers)
+        committed = _wait_for_drain(catalog_path, produced, say)
+        summary = _summarise(catalog_path, written, produced, committed, len(loggers),
+                             duration, base if keep else None)
+    finally:
+        for process in processes:
+            stop_process(process)
+        broker.stop()
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary)
+    if not keep:
+        shutil.rmtree(base, ignore_errors=True)
+    clean = summary["readings_committed"] == produced and summary["refused"] == 0
+    return 0 if clean else 1
+
+
+def _set_up_stations(base: Path, count: int, catalog_path: Path) -> list[SimulatedLogger]:
+    from obslink.server.catalog import SQLiteCatalog, Station
+
+    catalog = SQLiteCatalog(catalog_path)
+    start = demo_start_time()
+    loggers = []
+    for index in range(count):
+        kind = KINDS[index % len(KINDS)]
+        station = f"0-20000-0-{54511 + index}"
+        station_dir = base / "stations" / station
+        write_keypair(station_dir / "station.key", station_dir / "station.pub",
+                      overwrite=True)
+        public = load_public_key(station_dir / "station.pub")
+        catalog.add_station(Station(station, NETWORK, f"demo {kind.name} {index + 1}",
+                                    interval_seconds=60), public_bytes(public),
+                            key_id(public))
+        loggers.append(SimulatedLogger(station, kind, station_dir / "logger", start,
+                                       seed=index))
+    catalog.close()
+    return loggers
+
+
+def _simulate(loggers, duration, speed, catalog_path, say, processes) -> dict:
+    """Write records in accelerated time; return {(station, observed_at): written µs}."""
+    written: dict[tuple[str, int], int] = {}
+    tick = 60.0 / speed  # one simulated minute
+    started = time.monotonic()
+    next_tick = started
+    last_report = 0.0
+    while (now := time.monotonic()) - started < duration:
+        for process in processes:
+            if process.poll() is not None:
+                raise SystemExit(f"error: a demo process exited early (code "
+                                 f"{process.returncode}): {' '.join(process.args[3:])}; "
+                                 "see the logs in the demo directory (use --dir to keep it)")
+        if now >= next_tick:
+            for logger in loggers:
+                observed_at = logger.write_next()
+                written[(logger.station, observed_at)] = now_us()
+            next_tick += tick
+        if now - last_report >= 1.0:
+            produced = sum(l.records * l.values_per_record for l in loggers)
+            say(f"demo: {now - started:5.1f}/{duration:.0f} s  produced {produced:>6} readings"
+                f"  committed {_count(catalog_path):>6}")
+            last_report = now
+        time.sleep(max(0.0, min(next_tick - time.monotonic(), 0.1)))
+    return written
+
+
+def _count(catalog_path: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM observations").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _wait_for_drain(catalog_path: Path, produced: int, say) -> int:
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    committed = _count(catalog_path)
+    while committed < produced and time.monotonic() < deadline:
+        time.sleep(0.2)
+        committed = _count(catalog_path)
+    say(f"demo: stations stopped writing; {committed} of {produced} readings committed")
+    return committed
+
+
+def _summarise(catalog_path, written, produced, committed, stations, duration, kept) -> dict:
+    from obslink.readings import format_utc
+
+    with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True) as conn:
+        batches, = conn.execute("SELECT count(*) FROM batches").fetchone()
+        refused, = conn.execute("SELECT count(*) FROM refusals").fetchone()
+        rows = conn.execute(
+            "SELECT o.station, o.observed_at, min(b.committed_at) FROM observations o "
+            "JOIN batches b ON b.id = o.batch_id GROUP BY o.station, o.observed_at").fetchall()
+    iso_to_us = {format_utc(us, fixed=True): us for (_s, us) in written}
+    latencies = sorted(
+        (_iso_us(committed_at) - written[(station, iso_to_us[observed])]) / 1000
+        for station, observed, committed_at in rows
+        if observed in iso_to_us and (station, iso_to_us[observed]) in written)
+    summary = {
+        "stations": stations, "duration_s": duration,
+        "readings_produced": produced, "readings_committed": committed,
+        "batches": batches, "refused": refused,
+        "latency_ms": {"p50": _percentile(latencies, 50), "p99": _percentile(latencies, 99)},
+    }
+    if kept:
+        summary["directory"] = str(kept)
+    return summary
+
+
+def _iso_us(text: str) -> int:
+    from datetime import datetime
+
+    from obslink.readings import utc_us_from_datetime
+
+    return utc_us_from_datetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def _percentile(values: list[float], percent: float) -> float | None:
+    if not values:
+        return None
+    index = min(len(values) - 1, max(0, round(percent / 100 * len(values) + 0.5) - 1))
+    return round(values[index], 1)
+
+
+def _print_summary(summary: dict) -> None:
+    latency = summary["latency_ms"]
+    print(f"""
+obslink demo summary
+  stations            {summary['stations']} (simulated TOA5 loggers of {min(summary['stations'], len(KINDS))} kinds)
+  readings produced   {summary['readings_produced']}
+  readings committed  {summary['readings_committed']}
+  batches             {summary['batches']}
+  refused             {summary['refused']}
+  latency written→committed  p50 {latency['p50']} ms, p99 {latency['p99']} ms""")
+    if "directory" in summary:
+        print(f"  kept in            {summary['directory']}")

@@ -1,0 +1,81 @@
+"""Ed25519 station keys: generation, files on disk, key ids."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from obslink.errors import ConfigError
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """A short stable name for a public key: the first 16 hex digits of its SHA-256."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def public_bytes(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def write_keypair(private_path: Path, public_path: Path, overwrite: bool = False) -> str:
+    """Create a key pair; the private key file is created with mode 0600. Returns the key id."""
+    private_path, public_path = Path(private_path), Path(public_path)
+    for path in (private_path, public_path):
+        if path.exists() and not overwrite:
+            raise ConfigError(f"{path} already exists; choose another path or pass --force "
+                              "(the old key will no longer be usable)")
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    public_path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    if private_path.exists():
+        private_path.unlink()
+    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(pem)
+    public_path.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key_id(key.public_key())
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read private key {path}: {exc.strerror}; create one with "
+                          "`obslink agent keygen`") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path} is not an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{path} holds a {type(key).__name__}, obslink needs an Ed25519 key "
+                          "(`obslink agent keygen` makes one)")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read public key {path}: {exc.strerror}") from None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a PEM public key ({exc}); pass the .pub file "
+                          "`obslink agent keygen` wrote") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError(f"{path} holds a {type(key).__name__}, not an Ed25519 public key")
+    return key
+
+
+def public_key_from_bytes(raw: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(raw)

@@ -1,0 +1,81 @@
+"""The reading record every format adapter produces, and the UTC time helpers it needs.
+
+Times are integers of microseconds since 1970-01-01T00:00:00Z: exact, cheap to encode, and
+free of time-zone ambiguity. Conversion from logger-local time happens in the adapter.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+# QC flag scale (docs/qc.md). Adapters set NOT_CHECKED or MISSING; QC plugins refine it.
+QC_GOOD = 0
+QC_SUSPECT = 1
+QC_ERRONEOUS = 2
+QC_MISSING = 8
+QC_NOT_CHECKED = 9
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_OFFSET_RE = re.compile(r"^(?:UTC|Z|([+-])(\d{1,2})(?::?(\d{2}))?)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One observed value of one element at one time."""
+
+    observed_at: int  # µs since the Unix epoch, UTC
+    element: str  # controlled vocabulary name, or the source's own code when unmapped
+    value: float | None  # None when the source says the value is missing
+    unit: str
+    source_field: str  # the column or code in the source the value came from
+    source_flag: str | None = None  # the source's own flag, verbatim (e.g. "NAN", HJ 212 "D")
+    qc: int = QC_NOT_CHECKED
+
+
+def parse_utc_offset(text: str) -> int:
+    """Parse ``+08:00``, ``-0530``, ``+8``, ``UTC`` or ``Z`` into an offset in minutes.
+
+    Loggers keep local time with no zone and no daylight saving, so a fixed offset is what
+    a station's configuration states.
+    """
+    match = _OFFSET_RE.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a UTC offset; write it like +08:00, -05:00 or UTC")
+    sign, hours, minutes = match.groups()
+    if sign is None:
+        return 0
+    total = int(hours) * 60 + int(minutes or 0)
+    if total > 14 * 60 or int(minutes or 0) >= 60:
+        raise ValueError(f"{text!r} is outside the range of real UTC offsets (-14:00..+14:00)")
+    return -total if sign == "-" else total
+
+
+def local_to_utc_us(local: datetime, offset_minutes: int) -> int:
+    """Convert a naive logger-local datetime to µs since the epoch (UTC)."""
+    utc = local.replace(tzinfo=timezone.utc) - timedelta(minutes=offset_minutes)
+    delta = utc - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def utc_us_from_datetime(moment: datetime) -> int:
+    """µs since the epoch for an aware datetime."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def format_utc(us: int, fixed: bool = False) -> str:
+    """ISO 8601 with ``Z``. Fractional seconds are kept without trailing zeros, or as six
+    digits when ``fixed`` (fixed width sorts correctly as text)."""
+    moment = _EPOCH + timedelta(microseconds=us)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if fixed:
+        return f"{text}.{moment.microsecond:06d}Z"
+    if moment.microsecond:
+        return f"{text}.{moment.microsecond:06d}".rstrip("0") + "Z"
+    return text + "Z"
+
+
+def now_us() -> int:
+    return utc_us_from_datetime(datetime.now(timezone.utc))

@@ -1,0 +1,57 @@
+"""SQLite plumbing shared by the agent's outbox and the collector's catalog."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+from obslink.errors import StorageError
+from obslink.readings import format_utc, now_us
+
+
+def open_database(path: Path, synchronous: str, what: str) -> sqlite_utils.Database:
+    """Open (or create) a WAL database in autocommit mode; transactions are explicit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        db = sqlite_utils.Database(conn)
+        db.enable_wal()
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"{what} {path} cannot be opened: {exc}") from None
+    return db
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection):
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def apply_migrations(conn: sqlite3.Connection, migrations: list[tuple[str, str]],
+                     on_first=None) -> None:
+    """Apply the migrations not yet recorded, each in its own transaction; safe to re-run."""
+    conn.execute("CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, "
+                 "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    applied = {row[0] for row in conn.execute("SELECT id FROM migrations")}
+    for number, (name, sql) in enumerate(migrations, start=1):
+        if number in applied:
+            continue
+        with transaction(conn):
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+            conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
+                         (number, name, format_utc(now_us(), fixed=True)))
+            if number == 1 and on_first is not None:
+                on_first(conn)

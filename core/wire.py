@@ -1,0 +1,234 @@
+"""The obslink wire protocol, version 1 (docs/protocol.md). Imported by agent and collector.
+
+A batch travels as a signed envelope: ``{"v", "kid", "body", "sig"}`` in msgpack, where
+``body`` is the msgpack-encoded batch and ``sig`` an Ed25519 signature over
+``SIGNING_CONTEXT + topic + b"\\n" + body``. Binding the topic means a batch cannot be
+replayed on another station's topic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from obslink.errors import WireError
+from obslink.readings import Reading
+
+PROTOCOL_VERSION = 1
+TOPIC_ROOT = "obslink/v1"
+SIGNING_CONTEXT = b"obslink-batch-v1\n"
+MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
+STATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NETWORK_RE = STATION_ID_RE
+
+
+def check_station_id(station: str) -> str:
+    if not isinstance(station, str) or not STATION_ID_RE.match(station):
+        raise WireError(
+            f"station id {station!r} is not usable in topics: use 1-64 letters, digits, '.', "
+            "'_' or '-', starting with a letter or digit (WIGOS ids like 0-20000-0-54511 work)")
+    return station
+
+
+def data_topic(network: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{network}/{station}/data"
+
+
+def ack_topic(network: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{network}/{station}/ack"
+
+
+def status_topic(network: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{network}/{station}/status"
+
+
+def collector_subscription(group: str, network: str = "+") -> str:
+    """MQTT 5 shared subscription: N collector workers in ``group`` share the data topics."""
+    return f"$share/{group}/{TOPIC_ROOT}/{network}/+/data"
+
+
+def parse_data_topic(topic: str) -> tuple[str, str]:
+    """``obslink/v1/NET/STATION/data`` → (network, station)."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT or parts[4] != "data":
+        raise WireError(f"topic {topic!r} is not {TOPIC_ROOT}/<network>/<station>/data")
+    return parts[2], parts[3]
+
+
+@dataclass
+class Batch:
+    """A batch of readings from one station, as signed by the station."""
+
+    station: str
+    epoch: str  # random id of the station's outbox; (station, epoch, seq) is the batch identity
+    seq: int
+    created_at: int  # µs, the gateway's clock
+    readings: list[Reading]
+    adapter: str = ""
+    adapter_version: str = ""
+    source: dict[str, Any] = field(default_factory=dict)  # name, stream, start, end, sha256
+    clock: dict[str, Any] = field(default_factory=dict)  # synced (bool|None), offset_ms
+
+
+def encode_batch(batch: Batch) -> bytes:
+    """Encode a batch body. Readings are columnar with a table of distinct fields."""
+    fields: dict[tuple[str, str, str], int] = {}
+    times, field_index, values, qcs, flags = [], [], [], [], []
+    for i, reading in enumerate(batch.readings):
+        key = (reading.element, reading.unit, reading.source_field)
+        index = fields.get(key)
+        if index is None:
+            index = fields[key] = len(fields)
+        times.append(reading.observed_at)
+        field_index.append(index)
+        values.append(reading.value)
+        qcs.append(reading.qc)
+        if reading.source_flag is not None:
+            flags.append([i, reading.source_flag])
+    body = {
+        "v": PROTOCOL_VERSION, "station": batch.station, "epoch": batch.epoch,
+        "seq": batch.seq, "created_at": batch.created_at, "clock": batch.clock,
+        "adapter": [batch.adapter, batch.adapter_version], "source": batch.source,
+        "fields": [list(key) for key in fields], "t": times, "f": field_index,
+        "val": values, "qc": qcs, "flags": flags,
+    }
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def decode_batch(body: bytes) -> Batch:
+    """Decode and validate a batch body; malformed input raises WireError, nothing else."""
+    try:
+        data = msgpack.unpackb(body, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise WireError(f"batch body is not valid msgpack ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise WireError("batch body is not a map")
+    if data.get("v") != PROTOCOL_VERSION:
+        raise WireError(f"unsupported batch version {data.get('v')!r}; this collector speaks "
+                        f"version {PROTOCOL_VERSION}")
+    try:
+        station = check_station_id(data["station"])
+        epoch, seq, created_at = data["epoch"], data["seq"], data["created_at"]
+        _expect(isinstance(epoch, str) and 0 < len(epoch) <= 64, "epoch")
+        _expect(_is_int(seq) and 0 <= seq < 2**63, "seq")
+        _expect(_is_int(created_at), "created_at")
+        adapter = data.get("adapter", ["", ""])
+        _expect(isinstance(adapter, list) and len(adapter) == 2
+                and all(isinstance(a, str) for a in adapter), "adapter")
+        source, clock = data.get("source", {}), data.get("clock", {})
+        _expect(isinstance(source, dict) and isinstance(clock, dict), "source/clock")
+        fields = [tuple(f) for f in data["fields"]]
+        _expect(all(len(f) == 3 and all(isinstance(x, str) for x in f) for f in fields),
+                "fields")
+        times, index, values, qcs = data["t"], data["f"], data["val"], data["qc"]
+        count = len(times)
+        _expect(len(index) == len(values) == len(qcs) == count, "column lengths")
+        flags = dict(data.get("flags", []))
+        readings = []
+        for i in range(count):
+            t, f, v, q = times[i], index[i], values[i], qcs[i]
+            _expect(_is_int(t) and _is_int(f) and 0 <= f < len(fields) and _is_int(q)
+                    and 0 <= q <= 255, f"reading {i}")
+            _expect(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+                    f"value of reading {i}")
+            flag = flags.get(i)
+            _expect(flag is None or isinstance(flag, str), f"flag of reading {i}")
+            element, unit, source_field = fields[f]
+            readings.append(Reading(t, element, None if v is None else float(v), unit,
+                                    source_field, flag, q))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WireError(f"batch body is missing or has a malformed field ({exc})") from None
+    return Batch(station, epoch, seq, created_at, readings, adapter[0], adapter[1], source,
+                 clock)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise WireError(f"batch field {what} is malformed")
+
+
+# --- envelope -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Envelope:
+    key_id: str
+    body: bytes
+    signature: bytes
+
+
+def signed_message(topic: str, body: bytes) -> bytes:
+    return SIGNING_CONTEXT + topic.encode() + b"\n" + body
+
+
+def seal(body: bytes, topic: str, key: Ed25519PrivateKey, key_id: str) -> bytes:
+    signature = key.sign(signed_message(topic, body))
+    return msgpack.packb({"v": PROTOCOL_VERSION, "kid": key_id, "body": body,
+                          "sig": signature}, use_bin_type=True)
+
+
+def open_envelope(payload: bytes) -> Envelope:
+    """Parse an envelope without verifying it (verification needs the station's keys)."""
+    if len(payload) > MAX_ENVELOPE_BYTES:
+        raise WireError(f"message of {len(payload)} bytes exceeds {MAX_ENVELOPE_BYTES}")
+    try:
+        data = msgpack.unpackb(payload, raw=False)
+    except Exception as exc:
+        raise WireError(f"envelope is not valid msgpack ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("v") != PROTOCOL_VERSION:
+        raise WireError("envelope is not an obslink v1 envelope")
+    key, body, signature = data.get("kid"), data.get("body"), data.get("sig")
+    if not (isinstance(key, str) and isinstance(body, bytes) and isinstance(signature, bytes)
+            and len(signature) == 64):
+        raise WireError("envelope lacks a key id, a body or a 64-byte signature")
+    return Envelope(key, body, signature)
+
+
+def verify(envelope: Envelope, topic: str, public_key: Ed25519PublicKey) -> bool:
+    try:
+        public_key.verify(envelope.signature, signed_message(topic, envelope.body))
+    except InvalidSignature:
+        return False
+    return True
+
+
+# --- acknowledgements -----------------------------------------------------------------------
+
+
+@dataclass
+class Ack:
+    """What the collector committed (or refused) of one station's batches of one epoch."""
+
+    epoch: str
+    committed: list[int] = field(default_factory=list)
+    refused: list[tuple[int, str]] = field(default_factory=list)  # (seq, reason)
+
+
+def encode_ack(ack: Ack) -> bytes:
+    return msgpack.packb({"v": PROTOCOL_VERSION, "epoch": ack.epoch,
+                          "committed": ack.committed,
+                          "refused": [list(item) for item in ack.refused]},
+                         use_bin_type=True)
+
+
+def decode_ack(payload: bytes) -> Ack:
+    try:
+        data = msgpack.unpackb(payload, raw=False)
+        if not isinstance(data, dict) or data.get("v") != PROTOCOL_VERSION:
+            raise WireError("not an obslink v1 ack")
+        committed = [int(s) for s in data["committed"]]
+        refused = [(int(s), str(reason)) for s, reason in data["refused"]]
+        return Ack(str(data["epoch"]), committed, refused)
+    except WireError:
+        raise
+    except Exception as exc:
+        raise WireError(f"malformed ack ({type(exc).__name__}: {exc})") from None

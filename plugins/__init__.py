@@ -1,0 +1,1 @@
+"""obslink's plugin system and its built-in plugins (registered exactly like third-party ones)."""

@@ -1,0 +1,113 @@
+"""A directory a logger writes files into: files grow, rotate, and are sometimes rewritten.
+
+Each file's read offset and adapter state are committed with the readings. A file whose
+identity (device, inode) changes or that shrinks below the committed offset was replaced:
+it is read again from the start, and the event is logged. A trailing partial record waits
+until the file has not changed for ``settle_seconds``; then it is decoded or quarantined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+
+from obslink.plugins.registry import hookimpl
+from obslink.plugins.sources import ChunkOrigin, PolledSource, SourcePosition
+
+log = logging.getLogger(__name__)
+
+
+class DirectorySource(PolledSource):
+    type = "directory"
+    summary = "files a logger writes into a directory (appended, rotated, rewritten)"
+    defaults = {"pattern": "*", "poll_interval": 5.0, "settle_seconds": 300.0,
+                "max_read_bytes": 4 * 1024 * 1024}
+
+    @classmethod
+    def check_settings(cls, settings):
+        problems = []
+        if not isinstance(settings.get("path"), str) or not settings.get("path"):
+            problems.append(("path", "required: the directory the logger writes its files to"))
+        for key in ("poll_interval", "settle_seconds", "max_read_bytes"):
+            value = settings.get(key, cls.defaults[key])
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                problems.append((key, f"must be a positive number, not {value!r}"))
+        if not isinstance(settings.get("pattern", "*"), str):
+            problems.append(("pattern", "must be a glob pattern such as \"*.dat\""))
+        return problems
+
+    def setting(self, key):
+        return self.settings.get(key, self.defaults[key])
+
+    def poll(self) -> int:
+        directory = Path(self.settings["path"])
+        if not directory.is_dir():
+            log.warning("source %s: directory %s does not exist (yet); waiting for it",
+                        self.name, directory)
+            return 0
+        positions = self.sink.positions(self.name)
+        files = sorted(directory.glob(self.setting("pattern")),
+                       key=lambda p: (_mtime(p), p.name))
+        committed = 0
+        seen = set()
+        for path in files:
+            if not path.is_file():
+                continue
+            seen.add(path.name)
+            committed += self._read_file(path, positions.get(path.name))
+        for stream in set(positions) - seen:
+            self.sink.forget(self.name, stream)  # rotated away; a new file starts afresh
+        return committed
+
+    def _read_file(self, path: Path, position: SourcePosition | None) -> int:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return 0
+        identity = f"{stat.st_dev}:{stat.st_ino}"
+        if position is not None and (position.identity != identity
+                                     or stat.st_size < position.offset):
+            log.warning("source %s: %s was replaced or truncated (offset %d, size %d); "
+                        "reading it again from the start", self.name, path.name,
+                        position.offset, stat.st_size)
+            position = None
+        position = position or SourcePosition(0, identity, {})
+        if stat.st_size == position.offset:
+            return 0
+        settled = time.time() - stat.st_mtime >= self.setting("settle_seconds")
+        committed = 0
+        with open(path, "rb") as stream:
+            while True:
+                stream.seek(position.offset)
+                data = stream.read(int(self.setting("max_read_bytes")))
+                if not data:
+                    break
+                final = settled and len(data) < self.setting("max_read_bytes")
+                adapter = self.make_adapter()
+                adapter.set_state(position.state)
+                decoded = adapter.decode(data, start=position.offset, final=final)
+                if decoded.consumed == 0:
+                    break  # an incomplete record; more bytes will come
+                chunk = data[:decoded.consumed]
+                origin = ChunkOrigin(self.name, path.name, position.offset,
+                                     position.offset + decoded.consumed,
+                                     hashlib.sha256(chunk).digest())
+                position = SourcePosition(origin.end, identity, adapter.get_state())
+                self.sink.commit(origin, decoded, position, adapter)
+                committed += len(decoded.readings)
+        return committed
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@hookimpl
+def obslink_register_sources(registry):
+    registry.add_source(DirectorySource)

@@ -1,0 +1,119 @@
+"""Loading plugins and collecting what they register.
+
+Built-in plugins are listed in ``DEFAULT_PLUGINS`` and loaded through the same
+``register`` call as third-party plugins found through the ``obslink`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import pluggy
+
+from obslink.errors import ConfigError, ObslinkError
+from obslink.plugins import hookspecs
+
+hookimpl = pluggy.HookimplMarker("obslink")
+
+ENTRY_POINT_GROUP = "obslink"
+DEFAULT_PLUGINS = (
+    "obslink.plugins.toa5",
+    "obslink.plugins.directory_source",
+)
+
+
+class PluginConflictError(ObslinkError):
+    """Two plugins registered the same format name or source type."""
+
+
+@dataclass
+class PluginRegistry:
+    """What the plugins registered. Handed to every ``obslink_register_*`` hook."""
+
+    formats: dict[str, type] = field(default_factory=dict)
+    sources: dict[str, type] = field(default_factory=dict)
+
+    def add_format(self, adapter_class: type) -> None:
+        self._add(self.formats, adapter_class.name, adapter_class, "format")
+
+    def add_source(self, source_class: type) -> None:
+        self._add(self.sources, source_class.type, source_class, "source type")
+
+    @staticmethod
+    def _add(table: dict[str, type], name: str, cls: type, what: str) -> None:
+        if name in table and table[name] is not cls:
+            raise PluginConflictError(
+                f"{what} {name!r} is registered twice: by {table[name].__module__} and by "
+                f"{cls.__module__}; uninstall or rename one of them"
+            )
+        table[name] = cls
+
+    def format(self, name: str) -> type:
+        try:
+            return self.formats[name]
+        except KeyError:
+            known = ", ".join(sorted(self.formats)) or "none"
+            raise ConfigError(
+                f"unknown format {name!r}; installed formats: {known} (see `obslink plugins`)"
+            ) from None
+
+    def source(self, name: str) -> type:
+        try:
+            return self.sources[name]
+        except KeyError:
+            known = ", ".join(sorted(self.sources)) or "none"
+            raise ConfigError(
+                f"unknown source type {name!r}; installed source types: {known}"
+            ) from None
+
+
+def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
+    manager = pluggy.PluginManager("obslink")
+    manager.add_hookspecs(hookspecs)
+    for module_name in DEFAULT_PLUGINS:
+        manager.register(importlib.import_module(module_name), name=module_name)
+    if load_entry_points:
+        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    manager.check_pending()  # a misspelt hook name fails loudly here
+    return manager
+
+
+def load_registry(manager: pluggy.PluginManager | None = None) -> PluginRegistry:
+    manager = manager or make_plugin_manager()
+    registry = PluginRegistry()
+    manager.hook.obslink_register_formats(registry=registry)
+    manager.hook.obslink_register_sources(registry=registry)
+    return registry
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    version: str | None
+    hooks: list[str]
+
+
+def describe_plugins(manager: pluggy.PluginManager) -> list[PluginInfo]:
+    """One entry per registered plugin, for ``obslink plugins``."""
+    distributions = {
+        id(plugin): dist for plugin, dist in manager.list_plugin_distinfo()
+    }
+    infos = []
+    for plugin in manager.get_plugins():
+        name = manager.get_name(plugin) or repr(plugin)
+        dist = distributions.get(id(plugin))
+        version = dist.version if dist is not None else _own_version(name)
+        hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
+        infos.append(PluginInfo(name, version, hooks))
+    return sorted(infos, key=lambda info: info.name)
+
+
+def _own_version(module_name: str) -> str | None:
+    if module_name.startswith("obslink."):
+        try:
+            return metadata.version("obslink")
+        except metadata.PackageNotFoundError:
+            return None
+    return None

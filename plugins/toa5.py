@@ -1,0 +1,212 @@
+"""Campbell Scientific TOA5: the ASCII table files written by CR1000X, CR6, CR300 … loggers.
+
+Layout: an environment line (``"TOA5",station,model,serial,os,program,signature,table``),
+then field names, units and processing lines, then one comma-separated record per line
+with a quoted ``TIMESTAMP`` in logger-local time. Some writers omit the environment line;
+a header can repeat mid-file after a program change. Missing values are ``NAN`` (and
+``INF``/``-INF``/``None`` from some writers). ``TIMESTAMP`` and ``RECORD`` are not
+observations; text cells (labels, time-of-maximum columns) are counted and skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+
+from obslink.plugins.formats import AdapterContext, Decoded, FormatAdapter, Quarantined
+from obslink.plugins.registry import hookimpl
+from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading
+
+MISSING_TOKENS = {"NAN": "NAN", "NaN": "NAN", "nan": "NAN", "INF": "INF", "+INF": "INF",
+                  "-INF": "-INF", "None": "None", "": "empty"}
+NOT_OBSERVATIONS = {"TIMESTAMP", "RECORD"}
+_US_PER_DAY = 86_400_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+class TimestampError(ValueError):
+    pass
+
+
+class TOA5Adapter(FormatAdapter):
+    name = "toa5"
+    version = "1.0"
+    summary = "Campbell Scientific TOA5 ASCII table files (CR1000X, CR6, CR300, …)"
+
+    def __init__(self, context: AdapterContext | None = None) -> None:
+        super().__init__(context)
+        self.header: list[list[str]] = []  # the header lines read so far (names, units, …)
+        self.header_complete = False
+        self.line_number = 0
+        self._day_cache: dict[str, int] = {}
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return head.lstrip(b"\xef\xbb\xbf").startswith((b'"TOA5"', b'"TIMESTAMP"'))
+
+    def get_state(self) -> dict:
+        return {"header": self.header, "complete": self.header_complete,
+                "line": self.line_number}
+
+    def set_state(self, state: dict | None) -> None:
+        state = state or {}
+        self.header = [list(row) for row in state.get("header", [])]
+        self.header_complete = bool(state.get("complete", False))
+        self.line_number = int(state.get("line", 0))
+
+    def decode(self, data: bytes, *, start: int, final: bool) -> Decoded:
+        result = Decoded()
+        end = len(data) if final else data.rfind(b"\n") + 1
+        offset = 0
+        while offset < end:
+            newline = data.find(b"\n", offset, end)
+            line_end = end if newline < 0 else newline + 1
+            raw = data[offset:line_end]
+            if not self._take_line(raw, start + offset, result, at_end=line_end == end,
+                                   final=final):
+                break  # an incomplete header: wait for the rest of it
+            offset = line_end
+        result.consumed = offset
+        return result
+
+    # -- one line --------------------------------------------------------------------------
+
+    def _take_line(self, raw: bytes, position: int, result: Decoded, *, at_end: bool,
+                   final: bool) -> bool:
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if self.line_number == 0:
+            text = text.lstrip("\ufeff")
+        if not text.strip():
+            self.line_number += 1
+            return True
+        try:
+            fields = next(csv.reader([text], strict=True))
+        except csv.Error as exc:
+            self.line_number += 1
+            self._quarantine(result, position, raw, f"not a comma-separated line ({exc})")
+            return True
+        if fields and fields[0] in ("TOA5", "TIMESTAMP"):
+            self.header = []
+            self.header_complete = False
+        if not self.header_complete:
+            return self._take_header_line(fields, raw, position, result, at_end, final)
+        self.line_number += 1
+        self._take_record(fields, raw, position, result, truncated=at_end and final
+                          and not raw.endswith(b"\n"))
+        return True
+
+    def _take_header_line(self, fields, raw, position, result, at_end, final) -> bool:
+        if not self.header:
+            if fields[0] == "TOA5":
+                self.header.append(fields)
+            elif fields[0] == "TIMESTAMP":
+                self.header.extend([["TOA5"], fields])  # the variant without environment line
+            else:
+                self.line_number += 1
+                self._quarantine(result, position, raw,
+                                 "no TOA5 header before this line (expected a line starting "
+                                 'with "TOA5" or "TIMESTAMP")')
+                return True
+        else:
+            self.header.append(fields)
+        self.line_number += 1
+        if len(self.header) < 4:
+            if at_end and final:
+                self._quarantine(result, position, raw,
+                                 f"file ends inside the TOA5 header ({len(self.header)} of 4 "
+                                 "header lines)")
+            return True
+        names, units, processing = self.header[1], self.header[2], self.header[3]
+        if not (len(names) == len(units) == len(processing)):
+            self._quarantine(result, position, raw,
+                             f"TOA5 header lines disagree: {len(names)} names, {len(units)} "
+                             f"units, {len(processing)} processing entries")
+            self.header = []
+            return True
+        if len(set(names)) != len(names):
+            duplicate = next(n for n in names if names.count(n) > 1)
+            self._quarantine(result, position, raw,
+                             f"TOA5 header names field {duplicate!r} twice")
+            self.header = []
+            return True
+        if "TIMESTAMP" not in names:
+            self._quarantine(result, position, raw, "TOA5 header has no TIMESTAMP field")
+            self.header = []
+            return True
+        self.header_complete = True
+        return True
+
+    def _take_record(self, fields, raw, position, result, truncated: bool) -> None:
+        names, units = self.header[1], self.header[2]
+        if len(fields) != len(names):
+            hint = " (truncated line?)" if truncated or len(fields) < len(names) else ""
+            self._quarantine(result, position, raw,
+                             f"expected {len(names)} fields as in the header, found "
+                             f"{len(fields)}{hint}")
+            return
+        time_index = names.index("TIMESTAMP")
+        try:
+            observed_at = self._timestamp_us(fields[time_index])
+        except TimestampError as exc:
+            self._quarantine(result, position, raw, str(exc))
+            return
+        element_map = self.context.element_map
+        readings = result.readings
+        for column, (name, cell) in enumerate(zip(names, fields)):
+            if name in NOT_OBSERVATIONS:
+                continue
+            element, unit = name, units[column].strip()
+            mapped = element_map.get(name)
+            if mapped is not None:
+                element = mapped[0]
+                unit = mapped[1] or unit
+            flag = MISSING_TOKENS.get(cell.strip())
+            if flag is not None:
+                readings.append(Reading(observed_at, element, None, unit, name, flag,
+                                        QC_MISSING))
+                continue
+            try:
+                value = float(cell)
+            except ValueError:
+                result.skipped_text += 1
+                continue
+            if value != value or value in (float("inf"), float("-inf")):
+                readings.append(Reading(observed_at, element, None, unit, name,
+                                        "NAN" if value != value else "INF", QC_MISSING))
+                continue
+            readings.append(Reading(observed_at, element, value, unit, name, None,
+                                    QC_NOT_CHECKED))
+
+    def _timestamp_us(self, text: str) -> int:
+        """``YYYY-MM-DD HH:MM:SS[.f…]`` in logger-local time → µs since the epoch (UTC)."""
+        day_text, _, clock = text.strip().partition(" ")
+        day_us = self._day_cache.get(day_text)
+        try:
+            if day_us is None:
+                day_us = (date.fromisoformat(day_text).toordinal() - _EPOCH_ORDINAL) * _US_PER_DAY
+                if len(day_text) != 10:
+                    raise ValueError
+                self._day_cache[day_text] = day_us
+            whole, _, fraction = clock.partition(".")
+            hours, minutes, seconds = whole.split(":")
+            if not (len(hours) == len(minutes) == len(seconds) == 2) or (
+                fraction and not fraction.isdigit()):
+                raise ValueError
+            h, m, s = int(hours), int(minutes), int(seconds)
+            if h > 23 or m > 59 or s > 60:
+                raise ValueError
+            micro = int((fraction + "000000")[:6]) if fraction else 0
+        except ValueError:
+            raise TimestampError(
+                f"timestamp {text!r} is not YYYY-MM-DD HH:MM:SS[.fff]") from None
+        local = day_us + ((h * 60 + m) * 60 + s) * 1_000_000 + micro
+        return local - self.context.utc_offset_minutes * 60_000_000
+
+    def _quarantine(self, result: Decoded, position: int, raw: bytes, reason: str) -> None:
+        result.quarantined.append(
+            Quarantined(position, self.line_number, f"line {self.line_number}: {reason}", raw))
+
+
+@hookimpl
+def obslink_register_formats(registry):
+    registry.add_format(TOA5Adapter)

@@ -1,0 +1,1 @@
+"""The obslink collector: verifies batches, commits them to the catalog, acknowledges them."""

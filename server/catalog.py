@@ -1,0 +1,271 @@
+"""The data catalog behind one storage interface (SQLite now; PostgreSQL fits the same API).
+
+Verification and acknowledgement code talks only to :class:`Catalog`. Batches are stored
+idempotently on (station, epoch, seq): at-least-once on the wire, exactly-once here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from obslink.errors import ObslinkError, StorageError
+from obslink.readings import format_utc, now_us
+from obslink.sqlite_store import apply_migrations, open_database, transaction
+from obslink.wire import Batch
+
+MIGRATIONS = [
+    ("create catalog tables", """
+        CREATE TABLE stations (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            network TEXT NOT NULL,
+            latitude REAL,
+            longitude REAL,
+            interval_seconds INTEGER,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE station_keys (
+            key_id TEXT PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            public_key BLOB NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active',
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE TABLE batches (
+            id INTEGER PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            epoch TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL,
+            signed_sha256 TEXT NOT NULL,
+            body BLOB NOT NULL,
+            topic TEXT NOT NULL,
+            adapter TEXT,
+            adapter_version TEXT,
+            source_name TEXT,
+            source_stream TEXT,
+            source_start INTEGER,
+            source_end INTEGER,
+            raw_sha256 TEXT,
+            clock_synced INTEGER,
+            clock_offset_ms REAL,
+            readings INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            committed_at TEXT NOT NULL,
+            UNIQUE (station, epoch, seq)
+        );
+        CREATE TABLE observations (
+            batch_id INTEGER NOT NULL REFERENCES batches(id),
+            station TEXT NOT NULL,
+            observed_at TEXT NOT NULL,
+            element TEXT NOT NULL,
+            value REAL,
+            unit TEXT NOT NULL,
+            source_field TEXT NOT NULL,
+            source_flag TEXT,
+            qc INTEGER NOT NULL
+        );
+        CREATE INDEX observations_station_time ON observations (station, observed_at);
+        CREATE TABLE refusals (
+            id INTEGER PRIMARY KEY,
+            received_at TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            station TEXT,
+            key_id TEXT,
+            epoch TEXT,
+            seq INTEGER,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            payload_sha256 TEXT NOT NULL
+        );
+    """),
+]
+
+
+class KeyInUseError(ObslinkError):
+    """A public key is registered to another station."""
+
+
+@dataclass(frozen=True)
+class Station:
+    id: str
+    network: str
+    name: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    interval_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class AcceptedBatch:
+    batch: Batch
+    topic: str
+    key_id: str
+    signature: bytes
+    body: bytes
+    received_at: int  # µs
+
+
+@dataclass(frozen=True)
+class Refusal:
+    topic: str
+    reason: str  # a short code: bad-signature, unknown-station, unknown-key, malformed, …
+    detail: str
+    payload: bytes
+    received_at: int
+    station: str | None = None
+    key_id: str | None = None
+    epoch: str | None = None
+    seq: int | None = None
+    # True when the station's signature checked out, so the refusal can be acknowledged to
+    # it; an unverifiable message gets no ack (a forger must not park a real batch).
+    verified: bool = False
+
+
+class Catalog(ABC):
+    """What the collector needs from storage."""
+
+    @abstractmethod
+    def add_station(self, station: Station, public_key: bytes, key_id: str) -> None: ...
+
+    @abstractmethod
+    def station_keys(self, station: str) -> dict[str, tuple[bytes, str]]:
+        """key id -> (raw public key, status) for a station; empty if unknown."""
+
+    @abstractmethod
+    def commit(self, accepted: list[AcceptedBatch]) -> list[bool]:
+        """Store batches in one transaction; per batch True when new, False when a duplicate."""
+
+    @abstractmethod
+    def record_refusals(self, refusals: list[Refusal]) -> None: ...
+
+    @abstractmethod
+    def stats(self) -> dict[str, int]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class SQLiteCatalog(Catalog):
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.db = open_database(self.path, "FULL", "catalog")
+        self.conn = self.db.conn
+        apply_migrations(self.conn, MIGRATIONS)
+
+    def add_station(self, station: Station, public_key: bytes, key_id: str) -> None:
+        now = format_utc(now_us(), fixed=True)
+        with transaction(self.conn) as conn:
+            conn.execute(
+                "INSERT INTO stations (id, name, network, latitude, longitude, "
+                "interval_seconds, created_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (id) DO "
+                "UPDATE SET name = excluded.name, network = excluded.network, "
+                "latitude = excluded.latitude, longitude = excluded.longitude, "
+                "interval_seconds = excluded.interval_seconds",
+                (station.id, station.name, station.network, station.latitude,
+                 station.longitude, station.interval_seconds, now))
+            conn.execute(
+                "INSERT INTO station_keys (key_id, station, public_key, status, created_at) "
+                "VALUES (?,?,?,'active',?) ON CONFLICT (key_id) DO NOTHING",
+                (key_id, station.id, public_key, now))
+            owner = conn.execute("SELECT station FROM station_keys WHERE key_id = ?",
+                                 (key_id,)).fetchone()[0]
+            if owner != station.id:
+                raise KeyInUseError(f"key {key_id} is already registered to station {owner}; "
+                                    "every station needs its own key pair")
+
+    def stations(self) -> list[dict]:
+        return list(self.db["stations"].rows)
+
+    def station_keys(self, station: str) -> dict[str, tuple[bytes, str]]:
+        rows = self.conn.execute(
+            "SELECT key_id, public_key, status FROM station_keys WHERE station = ?", (station,))
+        return {kid: (bytes(key), status) for kid, key, status in rows}
+
+    def station_exists(self, station: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM stations WHERE id = ?",
+                                 (station,)).fetchone() is not None
+
+    def commit(self, accepted: list[AcceptedBatch]) -> list[bool]:
+        committed_at = format_utc(now_us(), fixed=True)
+        with transaction(self.conn):
+            return [self._insert_batch(item, committed_at) for item in accepted]
+
+    def _insert_batch(self, item: AcceptedBatch, committed_at: str) -> bool:
+        batch = item.batch
+        source = batch.source
+        raw_sha = source.get("sha256")
+        cursor = self.conn.execute(
+            "INSERT INTO batches (station, epoch, seq, key_id, signature, signed_sha256, body, "
+            "topic, adapter, adapter_version, source_name, source_stream, source_start, "
+            "source_end, raw_sha256, clock_synced, clock_offset_ms, readings, created_at, "
+            "received_at, committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (station, epoch, seq) DO NOTHING",
+            (batch.station, batch.epoch, batch.seq, item.key_id, item.signature,
+             hashlib.sha256(item.body).hexdigest(), item.body, item.topic, batch.adapter,
+             batch.adapter_version, _text(source.get("name")), _text(source.get("stream")),
+             _int(source.get("start")), _int(source.get("end")),
+             raw_sha.hex() if isinstance(raw_sha, bytes) else None,
+             _bool(batch.clock.get("synced")), _float(batch.clock.get("offset_ms")),
+             len(batch.readings), format_utc(batch.created_at, fixed=True),
+             format_utc(item.received_at, fixed=True), committed_at))
+        if cursor.rowcount == 0:
+            return False  # the same batch again: already stored, acknowledge it again
+        batch_id = cursor.lastrowid
+        self.conn.executemany(
+            "INSERT INTO observations (batch_id, station, observed_at, element, value, unit, "
+            "source_field, source_flag, qc) VALUES (?,?,?,?,?,?,?,?,?)",
+            [(batch_id, batch.station, format_utc(r.observed_at, fixed=True), r.element,
+              r.value, r.unit, r.source_field, r.source_flag, r.qc) for r in batch.readings])
+        return True
+
+    def record_refusals(self, refusals: list[Refusal]) -> None:
+        if not refusals:
+            return
+        with transaction(self.conn):
+            self.conn.executemany(
+                "INSERT INTO refusals (received_at, topic, station, key_id, epoch, seq, reason, "
+                "detail, payload_sha256) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(format_utc(r.received_at, fixed=True), r.topic, r.station, r.key_id, r.epoch,
+                  r.seq, r.reason, r.detail, hashlib.sha256(r.payload).hexdigest())
+                 for r in refusals])
+
+    def stats(self) -> dict[str, int]:
+        count = lambda table: self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return {"stations": count("stations"), "batches": count("batches"),
+                "observations": count("observations"), "refused": count("refusals")}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def open_catalog(location: str | Path) -> Catalog:
+    """A catalog from a path (SQLite). PostgreSQL URLs come with the PostgreSQL backend."""
+    text = str(location)
+    if text.startswith(("postgres://", "postgresql://")):
+        raise StorageError("the PostgreSQL catalog backend is not available in this version; "
+                           "pass a SQLite file path with --db")
+    return SQLiteCatalog(text)
+
+
+def _text(value):
+    return value if isinstance(value, str) else None
+
+
+def _int(value):
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
+
+
+def _bool(value):
+    return int(value) if isinstance(value, bool) else None

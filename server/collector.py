@@ -1,0 +1,136 @@
+"""``obslink collector serve``: take batches from the broker, verify, commit, acknowledge.
+
+Messages are taken from an MQTT 5 shared subscription (so several workers can share the
+load), verified, committed in groups in one catalog transaction, and only then acknowledged
+on each station's ack topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from obslink import wire
+from obslink.readings import now_us
+from obslink.server.catalog import AcceptedBatch, Catalog, Refusal
+from obslink.server.verify import verify_message
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_SECONDS = 24 * 3600  # batches wait at the broker while the collector restarts
+MAX_GROUP = 500  # messages committed in one transaction
+KEY_CACHE_SECONDS = 5.0
+
+
+class Collector:
+    def __init__(self, catalog: Catalog, broker_host: str, broker_port: int,
+                 group: str = "collectors", network: str = "+",
+                 client_id: str | None = None) -> None:
+        self.catalog = catalog
+        self.broker = (broker_host, broker_port)
+        self.subscription = wire.collector_subscription(group, network)
+        self.messages: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
+        self.connected = threading.Event()
+        self._key_cache: dict[str, tuple[float, dict]] = {}
+        self.committed = self.duplicates = self.refused = 0
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or f"obslink-collector-{group}",
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 30)
+
+    # -- paho callbacks ------------------------------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the collector: %s", reason_code)
+            return
+        client.subscribe(self.subscription, qos=1)
+        self.connected.set()
+        log.info("collector connected to %s:%d, subscribed to %s", *self.broker,
+                 self.subscription)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        log.warning("collector disconnected from broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client, userdata, message) -> None:
+        self.messages.put((message.topic, message.payload, now_us()))
+
+    # -- work ----------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        self.client.connect_async(*self.broker, keepalive=30, clean_start=False,
+                                  properties=properties)
+        self.client.loop_start()
+        try:
+            while not stop.is_set():
+                group = self._take_group(timeout=0.5)
+                if group:
+                    self.process(group)
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            log.info("collector stopped: %d batches committed, %d duplicates, %d refused",
+                     self.committed, self.duplicates, self.refused)
+
+    def _take_group(self, timeout: float) -> list[tuple[str, bytes, int]]:
+        try:
+            group = [self.messages.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(group) < MAX_GROUP:
+            try:
+                group.append(self.messages.get_nowait())
+            except queue.Empty:
+                break
+        return group
+
+    def process(self, group: list[tuple[str, bytes, int]]) -> None:
+        accepted: list[AcceptedBatch] = []
+        refusals: list[Refusal] = []
+        for topic, payload, received_at in group:
+            outcome = verify_message(topic, payload, received_at, self._keys_for)
+            (accepted if isinstance(outcome, AcceptedBatch) else refusals).append(outcome)
+        new_flags = self.catalog.commit(accepted) if accepted else []
+        self.catalog.record_refusals(refusals)
+        for refusal in refusals:
+            log.warning("refused message on %s: %s (%s)", refusal.topic, refusal.reason,
+                        refusal.detail)
+        self.committed += sum(new_flags)
+        self.duplicates += len(new_flags) - sum(new_flags)
+        self.refused += len(refusals)
+        self._acknowledge(accepted, refusals)
+
+    def _acknowledge(self, accepted: list[AcceptedBatch], refusals: list[Refusal]) -> None:
+        acks: dict[tuple[str, str], wire.Ack] = {}
+        for item in accepted:
+            key = (item.topic, item.batch.epoch)
+            acks.setdefault(key, wire.Ack(item.batch.epoch)).committed.append(item.batch.seq)
+        for refusal in refusals:
+            if refusal.verified and refusal.epoch is not None and refusal.seq is not None:
+                key = (refusal.topic, refusal.epoch)
+                acks.setdefault(key, wire.Ack(refusal.epoch)).refused.append(
+                    (refusal.seq, f"{refusal.reason}: {refusal.detail}"))
+        for (topic, _epoch), ack in acks.items():
+            network, station = wire.parse_data_topic(topic)
+            self.client.publish(wire.ack_topic(network, station), wire.encode_ack(ack), qos=1)
+
+    def _keys_for(self, station: str) -> dict:
+        cached = self._key_cache.get(station)
+        now = time.monotonic()
+        if cached is None or now - cached[0] > KEY_CACHE_SECONDS or not cached[1]:
+            cached = (now, self.catalog.station_keys(station))
+            self._key_cache[station] = cached
+        return cached[1]
