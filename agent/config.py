@@ -148,6 +148,14 @@ class _Checker:
         broker_host, broker_port = self.broker(uplink_t.get("broker", "mqtt://127.0.0.1:1883"))
         client_id = uplink_t.get("client_id") or f"obslink-agent-{network}-{station}"
 
+        outbox_path = self.file_path(outbox_t.get("path"), "outbox.path", "outbox.db")
+        max_batch_readings = self.number(outbox_t, "max_batch_readings", "outbox.", 5000, int)
+        keepalive = self.number(uplink_t, "keepalive", "uplink.", 30, int, 4)
+        ack_timeout = self.number(uplink_t, "ack_timeout", "uplink.", 30.0)
+        max_in_flight = self.number(uplink_t, "max_in_flight", "uplink.", 64, int)
+        reconnect_min = self.number(uplink_t, "reconnect_min", "uplink.", 1.0)
+        reconnect_max = self.number(uplink_t, "reconnect_max", "uplink.", 60.0)
+
         sources_t = raw.get("sources", {})
         if not isinstance(sources_t, dict) or not sources_t:
             self.fail("sources", "at least one [sources.NAME] section is needed")
@@ -156,17 +164,11 @@ class _Checker:
                    for name, table in sources_t.items()]
         return AgentConfig(
             path=path, station=station, network=network, private_key=private_key,
-            outbox_path=self.file_path(outbox_t.get("path"), "outbox.path", "outbox.db"),
-            synchronous=synchronous,
-            max_batch_readings=self.number(outbox_t, "max_batch_readings", "outbox.", 5000, int),
-            broker_host=broker_host, broker_port=broker_port, client_id=str(client_id),
-            keepalive=self.number(uplink_t, "keepalive", "uplink.", 30, int, 4),
-            ack_timeout=self.number(uplink_t, "ack_timeout", "uplink.", 30.0),
-            max_in_flight=self.number(uplink_t, "max_in_flight", "uplink.", 64, int),
-            reconnect_min=self.number(uplink_t, "reconnect_min", "uplink.", 1.0),
-            reconnect_max=self.number(uplink_t, "reconnect_max", "uplink.", 60.0),
-            sources=[s for s in sources if s is not None],
-        )
+            outbox_path=outbox_path, synchronous=synchronous,
+            max_batch_readings=max_batch_readings, broker_host=broker_host,
+            broker_port=broker_port, client_id=str(client_id), keepalive=keepalive,
+            ack_timeout=ack_timeout, max_in_flight=max_in_flight, reconnect_min=reconnect_min,
+            reconnect_max=reconnect_max, sources=[s for s in sources if s is not None])
 
     def broker(self, url: Any) -> tuple[str, int]:
         parts = urlsplit(str(url))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,13 @@ log_type notice
 
 
 def find_mosquitto() -> str:
+    """The mosquitto binary: $OBSLINK_MOSQUITTO if set, else from PATH or /usr/sbin."""
+    chosen = os.environ.get("OBSLINK_MOSQUITTO")
+    if chosen:
+        if not Path(chosen).is_file():
+            raise ToolMissingError(f"OBSLINK_MOSQUITTO={chosen} does not exist; unset it to "
+                                   f"use the installed mosquitto, or {INSTALL_HINT}")
+        return chosen
     for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
         if candidate and Path(candidate).exists():
             return candidate

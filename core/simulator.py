@@ -63,6 +63,8 @@ class SimulatedLogger:
     nan_every: int = 17  # every n-th record has one NAN, as real loggers do
     records: int = 0
     rng: random.Random = field(init=False)
+    # (observed_at µs UTC, element, value or None, unit) of every reading written, for checks
+    expected: list[tuple[int, str, float | None, str]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -91,17 +93,21 @@ class SimulatedLogger:
         moment = self.start + timedelta(seconds=self.interval_s * self.records)
         local = moment + self.local_shift
         phase = 2 * math.pi * (moment.hour * 60 + moment.minute) / 1440
+        observed_at = utc_us_from_datetime(moment)
         values = []
         nan_column = self.records % self.nan_every == self.nan_every - 1
-        for index, column in enumerate(self.kind.columns):
+        for index, (_field, unit, _processing, element) in enumerate(self.kind.columns):
             if nan_column and index == self.records % len(self.kind.columns):
                 values.append('"NAN"')
+                self.expected.append((observed_at, element, None, unit))
                 continue
             base = 10 + 40 * (index + 1) * (1 + math.sin(phase + index))
-            values.append(f"{base + self.rng.uniform(-1, 1):.3f}")
+            value = round(base + self.rng.uniform(-1, 1), 3)
+            values.append(f"{value:.3f}")
+            self.expected.append((observed_at, element, value, unit))
         line = (f'"{local:%Y-%m-%d %H:%M:%S}",{self.records},' + ",".join(values) + "\r\n")
         self.records += 1
-        return utc_us_from_datetime(moment), line
+        return observed_at, line
 
     def write_next(self) -> int:
         """Append the next record (and the header first); return its observed_at."""

@@ -83,7 +83,11 @@ class TOA5Adapter(FormatAdapter):
             fields = next(csv.reader([text], strict=True))
         except csv.Error as exc:
             self.line_number += 1
-            self._quarantine(result, position, raw, f"not a comma-separated line ({exc})")
+            reason = f"not a comma-separated line ({exc})"
+            if not self.header_complete and self.header:
+                reason += "; the header is incomplete, records wait for the next header"
+                self.header = []  # a later line must not be taken as the wrong header line
+            self._quarantine(result, position, raw, reason)
             return True
         if fields and fields[0] in ("TOA5", "TIMESTAMP"):
             self.header = []

@@ -40,12 +40,14 @@ class Collector:
         self.connected = threading.Event()
         self._key_cache: dict[str, tuple[float, dict]] = {}
         self.committed = self.duplicates = self.refused = 0
+        self.stopping = False
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"obslink-collector-{group}",
                                   protocol=mqtt.MQTTv5)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.reconnect_delay_set(1, 30)
 
     # -- paho callbacks ------------------------------------------------------------------------
@@ -56,12 +58,19 @@ class Collector:
             return
         client.subscribe(self.subscription, qos=1)
         self.connected.set()
-        log.info("collector connected to %s:%d, subscribed to %s", *self.broker,
-                 self.subscription)
+        log.info("collector connected to %s:%d", *self.broker)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if any(code.is_failure for code in reason_codes):
+            log.error("broker refused the subscription %s: %s; does it support MQTT 5 "
+                      "shared subscriptions?", self.subscription, reason_codes)
+            return
+        log.info("collector ready: subscribed to %s", self.subscription)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
-        log.warning("collector disconnected from broker (%s); reconnecting", reason_code)
+        if not self.stopping:
+            log.warning("collector disconnected from broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, message) -> None:
         self.messages.put((message.topic, message.payload, now_us()))
@@ -80,6 +89,7 @@ class Collector:
                 if group:
                     self.process(group)
         finally:
+            self.stopping = True
             self.client.disconnect()
             self.client.loop_stop()
             log.info("collector stopped: %d batches committed, %d duplicates, %d refused",

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian/Ubuntu machine that has only Python: install Mosquitto and the
+# venv module where missing (apt-get, via sudo when not root), then obslink with its
+# collector and test extras into .venv. Safe to run again; it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "bootstrap: installing ${missing[*]} with apt-get" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[server,test]"
+echo "bootstrap: obslink $(.venv/bin/obslink --version | cut -d' ' -f2) ready in .venv" >&2

@@ -1,0 +1,166 @@
+"""Fixtures: a real Mosquitto per test session, real obslink processes, simulated stations."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from obslink.broker import Mosquitto
+from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
+from obslink.server.catalog import SQLiteCatalog, Station
+from obslink.simulator import KINDS, SimulatedLogger, demo_start_time, write_agent_config
+
+NETWORK = "test"
+
+
+def wait_until(condition, timeout: float = 30.0, interval: float = 0.05, message: str = ""):
+    """Poll ``condition`` until it returns something truthy; fail with ``message`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {message or condition}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    """A real Mosquitto on a free loopback port for the whole test session."""
+    with Mosquitto(tmp_path_factory.mktemp("broker")) as mosquitto:
+        yield mosquitto
+
+
+class ObslinkProcess:
+    """``python -m obslink …`` as a real process, its output in a log file."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "ObslinkProcess":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "obslink", *self.args],
+                                        stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush or say goodbye, like a power cut."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> int | None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode if self.process else None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class CatalogView:
+    """Read-only queries on the catalog a collector process writes."""
+
+    path: Path
+
+    def query(self, sql: str, *params):
+        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def count(self, table: str) -> int:
+        try:
+            return self.query(f"SELECT count(*) FROM {table}")[0][0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+@dataclass
+class TestStation:
+    id: str
+    directory: Path
+    logger: SimulatedLogger
+    config: Path
+    private_key: Path
+    public_key: Path
+
+
+class Deployment:
+    """A collector with its catalog, and stations whose agents talk to it via the broker."""
+
+    def __init__(self, base: Path, broker: Mosquitto) -> None:
+        self.base = base
+        self.broker = broker
+        self.catalog_path = base / "catalog.db"
+        self.catalog = CatalogView(self.catalog_path)
+        self.processes: list[ObslinkProcess] = []
+        self.collector: ObslinkProcess | None = None
+        self.group = f"g{os.getpid()}{id(self) % 100000}"  # no shared state between tests
+
+    def add_station(self, station_id: str, kind_index: int = 0, register: bool = True,
+                    start=None) -> TestStation:
+        directory = self.base / station_id
+        private, public = directory / "station.key", directory / "station.pub"
+        write_keypair(private, public)
+        logger = SimulatedLogger(station_id, KINDS[kind_index % len(KINDS)],
+                                 directory / "logger", start or demo_start_time(),
+                                 seed=kind_index)
+        config = write_agent_config(directory / "agent.toml", logger, NETWORK, self.broker.url,
+                                    private, directory / "outbox.db", poll_interval=0.1)
+        if register:
+            self.register(station_id, public)
+        return TestStation(station_id, directory, logger, config, private, public)
+
+    def register(self, station_id: str, public_key: Path) -> None:
+        catalog = SQLiteCatalog(self.catalog_path)
+        key = load_public_key(public_key)
+        catalog.add_station(Station(station_id, NETWORK, interval_seconds=60),
+                            public_bytes(key), key_id(key))
+        catalog.close()
+
+    def start_collector(self) -> ObslinkProcess:
+        """Start the collector and wait until its subscription stands (a message published
+        before that has no subscriber and the broker drops it)."""
+        self.collector = self._spawn(["collector", "serve", "--db", str(self.catalog_path),
+                                      "--broker", self.broker.url, "--group", self.group,
+                                      "--client-id", f"collector-{self.group}"], "collector")
+        wait_until(lambda: "collector ready" in self.collector.log(), timeout=15,
+                   message="the collector to subscribe")
+        return self.collector
+
+    def start_agent(self, station: TestStation) -> ObslinkProcess:
+        return self._spawn(["agent", "run", str(station.config)], f"agent-{station.id}")
+
+    def _spawn(self, args: list[str], name: str) -> ObslinkProcess:
+        process = ObslinkProcess(args, self.base / f"{name}.log").start()
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+@pytest.fixture
+def deployment(tmp_path, broker):
+    deployed = Deployment(tmp_path, broker)
+    # The catalog exists (schema migrated) before any process opens it.
+    SQLiteCatalog(deployed.catalog_path).close()
+    yield deployed
+    deployed.stop_all()

@@ -1,0 +1,115 @@
+"""The obslink command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).parent / "golden" / "toa5"
+
+
+def obslink(*args, check=False):
+    result = subprocess.run([sys.executable, "-m", "obslink", *map(str, args)],
+                            capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.mark.parametrize("command", [
+    [], ["plugins"], ["parse"], ["agent"], ["agent", "keygen"], ["agent", "check"],
+    ["agent", "run"], ["agent", "status"], ["collector"], ["collector", "serve"],
+    ["collector", "station"], ["collector", "station", "add"], ["catalog"],
+    ["catalog", "stats"], ["demo"]])
+def test_help_on_every_level(command):
+    result = obslink(*command, "--help", check=True)
+    assert "usage: obslink" in result.stdout
+
+
+def test_parse_json_lines_and_summary():
+    result = obslink("parse", GOLDEN / "bad_records" / "input.dat", "--format", "toa5",
+                     "--json", check=True)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0] == {"observed_at": "2025-03-01T00:00:00Z", "element": "A", "value": 1.0,
+                        "unit": "degC", "source_field": "A", "source_flag": None, "qc": 9}
+    assert len(lines) == 4
+    assert "line 6: timestamp '2025-13-01 00:01:00'" in result.stderr
+    assert "4 readings, 5 records quarantined" in result.stderr
+
+
+def test_parse_table_keeps_fractional_seconds_and_converts_time():
+    result = obslink("parse", GOLDEN / "crlf_fractional_seconds" / "input.dat", "--format",
+                     "toa5", "--tz", "+01:00", check=True)
+    assert "2026-02-19T08:45:59.005Z" in result.stdout
+    assert "2026-02-19T08:45:59.05Z" in result.stdout
+    assert result.stdout.splitlines()[0].startswith("observed_at (UTC)")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "toa6"], "unknown format 'toa6'; installed formats: toa5"),
+    (["--format", "toa5", "--tz", "+8h"], "--tz"),
+    (["--format", "toa5", "--option", "nokey"], "KEY=VALUE"),
+    (["--format", "toa5", "--option", "x=1"], "format 'toa5' has no option 'x'"),
+])
+def test_parse_usage_errors_are_explained(args, message):
+    result = obslink("parse", GOLDEN / "hourly_lf" / "input.dat", *args)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_parse_never_crashes_on_garbage(tmp_path):
+    garbage = tmp_path / "garbage.dat"
+    garbage.write_bytes(os.urandom(5000) + b"\n\x00\"TOA5\n")
+    result = obslink("parse", garbage, "--format", "toa5", "--json")
+    assert result.returncode == 0 and "quarantined" in result.stderr
+
+
+def test_keygen_station_add_and_stats(tmp_path):
+    result = obslink("agent", "keygen", "--private", tmp_path / "k" / "station.key", check=True)
+    private = tmp_path / "k" / "station.key"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert (tmp_path / "k" / "station.pub").exists() and "key id" in result.stdout
+    again = obslink("agent", "keygen", "--private", private)
+    assert again.returncode == 2 and "--force" in again.stderr
+    db = tmp_path / "catalog.db"
+    obslink("collector", "station", "add", "0-20000-0-54511", "--public-key",
+            tmp_path / "k" / "station.pub", "--db", db, "--lat", "39.8", "--lon", "116.5",
+            "--interval", "60", check=True)
+    stats = json.loads(obslink("catalog", "stats", "--db", db, "--json", check=True).stdout)
+    assert stats == {"stations": 1, "batches": 0, "observations": 0, "refused": 0}
+    wrong_key = obslink("collector", "station", "add", "S2", "--public-key", private,
+                        "--db", db)
+    assert wrong_key.returncode == 2 and "not a PEM public key" in wrong_key.stderr
+    reused = obslink("collector", "station", "add", "S2", "--public-key",
+                     tmp_path / "k" / "station.pub", "--db", db)
+    assert reused.returncode == 2 and "already registered to station 0-20000-0-54511" \
+        in reused.stderr
+
+
+def test_catalog_stats_on_a_missing_catalog(tmp_path):
+    result = obslink("catalog", "stats", "--db", tmp_path / "none.db")
+    assert result.returncode == 2 and "no catalog there" in result.stderr
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_agent_status_before_first_run(tmp_path):
+    obslink("agent", "keygen", "--private", tmp_path / "station.key", check=True)
+    config = tmp_path / "agent.toml"
+    config.write_text('[station]\nid = "S1"\nprivate_key = "station.key"\n'
+                      '[sources.l]\ntype = "directory"\nformat = "toa5"\npath = "d"\n')
+    result = obslink("agent", "status", config)
+    assert result.returncode == 2 and "obslink agent run" in result.stderr
+
+
+def test_demo_without_mosquitto_says_how_to_install_it(tmp_path):
+    env = dict(os.environ, OBSLINK_MOSQUITTO=str(tmp_path / "no-such-mosquitto"))
+    result = subprocess.run([sys.executable, "-m", "obslink", "demo", "--duration", "1"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    assert "apt-get install mosquitto" in result.stderr and "Traceback" not in result.stderr

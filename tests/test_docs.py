@@ -1,0 +1,45 @@
+"""The reference documentation covers what the code offers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from obslink.agent.config import SECTIONS, SOURCE_KEYS
+from obslink.plugins import hookspecs
+from obslink.plugins.directory_source import DirectorySource
+from obslink.plugins.vocabulary import ELEMENTS
+
+ROOT = Path(__file__).parent.parent
+HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("obslink_"))
+TESTS_TEXT = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py")
+                       if p.name != "test_docs.py")
+
+
+def test_there_are_hooks():
+    assert HOOKS == ["obslink_register_formats", "obslink_register_sources"]
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_docs_section(hook):
+    assert re.search(rf"^### {hook}\(", (ROOT / "docs" / "plugins.md").read_text(), re.M)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_test(hook):
+    assert re.search(rf"def test_{hook}_|{hook} =|\.{hook}\b|def {hook}\(", TESTS_TEXT), \
+        f"no test exercises {hook}"
+
+
+def test_every_element_is_documented():
+    text = (ROOT / "docs" / "elements.md").read_text()
+    assert all(f"`{element}`" in text for element in ELEMENTS)
+
+
+def test_every_config_key_is_documented():
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    keys = set().union(*SECTIONS.values(), SOURCE_KEYS, DirectorySource.defaults, {"path"})
+    missing = sorted(key for key in keys if f"`{key}`" not in text)
+    assert not missing, f"undocumented config keys: {missing}"

@@ -1,0 +1,208 @@
+"""Station files → agent → Mosquitto → collector → catalog, with real processes."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from obslink import wire
+from obslink.keys import key_id, load_private_key, write_keypair
+from obslink.readings import Reading, format_utc, now_us
+from tests.conftest import NETWORK, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def catalog_readings(deployment, station):
+    return deployment.catalog.query(
+        "SELECT observed_at, element, value, unit FROM observations WHERE station = ? "
+        "ORDER BY observed_at, element", station)
+
+
+def expected_readings(station):
+    return sorted((format_utc(t, fixed=True), element, value, unit)
+                  for t, element, value, unit in station.logger.expected)
+
+
+def test_appended_files_arrive_complete_with_utc_times(deployment):
+    station = deployment.add_station("0-20000-0-54511", kind_index=0)  # logger at UTC+08:00
+    deployment.start_collector()
+    deployment.start_agent(station)
+    for _ in range(3):
+        station.logger.write_next()
+    wait_until(lambda: deployment.catalog.count("observations") == 21, message="3 records")
+    for _ in range(4):  # the logger appends while the agent runs
+        station.logger.write_next()
+        time.sleep(0.15)
+    wait_until(lambda: deployment.catalog.count("observations") == 49, message="7 records")
+
+    assert catalog_readings(deployment, station.id) == expected_readings(station)
+    # the logger wrote local time (+08:00); the catalog holds UTC
+    first_line = station.logger.path.read_text().splitlines()[4]
+    local = first_line.split(",")[0].strip('"')
+    first_utc = catalog_readings(deployment, station.id)[0][0]
+    assert int(local[11:13]) == (int(first_utc[11:13]) + 8) % 24
+    provenance = deployment.catalog.query(
+        "SELECT key_id, adapter, source_stream, raw_sha256, signed_sha256 FROM batches")
+    kid = key_id(load_private_key(station.private_key).public_key())
+    assert all(row[0] == kid and row[1] == "toa5" and row[2] == station.logger.path.name
+               and len(row[3]) == 64 and len(row[4]) == 64 for row in provenance)
+    assert deployment.catalog.count("refusals") == 0
+
+
+def test_agent_killed_mid_stream_loses_and_repeats_nothing(deployment):
+    station = deployment.add_station("0-20000-0-54512", kind_index=1)
+    deployment.start_collector()
+    agent = deployment.start_agent(station)
+    stop_writing = threading.Event()
+
+    def write_records():
+        while not stop_writing.is_set():
+            station.logger.write_next()
+            time.sleep(0.01)
+
+    writer = threading.Thread(target=write_records)
+    writer.start()
+    rng = random.Random(7)
+    try:
+        for _ in range(6):  # SIGKILL at random moments while records stream in
+            time.sleep(rng.uniform(0.2, 0.8))
+            agent.kill()
+            time.sleep(rng.uniform(0.0, 0.3))
+            agent = deployment.start_agent(station)
+    finally:
+        stop_writing.set()
+        writer.join()
+    produced = len(station.logger.expected)
+    wait_until(lambda: deployment.catalog.count("observations") >= produced, timeout=60,
+               message=f"{produced} readings")
+    time.sleep(1.0)  # anything duplicated would arrive now
+    assert catalog_readings(deployment, station.id) == expected_readings(station)
+    assert deployment.catalog.count("refusals") == 0
+
+
+def test_collector_down_while_stations_report_then_catches_up(deployment):
+    station = deployment.add_station("0-20000-0-54513", kind_index=2)
+    deployment.start_agent(station)
+    for _ in range(5):
+        station.logger.write_next()
+    time.sleep(1.0)
+    assert deployment.catalog.count("observations") == 0
+    deployment.start_collector()
+    wait_until(lambda: deployment.catalog.count("observations") == 20, message="backlog")
+    assert catalog_readings(deployment, station.id) == expected_readings(station)
+
+    def agent_status():
+        return json.loads(subprocess.run(
+            [sys.executable, "-m", "obslink", "agent", "status", str(station.config), "--json"],
+            capture_output=True, text=True, check=True).stdout)
+
+    status = wait_until(lambda: (s := agent_status())["unacked_batches"] == 0 and s,
+                        message="outbox to drain after acks")
+    assert status["station"] == station.id and status["last_ack"] is not None
+
+
+# --- messages crafted by hand, as an attacker or a faulty network would send them ------------
+
+
+class Publisher:
+    def __init__(self, broker, ack_topic: str | None = None) -> None:
+        self.acks: list[wire.Ack] = []
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.subscribed = threading.Event()
+        self.client.on_message = lambda c, u, m: self.acks.append(wire.decode_ack(m.payload))
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        if ack_topic:
+            self.client.subscribe(ack_topic, qos=1)
+            assert self.subscribed.wait(5)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(timeout=5)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def signed_batch(station_id: str, key_path, seq: int = 1, epoch: str = "e1",
+                 topic_station: str | None = None) -> tuple[str, bytes]:
+    key = load_private_key(key_path)
+    readings = [Reading(now_us(), "air_temperature", 21.5, "degC", "AirTC")]
+    body = wire.encode_batch(wire.Batch(station_id, epoch, seq, now_us(), readings, "toa5", "1"))
+    topic = wire.data_topic(NETWORK, topic_station or station_id)
+    return topic, wire.seal(body, topic, key, key_id(key.public_key()))
+
+
+def refusal_reasons(deployment):
+    return [row[0] for row in deployment.catalog.query("SELECT reason FROM refusals")]
+
+
+def test_tampered_foreign_and_unknown_batches_are_refused(deployment, tmp_path):
+    station = deployment.add_station("0-20000-0-54514")
+    deployment.start_collector()
+    publisher = Publisher(deployment.broker)
+    try:
+        topic, payload = signed_batch(station.id, station.private_key, seq=1)
+        flipped = bytearray(payload)
+        flipped[len(flipped) // 2] ^= 0x01  # one bit inside the signed body
+        publisher.publish(topic, bytes(flipped))
+        write_keypair(tmp_path / "other.key", tmp_path / "other.pub")
+        publisher.publish(*signed_batch(station.id, tmp_path / "other.key", seq=2))
+        write_keypair(tmp_path / "stranger.key", tmp_path / "stranger.pub")
+        publisher.publish(*signed_batch("0-20000-0-99999", tmp_path / "stranger.key", seq=3))
+        # signed by the station itself, but published on another station's topic
+        other = deployment.add_station("0-20000-0-54515")
+        _topic, payload_a = signed_batch(station.id, station.private_key, seq=5)
+        publisher.publish(wire.data_topic(NETWORK, other.id), payload_a)  # replayed elsewhere
+        wait_until(lambda: len(refusal_reasons(deployment)) == 4, message="4 refusals")
+    finally:
+        publisher.close()
+    # the replay on another station's topic is signed by a key that station does not own
+    assert sorted(refusal_reasons(deployment)) == [
+        "bad-signature", "unknown-key", "unknown-key", "unknown-station"]
+    assert deployment.catalog.count("observations") == 0
+    assert deployment.catalog.count("batches") == 0
+    details = deployment.catalog.query("SELECT station, detail, payload_sha256 FROM refusals")
+    assert all(detail and len(digest) == 64 for _s, detail, digest in details)
+
+
+def test_the_same_batch_twice_is_stored_once_and_acked_twice(deployment):
+    station = deployment.add_station("0-20000-0-54516")
+    deployment.start_collector()
+    publisher = Publisher(deployment.broker, wire.ack_topic(NETWORK, station.id))
+    try:
+        topic, payload = signed_batch(station.id, station.private_key, seq=42, epoch="abc")
+        publisher.publish(topic, payload)
+        wait_until(lambda: len(publisher.acks) == 1, message="first ack")
+        publisher.publish(topic, payload)
+        wait_until(lambda: len(publisher.acks) == 2, message="second ack")
+    finally:
+        publisher.close()
+    assert [ack.committed for ack in publisher.acks] == [[42], [42]]
+    assert all(ack.epoch == "abc" for ack in publisher.acks)
+    assert deployment.catalog.count("batches") == 1
+    assert deployment.catalog.count("observations") == 1
+
+
+def test_demo_commits_every_reading(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "obslink", "demo", "--stations", "3",
+                             "--duration", "4", "--json", "--dir", str(tmp_path / "demo")],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["readings_produced"] > 0
+    assert summary["readings_committed"] == summary["readings_produced"]
+    assert summary["refused"] == 0 and summary["batches"] > 0
+    assert summary["latency_ms"]["p50"] is not None
+    assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
+    assert "committed" in result.stderr  # progress was shown while it ran

@@ -1,0 +1,125 @@
+"""The plugin system: built-ins and third-party plugins go through the same door."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import types
+
+import pluggy
+import pytest
+
+from obslink.plugins import hookspecs
+from obslink.plugins.registry import (DEFAULT_PLUGINS, PluginConflictError, hookimpl,
+                                      load_registry, make_plugin_manager)
+from obslink.plugins.toa5 import TOA5Adapter
+
+THIRD_PARTY = textwrap.dedent('''
+    from obslink.plugins.formats import Decoded, FormatAdapter
+    from obslink.plugins.registry import hookimpl
+    from obslink.readings import Reading
+
+    class PairsAdapter(FormatAdapter):
+        """`seconds,value` lines: the simplest possible logger."""
+        name = "pairs"
+        version = "0.3"
+        summary = "seconds-since-epoch,value lines"
+
+        def decode(self, data, *, start, final):
+            end = len(data) if final else data.rfind(b"\\n") + 1
+            out = Decoded(consumed=end)
+            for line in data[:end].splitlines():
+                seconds, value = line.split(b",")
+                out.readings.append(Reading(int(seconds) * 1_000_000, "air_temperature",
+                                            float(value), "degC", "v"))
+            return out
+
+    @hookimpl
+    def obslink_register_formats(registry):
+        registry.add_format(PairsAdapter)
+''')
+
+
+@pytest.fixture
+def third_party_site(tmp_path):
+    """An installed third-party plugin: a module and its dist-info with an entry point."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "obslink_pairs.py").write_text(THIRD_PARTY)
+    info = site / "obslink_pairs-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: obslink-pairs\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text("[obslink]\npairs = obslink_pairs\n")
+    return site
+
+
+def run_obslink(args, site=None):
+    env = dict(os.environ)
+    if site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "obslink", *args], capture_output=True,
+                          text=True, env=env)
+
+
+def test_third_party_plugin_is_found_listed_and_usable(third_party_site, tmp_path):
+    listing = run_obslink(["plugins", "--json"], third_party_site)
+    assert listing.returncode == 0, listing.stderr
+    data = json.loads(listing.stdout)
+    plugins = {p["name"]: p for p in data["plugins"]}
+    assert plugins["pairs"]["version"] == "0.3"
+    assert plugins["pairs"]["hooks"] == ["obslink_register_formats"]
+    assert set(DEFAULT_PLUGINS) <= set(plugins)
+    assert data["formats"]["pairs"] == "seconds-since-epoch,value lines"
+    sample = tmp_path / "p.txt"
+    sample.write_text("0,1.5\n60,2.5\n")
+    parsed = run_obslink(["parse", str(sample), "--format", "pairs", "--json"],
+                         third_party_site)
+    assert parsed.returncode == 0, parsed.stderr
+    assert [json.loads(line)["observed_at"] for line in parsed.stdout.splitlines()] == [
+        "1970-01-01T00:00:00Z", "1970-01-01T00:01:00Z"]
+
+
+def test_builtin_plugins_register_through_the_hooks():
+    registry = load_registry(make_plugin_manager(load_entry_points=False))
+    assert registry.formats["toa5"] is TOA5Adapter
+    assert "directory" in registry.sources
+
+
+def test_obslink_register_formats_conflicting_names_fail_loudly():
+    manager = make_plugin_manager(load_entry_points=False)
+    impostor = types.ModuleType("impostor")
+
+    class Fake(TOA5Adapter):
+        pass
+
+    impostor.obslink_register_formats = hookimpl(lambda registry: registry.add_format(Fake))
+    manager.register(impostor, name="impostor")
+    with pytest.raises(PluginConflictError, match="registered twice"):
+        load_registry(manager)
+
+
+def test_obslink_register_sources_conflicting_types_fail_loudly():
+    manager = make_plugin_manager(load_entry_points=False)
+    from obslink.plugins.directory_source import DirectorySource
+
+    class Other(DirectorySource):
+        pass
+
+    impostor = types.ModuleType("impostor2")
+    impostor.obslink_register_sources = hookimpl(lambda registry: registry.add_source(Other))
+    manager.register(impostor, name="impostor2")
+    with pytest.raises(PluginConflictError, match="source type 'directory'"):
+        load_registry(manager)
+
+
+def test_misspelt_hook_fails_at_check_pending():
+    manager = pluggy.PluginManager("obslink")
+    manager.add_hookspecs(hookspecs)
+    typo = types.ModuleType("typo")
+    typo.obslink_register_format = hookimpl(lambda registry: None)  # missing "s"
+    manager.register(typo)
+    with pytest.raises(pluggy.PluginValidationError):
+        manager.check_pending()
