@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import math
 import shutil
 import signal
 import sqlite3
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from obslink.broker import Mosquitto
@@ -45,7 +46,7 @@ def run_demo(stations: int, duration: float, speed: float, directory: Path | Non
     keep = directory is not None
     base = Path(directory or tempfile.mkdtemp(prefix="obslink-demo-")).resolve()
     base.mkdir(parents=True, exist_ok=True)
-    say = (lambda *a: print(*a, file=sys.stderr)) if True else None
+    say = partial(print, file=sys.stderr)
     processes: list[subprocess.Popen] = []
     broker = Mosquitto(base / "broker")
     try:
@@ -187,8 +188,8 @@ def _iso_us(text: str) -> int:
 def _percentile(values: list[float], percent: float) -> float | None:
     if not values:
         return None
-    index = min(len(values) - 1, max(0, round(percent / 100 * len(values) + 0.5) - 1))
-    return round(values[index], 1)
+    rank = max(1, math.ceil(percent / 100 * len(values)))  # nearest-rank percentile
+    return round(values[rank - 1], 1)
 
 
 def _print_summary(summary: dict) -> None:

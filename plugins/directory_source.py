@@ -49,17 +49,22 @@ class DirectorySource(PolledSource):
                         self.name, directory)
             return 0
         positions = self.sink.positions(self.name)
-        files = sorted(directory.glob(self.setting("pattern")),
-                       key=lambda p: (_mtime(p), p.name))
+        files = [p for p in sorted(directory.glob(self.setting("pattern")),
+                                   key=lambda p: (_mtime(p), p.name)) if p.is_file()]
+        identities = {path.name: _identity(path) for path in files}
+        present = set(identities)
+        # Rotation renames a file (same inode) and starts a new one under the old name: a
+        # position follows its file's identity, so the renamed file is not read again.
+        moved = {position.identity: position for stream, position in positions.items()
+                 if identities.get(stream) != position.identity}
         committed = 0
-        seen = set()
         for path in files:
-            if not path.is_file():
-                continue
-            seen.add(path.name)
-            committed += self._read_file(path, positions.get(path.name))
-        for stream in set(positions) - seen:
-            self.sink.forget(self.name, stream)  # rotated away; a new file starts afresh
+            position = positions.get(path.name)
+            if position is None or position.identity != identities[path.name]:
+                position = moved.pop(identities[path.name], None)
+            committed += self._read_file(path, position)
+        for stream in set(positions) - present:
+            self.sink.forget(self.name, stream)  # gone, or followed under its new name
         return committed
 
     def _read_file(self, path: Path, position: SourcePosition | None) -> int:
@@ -99,6 +104,14 @@ class DirectorySource(PolledSource):
                 self.sink.commit(origin, decoded, position, adapter)
                 committed += len(decoded.readings)
         return committed
+
+
+def _identity(path: Path) -> str | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return f"{stat.st_dev}:{stat.st_ino}"
 
 
 def _mtime(path: Path) -> float:

@@ -9,6 +9,7 @@ acknowledge anything upstream.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Protocol
 
 from obslink.plugins.formats import Decoded, FormatAdapter
@@ -74,14 +75,8 @@ class PolledSource(Source):
     def start(self, scheduler) -> None:
         scheduler.add_job(self.poll, "interval", seconds=float(self.settings.get(
             "poll_interval", 5)), id=f"source:{self.name}", max_instances=1, coalesce=True,
-            next_run_time=_now())
+            next_run_time=datetime.now(timezone.utc))
 
     def poll(self) -> int:
         """Read what is new; return the number of readings committed."""
         raise NotImplementedError
-
-
-def _now():
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)

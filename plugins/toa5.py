@@ -61,10 +61,8 @@ class TOA5Adapter(FormatAdapter):
         while offset < end:
             newline = data.find(b"\n", offset, end)
             line_end = end if newline < 0 else newline + 1
-            raw = data[offset:line_end]
-            if not self._take_line(raw, start + offset, result, at_end=line_end == end,
-                                   final=final):
-                break  # an incomplete header: wait for the rest of it
+            self._take_line(data[offset:line_end], start + offset, result,
+                            at_end=line_end == end, final=final)
             offset = line_end
         result.consumed = offset
         return result
@@ -72,13 +70,13 @@ class TOA5Adapter(FormatAdapter):
     # -- one line --------------------------------------------------------------------------
 
     def _take_line(self, raw: bytes, position: int, result: Decoded, *, at_end: bool,
-                   final: bool) -> bool:
+                   final: bool) -> None:
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
         if self.line_number == 0:
             text = text.lstrip("\ufeff")
         if not text.strip():
             self.line_number += 1
-            return True
+            return
         try:
             fields = next(csv.reader([text], strict=True))
         except csv.Error as exc:
@@ -88,18 +86,18 @@ class TOA5Adapter(FormatAdapter):
                 reason += "; the header is incomplete, records wait for the next header"
                 self.header = []  # a later line must not be taken as the wrong header line
             self._quarantine(result, position, raw, reason)
-            return True
+            return
         if fields and fields[0] in ("TOA5", "TIMESTAMP"):
             self.header = []
             self.header_complete = False
         if not self.header_complete:
-            return self._take_header_line(fields, raw, position, result, at_end, final)
+            self._take_header_line(fields, raw, position, result, at_end, final)
+            return
         self.line_number += 1
         self._take_record(fields, raw, position, result, truncated=at_end and final
                           and not raw.endswith(b"\n"))
-        return True
 
-    def _take_header_line(self, fields, raw, position, result, at_end, final) -> bool:
+    def _take_header_line(self, fields, raw, position, result, at_end, final) -> None:
         if not self.header:
             if fields[0] == "TOA5":
                 self.header.append(fields)
@@ -110,7 +108,7 @@ class TOA5Adapter(FormatAdapter):
                 self._quarantine(result, position, raw,
                                  "no TOA5 header before this line (expected a line starting "
                                  'with "TOA5" or "TIMESTAMP")')
-                return True
+                return
         else:
             self.header.append(fields)
         self.line_number += 1
@@ -119,26 +117,25 @@ class TOA5Adapter(FormatAdapter):
                 self._quarantine(result, position, raw,
                                  f"file ends inside the TOA5 header ({len(self.header)} of 4 "
                                  "header lines)")
-            return True
+            return
         names, units, processing = self.header[1], self.header[2], self.header[3]
         if not (len(names) == len(units) == len(processing)):
             self._quarantine(result, position, raw,
                              f"TOA5 header lines disagree: {len(names)} names, {len(units)} "
                              f"units, {len(processing)} processing entries")
             self.header = []
-            return True
+            return
         if len(set(names)) != len(names):
             duplicate = next(n for n in names if names.count(n) > 1)
             self._quarantine(result, position, raw,
                              f"TOA5 header names field {duplicate!r} twice")
             self.header = []
-            return True
+            return
         if "TIMESTAMP" not in names:
             self._quarantine(result, position, raw, "TOA5 header has no TIMESTAMP field")
             self.header = []
-            return True
+            return
         self.header_complete = True
-        return True
 
     def _take_record(self, fields, raw, position, result, truncated: bool) -> None:
         names, units = self.header[1], self.header[2]

@@ -86,8 +86,16 @@ class Collector:
         try:
             while not stop.is_set():
                 group = self._take_group(timeout=0.5)
-                if group:
+                if not group:
+                    continue
+                try:
                     self.process(group)
+                except Exception:
+                    # Nothing of the group was acknowledged, so every agent publishes its
+                    # batches again after its ack timeout: logged, not lost.
+                    log.exception("could not commit %d messages; they will be redelivered "
+                                  "by their stations", len(group))
+                    time.sleep(1)
         finally:
             self.stopping = True
             self.client.disconnect()
