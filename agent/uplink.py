@@ -60,6 +60,7 @@ class Uplink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_connect_fail = self._on_connect_fail
         return client
 
     def _status_payload(self, state: str) -> bytes:
@@ -106,6 +107,10 @@ class Uplink:
         self._reset_in_flight.set()  # whatever was in flight is published again
         self._connected.set()
         self.wake.set()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        log.warning("cannot reach broker %s:%d; readings wait in the outbox, retrying",
+                    self.config.broker_host, self.config.broker_port)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()

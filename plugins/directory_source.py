@@ -39,15 +39,20 @@ class DirectorySource(PolledSource):
             problems.append(("pattern", "must be a glob pattern such as \"*.dat\""))
         return problems
 
+    _missing_reported = False
+
     def setting(self, key):
         return self.settings.get(key, self.defaults[key])
 
     def poll(self) -> int:
         directory = Path(self.settings["path"])
         if not directory.is_dir():
-            log.warning("source %s: directory %s does not exist (yet); waiting for it",
-                        self.name, directory)
+            if not self._missing_reported:
+                log.warning("source %s: directory %s does not exist (yet); waiting for it",
+                            self.name, directory)
+                self._missing_reported = True
             return 0
+        self._missing_reported = False
         positions = self.sink.positions(self.name)
         files = [p for p in sorted(directory.glob(self.setting("pattern")),
                                    key=lambda p: (_mtime(p), p.name)) if p.is_file()]

@@ -48,6 +48,8 @@ class Collector:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_connect_fail = lambda client, userdata: log.warning(
+            "cannot reach broker %s:%d; retrying", *self.broker)
         self.client.reconnect_delay_set(1, 30)
 
     # -- paho callbacks ------------------------------------------------------------------------
