@@ -201,8 +201,7 @@ class _Checker:
             format_class = registry.formats[format_name]
         settings = {k: v for k, v in table.items() if k not in SOURCE_KEYS}
         if source_class is not None:
-            allowed = set(getattr(source_class, "defaults", {})) | {"path"}
-            self.unknown_keys(settings, allowed, prefix)
+            self.unknown_keys(settings, set(source_class.defaults), prefix)
             for key, message in source_class.check_settings(settings):
                 self.fail(prefix + key, message)
             if isinstance(settings.get("path"), str):

@@ -81,15 +81,16 @@ def bench_raw_sqlite(base: Path, rows: int) -> float:
     conn = sqlite3.connect(base / "raw.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    for statement in filter(str.strip, MIGRATIONS[0][1].split(";")):
-        conn.execute(statement)
+    for _name, sql in MIGRATIONS:
+        for statement in filter(str.strip, sql.split(";")):
+            conn.execute(statement)
     conn.execute("PRAGMA foreign_keys=OFF")
     batch = [(1, "BENCH1", format_utc(i * 60_000_000, fixed=True), "air_temperature",
-              20.5, "degC", "AirTC_Avg", None, 9) for i in range(5000)]
+              20.5, "degC", "AirTC_Avg", None, 9, None) for i in range(5000)]
     started = time.perf_counter()
     for _ in range(rows // len(batch)):
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO observations VALUES (?,?,?,?,?,?,?,?,?)", batch)
+        conn.executemany("INSERT INTO observations VALUES (?,?,?,?,?,?,?,?,?,?)", batch)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()

@@ -69,7 +69,8 @@ def _as_json(reading: Reading) -> str:
     return json.dumps({"observed_at": format_utc(reading.observed_at),
                        "element": reading.element, "value": reading.value,
                        "unit": reading.unit, "source_field": reading.source_field,
-                       "source_flag": reading.source_flag, "qc": reading.qc})
+                       "source_flag": reading.source_flag, "qc": reading.qc,
+                       "period_s": reading.period_s})
 
 
 def _as_row(reading: Reading) -> str:

@@ -7,8 +7,8 @@ free of time-zone ambiguity. Conversion from logger-local time happens in the ad
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 # QC flag scale (docs/qc.md). Adapters set NOT_CHECKED or MISSING; QC plugins refine it.
 QC_GOOD = 0
@@ -21,9 +21,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _OFFSET_RE = re.compile(r"^(?:UTC|Z|([+-])(\d{1,2})(?::?(\d{2}))?)$", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One observed value of one element at one time."""
+class Reading(NamedTuple):
+    """One observed value of one element at one time (a tuple: adapters make millions)."""
 
     observed_at: int  # µs since the Unix epoch, UTC
     element: str  # controlled vocabulary name, or the source's own code when unmapped
@@ -32,6 +31,8 @@ class Reading:
     source_field: str  # the column or code in the source the value came from
     source_flag: str | None = None  # the source's own flag, verbatim (e.g. "NAN", HJ 212 "D")
     qc: int = QC_NOT_CHECKED
+    # Seconds the value aggregates over, starting at observed_at; None for an instant value.
+    period_s: int | None = None
 
 
 def parse_utc_offset(text: str) -> int:

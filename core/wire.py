@@ -77,10 +77,10 @@ class Batch:
 
 def encode_batch(batch: Batch) -> bytes:
     """Encode a batch body. Readings are columnar with a table of distinct fields."""
-    fields: dict[tuple[str, str, str], int] = {}
+    fields: dict[tuple[str, str, str, int | None], int] = {}
     times, field_index, values, qcs, flags = [], [], [], [], []
     for i, reading in enumerate(batch.readings):
-        key = (reading.element, reading.unit, reading.source_field)
+        key = (reading.element, reading.unit, reading.source_field, reading.period_s)
         index = fields.get(key)
         if index is None:
             index = fields[key] = len(fields)
@@ -123,7 +123,8 @@ def decode_batch(body: bytes) -> Batch:
         source, clock = data.get("source", {}), data.get("clock", {})
         _expect(isinstance(source, dict) and isinstance(clock, dict), "source/clock")
         fields = [tuple(f) for f in data["fields"]]
-        _expect(all(len(f) == 3 and all(isinstance(x, str) for x in f) for f in fields),
+        _expect(all(len(f) == 4 and all(isinstance(x, str) for x in f[:3])
+                    and (f[3] is None or (_is_int(f[3]) and f[3] > 0)) for f in fields),
                 "fields")
         times, index, values, qcs = data["t"], data["f"], data["val"], data["qc"]
         count = len(times)
@@ -138,9 +139,9 @@ def decode_batch(body: bytes) -> Batch:
                     f"value of reading {i}")
             flag = flags.get(i)
             _expect(flag is None or isinstance(flag, str), f"flag of reading {i}")
-            element, unit, source_field = fields[f]
+            element, unit, source_field, period = fields[f]
             readings.append(Reading(t, element, None if v is None else float(v), unit,
-                                    source_field, flag, q))
+                                    source_field, flag, q, period))
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"batch body is missing or has a malformed field ({exc})") from None
     return Batch(station, epoch, seq, created_at, readings, adapter[0], adapter[1], source,

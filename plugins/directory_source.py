@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class DirectorySource(PolledSource):
     type = "directory"
     summary = "files a logger writes into a directory (appended, rotated, rewritten)"
-    defaults = {"pattern": "*", "poll_interval": 5.0, "settle_seconds": 300.0,
+    defaults = {"path": None, "pattern": "*", "poll_interval": 5.0, "settle_seconds": 300.0,
                 "max_read_bytes": 4 * 1024 * 1024}
 
     @classmethod

@@ -32,7 +32,10 @@ class Decoded:
     readings: list[Reading] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
     consumed: int = 0  # bytes of the input fully handled; the rest is fed again later
-    skipped_text: int = 0  # non-numeric cells that are not observations (labels, time-of-max)
+    skipped_text: int = 0  # values or messages that are not observations (labels, replies)
+    # Bytes to send back to the device once these readings are durable (e.g. HJ 212 CN 9014
+    # replies); a source sends them only after the sink's commit has returned.
+    replies: list[bytes] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ hookimpl = pluggy.HookimplMarker("obslink")
 ENTRY_POINT_GROUP = "obslink"
 DEFAULT_PLUGINS = (
     "obslink.plugins.toa5",
+    "obslink.plugins.hj212",
     "obslink.plugins.directory_source",
+    "obslink.plugins.tcp_source",
 )
 
 

@@ -49,6 +49,8 @@ class Source:
 
     type: ClassVar[str]
     summary: ClassVar[str]
+    # every setting the type accepts, with its default (None: required)
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, name: str, settings: dict[str, Any],
                  make_adapter: Callable[[], FormatAdapter], sink: IngestSink) -> None:

@@ -85,6 +85,9 @@ MIGRATIONS = [
             payload_sha256 TEXT NOT NULL
         );
     """),
+    ("observations say which period an aggregate covers", """
+        ALTER TABLE observations ADD COLUMN period_s INTEGER
+    """),
 ]
 
 
@@ -220,9 +223,10 @@ class SQLiteCatalog(Catalog):
         batch_id = cursor.lastrowid
         self.conn.executemany(
             "INSERT INTO observations (batch_id, station, observed_at, element, value, unit, "
-            "source_field, source_flag, qc) VALUES (?,?,?,?,?,?,?,?,?)",
+            "source_field, source_flag, qc, period_s) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [(batch_id, batch.station, format_utc(r.observed_at, fixed=True), r.element,
-              r.value, r.unit, r.source_field, r.source_flag, r.qc) for r in batch.readings])
+              r.value, r.unit, r.source_field, r.source_flag, r.qc, r.period_s)
+             for r in batch.readings])
         return True
 
     def record_refusals(self, refusals: list[Refusal]) -> None:

@@ -37,7 +37,8 @@ def test_parse_json_lines_and_summary():
                      "--json", check=True)
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[0] == {"observed_at": "2025-03-01T00:00:00Z", "element": "A", "value": 1.0,
-                        "unit": "degC", "source_field": "A", "source_flag": None, "qc": 9}
+                        "unit": "degC", "source_field": "A", "source_flag": None, "qc": 9,
+                        "period_s": None}
     assert len(lines) == 4
     assert "line 6: timestamp '2025-13-01 00:01:00'" in result.stderr
     assert "4 readings, 5 records quarantined" in result.stderr
@@ -52,7 +53,7 @@ def test_parse_table_keeps_fractional_seconds_and_converts_time():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--format", "toa6"], "unknown format 'toa6'; installed formats: toa5"),
+    (["--format", "toa6"], "unknown format 'toa6'; installed formats: hj212, toa5"),
     (["--format", "toa5", "--tz", "+8h"], "--tz"),
     (["--format", "toa5", "--option", "nokey"], "KEY=VALUE"),
     (["--format", "toa5", "--option", "x=1"], "format 'toa5' has no option 'x'"),

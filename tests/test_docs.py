@@ -10,6 +10,8 @@ import pytest
 from obslink.agent.config import SECTIONS, SOURCE_KEYS
 from obslink.plugins import hookspecs
 from obslink.plugins.directory_source import DirectorySource
+from obslink.plugins.hj212_codes import FACTORS
+from obslink.plugins.tcp_source import TCPSource
 from obslink.plugins.vocabulary import ELEMENTS
 
 ROOT = Path(__file__).parent.parent
@@ -38,8 +40,13 @@ def test_every_element_is_documented():
     assert all(f"`{element}`" in text for element in ELEMENTS)
 
 
+def test_every_element_an_adapter_produces_is_in_the_vocabulary():
+    assert {element for element, _unit in FACTORS.values()} <= set(ELEMENTS)
+
+
 def test_every_config_key_is_documented():
     text = (ROOT / "docs" / "configuration.md").read_text()
-    keys = set().union(*SECTIONS.values(), SOURCE_KEYS, DirectorySource.defaults, {"path"})
+    keys = set().union(*SECTIONS.values(), SOURCE_KEYS, DirectorySource.defaults,
+                       TCPSource.defaults)
     missing = sorted(key for key in keys if f"`{key}`" not in text)
     assert not missing, f"undocumented config keys: {missing}"

@@ -1,15 +1,9 @@
-"""TOA5 adapter: golden cases, incremental decoding, and robustness to arbitrary bytes.
-
-Golden cases live in tests/golden/toa5/<case>/: input.dat, case.toml (tz, options) and
-expected.json. Set OBSLINK_REGENERATE_GOLDEN=1 to rewrite expected.json after a deliberate
-change, then review the diff.
-"""
+"""TOA5 adapter: golden cases (tests/golden/toa5), incremental decoding, arbitrary bytes."""
 
 from __future__ import annotations
 
 import json
 import os
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,53 +12,16 @@ from hypothesis import strategies as st
 
 from obslink.plugins.formats import AdapterContext
 from obslink.plugins.toa5 import TOA5Adapter
-from obslink.readings import format_utc, parse_utc_offset
+from obslink.readings import parse_utc_offset
+from tests.golden_cases import case_names, check_golden_case, context_for, decode_in_chunks
 
 GOLDEN = Path(__file__).parent / "golden" / "toa5"
-CASES = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir())
-
-
-def context_for(case: Path) -> AdapterContext:
-    settings_ = tomllib.loads((case / "case.toml").read_text())
-    return AdapterContext("TEST", parse_utc_offset(settings_.get("tz", "UTC")),
-                          settings_.get("options", {}))
-
-
-def decode_in_chunks(data: bytes, context: AdapterContext, cuts: list[int]) -> dict:
-    """Decode as the directory source does: a fresh adapter per read, state carried over,
-    unconsumed bytes read again; the stream ends (final) after the last cut."""
-    readings, quarantined, skipped = [], [], 0
-    offset, state = 0, None
-    for cut in sorted(set(cuts)) + [len(data)]:
-        final = cut == len(data)
-        while True:
-            adapter = TOA5Adapter(context)
-            adapter.set_state(state)
-            decoded = adapter.decode(data[offset:cut], start=offset, final=final)
-            readings += decoded.readings
-            quarantined += decoded.quarantined
-            skipped += decoded.skipped_text
-            offset += decoded.consumed
-            state = adapter.get_state()
-            if decoded.consumed == 0 or offset >= cut:
-                break
-    return {
-        "readings": [{"observed_at": format_utc(r.observed_at), "element": r.element,
-                      "value": r.value, "unit": r.unit, "source_field": r.source_field,
-                      "source_flag": r.source_flag, "qc": r.qc} for r in readings],
-        "quarantined": [f"byte {q.position}: {q.reason}" for q in quarantined],
-        "skipped_text": skipped,
-    }
+CASES = case_names("toa5")
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_golden_case(name):
-    case = GOLDEN / name
-    actual = decode_in_chunks((case / "input.dat").read_bytes(), context_for(case), [])
-    expected_path = case / "expected.json"
-    if os.environ.get("OBSLINK_REGENERATE_GOLDEN"):
-        expected_path.write_text(json.dumps(actual, indent=1) + "\n")
-    assert actual == json.loads(expected_path.read_text())
+    check_golden_case(TOA5Adapter, "toa5", name)
 
 
 @settings(max_examples=300, deadline=None)
@@ -74,7 +31,8 @@ def test_any_split_into_reads_gives_the_same_result(name, data):
     raw = (case / "input.dat").read_bytes()
     cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=8))
     context = context_for(case)
-    assert decode_in_chunks(raw, context, cuts) == decode_in_chunks(raw, context, [])
+    assert decode_in_chunks(TOA5Adapter, raw, context, cuts) == \
+        decode_in_chunks(TOA5Adapter, raw, context, [])
 
 
 TOA5_LIKE = st.lists(st.sampled_from([

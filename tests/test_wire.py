@@ -24,7 +24,8 @@ readings = st.builds(
     Reading,
     observed_at=st.integers(-2**62, 2**62),
     element=text, value=st.one_of(st.none(), st.floats(allow_nan=False)), unit=text,
-    source_field=text, source_flag=st.one_of(st.none(), text), qc=st.integers(0, 255))
+    source_field=text, source_flag=st.one_of(st.none(), text), qc=st.integers(0, 255),
+    period_s=st.one_of(st.none(), st.integers(1, 2**40)))
 batches = st.builds(
     wire.Batch, station=st.from_regex(wire.STATION_ID_RE, fullmatch=True),
     epoch=st.text(min_size=1, max_size=64), seq=st.integers(0, 2**63 - 1),

@@ -1,0 +1,319 @@
+"""HJ 212 (HJ/T 212-2005, HJ 212-2017, HJ 212-2025): packets from environmental data
+acquisition units (air and water quality, pollution sources, VOCs, noise).
+
+A packet is ``##`` + 4-digit data length + data segment + 4 hex digit CRC + CRLF. The data
+segment is ``QN=…;ST=…;CN=…;PW=…;MN=…;Flag=…;CP=&&…&&``. Streams carry several packets per
+read, packets split across reads, packets that lost their ``##``, NUL bytes and Modbus noise
+between packets, and packets longer than the standard's 1024. Devices use the standard's
+Annex A CRC, plain CRC-16/MODBUS or byte-swapped MODBUS: ``crc`` is a per-device option.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from obslink.plugins.formats import Decoded, FormatAdapter, Option, Quarantined
+from obslink.plugins.hj212_codes import FACTORS, KINDS
+from obslink.plugins.registry import hookimpl
+from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading
+
+# (CN, period in seconds or None): the uploads that carry observations
+DATA_COMMANDS = {"2011": None, "2051": 60, "2061": 3600, "2031": 86_400, "2041": 86_400}
+# replies and notices: understood, carry no observations
+RESPONSE_COMMANDS = {"9011", "9012", "9013", "9014", "2081"}
+PACKET_START = re.compile(rb"(?:##)?(\d{4})(?=(?:QN|ST)=)")
+NOT_NOISE = re.compile(rb"[^\x00\s]")
+LONGEST_START = len("##0000QN=")  # bytes before PACKET_START can match
+MAX_NOISE = 65_536  # noise held back waiting for a packet, at most
+CP_ITEM = re.compile(r"([^;,=]+)=([^;,]*)")  # key=value items of the CP section
+CP_SPLIT = re.compile(r"[;,]")
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for value in range(256):
+        for _ in range(8):
+            value = (value >> 1) ^ 0xA001 if value & 1 else value >> 1
+        table.append(value)
+    return table
+
+
+_TABLE = _crc_table()
+_HIGH = bytes(value >> 8 for value in _TABLE)
+
+
+def crc_hj212(data: bytes) -> int:
+    """HJ 212 Annex A: crc = (crc >> 8) ^ byte, then 8 rounds of the 0xA001 polynomial.
+
+    Each step keeps only the high byte of the previous CRC, so the loop runs on that byte
+    alone and looks up the full 16 bits once, at the last byte.
+    """
+    if not data:
+        return 0xFFFF
+    high, table = 0xFF, _HIGH
+    for byte in data[:-1]:
+        high = table[high ^ byte]
+    return _TABLE[high ^ data[-1]]
+
+
+def crc_modbus(data: bytes) -> int:
+    """CRC-16/MODBUS, which some devices send instead of the Annex A CRC."""
+    crc, table = 0xFFFF, _TABLE
+    for byte in data:
+        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
+    return crc
+
+
+CRC_VARIANTS = {
+    "hj212": crc_hj212,
+    "modbus": crc_modbus,
+    "modbus-swapped": lambda data: int.from_bytes(crc_modbus(data).to_bytes(2, "little"), "big"),
+    "none": None,
+}
+
+
+def frame(segment: bytes, crc: str = "hj212") -> bytes:
+    """Frame a data segment as a packet (used for replies, and by tests and simulators)."""
+    check = CRC_VARIANTS[crc]
+    digits = b"%04X" % check(segment) if check else b"0000"
+    return b"##%04d" % len(segment) + segment + digits + b"\r\n"
+
+
+def parse_segment(segment: str) -> tuple[dict[str, str], str]:
+    """Split a data segment into its header fields and the CP text between the && marks."""
+    head, marker, rest = segment.partition("CP=&&")
+    if not marker:
+        raise ValueError("no CP=&& … && part")
+    end = rest.rfind("&&")
+    if end < 0:
+        raise ValueError("CP part is not closed with &&")
+    fields = {}
+    for item in head.split(";"):
+        if item:
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise ValueError(f"header item {item!r} has no '='")
+            fields[key] = value
+    return fields, rest[:end]
+
+
+class HJ212Adapter(FormatAdapter):
+    name = "hj212"
+    version = "1.0"
+    summary = "HJ 212 packets (2005/2017/2025) from air, water and pollution-source units"
+    options = {
+        "crc": Option("hj212", "CRC variant the device uses: hj212 (Annex A), modbus, "
+                      "modbus-swapped or none"),
+        "reply_crc": Option("hj212", "CRC variant of the CN 9014 replies obslink sends"),
+        "mn": Option("", "accept only packets with this MN (device id); empty: any"),
+        "minute_period": Option(60, "seconds covered by CN 2051 minute data", int),
+        "max_packet": Option(9999, "largest data segment accepted, bytes", int),
+    }
+
+    def __init__(self, context=None) -> None:
+        super().__init__(context)
+        if self.option_values["crc"] not in CRC_VARIANTS or \
+                self.option_values["reply_crc"] not in CRC_VARIANTS:
+            from obslink.errors import ConfigError
+
+            raise ConfigError(f"crc must be one of {', '.join(CRC_VARIANTS)}")
+        self._check = CRC_VARIANTS[self.option_values["crc"]]
+        self._periods = dict(DATA_COMMANDS, **{"2051": self.option_values["minute_period"]})
+        self._day_cache: dict[str, int] = {}
+        self._fields: dict[tuple[str, str], tuple[str, str, str] | bool] = {}
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return PACKET_START.search(head[:200].lstrip(b"\x00")) is not None and b"CN=" in head
+
+    def decode(self, data: bytes, *, start: int, final: bool) -> Decoded:
+        result = Decoded()
+        offset = 0
+        while True:
+            match = PACKET_START.search(data, offset)
+            if match is None:
+                if final:
+                    end = len(data)
+                elif len(data) - offset > MAX_NOISE:
+                    end = len(data) - LONGEST_START  # keep what may begin a packet
+                else:
+                    break  # wait: the next bytes may make this the start of a packet
+                self._noise(data, offset, end, start, result)
+                offset = end
+                break
+            self._noise(data, offset, match.start(), start, result)
+            taken = self._take_packet(data, match, start, result, final)
+            if taken is None:
+                offset = match.start()  # incomplete: wait for more bytes
+                break
+            offset = taken
+        result.consumed = offset
+        return result
+
+    def _noise(self, data, begin, end, start, result) -> None:
+        if end > begin and NOT_NOISE.search(data, begin, end):
+            result.quarantined.append(Quarantined(
+                start + begin, None, f"{end - begin} bytes that are not an HJ 212 packet "
+                "skipped", data[begin:end]))
+
+    def _take_packet(self, data, match, start, result, final) -> int | None:
+        """Decode the packet at ``match``; return the offset after it, or None to wait."""
+        length = int(match.group(1))
+        body_start = match.end()
+        packet_end = body_start + length + 6  # CRC digits and CRLF
+        if length > self.option_values["max_packet"]:
+            return self._reject(data, match.start(), match.end(), start, result,
+                                f"declared data length {length} exceeds max_packet "
+                                f"{self.option_values['max_packet']}")
+        if packet_end > len(data):
+            if not final:
+                return None
+            return self._reject(data, match.start(), len(data), start, result,
+                                f"stream ends inside a packet ({len(data) - body_start} of "
+                                f"{length + 6} bytes)")
+        segment = data[body_start:body_start + length]
+        trailer = data[body_start + length:packet_end]
+        if trailer[4:] != b"\r\n" or not re.fullmatch(rb"[0-9A-Fa-f]{4}", trailer[:4]):
+            actual = data.find(b"\r\n", body_start)
+            detail = "" if actual < 0 else f" (the packet ends after {actual - body_start - 4})"
+            end = len(data) if actual < 0 else actual + 2
+            if actual < 0 and not final:
+                return None
+            return self._reject(data, match.start(), end, start, result,
+                                f"declared data length {length} does not match the packet"
+                                f"{detail}")
+        if self._check is not None:
+            expected = self._check(segment)
+            if int(trailer[:4], 16) != expected:
+                return self._reject(
+                    data, match.start(), packet_end, start, result,
+                    f"CRC {trailer[:4].decode()} does not match {expected:04X} "
+                    f"({self.option_values['crc']} variant); check the device's CRC setting "
+                    "(option crc = hj212, modbus or modbus-swapped)")
+        problem = self._take_segment(segment, result)
+        if problem:
+            return self._reject(data, match.start(), packet_end, start, result, problem)
+        return packet_end
+
+    def _reject(self, data, begin, end, start, result, reason) -> int:
+        result.quarantined.append(Quarantined(start + begin, None, reason, data[begin:end]))
+        return end
+
+    def _take_segment(self, segment: bytes, result: Decoded) -> str | None:
+        try:
+            text = segment.decode("utf-8")
+        except UnicodeDecodeError:
+            text = segment.decode("gbk", "replace")
+        try:
+            header, cp = parse_segment(text)
+        except ValueError as exc:
+            return f"malformed data segment: {exc}"
+        command = header.get("CN", "")
+        expected_mn = self.option_values["mn"]
+        if expected_mn and header.get("MN") != expected_mn:
+            return f"MN {header.get('MN')!r} is not this station's device ({expected_mn!r})"
+        if command in RESPONSE_COMMANDS:
+            result.skipped_text += 1
+            return None
+        if command not in self._periods:
+            return (f"CN {command or '(none)'} is not a data upload (2011, 2051, 2061, 2031, "
+                    "2041) or a reply obslink understands")
+        if self._wants_reply(header):
+            # The packet arrived intact and is now kept (as readings, or quarantined with
+            # its reason): a device that never hears so would resend it forever.
+            result.replies.append(self.reply(header))
+        return self._take_values(cp, command, result)
+
+    def _take_values(self, cp: str, command: str, result: Decoded) -> str | None:
+        pairs = CP_ITEM.findall(cp)
+        if len(pairs) != sum(1 for item in CP_SPLIT.split(cp) if item):
+            bad = next(item for item in CP_SPLIT.split(cp) if item and "=" not in item)
+            return f"CP item {bad!r} has no '='"
+        values: dict[str, dict[str, str]] = {}
+        data_time = None
+        for key, value in pairs:
+            if key == "DataTime":
+                data_time = value
+                continue
+            code, dash, kind = key.rpartition("-")
+            if dash:
+                values.setdefault(code, {})[kind] = value
+        if data_time is None:
+            return "CP has no DataTime"
+        try:
+            observed_at = self._time_us(data_time)
+        except ValueError:
+            return f"DataTime {data_time!r} is not YYYYMMDDhhmmss"
+        period = self._periods[command]
+        readings = result.readings
+        fields = self._fields
+        for code, kinds in values.items():
+            flag = kinds.get("Flag")
+            for kind, text in kinds.items():
+                field = fields.get((code, kind))
+                if field is None:
+                    field = fields[(code, kind)] = self._field(code, kind)
+                if field is False:
+                    continue  # Flag, SampleTime, EFlag … describe a value, are not one
+                try:
+                    value = float(text) if text else None
+                except ValueError:
+                    return f"value {field[2]}={text!r} is not a number"
+                if value is None or value != value:
+                    readings.append(Reading(observed_at, field[0], None, field[1], field[2],
+                                            flag, QC_MISSING, period))
+                else:
+                    readings.append(Reading(observed_at, field[0], value, field[1], field[2],
+                                            flag, QC_NOT_CHECKED, period))
+        return None
+
+    def _field(self, code: str, kind: str):
+        """(element, unit, source field) of a value kind of a code, or False for non-values."""
+        if kind == "RT":  # 2041: running time of a piece of equipment, hours
+            suffix, unit = "_runtime", "h"
+        elif kind in KINDS:
+            suffix, unit = KINDS[kind], FACTORS.get(code, (code, ""))[1]
+        else:
+            return False
+        name = f"{code}-{kind}"
+        mapped = self.context.element_map.get(name) or self.context.element_map.get(code)
+        element = (mapped[0] if mapped else FACTORS.get(code, (code, ""))[0]) + suffix
+        if mapped and mapped[1]:
+            unit = mapped[1]
+        return element, unit, name
+
+    def _time_us(self, text: str) -> int:
+        if len(text) not in (14, 17) or not text.isdigit():
+            raise ValueError(text)
+        day_us = self._day_cache.get(text[:8])
+        if day_us is None:
+            day = date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+            day_us = (day.toordinal() - _EPOCH_ORDINAL) * 86_400_000_000
+            self._day_cache[text[:8]] = day_us
+        hours, minutes, seconds = int(text[8:10]), int(text[10:12]), int(text[12:14])
+        if hours > 23 or minutes > 59 or seconds > 59:
+            raise ValueError(text)
+        millis = int(text[14:17]) if len(text) == 17 else 0
+        local = day_us + ((hours * 60 + minutes) * 60 + seconds) * 1_000_000 + millis * 1000
+        return local - self.context.utc_offset_minutes * 60_000_000
+
+    @staticmethod
+    def _wants_reply(header: dict[str, str]) -> bool:
+        try:
+            return int(header.get("Flag", "0")) & 1 == 1
+        except ValueError:
+            return False
+
+    def reply(self, header: dict[str, str]) -> bytes:
+        """The CN 9014 data response for a packet whose Flag asked for one."""
+        version_bits = int(header.get("Flag", "0")) & ~0b11  # keep the version, no A/D bits
+        segment = (f"QN={header.get('QN', '')};ST=91;CN=9014;PW={header.get('PW', '')};"
+                   f"MN={header.get('MN', '')};Flag={version_bits};CP=&&&&").encode()
+        return frame(segment, self.option_values["reply_crc"])
+
+
+@hookimpl
+def obslink_register_formats(registry):
+    registry.add_format(HJ212Adapter)

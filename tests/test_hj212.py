@@ -1,0 +1,83 @@
+"""HJ 212 adapter: golden cases (tests/golden/hj212), CRC variants, framing, arbitrary bytes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from obslink.plugins.formats import AdapterContext
+from obslink.plugins.hj212 import HJ212Adapter, crc_hj212, crc_modbus, frame
+from tests.golden_cases import (GOLDEN, case_input, case_names, check_golden_case,
+                                context_for, decode_in_chunks)
+
+CASES = case_names("hj212")
+ADAPTER_FUZZ = int(os.environ.get("OBSLINK_ADAPTER_FUZZ_EXAMPLES", 10_000))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_golden_case(name):
+    check_golden_case(HJ212Adapter, "hj212", name)
+
+
+def test_crc_variants_match_the_standard_example():
+    # HJ 212 Annex A worked example; CRC-16/MODBUS of the same bytes differs
+    segment = (b"QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;"
+               b"Flag=5;CP=&&RtdInterval=30&&")
+    assert crc_hj212(segment) == 0x1C80
+    assert crc_modbus(segment) == 0x0759
+    assert frame(segment).endswith(b"1C80\r\n")
+    assert frame(segment, "modbus-swapped").endswith(b"5907\r\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(CASES), data=st.data())
+def test_any_split_into_reads_gives_the_same_result(name, data):
+    """Packets split across TCP reads decode exactly as when they arrive whole."""
+    case = GOLDEN / "hj212" / name
+    raw = case_input(case)
+    cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=8))
+    context = context_for(case)
+    assert decode_in_chunks(HJ212Adapter, raw, context, cuts) == \
+        decode_in_chunks(HJ212Adapter, raw, context, [])
+
+
+PACKET = frame(b"QN=20251103101500123;ST=22;CN=2011;PW=123456;MN=AQ0001;Flag=5;"
+               b"CP=&&DataTime=20251103101500;a34004-Rtd=35.2,a34004-Flag=N&&")
+HJ212_LIKE = st.lists(st.one_of(
+    st.sampled_from([PACKET, PACKET[2:], PACKET[:30], b"##", b"##9999QN=", b"\x00", b"\r\n",
+                     b"CP=&&", b"&&", b";", b"=", b"DataTime=2025", b"-Rtd=", b"0000"]),
+    st.binary(max_size=20)), max_size=20).map(b"".join)
+
+
+@settings(max_examples=ADAPTER_FUZZ, deadline=None)
+@given(payload=st.one_of(st.binary(max_size=1500), HJ212_LIKE), final=st.booleans(),
+       crc=st.sampled_from(["hj212", "modbus", "none"]))
+def test_arbitrary_bytes_never_raise(payload, final, crc):
+    adapter = HJ212Adapter(AdapterContext("X", 480, {"crc": crc}))
+    decoded = adapter.decode(payload, start=0, final=final)
+    assert 0 <= decoded.consumed <= len(payload)
+    if final:
+        assert decoded.consumed == len(payload)
+
+
+def test_only_the_configured_device_is_accepted():
+    adapter = HJ212Adapter(AdapterContext("X", 0, {"mn": "OTHER"}))
+    decoded = adapter.decode(PACKET, start=0, final=True)
+    assert not decoded.readings and not decoded.replies
+    assert "MN 'AQ0001' is not this station's device" in decoded.quarantined[0].reason
+
+
+def test_element_mapping_overrides_code_and_unit():
+    adapter = HJ212Adapter(AdapterContext("X", 0, {}, {"a34004": ("pm10", "mg/m3")}))
+    reading = adapter.decode(PACKET, start=0, final=True).readings[0]
+    assert (reading.element, reading.unit, reading.source_field) == ("pm10", "mg/m3",
+                                                                     "a34004-Rtd")
+
+
+def test_sniff():
+    assert HJ212Adapter.sniff(PACKET)
+    assert HJ212Adapter.sniff(b"\x00\x00" + PACKET)
+    assert not HJ212Adapter.sniff(b'"TOA5","x"')

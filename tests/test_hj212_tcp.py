@@ -1,0 +1,88 @@
+"""An HJ 212 data acquisition unit pushing packets over TCP into a real agent and collector."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+
+import pytest
+
+from obslink.broker import free_port
+from obslink.keys import write_keypair
+from obslink.plugins.hj212 import frame
+from tests.conftest import NETWORK, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def packet(time: str, value: float, flag: int = 5, cn: str = "2011") -> bytes:
+    return frame(f"QN={time}000;ST=22;CN={cn};PW=123456;MN=AQ0001;Flag={flag};CP=&&"
+                 f"DataTime={time};a34004-Rtd={value},a34004-Flag=N;a01001-Rtd=12.5&&".encode())
+
+
+def hj212_station(deployment, station_id: str, port: int):
+    directory = deployment.base / station_id
+    write_keypair(directory / "station.key", directory / "station.pub")
+    deployment.register(station_id, directory / "station.pub")
+    config = directory / "agent.toml"
+    config.write_text(f"""\
+[station]
+id = "{station_id}"
+network = "{NETWORK}"
+private_key = "station.key"
+utc_offset = "+08:00"
+[uplink]
+broker = "{deployment.broker.url}"
+ack_timeout = 5
+[sources.dau]
+type = "tcp"
+format = "hj212"
+listen = "127.0.0.1:{port}"
+[sources.dau.options]
+mn = "AQ0001"
+""")
+    return directory, config
+
+
+def read_replies(connection: socket.socket, count: int) -> list[bytes]:
+    data = b""
+    connection.settimeout(15)
+    while data.count(b"\r\n") < count:
+        chunk = connection.recv(4096)
+        assert chunk, "the agent closed the connection"
+        data += chunk
+    return data.split(b"\r\n")[:count]
+
+
+def test_packets_over_tcp_are_acknowledged_after_they_are_durable(deployment):
+    port = free_port()
+    directory, config = hj212_station(deployment, "AQ-STATION-1", port)
+    deployment.processes.append(agent := deployment._spawn(["agent", "run", str(config)],
+                                                           "agent-hj212"))
+    wait_until(lambda: f"listening on 127.0.0.1:{port}" in agent.log(), timeout=15,
+               message="the agent to listen")
+    first, second, third = (packet("20251103101500", 35.2), packet("20251103101600", 36.0),
+                            packet("20251103101700", 37.5, flag=4))
+    with socket.create_connection(("127.0.0.1", port)) as dau:
+        dau.sendall(b"\x00\x00" + first + second[:50])  # a packet split across two writes
+        dau.sendall(second[50:] + b"\x01\x03\x00\x00\x00\x0a\xc5\xcd" + third[2:])
+        replies = read_replies(dau, 2)
+        # no collector runs yet: the reply can only mean the readings are in the outbox
+        with sqlite3.connect(f"file:{directory / 'outbox.db'}?mode=ro", uri=True) as outbox:
+            waiting = outbox.execute("SELECT sum(readings) FROM batches").fetchone()[0]
+        assert waiting >= 4
+    assert all(b"CN=9014" in reply and b"MN=AQ0001" in reply for reply in replies)
+    assert [reply.split(b";")[0] for reply in replies] == [
+        b"##0069QN=20251103101500000", b"##0069QN=20251103101600000"]
+
+    deployment.start_collector()
+    wait_until(lambda: deployment.catalog.count("observations") == 6, message="6 readings")
+    rows = deployment.catalog.query(
+        "SELECT observed_at, element, value, unit, source_field, source_flag FROM observations "
+        "WHERE element = 'pm2_5' ORDER BY observed_at")
+    assert rows == [
+        ("2025-11-03T02:15:00.000000Z", "pm2_5", 35.2, "ug/m3", "a34004-Rtd", "N"),
+        ("2025-11-03T02:16:00.000000Z", "pm2_5", 36.0, "ug/m3", "a34004-Rtd", "N"),
+        ("2025-11-03T02:17:00.000000Z", "pm2_5", 37.5, "ug/m3", "a34004-Rtd", "N")]
+    adapters = deployment.catalog.query("SELECT DISTINCT adapter, source_stream FROM batches")
+    assert adapters == [("hj212", "127.0.0.1")]
