@@ -60,7 +60,7 @@ def load_config(path: str | Path, registry: PluginRegistry) -> AgentConfig:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"no such file; copy one from firmware_configs/ and edit it",
+        raise ConfigError("no such file; copy one from firmware_configs/ and edit it",
                           str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", str(path)) from None

@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Decode FILE with a format adapter and print "
                                 "its readings; bad records are reported with line and reason.")
     parse.add_argument("file", type=Path)
-    parse.add_argument("--format", required=True, help="format name (see `obslink plugins`)")
+    parse.add_argument("--format", required=True,
+                       help="format name (see `obslink plugins`), or auto to recognise it")
     parse.add_argument("--tz", default="UTC", help="logger UTC offset, e.g. +08:00 (default UTC)")
     parse.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a format option; repeat for several")

@@ -24,10 +24,15 @@ def parse_file(path: Path, format_name: str, tz: str, options: dict[str, str], s
         offset = parse_utc_offset(tz)
     except ValueError as exc:
         raise ConfigError(f"--tz: {exc}") from None
-    adapter_class = load_registry().format(format_name)
-    adapter = adapter_class(AdapterContext(station, offset, options))
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
+    registry = load_registry()
+    if format_name == "auto":
+        adapter_class = sniff_format(path, registry)
+        print(f"{path}: looks like {adapter_class.name} ({adapter_class.summary})", file=err)
+    else:
+        adapter_class = registry.format(format_name)
+    adapter = adapter_class(AdapterContext(station, offset, options))
     size = path.stat().st_size
     show_progress = err.isatty() and size > 4 * CHUNK_BYTES
     readings = quarantined = skipped = 0
@@ -63,6 +68,24 @@ def parse_file(path: Path, format_name: str, tz: str, options: dict[str, str], s
         summary += f", {len(pending)} trailing bytes not decoded"
     print(summary, file=err)
     return 0
+
+
+SNIFF_BYTES = 4096
+
+
+def sniff_format(path: Path, registry) -> type[FormatAdapter]:
+    """The one installed format whose sniff() recognises the file's first bytes."""
+    with open(path, "rb") as stream:
+        head = stream.read(SNIFF_BYTES)
+    matches = [cls for cls in registry.formats.values() if cls.sniff(head)]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(sorted(registry.formats))
+    if not matches:
+        raise ConfigError(f"{path}: cannot tell the format from its first bytes "
+                          f"({head[:40]!r}…); name it with --format (one of: {known})")
+    raise ConfigError(f"{path}: looks like several formats "
+                      f"({', '.join(sorted(c.name for c in matches))}); name it with --format")
 
 
 def _as_json(reading: Reading) -> str:

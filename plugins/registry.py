@@ -21,6 +21,7 @@ ENTRY_POINT_GROUP = "obslink"
 DEFAULT_PLUGINS = (
     "obslink.plugins.toa5",
     "obslink.plugins.hj212",
+    "obslink.plugins.delimited",
     "obslink.plugins.directory_source",
     "obslink.plugins.tcp_source",
 )

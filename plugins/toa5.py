@@ -15,6 +15,7 @@ from datetime import date
 
 from obslink.plugins.formats import AdapterContext, Decoded, FormatAdapter, Quarantined
 from obslink.plugins.registry import hookimpl
+from obslink.plugins.text_lines import complete_lines, decode_text
 from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading
 
 MISSING_TOKENS = {"NAN": "NAN", "NaN": "NAN", "nan": "NAN", "INF": "INF", "+INF": "INF",
@@ -56,22 +57,17 @@ class TOA5Adapter(FormatAdapter):
 
     def decode(self, data: bytes, *, start: int, final: bool) -> Decoded:
         result = Decoded()
-        end = len(data) if final else data.rfind(b"\n") + 1
-        offset = 0
-        while offset < end:
-            newline = data.find(b"\n", offset, end)
-            line_end = end if newline < 0 else newline + 1
-            self._take_line(data[offset:line_end], start + offset, result,
-                            at_end=line_end == end, final=final)
-            offset = line_end
-        result.consumed = offset
+        for line_start, line_end in complete_lines(data, final):
+            self._take_line(data[line_start:line_end], start + line_start, result,
+                            at_end=final and line_end == len(data), final=final)
+            result.consumed = line_end
         return result
 
     # -- one line --------------------------------------------------------------------------
 
     def _take_line(self, raw: bytes, position: int, result: Decoded, *, at_end: bool,
                    final: bool) -> None:
-        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        text = decode_text(raw)
         if self.line_number == 0:
             text = text.lstrip("\ufeff")
         if not text.strip():

@@ -127,6 +127,25 @@ class Deployment:
             self.register(station_id, public)
         return TestStation(station_id, directory, logger, config, private, public)
 
+    def add_station_with_sources(self, station_id: str, utc_offset: str,
+                                 sources_toml: str) -> Path:
+        """Keys, registration and an agent config whose sources are ``sources_toml``."""
+        directory = self.base / station_id
+        write_keypair(directory / "station.key", directory / "station.pub")
+        self.register(station_id, directory / "station.pub")
+        config = directory / "agent.toml"
+        config.write_text(f"""\
+[station]
+id = "{station_id}"
+network = "{NETWORK}"
+private_key = "station.key"
+utc_offset = "{utc_offset}"
+[uplink]
+broker = "{self.broker.url}"
+ack_timeout = 5
+""" + sources_toml)
+        return config
+
     def register(self, station_id: str, public_key: Path) -> None:
         catalog = SQLiteCatalog(self.catalog_path)
         key = load_public_key(public_key)
@@ -145,7 +164,10 @@ class Deployment:
         return self.collector
 
     def start_agent(self, station: TestStation) -> ObslinkProcess:
-        return self._spawn(["agent", "run", str(station.config)], f"agent-{station.id}")
+        return self.run_agent(station.config)
+
+    def run_agent(self, config: Path) -> ObslinkProcess:
+        return self._spawn(["agent", "run", str(config)], f"agent-{config.parent.name}")
 
     def _spawn(self, args: list[str], name: str) -> ObslinkProcess:
         process = ObslinkProcess(args, self.base / f"{name}.log").start()

@@ -53,7 +53,7 @@ def test_parse_table_keeps_fractional_seconds_and_converts_time():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--format", "toa6"], "unknown format 'toa6'; installed formats: hj212, toa5"),
+    (["--format", "toa6"], "unknown format 'toa6'; installed formats: delimited, hj212, toa5"),
     (["--format", "toa5", "--tz", "+8h"], "--tz"),
     (["--format", "toa5", "--option", "nokey"], "KEY=VALUE"),
     (["--format", "toa5", "--option", "x=1"], "format 'toa5' has no option 'x'"),
@@ -114,3 +114,22 @@ def test_demo_without_mosquitto_says_how_to_install_it(tmp_path):
                             capture_output=True, text=True, env=env)
     assert result.returncode == 2
     assert "apt-get install mosquitto" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("path, name", [
+    (GOLDEN / "hourly_lf" / "input.dat", "toa5"),
+    (GOLDEN / "no_environment_line" / "input.dat", "toa5"),
+    (GOLDEN.parent / "hj212" / "noise_between_packets" / "input.bin", "hj212"),
+])
+def test_parse_format_auto_recognises_the_file(path, name):
+    result = obslink("parse", path, "--format", "auto", "--json", check=True)
+    assert f"looks like {name}" in result.stderr
+    assert result.stdout.strip()
+
+
+def test_parse_format_auto_says_when_it_cannot_tell(tmp_path):
+    unknown = tmp_path / "mystery.bin"
+    unknown.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    result = obslink("parse", unknown, "--format", "auto")
+    assert result.returncode == 2
+    assert "cannot tell the format" in result.stderr and "--format" in result.stderr

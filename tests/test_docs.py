@@ -50,3 +50,13 @@ def test_every_config_key_is_documented():
                        TCPSource.defaults)
     missing = sorted(key for key in keys if f"`{key}`" not in text)
     assert not missing, f"undocumented config keys: {missing}"
+
+
+def test_every_format_and_option_is_documented():
+    from obslink.plugins.registry import load_registry
+
+    text = (ROOT / "docs" / "formats.md").read_text()
+    for name, adapter in load_registry().formats.items():
+        assert re.search(rf"^## {name}$", text, re.M), f"format {name} has no section"
+        for option in adapter.options:
+            assert f"`{option}`" in text, f"option {option} of {name} is not documented"

@@ -206,3 +206,31 @@ def test_demo_commits_every_reading(tmp_path):
     assert summary["latency_ms"]["p50"] is not None
     assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
     assert "committed" in result.stderr  # progress was shown while it ran
+
+
+def test_delimited_logger_files_reach_the_catalog(deployment):
+    config = deployment.add_station_with_sources("HYDRO-1", "+02:00", """\
+[sources.logger]
+type = "directory"
+format = "delimited"
+path = "csv"
+pattern = "*.csv"
+poll_interval = 0.1
+[sources.logger.options]
+time_columns = "Date,Time"
+time_format = "%d/%m/%Y %H:%M"
+ignore_columns = "Record"
+[sources.logger.elements]
+"WL_m" = { element = "water_level", unit = "m" }
+""")
+    deployment.start_collector()
+    deployment.run_agent(config)
+    (config.parent / "csv").mkdir()
+    (config.parent / "csv" / "wl.csv").write_text(
+        "Date,Time,Record,WL_m\n01/03/2025,12:00,1,1.25\n01/03/2025,12:15,2,-9999\n")
+    wait_until(lambda: deployment.catalog.count("observations") == 2, message="2 readings")
+    assert deployment.catalog.query(
+        "SELECT observed_at, element, value, unit, source_flag FROM observations "
+        "ORDER BY observed_at") == [
+        ("2025-03-01T10:00:00.000000Z", "water_level", 1.25, "m", None),
+        ("2025-03-01T10:15:00.000000Z", "water_level", None, "m", "-9999")]

@@ -1,25 +1,16 @@
-"""HJ 212 adapter: golden cases (tests/golden/hj212), CRC variants, framing, arbitrary bytes."""
+"""HJ 212 adapter specifics (golden cases and split reads: test_adapter_contract.py)."""
 
 from __future__ import annotations
 
 import os
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obslink.plugins.formats import AdapterContext
 from obslink.plugins.hj212 import HJ212Adapter, crc_hj212, crc_modbus, frame
-from tests.golden_cases import (GOLDEN, case_input, case_names, check_golden_case,
-                                context_for, decode_in_chunks)
 
-CASES = case_names("hj212")
 ADAPTER_FUZZ = int(os.environ.get("OBSLINK_ADAPTER_FUZZ_EXAMPLES", 10_000))
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_golden_case(name):
-    check_golden_case(HJ212Adapter, "hj212", name)
 
 
 def test_crc_variants_match_the_standard_example():
@@ -30,18 +21,6 @@ def test_crc_variants_match_the_standard_example():
     assert crc_modbus(segment) == 0x0759
     assert frame(segment).endswith(b"1C80\r\n")
     assert frame(segment, "modbus-swapped").endswith(b"5907\r\n")
-
-
-@settings(max_examples=300, deadline=None)
-@given(name=st.sampled_from(CASES), data=st.data())
-def test_any_split_into_reads_gives_the_same_result(name, data):
-    """Packets split across TCP reads decode exactly as when they arrive whole."""
-    case = GOLDEN / "hj212" / name
-    raw = case_input(case)
-    cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=8))
-    context = context_for(case)
-    assert decode_in_chunks(HJ212Adapter, raw, context, cuts) == \
-        decode_in_chunks(HJ212Adapter, raw, context, [])
 
 
 PACKET = frame(b"QN=20251103101500123;ST=22;CN=2011;PW=123456;MN=AQ0001;Flag=5;"

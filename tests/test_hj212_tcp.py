@@ -8,9 +8,8 @@ import sqlite3
 import pytest
 
 from obslink.broker import free_port
-from obslink.keys import write_keypair
 from obslink.plugins.hj212 import frame
-from tests.conftest import NETWORK, wait_until
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -18,30 +17,6 @@ pytestmark = pytest.mark.e2e
 def packet(time: str, value: float, flag: int = 5, cn: str = "2011") -> bytes:
     return frame(f"QN={time}000;ST=22;CN={cn};PW=123456;MN=AQ0001;Flag={flag};CP=&&"
                  f"DataTime={time};a34004-Rtd={value},a34004-Flag=N;a01001-Rtd=12.5&&".encode())
-
-
-def hj212_station(deployment, station_id: str, port: int):
-    directory = deployment.base / station_id
-    write_keypair(directory / "station.key", directory / "station.pub")
-    deployment.register(station_id, directory / "station.pub")
-    config = directory / "agent.toml"
-    config.write_text(f"""\
-[station]
-id = "{station_id}"
-network = "{NETWORK}"
-private_key = "station.key"
-utc_offset = "+08:00"
-[uplink]
-broker = "{deployment.broker.url}"
-ack_timeout = 5
-[sources.dau]
-type = "tcp"
-format = "hj212"
-listen = "127.0.0.1:{port}"
-[sources.dau.options]
-mn = "AQ0001"
-""")
-    return directory, config
 
 
 def read_replies(connection: socket.socket, count: int) -> list[bytes]:
@@ -56,9 +31,16 @@ def read_replies(connection: socket.socket, count: int) -> list[bytes]:
 
 def test_packets_over_tcp_are_acknowledged_after_they_are_durable(deployment):
     port = free_port()
-    directory, config = hj212_station(deployment, "AQ-STATION-1", port)
-    deployment.processes.append(agent := deployment._spawn(["agent", "run", str(config)],
-                                                           "agent-hj212"))
+    config = deployment.add_station_with_sources("AQ-STATION-1", "+08:00", f"""\
+[sources.dau]
+type = "tcp"
+format = "hj212"
+listen = "127.0.0.1:{port}"
+[sources.dau.options]
+mn = "AQ0001"
+""")
+    directory = config.parent
+    agent = deployment.run_agent(config)
     wait_until(lambda: f"listening on 127.0.0.1:{port}" in agent.log(), timeout=15,
                message="the agent to listen")
     first, second, third = (packet("20251103101500", 35.2), packet("20251103101600", 36.0),

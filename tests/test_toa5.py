@@ -1,4 +1,4 @@
-"""TOA5 adapter: golden cases (tests/golden/toa5), incremental decoding, arbitrary bytes."""
+"""TOA5 adapter specifics (golden cases and split reads: test_adapter_contract.py)."""
 
 from __future__ import annotations
 
@@ -6,33 +6,14 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obslink.plugins.formats import AdapterContext
 from obslink.plugins.toa5 import TOA5Adapter
 from obslink.readings import parse_utc_offset
-from tests.golden_cases import case_names, check_golden_case, context_for, decode_in_chunks
 
 GOLDEN = Path(__file__).parent / "golden" / "toa5"
-CASES = case_names("toa5")
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_golden_case(name):
-    check_golden_case(TOA5Adapter, "toa5", name)
-
-
-@settings(max_examples=300, deadline=None)
-@given(name=st.sampled_from(CASES), data=st.data())
-def test_any_split_into_reads_gives_the_same_result(name, data):
-    case = GOLDEN / name
-    raw = (case / "input.dat").read_bytes()
-    cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=8))
-    context = context_for(case)
-    assert decode_in_chunks(TOA5Adapter, raw, context, cuts) == \
-        decode_in_chunks(TOA5Adapter, raw, context, [])
 
 
 TOA5_LIKE = st.lists(st.sampled_from([
