@@ -28,9 +28,11 @@ from obslink.plugins.formats import AdapterContext
 from obslink.plugins.delimited import DelimitedAdapter
 from obslink.plugins.hj212 import HJ212Adapter, frame
 from obslink.plugins.toa5 import TOA5Adapter
+from obslink.plugins.tob1 import TOB1Adapter
 from obslink.readings import format_utc
 from obslink.server.catalog import MIGRATIONS, SQLiteCatalog, Station
 from obslink.simulator import KINDS, SimulatedLogger, write_agent_config
+from obslink.simulated_tob1 import write_tob1
 
 
 def write_logger_file(directory: Path, records: int) -> SimulatedLogger:
@@ -127,8 +129,12 @@ def bench_adapters(base: Path, records: int) -> tuple[dict[str, float], float]:
     csv_text = ("time,a,b,c,d,e,f,g\n" + "\n".join(
         row.replace('"', "").split(",", 2)[0] + "," + row.split(",", 2)[2]
         for row in text_rows) + "\n").encode()
+    tob1, _ = write_tob1([(name, "", "IEEE4") for name in "abcdefg"],
+                         [(datetime(2026, 1, 1, n // 60 % 24, n % 60), [1.5] * 7)
+                          for n in range(records)])
     rates = {
         "toa5": decode_rate(TOA5Adapter, toa5, {}),
+        "tob1": decode_rate(TOB1Adapter, tob1, {}),
         "hj212": decode_rate(HJ212Adapter, hj212_stream(records // 8), {}),
         "delimited": decode_rate(DelimitedAdapter, csv_text, {}),
     }

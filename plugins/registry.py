@@ -20,6 +20,7 @@ hookimpl = pluggy.HookimplMarker("obslink")
 ENTRY_POINT_GROUP = "obslink"
 DEFAULT_PLUGINS = (
     "obslink.plugins.toa5",
+    "obslink.plugins.tob1",
     "obslink.plugins.hj212",
     "obslink.plugins.delimited",
     "obslink.plugins.directory_source",

@@ -22,6 +22,7 @@ MISSING_TOKENS = {"NAN": "NAN", "NaN": "NAN", "nan": "NAN", "INF": "INF", "+INF"
                   "-INF": "-INF", "None": "None", "": "empty"}
 NOT_OBSERVATIONS = {"TIMESTAMP", "RECORD"}
 _US_PER_DAY = 86_400_000_000
+INF = float("inf")
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
@@ -73,11 +74,22 @@ class TOA5Adapter(FormatAdapter):
         if not text.strip():
             self.line_number += 1
             return
+        quoting_known = True
         try:
-            fields = next(csv.reader([text], strict=True))
+            # Unquoted fields come back as floats (converted in C), quoted ones as text: a
+            # TOA5 writer quotes strings and NAN, never numbers.
+            fields = next(csv.reader([text], quoting=csv.QUOTE_NONNUMERIC, strict=True))
+        except ValueError:  # an unquoted non-number (INF, an empty field, garbage)
+            quoting_known = False
+            try:
+                fields = next(csv.reader([text], strict=True))
+            except csv.Error as exc:
+                fields, error = None, exc
         except csv.Error as exc:
+            fields, error = None, exc
+        if fields is None:
             self.line_number += 1
-            reason = f"not a comma-separated line ({exc})"
+            reason = f"not a comma-separated line ({error})"
             if not self.header_complete and self.header:
                 reason += "; the header is incomplete, records wait for the next header"
                 self.header = []  # a later line must not be taken as the wrong header line
@@ -91,9 +103,10 @@ class TOA5Adapter(FormatAdapter):
             return
         self.line_number += 1
         self._take_record(fields, raw, position, result, truncated=at_end and final
-                          and not raw.endswith(b"\n"))
+                          and not raw.endswith(b"\n"), quoting_known=quoting_known)
 
     def _take_header_line(self, fields, raw, position, result, at_end, final) -> None:
+        fields = [f if isinstance(f, str) else _number_text(f) for f in fields]
         if not self.header:
             if fields[0] == "TOA5":
                 self.header.append(fields)
@@ -133,7 +146,8 @@ class TOA5Adapter(FormatAdapter):
             return
         self.header_complete = True
 
-    def _take_record(self, fields, raw, position, result, truncated: bool) -> None:
+    def _take_record(self, fields, raw, position, result, truncated: bool,
+                     quoting_known: bool) -> None:
         names, units = self.header[1], self.header[2]
         if len(fields) != len(names):
             hint = " (truncated line?)" if truncated or len(fields) < len(names) else ""
@@ -143,12 +157,17 @@ class TOA5Adapter(FormatAdapter):
             return
         time_index = names.index("TIMESTAMP")
         try:
-            observed_at = self._timestamp_us(fields[time_index])
+            stamp = fields[time_index]
+            if not isinstance(stamp, str):
+                raise TimestampError(f"timestamp {_number_text(stamp)} is not quoted text "
+                                     "YYYY-MM-DD HH:MM:SS[.fff]")
+            observed_at = self._timestamp_us(stamp)
         except TimestampError as exc:
             self._quarantine(result, position, raw, str(exc))
             return
         element_map = self.context.element_map
         readings = result.readings
+        quoted: list[bool] = []
         for column, (name, cell) in enumerate(zip(names, fields)):
             if name in NOT_OBSERVATIONS:
                 continue
@@ -157,19 +176,30 @@ class TOA5Adapter(FormatAdapter):
             if mapped is not None:
                 element = mapped[0]
                 unit = mapped[1] or unit
-            flag = MISSING_TOKENS.get(cell.strip())
-            if flag is not None:
+            if isinstance(cell, float):
+                value = cell
+            else:
+                flag = MISSING_TOKENS.get(cell.strip())
+                if not cell and quoting_known and b'""' in raw:
+                    # "" quoted is an empty text field; only an unquoted empty one is missing
+                    quoted = quoted or _quoted_fields(raw)
+                    flag = None if column < len(quoted) and quoted[column] else flag
+                if flag is not None:
+                    readings.append(Reading(observed_at, element, None, unit, name, flag,
+                                            QC_MISSING))
+                    continue
+                if quoting_known:  # quoted: a label, a time-of-maximum …, not a value
+                    result.skipped_text += 1
+                    continue
+                try:
+                    value = float(cell)
+                except ValueError:
+                    result.skipped_text += 1
+                    continue
+            if value != value or value in (INF, -INF):
+                flag = "NAN" if value != value else ("INF" if value > 0 else "-INF")
                 readings.append(Reading(observed_at, element, None, unit, name, flag,
                                         QC_MISSING))
-                continue
-            try:
-                value = float(cell)
-            except ValueError:
-                result.skipped_text += 1
-                continue
-            if value != value or value in (float("inf"), float("-inf")):
-                readings.append(Reading(observed_at, element, None, unit, name,
-                                        "NAN" if value != value else "INF", QC_MISSING))
                 continue
             readings.append(Reading(observed_at, element, value, unit, name, None,
                                     QC_NOT_CHECKED))
@@ -202,6 +232,29 @@ class TOA5Adapter(FormatAdapter):
     def _quarantine(self, result: Decoded, position: int, raw: bytes, reason: str) -> None:
         result.quarantined.append(
             Quarantined(position, self.line_number, f"line {self.line_number}: {reason}", raw))
+
+
+def _quoted_fields(raw: bytes) -> list[bool]:
+    """Which comma-separated fields of a line were quoted (for the rare empty ones)."""
+    quoted, in_quotes, at_start = [], False, True
+    for char in raw.rstrip(b"\r\n"):
+        if at_start:
+            quoted.append(char == 0x22)
+            at_start = False
+            if char == 0x22:
+                in_quotes = True
+                continue
+        if char == 0x22:
+            in_quotes = not in_quotes
+        elif char == 0x2C and not in_quotes:
+            at_start = True
+    if at_start:
+        quoted.append(False)
+    return quoted
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 @hookimpl

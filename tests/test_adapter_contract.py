@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 from obslink.plugins.delimited import DelimitedAdapter
 from obslink.plugins.hj212 import HJ212Adapter
 from obslink.plugins.toa5 import TOA5Adapter
+from obslink.plugins.tob1 import TOB1Adapter
 from tests.golden_cases import (GOLDEN, case_input, case_names, check_golden_case,
                                 context_for, decode_in_chunks)
 
-ADAPTERS = {"toa5": TOA5Adapter, "hj212": HJ212Adapter, "delimited": DelimitedAdapter}
+ADAPTERS = {"toa5": TOA5Adapter, "tob1": TOB1Adapter, "hj212": HJ212Adapter,
+            "delimited": DelimitedAdapter}
 CASES = [(fmt, name) for fmt in ADAPTERS for name in case_names(fmt)]
 
 

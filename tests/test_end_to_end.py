@@ -234,3 +234,33 @@ ignore_columns = "Record"
         "ORDER BY observed_at") == [
         ("2025-03-01T10:00:00.000000Z", "water_level", 1.25, "m", None),
         ("2025-03-01T10:15:00.000000Z", "water_level", None, "m", "-9999")]
+
+
+def test_tob1_files_reach_the_catalog(deployment):
+    from datetime import datetime
+
+    from obslink.simulated_tob1 import write_tob1
+
+    config = deployment.add_station_with_sources("TOB1-STATION", "+08:00", """\
+[sources.logger]
+type = "directory"
+format = "tob1"
+path = "tob1"
+poll_interval = 0.1
+[sources.logger.elements]
+"AirTC_Avg" = "air_temperature"
+""")
+    binary, _ = write_tob1([("AirTC_Avg", "Deg C", "FP2"), ("BattV", "Volts", "IEEE4")],
+                           [(datetime(2026, 3, 1, 8, minute), [20.5 + minute, 12.75])
+                            for minute in range(3)])
+    deployment.start_collector()
+    deployment.run_agent(config)
+    (config.parent / "tob1").mkdir()
+    (config.parent / "tob1" / "CR1000X_Min.dat").write_bytes(binary)
+    wait_until(lambda: deployment.catalog.count("observations") == 6, message="6 readings")
+    assert deployment.catalog.query(
+        "SELECT observed_at, element, value, unit FROM observations "
+        "WHERE element = 'air_temperature' ORDER BY observed_at") == [
+        ("2026-03-01T00:00:00.000000Z", "air_temperature", 20.5, "Deg C"),
+        ("2026-03-01T00:01:00.000000Z", "air_temperature", 21.5, "Deg C"),
+        ("2026-03-01T00:02:00.000000Z", "air_temperature", 22.5, "Deg C")]
