@@ -63,7 +63,8 @@ def parse_file(path: Path, format_name: str, tz: str, options: dict[str, str], s
         print(file=err)
     summary = f"{path}: {readings} readings, {quarantined} records quarantined"
     if skipped:
-        summary += f", {skipped} text values skipped (not observations)"
+        summary += f", {skipped} items skipped that are not observations (text fields, " \
+            "replies, other stations' data)"
     if pending:
         summary += f", {len(pending)} trailing bytes not decoded"
     print(summary, file=err)

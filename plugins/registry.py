@@ -23,6 +23,7 @@ DEFAULT_PLUGINS = (
     "obslink.plugins.tob1",
     "obslink.plugins.hj212",
     "obslink.plugins.delimited",
+    "obslink.plugins.bufr",
     "obslink.plugins.directory_source",
     "obslink.plugins.tcp_source",
 )

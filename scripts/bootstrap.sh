@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian/Ubuntu machine that has only Python: install Mosquitto and the
 # venv module where missing (apt-get, via sudo when not root), then obslink with its
-# collector and test extras into .venv. Safe to run again; it only adds what is missing.
+# collector, BUFR and test extras into .venv. Safe to run again; it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,5 +17,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[server,test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[server,bufr,test]"
 echo "bootstrap: obslink $(.venv/bin/obslink --version | cut -d' ' -f2) ready in .venv" >&2

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from obslink.plugins.bufr import BUFRAdapter
 from obslink.plugins.delimited import DelimitedAdapter
 from obslink.plugins.hj212 import HJ212Adapter
 from obslink.plugins.toa5 import TOA5Adapter
@@ -16,7 +17,7 @@ from tests.golden_cases import (GOLDEN, case_input, case_names, check_golden_cas
                                 context_for, decode_in_chunks)
 
 ADAPTERS = {"toa5": TOA5Adapter, "tob1": TOB1Adapter, "hj212": HJ212Adapter,
-            "delimited": DelimitedAdapter}
+            "delimited": DelimitedAdapter, "bufr": BUFRAdapter}
 CASES = [(fmt, name) for fmt in ADAPTERS for name in case_names(fmt)]
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from obslink.plugins.registry import load_registry
+
 GOLDEN = Path(__file__).parent / "golden" / "toa5"
 
 
@@ -53,7 +55,8 @@ def test_parse_table_keeps_fractional_seconds_and_converts_time():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--format", "toa6"], "unknown format 'toa6'; installed formats: delimited, hj212, toa5"),
+    (["--format", "toa6"], "unknown format 'toa6'; installed formats: "
+     + ", ".join(sorted(load_registry().formats))),
     (["--format", "toa5", "--tz", "+8h"], "--tz"),
     (["--format", "toa5", "--option", "nokey"], "KEY=VALUE"),
     (["--format", "toa5", "--option", "x=1"], "format 'toa5' has no option 'x'"),

@@ -264,3 +264,28 @@ poll_interval = 0.1
         ("2026-03-01T00:00:00.000000Z", "air_temperature", 20.5, "Deg C"),
         ("2026-03-01T00:01:00.000000Z", "air_temperature", 21.5, "Deg C"),
         ("2026-03-01T00:02:00.000000Z", "air_temperature", 22.5, "Deg C")]
+
+
+def test_bufr_files_reach_the_catalog(deployment):
+    from tests.golden_cases import GOLDEN, case_input
+
+    config = deployment.add_station_with_sources("0-20000-0-54527", "+08:00", """\
+[sources.bufr]
+type = "directory"
+format = "bufr"
+path = "bufr"
+poll_interval = 0.1
+[sources.bufr.options]
+wigos_id = "0-20000-0-54527"
+""")
+    deployment.start_collector()
+    deployment.run_agent(config)
+    (config.parent / "bufr").mkdir()
+    (config.parent / "bufr" / "ISMD01.bufr").write_bytes(
+        case_input(GOLDEN / "bufr" / "compressed_three_stations"))
+    wait_until(lambda: deployment.catalog.count("observations") == 6, message="6 readings")
+    assert deployment.catalog.query(
+        "SELECT observed_at, element, value, unit, period_s FROM observations "
+        "WHERE element IN ('air_temperature', 'precipitation_amount') ORDER BY element") == [
+        ("2025-11-03T06:00:00.000000Z", "air_temperature", 291.05, "K", None),
+        ("2025-11-03T00:00:00.000000Z", "precipitation_amount", 12.5, "kg m-2", 21600)]
