@@ -14,10 +14,11 @@ import time
 from functools import partial
 from pathlib import Path
 
-from obslink.broker import Mosquitto
+from obslink.broker import Mosquitto, free_port
 from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
 from obslink.readings import now_us
-from obslink.simulator import KINDS, SimulatedLogger, demo_start_time, write_agent_config
+from obslink.simulator import (KINDS, SimulatedDAU, SimulatedLogger, SimulatedTOB1Logger,
+                               demo_start_time, write_agent_config)
 
 NETWORK = "demo"
 DRAIN_TIMEOUT_S = 60.0
@@ -65,13 +66,16 @@ def run_demo(stations: int, duration: float, speed: float, directory: Path | Non
             processes.append(obslink_process(["agent", "run", str(config)],
                                              station_dir / "agent.log"))
         say(f"demo: collector and {len(loggers)} agents started "
-            f"({', '.join(f'{l.station} ({l.kind.name})' for l in loggers)})")
+            f"({', '.join(f'{l.station} ({l.kind_name})' for l in loggers)})")
         written = _simulate(loggers, duration, speed, catalog_path, say, processes)
         produced = sum(l.records * l.values_per_record for l in loggers)
         committed = _wait_for_drain(catalog_path, produced, say)
         summary = _summarise(catalog_path, written, produced, committed, len(loggers),
                              duration, base if keep else None)
+        summary["kinds"] = sorted({logger.kind_name for logger in loggers})
     finally:
+        for logger in loggers if "loggers" in locals() else []:
+            getattr(logger, "close", lambda: None)()
         for process in processes:
             stop_process(process)
         broker.stop()
@@ -85,26 +89,38 @@ def run_demo(stations: int, duration: float, speed: float, directory: Path | Non
     return 0 if clean else 1
 
 
-def _set_up_stations(base: Path, count: int, catalog_path: Path) -> list[SimulatedLogger]:
+def _simulated_station(index: int, station: str, directory: Path, start):
+    """Station kinds in turn: a TOA5 weather station, an HJ 212 air-quality unit over TCP,
+    a TOB1 hydrological logger, a TOA5 radiation station, …"""
+    kind = index % 4
+    if kind == 0:
+        return SimulatedLogger(station, KINDS[0], directory / "logger", start, seed=index)
+    if kind == 1:
+        return SimulatedDAU(station, free_port(), start, seed=index)
+    if kind == 2:
+        return SimulatedTOB1Logger(station, directory / "logger", start, seed=index)
+    return SimulatedLogger(station, KINDS[1], directory / "logger", start, seed=index)
+
+
+def _set_up_stations(base: Path, count: int, catalog_path: Path) -> list:
     from obslink.server.catalog import SQLiteCatalog, Station
 
     catalog = SQLiteCatalog(catalog_path)
     start = demo_start_time()
-    loggers = []
+    stations = []
     for index in range(count):
-        kind = KINDS[index % len(KINDS)]
         station = f"0-20000-0-{54511 + index}"
         station_dir = base / "stations" / station
         write_keypair(station_dir / "station.key", station_dir / "station.pub",
                       overwrite=True)
         public = load_public_key(station_dir / "station.pub")
-        catalog.add_station(Station(station, NETWORK, f"demo {kind.name} {index + 1}",
-                                    interval_seconds=60), public_bytes(public),
-                            key_id(public))
-        loggers.append(SimulatedLogger(station, kind, station_dir / "logger", start,
-                                       seed=index))
+        simulated = _simulated_station(index, station, station_dir, start)
+        catalog.add_station(Station(station, NETWORK, f"demo {simulated.kind_name} "
+                                    f"{index + 1}", interval_seconds=60),
+                            public_bytes(public), key_id(public))
+        stations.append(simulated)
     catalog.close()
-    return loggers
+    return stations
 
 
 def _simulate(loggers, duration, speed, catalog_path, say, processes) -> dict:
@@ -123,7 +139,8 @@ def _simulate(loggers, duration, speed, catalog_path, say, processes) -> dict:
         if now >= next_tick:
             for logger in loggers:
                 observed_at = logger.write_next()
-                written[(logger.station, observed_at)] = now_us()
+                if observed_at is not None:  # None: a TCP station whose agent is not up yet
+                    written[(logger.station, observed_at)] = now_us()
             next_tick += tick
         if now - last_report >= 1.0:
             produced = sum(l.records * l.values_per_record for l in loggers)
@@ -196,7 +213,7 @@ def _print_summary(summary: dict) -> None:
     latency = summary["latency_ms"]
     print(f"""
 obslink demo summary
-  stations            {summary['stations']} (simulated TOA5 loggers of {min(summary['stations'], len(KINDS))} kinds)
+  stations            {summary['stations']} simulated ({', '.join(summary['kinds'])})
   readings produced   {summary['readings_produced']}
   readings committed  {summary['readings_committed']}
   batches             {summary['batches']}

@@ -48,36 +48,56 @@ ENCODERS = {
 }
 
 
+def tob1_header(fields: list[tuple[str, str, str]], table: str = "Test") -> bytes:
+    """The five header lines of a TOB1 file whose ``fields`` are (name, unit, type) after
+    SECONDS, NANOSECONDS and RECORD."""
+    names = ["SECONDS", "NANOSECONDS", "RECORD"] + [f[0] for f in fields]
+    units = ["SECONDS", "NANOSECONDS", "RN"] + [f[1] for f in fields]
+    types = ["ULONG", "ULONG", "ULONG"] + [f[2] for f in fields]
+    environment = ["TOB1", "T1", "CR1000X", "1", "CR1000X.Std.08.01", "CPU:test.cr1x", "1",
+                   table]
+    return ("\r\n".join([_quote(environment), _quote(names), _quote(units),
+                          _quote([""] * len(names)), _quote(types)]) + "\r\n").encode()
+
+
+def tob1_record(fields: list[tuple[str, str, str]], moment: datetime, record: int,
+                values: list) -> tuple[bytes, str]:
+    """One record (logger-local ``moment``): its bytes and its line in the TOA5 conversion."""
+    delta = moment.replace(tzinfo=timezone.utc) - EPOCH_1990
+    seconds = delta.days * 86_400 + delta.seconds
+    binary = bytearray(struct.pack("<III", seconds, delta.microseconds * 1000, record))
+    cells = []
+    for (_name, _unit, data_type), value in zip(fields, values):
+        if data_type.startswith("ASCII("):
+            size = int(data_type[6:-1])
+            binary += value.encode().ljust(size, b"\0")[:size]
+            cells.append(f'"{value}"')
+        else:
+            encoded, text = ENCODERS[data_type](value)
+            binary += encoded
+            cells.append(text)
+    stamp = moment.strftime("%Y-%m-%d %H:%M:%S") + (
+        f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else "")
+    return bytes(binary), f'"{stamp}",{record},' + ",".join(cells)
+
+
 def write_tob1(fields: list[tuple[str, str, str]], rows: list[tuple[datetime, list]],
                table: str = "Test") -> tuple[bytes, str]:
     """``fields``: (name, unit, type) after SECONDS/NANOSECONDS/RECORD; ``rows``: (local
     time, values). Returns the TOB1 bytes and the TOA5 text of the same table."""
-    names = ["SECONDS", "NANOSECONDS", "RECORD"] + [f[0] for f in fields]
-    units = ["SECONDS", "NANOSECONDS", "RN"] + [f[1] for f in fields]
-    types = ["ULONG", "ULONG", "ULONG"] + [f[2] for f in fields]
-    quote = lambda items: ",".join(f'"{item}"' for item in items)
-    environment = ["TOB1", "T1", "CR1000X", "1", "CR1000X.Std.08.01", "CPU:test.cr1x", "1",
+    binary = bytearray(tob1_header(fields, table))
+    names = [f[0] for f in fields]
+    environment = ["TOA5", "T1", "CR1000X", "1", "CR1000X.Std.08.01", "CPU:test.cr1x", "1",
                    table]
-    header = "\r\n".join([quote(environment), quote(names), quote(units),
-                          quote([""] * len(names)), quote(types)]) + "\r\n"
-    binary = bytearray(header.encode())
-    toa5 = [quote(["TOA5"] + environment[1:]), quote(["TIMESTAMP", "RECORD"] + names[3:]),
-            quote(["TS", "RN"] + units[3:]), quote(["", ""] + [""] * len(fields))]
+    toa5 = [_quote(environment), _quote(["TIMESTAMP", "RECORD"] + names),
+            _quote(["TS", "RN"] + [f[1] for f in fields]),
+            _quote(["", ""] + [""] * len(fields))]
     for record, (moment, values) in enumerate(rows):
-        delta = moment.replace(tzinfo=timezone.utc) - EPOCH_1990
-        seconds = delta.days * 86_400 + delta.seconds
-        binary += struct.pack("<III", seconds, delta.microseconds * 1000, record)
-        cells = []
-        for (_name, _unit, data_type), value in zip(fields, values):
-            if data_type.startswith("ASCII("):
-                size = int(data_type[6:-1])
-                binary += value.encode().ljust(size, b"\0")[:size]
-                cells.append(f'"{value}"')
-            else:
-                encoded, text = ENCODERS[data_type](value)
-                binary += encoded
-                cells.append(text)
-        stamp = moment.strftime("%Y-%m-%d %H:%M:%S") + (
-            f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else "")
-        toa5.append(f'"{stamp}",{record},' + ",".join(cells))
+        data, line = tob1_record(fields, moment, record, values)
+        binary += data
+        toa5.append(line)
     return bytes(binary), "\r\n".join(toa5) + "\r\n"
+
+
+def _quote(items) -> str:
+    return ",".join(f'"{item}"' for item in items)

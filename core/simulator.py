@@ -1,7 +1,9 @@
-"""Simulated loggers that write TOA5 files, for the demo, the end-to-end tests and bench/.
+"""Simulated stations for the demo, the end-to-end tests and bench/: Campbell loggers
+writing TOA5 or TOB1 files, and an HJ 212 data acquisition unit pushing packets over TCP.
 
-Each kind is a logger table with its own columns, UTC offset and element mapping, so the
-demo exercises the same configuration paths a real deployment does.
+Each kind has its own fields, UTC offset and element mapping, so the demo exercises the same
+configuration paths a real deployment does. Every simulator records what it produced in
+``expected`` (observed_at µs UTC, element, value, unit) and offers its agent ``[sources]``.
 """
 
 from __future__ import annotations
@@ -109,6 +111,13 @@ class SimulatedLogger:
         self.records += 1
         return observed_at, line
 
+    kind_name = property(lambda self: f"{self.kind.name}-toa5")
+    utc_offset = property(lambda self: self.kind.utc_offset)
+
+    def sources_toml(self, poll_interval: float) -> str:
+        return directory_source_toml("toa5", self.directory, poll_interval,
+                                     self.kind.elements_toml())
+
     def write_next(self) -> int:
         """Append the next record (and the header first); return its observed_at."""
         new = not self.path.exists()
@@ -124,15 +133,31 @@ def demo_start_time() -> datetime:
     return datetime.now(timezone.utc).replace(second=0, microsecond=0)
 
 
-def write_agent_config(path: Path, logger: SimulatedLogger, network: str, broker_url: str,
+def directory_source_toml(format_name: str, directory: Path, poll_interval: float,
+                          elements_toml: str) -> str:
+    """The [sources.logger] section for a logger writing ``*.dat`` files into a directory."""
+    return f"""\
+[sources.logger]
+type = "directory"
+format = "{format_name}"
+path = "{directory}"
+pattern = "*.dat"
+poll_interval = {poll_interval}
+
+[sources.logger.elements]
+{elements_toml}
+"""
+
+
+def write_agent_config(path: Path, station, network: str, broker_url: str,
                        private_key: Path, outbox: Path, poll_interval: float = 0.25) -> Path:
-    """An agent config for a simulated logger, as a technician would write it."""
+    """An agent config for a simulated station, as a technician would write it."""
     path.write_text(f"""\
 [station]
-id = "{logger.station}"
+id = "{station.station}"
 network = "{network}"
 private_key = "{private_key}"
-utc_offset = "{logger.kind.utc_offset}"
+utc_offset = "{station.utc_offset}"
 
 [outbox]
 path = "{outbox}"
@@ -141,14 +166,126 @@ path = "{outbox}"
 broker = "{broker_url}"
 ack_timeout = 10
 
-[sources.logger]
-type = "directory"
-format = "toa5"
-path = "{logger.directory}"
-pattern = "*.dat"
-poll_interval = {poll_interval}
-
-[sources.logger.elements]
-{logger.kind.elements_toml()}
-""")
+""" + station.sources_toml(poll_interval))
     return path
+
+
+class SimulatedTOB1Logger:
+    """A hydrological station's Campbell logger appending TOB1 records."""
+
+    kind_name = "hydro-tob1"
+    utc_offset = "-03:00"
+    FIELDS = [("WaterLevel_m", "m", "FP2"), ("WaterT_C", "Deg C", "IEEE4"),
+              ("BattV", "Volts", "FP2")]
+    ELEMENTS = ("water_level", "water_temperature", "battery_voltage")
+    values_per_record = 3
+
+    def __init__(self, station: str, directory: Path, start: datetime, interval_s: int = 60,
+                 seed: int = 0) -> None:
+        self.station, self.directory, self.start = station, directory, start
+        self.interval_s, self.records = interval_s, 0
+        self.rng = random.Random(seed)
+        self.expected: list[tuple[int, str, float | None, str]] = []
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"{station}_Hyd.dat"
+
+    def sources_toml(self, poll_interval: float) -> str:
+        mapping = "\n".join(f'"{f[0]}" = "{e}"' for f, e in zip(self.FIELDS, self.ELEMENTS))
+        return directory_source_toml("tob1", self.directory, poll_interval, mapping)
+
+    def write_next(self) -> int:
+        from obslink.simulated_tob1 import tob1_header, tob1_record
+
+        moment = self.start + timedelta(seconds=self.interval_s * self.records)
+        local = moment - timedelta(hours=3)
+        values = [round(1.2 + self.rng.uniform(0, 0.3), 3),
+                  round(8 + self.rng.uniform(-1, 1), 2), round(12.5 + self.rng.uniform(0, 1), 2)]
+        data, _line = tob1_record(self.FIELDS, local.replace(tzinfo=None), self.records, values)
+        with open(self.path, "ab") as out:
+            if out.tell() == 0:
+                out.write(tob1_header(self.FIELDS, "Hyd"))
+            out.write(data)
+        observed_at = utc_us_from_datetime(moment)
+        for (_name, unit, _type), element, value in zip(self.FIELDS, self.ELEMENTS, values):
+            self.expected.append((observed_at, element, value, unit))
+        self.records += 1
+        return observed_at
+
+
+class SimulatedDAU:
+    """An HJ 212 air-quality data acquisition unit that connects to the agent over TCP and
+    pushes a real-time packet (CN 2011, Flag=5: reply wanted) per record."""
+
+    kind_name = "airq-hj212"
+    utc_offset = "+08:00"
+    FACTORS = (("a34004", "pm2_5", "ug/m3"), ("a34002", "pm10", "ug/m3"),
+               ("a21026", "so2", "mg/m3"), ("a21004", "no2", "mg/m3"),
+               ("a21005", "co", "mg/m3"), ("a05024", "o3", "mg/m3"))
+    values_per_record = len(FACTORS)
+
+    def __init__(self, station: str, port: int, start: datetime, interval_s: int = 60,
+                 seed: int = 0) -> None:
+        self.station, self.port, self.start = station, port, start
+        self.interval_s, self.records = interval_s, 0
+        self.rng = random.Random(seed)
+        self.expected: list[tuple[int, str, float | None, str]] = []
+        self.connection = None
+        self.replies = 0
+
+    def sources_toml(self, poll_interval: float) -> str:
+        return f"""\
+[sources.dau]
+type = "tcp"
+format = "hj212"
+listen = "127.0.0.1:{self.port}"
+"""
+
+    def _connect(self) -> bool:
+        import socket
+
+        if self.connection is None:
+            try:
+                self.connection = socket.create_connection(("127.0.0.1", self.port), 1)
+                self.connection.setblocking(False)
+            except OSError:
+                return False  # the agent is not listening yet
+        return True
+
+    def _count_replies(self) -> None:
+        try:
+            while chunk := self.connection.recv(65536):
+                self.replies += chunk.count(b"CN=9014")
+        except (BlockingIOError, OSError):
+            pass
+
+    def write_next(self) -> int | None:
+        """Send the next packet; None when the agent cannot be reached yet (not produced)."""
+        from obslink.plugins.hj212 import frame
+
+        if not self._connect():
+            return None
+        self._count_replies()
+        moment = self.start + timedelta(seconds=self.interval_s * self.records)
+        local = moment + timedelta(hours=8)
+        values = [round(self.rng.uniform(5, 80), 1) if unit == "ug/m3"
+                  else round(self.rng.uniform(0.001, 0.2), 3) for _c, _e, unit in self.FACTORS]
+        items = ";".join(f"{code}-Rtd={value},{code}-Flag=N"
+                         for (code, _e, _u), value in zip(self.FACTORS, values))
+        stamp = local.strftime("%Y%m%d%H%M%S")
+        packet = frame(f"QN={stamp}000;ST=22;CN=2011;PW=123456;MN={self.station};Flag=5;"
+                       f"CP=&&DataTime={stamp};{items}&&".encode())
+        try:
+            self.connection.sendall(packet)
+        except OSError:
+            self.connection = None
+            return None
+        observed_at = utc_us_from_datetime(moment)
+        for (_code, element, unit), value in zip(self.FACTORS, values):
+            self.expected.append((observed_at, element, value, unit))
+        self.records += 1
+        return observed_at
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self._count_replies()
+            self.connection.close()
