@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from obslink.broker import Mosquitto
+from obslink.errors import ConfigError
 from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
 from obslink.plugins.formats import AdapterContext
 from obslink.plugins.delimited import DelimitedAdapter
@@ -138,6 +139,14 @@ def bench_adapters(base: Path, records: int) -> tuple[dict[str, float], float]:
         "hj212": decode_rate(HJ212Adapter, hj212_stream(records // 8), {}),
         "delimited": decode_rate(DelimitedAdapter, csv_text, {}),
     }
+    try:
+        from obslink.plugins.bufr import BUFRAdapter
+
+        bufr = (Path(__file__).parent.parent / "tests" / "golden" / "bufr" /
+                "compressed_three_stations" / "input.bufr").read_bytes() * (records // 30)
+        rates["bufr"] = decode_rate(BUFRAdapter, bufr, {})
+    except ConfigError as exc:  # ecCodes is an extra
+        print(f"bufr skipped: {exc}")
     started = time.perf_counter()
     cells = sum(len(row) - 2 for row in csv.reader(text_rows))
     return rates, cells / (time.perf_counter() - started)

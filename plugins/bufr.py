@@ -196,11 +196,12 @@ class BUFRAdapter(FormatAdapter):
         times = [first(part) for part in ("year", "month", "day", "hour", "minute")]
         seconds = first("second", 0)
         wanted = self.option_values["wigos_id"]
-        columns = {}
+        columns, units = {}, {}
         for key in keys:
             name = key.split("#")[-1]
             if name in ELEMENTS or name == "timePeriod":
                 columns[key] = values(key)
+                units[key] = codes.codes_get(handle, f"{key}->units")
         for index in range(subsets):
             if wanted and stations[index] != wanted:
                 result.skipped_text += 1
@@ -218,13 +219,13 @@ class BUFRAdapter(FormatAdapter):
                 name = key.split("#")[-1]
                 value = column[index]
                 if name == "timePeriod":
-                    period_seconds = self._period_seconds(handle, key, value)
+                    period_seconds = self._period_seconds(units[key], value)
                     continue
                 period = FIXED_PERIODS.get(name)
                 if period is None and name in PERIOD_KEYS:
                     period = period_seconds
                 missing = value is None or value in (MISSING, MISSING_LONG)
-                unit = codes.codes_get(handle, f"{key}->units")
+                unit = units[key]
                 start = observed_at - period * 1_000_000 if period else observed_at
                 mapped = self.context.element_map.get(name)
                 element = mapped[0] if mapped else ELEMENTS[name]
@@ -234,11 +235,11 @@ class BUFRAdapter(FormatAdapter):
                     f"{stations[index]}:{key}", "missing" if missing else None,
                     8 if missing else QC_NOT_CHECKED, period))
 
-    def _period_seconds(self, handle, key: str, value) -> int | None:
+    @staticmethod
+    def _period_seconds(unit: str, value) -> int | None:
         """A BUFR time period (negative: the period ends at the observation time)."""
         if value in (None, MISSING, MISSING_LONG) or value == 0:
             return None
-        unit = self.codes.codes_get(handle, f"{key}->units")
         seconds = abs(value) * UNIT_SECONDS.get(unit, 0)
         return int(seconds) if 0 < seconds <= MAX_PERIOD_SECONDS else None
 

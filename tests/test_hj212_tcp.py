@@ -68,3 +68,28 @@ mn = "AQ0001"
         ("2025-11-03T02:17:00.000000Z", "pm2_5", 37.5, "ug/m3", "a34004-Rtd", "N")]
     adapters = deployment.catalog.query("SELECT DISTINCT adapter, source_stream FROM batches")
     assert adapters == [("hj212", "127.0.0.1")]
+
+
+def test_agent_connects_out_to_a_device_and_replies_after_commit(deployment):
+    """connect mode: the device listens, the agent dials it (and redials after a drop)."""
+    device = socket.create_server(("127.0.0.1", 0))
+    device.settimeout(20)
+    port = device.getsockname()[1]
+    config = deployment.add_station_with_sources("AQ-STATION-2", "+08:00", f"""\
+[sources.dau]
+type = "tcp"
+format = "hj212"
+connect = "127.0.0.1:{port}"
+""")
+    deployment.start_collector()
+    deployment.run_agent(config)
+    with device:
+        connection, _peer = device.accept()
+        with connection:
+            connection.sendall(packet("20251103101500", 40.0))
+            assert b"CN=9014" in read_replies(connection, 1)[0]
+        connection, _peer = device.accept()  # the agent dials again after the drop
+        with connection:
+            connection.sendall(packet("20251103101600", 41.0))
+            assert b"CN=9014" in read_replies(connection, 1)[0]
+    wait_until(lambda: deployment.catalog.count("observations") == 4, message="4 readings")

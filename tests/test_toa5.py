@@ -22,7 +22,8 @@ TOA5_LIKE = st.lists(st.sampled_from([
     b",", b"\x00", b"\xff\xfe", b"INF", b"-", b"1e309", b"\n"]), max_size=30).map(b"".join)
 
 
-@settings(max_examples=int(os.environ.get("OBSLINK_FUZZ_EXAMPLES", 2000)), deadline=None)
+@settings(max_examples=int(os.environ.get("OBSLINK_ADAPTER_FUZZ_EXAMPLES", 10_000)),
+          deadline=None)
 @given(payload=st.one_of(st.binary(max_size=2000), TOA5_LIKE), final=st.booleans(),
        offset=st.sampled_from(["UTC", "+14:00", "-12:00"]))
 def test_arbitrary_bytes_never_raise(payload, final, offset):
