@@ -123,7 +123,13 @@ class TCPSource(Source):
                 if not chunk:
                     break
                 buffer += chunk
-                decoded = adapter.decode(buffer, start=position, final=False)
+                try:
+                    decoded = adapter.decode(buffer, start=position, final=False)
+                except Exception:  # a format plugin's bug: name it, keep the agent running
+                    log.exception("source %s: format plugin %s failed on data from %s; "
+                                  "closing the connection", self.name,
+                                  type(adapter).__module__, peer)
+                    return
                 if decoded.consumed == 0:
                     continue
                 taken = buffer[:decoded.consumed]
