@@ -28,6 +28,7 @@ LONGEST_START = len("##0000QN=")  # bytes before PACKET_START can match
 MAX_NOISE = 65_536  # noise held back waiting for a packet, at most
 CP_ITEM = re.compile(r"([^;,=]+)=([^;,]*)")  # key=value items of the CP section
 CP_SPLIT = re.compile(r"[;,]")
+CP_VALID = re.compile(r"(?:[^;,=]+=[^;,=]*(?:[;,]+|$))*")  # every item is key=value
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
@@ -122,7 +123,7 @@ class HJ212Adapter(FormatAdapter):
         self._check = CRC_VARIANTS[self.option_values["crc"]]
         self._periods = dict(DATA_COMMANDS, **{"2051": self.option_values["minute_period"]})
         self._day_cache: dict[str, int] = {}
-        self._fields: dict[tuple[str, str], tuple[str, str, str] | bool] = {}
+        self._fields: dict[str, tuple[str, str, str] | bool] = {}
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -227,19 +228,11 @@ class HJ212Adapter(FormatAdapter):
         return self._take_values(cp, command, result)
 
     def _take_values(self, cp: str, command: str, result: Decoded) -> str | None:
-        pairs = CP_ITEM.findall(cp)
-        if len(pairs) != sum(1 for item in CP_SPLIT.split(cp) if item):
-            bad = next(item for item in CP_SPLIT.split(cp) if item and "=" not in item)
+        if not CP_VALID.fullmatch(cp):
+            bad = next((item for item in CP_SPLIT.split(cp) if item and "=" not in item), cp)
             return f"CP item {bad!r} has no '='"
-        values: dict[str, dict[str, str]] = {}
-        data_time = None
-        for key, value in pairs:
-            if key == "DataTime":
-                data_time = value
-                continue
-            code, dash, kind = key.rpartition("-")
-            if dash:
-                values.setdefault(code, {})[kind] = value
+        pairs = CP_ITEM.findall(cp)
+        data_time = next((value for key, value in pairs if key == "DataTime"), None)
         if data_time is None:
             return "CP has no DataTime"
         try:
@@ -247,42 +240,44 @@ class HJ212Adapter(FormatAdapter):
         except ValueError:
             return f"DataTime {data_time!r} is not YYYYMMDDhhmmss"
         period = self._periods[command]
+        flags = {key[:-5]: value for key, value in pairs if key.endswith("-Flag")}
         readings = result.readings
         fields = self._fields
-        for code, kinds in values.items():
-            flag = kinds.get("Flag")
-            for kind, text in kinds.items():
-                field = fields.get((code, kind))
-                if field is None:
-                    field = fields[(code, kind)] = self._field(code, kind)
-                if field is False:
-                    continue  # Flag, SampleTime, EFlag … describe a value, are not one
-                try:
-                    value = float(text) if text else None
-                except ValueError:
-                    return f"value {field[2]}={text!r} is not a number"
-                if value is None or value != value:
-                    readings.append(Reading(observed_at, field[0], None, field[1], field[2],
-                                            flag, QC_MISSING, period))
-                else:
-                    readings.append(Reading(observed_at, field[0], value, field[1], field[2],
-                                            flag, QC_NOT_CHECKED, period))
+        for key, text in pairs:
+            field = fields.get(key)
+            if field is None:
+                field = fields[key] = self._field(key)
+            if field is False:
+                continue  # DataTime, Flag, SampleTime, EFlag … describe values, are not one
+            try:
+                value = float(text) if text else None
+            except ValueError:
+                return f"value {key}={text!r} is not a number"
+            if value is None or value != value:
+                readings.append(Reading(observed_at, field[0], None, field[1], key,
+                                        flags.get(field[2]), QC_MISSING, period))
+            else:
+                readings.append(Reading(observed_at, field[0], value, field[1], key,
+                                        flags.get(field[2]), QC_NOT_CHECKED, period))
         return None
 
-    def _field(self, code: str, kind: str):
-        """(element, unit, source field) of a value kind of a code, or False for non-values."""
+    def _field(self, key: str):
+        """(element, unit, code) of a CP key such as ``a34004-Avg``; False for keys that
+        are not values (DataTime, Flag, SampleTime …)."""
+        code, dash, kind = key.rpartition("-")
+        if not dash:
+            return False
         if kind == "RT":  # 2041: running time of a piece of equipment, hours
             suffix, unit = "_runtime", "h"
         elif kind in KINDS:
             suffix, unit = KINDS[kind], FACTORS.get(code, (code, ""))[1]
         else:
             return False
-        name = f"{code}-{kind}"
-        mapped = self.context.element_map.get(name) or self.context.element_map.get(code)
+        mapped = self.context.element_map.get(key) or self.context.element_map.get(code)
         element = (mapped[0] if mapped else FACTORS.get(code, (code, ""))[0]) + suffix
         if mapped and mapped[1]:
             unit = mapped[1]
-        return element, unit, name
+        return element, unit, code
 
     def _time_us(self, text: str) -> int:
         if len(text) not in (14, 17) or not text.isdigit():
