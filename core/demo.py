@@ -22,6 +22,7 @@ from obslink.simulator import (KINDS, SimulatedDAU, SimulatedLogger, SimulatedTO
 
 NETWORK = "demo"
 DRAIN_TIMEOUT_S = 60.0
+STARTUP_TIMEOUT_S = 30.0
 
 
 def obslink_process(args: list[str], log_path: Path) -> subprocess.Popen:
@@ -67,6 +68,7 @@ def run_demo(stations: int, duration: float, speed: float, directory: Path | Non
                                              station_dir / "agent.log"))
         say(f"demo: collector and {len(loggers)} agents started "
             f"({', '.join(f'{l.station} ({l.kind_name})' for l in loggers)})")
+        _wait_until_connected(base, loggers, processes, say)
         written = _simulate(loggers, duration, speed, catalog_path, say, processes)
         produced = sum(l.records * l.values_per_record for l in loggers)
         committed = _wait_for_drain(catalog_path, produced, say)
@@ -123,6 +125,31 @@ def _set_up_stations(base: Path, count: int, catalog_path: Path) -> list:
     return stations
 
 
+def _wait_until_connected(base: Path, loggers, processes, say) -> None:
+    """Stations start reporting once every agent and the collector are connected, so the
+    latency figures measure the running system, not process start-up."""
+    logs = [base / "collector.log"] + [base / "stations" / l.station / "agent.log"
+                                       for l in loggers]
+    markers = ["collector ready"] + ["connected to broker"] * len(loggers)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if all(log.exists() and marker in log.read_text(errors="replace")
+               for log, marker in zip(logs, markers)):
+            return
+        _check_processes(processes)
+        time.sleep(0.1)
+    say(f"demo: not every process connected within {STARTUP_TIMEOUT_S:.0f} s; "
+        "starting anyway (see the logs)")
+
+
+def _check_processes(processes) -> None:
+    for process in processes:
+        if process.poll() is not None:
+            raise SystemExit(f"error: a demo process exited early (code "
+                             f"{process.returncode}): {' '.join(process.args[3:])}; "
+                             "see the logs in the demo directory (use --dir to keep it)")
+
+
 def _simulate(loggers, duration, speed, catalog_path, say, processes) -> dict:
     """Write records in accelerated time; return {(station, observed_at): written µs}."""
     written: dict[tuple[str, int], int] = {}
@@ -131,11 +158,7 @@ def _simulate(loggers, duration, speed, catalog_path, say, processes) -> dict:
     next_tick = started
     last_report = 0.0
     while (now := time.monotonic()) - started < duration:
-        for process in processes:
-            if process.poll() is not None:
-                raise SystemExit(f"error: a demo process exited early (code "
-                                 f"{process.returncode}): {' '.join(process.args[3:])}; "
-                                 "see the logs in the demo directory (use --dir to keep it)")
+        _check_processes(processes)
         if now >= next_tick:
             for logger in loggers:
                 observed_at = logger.write_next()
