@@ -129,19 +129,20 @@ def decode_batch(body: bytes) -> Batch:
         times, index, values, qcs = data["t"], data["f"], data["val"], data["qc"]
         count = len(times)
         _expect(len(index) == len(values) == len(qcs) == count, "column lengths")
+        # whole-column checks run in C; a batch carries thousands of readings
+        _expect(set(map(type, times)) <= {int}, "t")
+        _expect(set(map(type, index)) <= {int} and (not count or (
+            min(index) >= 0 and max(index) < len(fields))), "f")
+        _expect(set(map(type, qcs)) <= {int} and (not count or (
+            min(qcs) >= 0 and max(qcs) <= 255)), "qc")
+        _expect(set(map(type, values)) <= {int, float, type(None)}, "val")
         flags = dict(data.get("flags", []))
-        readings = []
-        for i in range(count):
-            t, f, v, q = times[i], index[i], values[i], qcs[i]
-            _expect(_is_int(t) and _is_int(f) and 0 <= f < len(fields) and _is_int(q)
-                    and 0 <= q <= 255, f"reading {i}")
-            _expect(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
-                    f"value of reading {i}")
-            flag = flags.get(i)
-            _expect(flag is None or isinstance(flag, str), f"flag of reading {i}")
-            element, unit, source_field, period = fields[f]
-            readings.append(Reading(t, element, None if v is None else float(v), unit,
-                                    source_field, flag, q, period))
+        _expect(all(isinstance(i, int) and isinstance(flag, str)
+                    for i, flag in flags.items()), "flags")
+        readings = [
+            Reading(t, fields[f][0], None if v is None else float(v), fields[f][1],
+                    fields[f][2], flags.get(i), q, fields[f][3])
+            for i, (t, f, v, q) in enumerate(zip(times, index, values, qcs))]
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"batch body is missing or has a malformed field ({exc})") from None
     return Batch(station, epoch, seq, created_at, readings, adapter[0], adapter[1], source,

@@ -221,12 +221,15 @@ class SQLiteCatalog(Catalog):
         if cursor.rowcount == 0:
             return False  # the same batch again: already stored, acknowledge it again
         batch_id = cursor.lastrowid
+        times: dict[int, str] = {}  # readings of one record share their time: format once
+        for reading in batch.readings:
+            if reading.observed_at not in times:
+                times[reading.observed_at] = format_utc(reading.observed_at, fixed=True)
         self.conn.executemany(
             "INSERT INTO observations (batch_id, station, observed_at, element, value, unit, "
             "source_field, source_flag, qc, period_s) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(batch_id, batch.station, format_utc(r.observed_at, fixed=True), r.element,
-              r.value, r.unit, r.source_field, r.source_flag, r.qc, r.period_s)
-             for r in batch.readings])
+            [(batch_id, batch.station, times[r.observed_at], r.element, r.value, r.unit,
+              r.source_field, r.source_flag, r.qc, r.period_s) for r in batch.readings])
         return True
 
     def record_refusals(self, refusals: list[Refusal]) -> None:
