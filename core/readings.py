@@ -18,6 +18,7 @@ QC_MISSING = 8
 QC_NOT_CHECKED = 9
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_INF = float("inf")
 _OFFSET_RE = re.compile(r"^(?:UTC|Z|([+-])(\d{1,2})(?::?(\d{2}))?)$", re.IGNORECASE)
 
 
@@ -33,6 +34,19 @@ class Reading(NamedTuple):
     qc: int = QC_NOT_CHECKED
     # Seconds the value aggregates over, starting at observed_at; None for an instant value.
     period_s: int | None = None
+
+
+def non_finite_flag(value: float) -> str | None:
+    """"NAN", "INF" or "-INF" for a value that cannot be an observation, else None.
+
+    Adapters turn such values into missing readings with this flag: the wire and the
+    catalog never carry NaN or infinities (docs/protocol.md).
+    """
+    if value != value:
+        return "NAN"
+    if value in (_INF, -_INF):
+        return "INF" if value > 0 else "-INF"
+    return None
 
 
 def parse_utc_offset(text: str) -> int:

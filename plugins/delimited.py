@@ -12,7 +12,7 @@ from obslink.plugins.formats import AdapterContext, Decoded, FormatAdapter, Opti
 from obslink.plugins.registry import hookimpl
 from obslink.plugins.text_lines import complete_lines, decode_text
 from obslink.readings import (QC_MISSING, QC_NOT_CHECKED, Reading, local_to_utc_us,
-                              utc_us_from_datetime)
+                              non_finite_flag, utc_us_from_datetime)
 
 MAX_EPOCH_SECONDS = 253_402_300_800  # 10000-01-01: beyond that no clock is right
 DELIMITERS = {",": ",", "comma": ",", "\\t": "\t", "\t": "\t", "tab": "\t", ";": ";",
@@ -128,7 +128,7 @@ class DelimitedAdapter(FormatAdapter):
             except ValueError:
                 result.skipped_text += 1
                 continue
-            if value != value or value in (float("inf"), float("-inf")):
+            if non_finite_flag(value) is not None:  # flagged with the file's own token
                 result.readings.append(Reading(observed_at, element, None, unit, name, cell,
                                                QC_MISSING))
             else:

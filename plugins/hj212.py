@@ -16,7 +16,7 @@ from datetime import date
 from obslink.plugins.formats import Decoded, FormatAdapter, Option, Quarantined
 from obslink.plugins.hj212_codes import FACTORS, KINDS
 from obslink.plugins.registry import hookimpl
-from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading
+from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading, non_finite_flag
 
 # (CN, period in seconds or None): the uploads that carry observations
 DATA_COMMANDS = {"2011": None, "2051": 60, "2061": 3600, "2031": 86_400, "2041": 86_400}
@@ -253,7 +253,7 @@ class HJ212Adapter(FormatAdapter):
                 value = float(text) if text else None
             except ValueError:
                 return f"value {key}={text!r} is not a number"
-            if value is None or value != value:
+            if value is None or non_finite_flag(value) is not None:
                 readings.append(Reading(observed_at, field[0], None, field[1], key,
                                         flags.get(field[2]), QC_MISSING, period))
             else:

@@ -16,13 +16,12 @@ from datetime import date
 from obslink.plugins.formats import AdapterContext, Decoded, FormatAdapter, Quarantined
 from obslink.plugins.registry import hookimpl
 from obslink.plugins.text_lines import complete_lines, decode_text
-from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading
+from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading, non_finite_flag
 
 MISSING_TOKENS = {"NAN": "NAN", "NaN": "NAN", "nan": "NAN", "INF": "INF", "+INF": "INF",
                   "-INF": "-INF", "None": "None", "": "empty"}
 NOT_OBSERVATIONS = {"TIMESTAMP", "RECORD"}
 _US_PER_DAY = 86_400_000_000
-INF = float("inf")
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
@@ -196,8 +195,8 @@ class TOA5Adapter(FormatAdapter):
                 except ValueError:
                     result.skipped_text += 1
                     continue
-            if value != value or value in (INF, -INF):
-                flag = "NAN" if value != value else ("INF" if value > 0 else "-INF")
+            flag = non_finite_flag(value)
+            if flag is not None:
                 readings.append(Reading(observed_at, element, None, unit, name, flag,
                                         QC_MISSING))
                 continue

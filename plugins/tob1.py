@@ -16,9 +16,9 @@ from datetime import datetime
 
 from obslink.plugins.formats import AdapterContext, Decoded, FormatAdapter, Quarantined
 from obslink.plugins.registry import hookimpl
-from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading, utc_us_from_datetime
+from obslink.readings import (QC_MISSING, QC_NOT_CHECKED, Reading, non_finite_flag,
+                              utc_us_from_datetime)
 
-INF = float("inf")
 EPOCH_1990_US = utc_us_from_datetime(datetime.fromisoformat("1990-01-01T00:00:00+00:00"))
 # data type -> (struct code, how its value becomes a reading: number, fp2, text, bool, skip)
 TYPES = {
@@ -197,9 +197,9 @@ class TOB1Adapter(FormatAdapter):
                 value = float(int.from_bytes(raw, "big", signed=True))
             else:
                 value = float(raw)
-            if value is not None and (value != value or value in (INF, -INF)):
-                flag = "NAN" if value != value else ("INF" if value > 0 else "-INF")
-                value = None
+            not_a_value = None if value is None else non_finite_flag(value)
+            if not_a_value is not None:
+                flag, value = not_a_value, None
             mapped = element_map.get(name)
             element = mapped[0] if mapped else name
             reading_unit = (mapped[1] if mapped and mapped[1] else unit)

@@ -60,3 +60,11 @@ def test_sniff():
     assert HJ212Adapter.sniff(PACKET)
     assert HJ212Adapter.sniff(b"\x00\x00" + PACKET)
     assert not HJ212Adapter.sniff(b'"TOA5","x"')
+
+
+def test_non_finite_values_become_missing():
+    """The wire and the catalog never carry NaN or infinities (docs/protocol.md)."""
+    packet = frame(b"QN=1;ST=22;CN=2011;PW=1;MN=AQ0001;Flag=4;CP=&&DataTime=20251103101500;"
+                   b"a34004-Rtd=inf,a34004-Flag=N;a34002-Rtd=-inf;a21026-Rtd=nan&&")
+    readings = HJ212Adapter(AdapterContext("X", 0)).decode(packet, start=0, final=True).readings
+    assert [(r.value, r.qc) for r in readings] == [(None, 8)] * 3
