@@ -40,6 +40,7 @@ class TOA5Adapter(FormatAdapter):
         self.header_complete = False
         self.line_number = 0
         self._day_cache: dict[str, int] = {}
+        self._plan: tuple[int, list[tuple[int, str, str, str]]] | None = None
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -54,6 +55,7 @@ class TOA5Adapter(FormatAdapter):
         self.header = [list(row) for row in state.get("header", [])]
         self.header_complete = bool(state.get("complete", False))
         self.line_number = int(state.get("line", 0))
+        self._plan = None
 
     def decode(self, data: bytes, *, start: int, final: bool) -> Decoded:
         result = Decoded()
@@ -144,17 +146,18 @@ class TOA5Adapter(FormatAdapter):
             self.header = []
             return
         self.header_complete = True
+        self._plan = None  # a new header: columns are planned again at the next record
 
     def _take_record(self, fields, raw, position, result, truncated: bool,
                      quoting_known: bool) -> None:
-        names, units = self.header[1], self.header[2]
+        names = self.header[1]
         if len(fields) != len(names):
             hint = " (truncated line?)" if truncated or len(fields) < len(names) else ""
             self._quarantine(result, position, raw,
                              f"expected {len(names)} fields as in the header, found "
                              f"{len(fields)}{hint}")
             return
-        time_index = names.index("TIMESTAMP")
+        time_index, columns = self._plan or self._make_plan()
         try:
             stamp = fields[time_index]
             if not isinstance(stamp, str):
@@ -164,17 +167,10 @@ class TOA5Adapter(FormatAdapter):
         except TimestampError as exc:
             self._quarantine(result, position, raw, str(exc))
             return
-        element_map = self.context.element_map
         readings = result.readings
         quoted: list[bool] = []
-        for column, (name, cell) in enumerate(zip(names, fields)):
-            if name in NOT_OBSERVATIONS:
-                continue
-            element, unit = name, units[column].strip()
-            mapped = element_map.get(name)
-            if mapped is not None:
-                element = mapped[0]
-                unit = mapped[1] or unit
+        for column, name, element, unit in columns:
+            cell = fields[column]
             if isinstance(cell, float):
                 value = cell
             else:
@@ -202,6 +198,23 @@ class TOA5Adapter(FormatAdapter):
                 continue
             readings.append(Reading(observed_at, element, value, unit, name, None,
                                     QC_NOT_CHECKED))
+
+    def _make_plan(self) -> tuple[int, list[tuple[int, str, str, str]]]:
+        """From the header, once: the TIMESTAMP column and each observation column's
+        (position, field name, element, unit)."""
+        names, units = self.header[1], self.header[2]
+        element_map = self.context.element_map
+        columns = []
+        for column, name in enumerate(names):
+            if name in NOT_OBSERVATIONS:
+                continue
+            element, unit = name, units[column].strip()
+            mapped = element_map.get(name)
+            if mapped is not None:
+                element, unit = mapped[0], mapped[1] or unit
+            columns.append((column, name, element, unit))
+        self._plan = names.index("TIMESTAMP"), columns
+        return self._plan
 
     def _timestamp_us(self, text: str) -> int:
         """``YYYY-MM-DD HH:MM:SS[.f…]`` in logger-local time → µs since the epoch (UTC)."""

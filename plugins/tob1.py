@@ -35,6 +35,7 @@ TYPES = {
     "BOOL8": ("B", "text"),
     "SECNANO": ("Q", "text"), "NSEC": ("Q", "text"),
 }
+NOT_OBSERVATIONS = {"SECONDS", "NANOSECONDS", "RECORD"}
 ASCII_TYPE = re.compile(r"^ASCII\((\d+)\)$")
 
 
@@ -60,7 +61,6 @@ class TOB1Adapter(FormatAdapter):
         super().__init__(context)
         self.header: list[list[str]] = []
         self.layout: struct.Struct | None = None
-        self.kinds: list[str] = []
         self.records = 0
         self.broken = False
 
@@ -164,22 +164,33 @@ class TOB1Adapter(FormatAdapter):
         if "SECONDS" not in names or "NANOSECONDS" not in names:
             return "no SECONDS and NANOSECONDS fields"
         self.layout = struct.Struct("".join(codes))
-        self.kinds = kinds
+        self._plan = (names.index("SECONDS"), names.index("NANOSECONDS"),
+                      self._observation_fields(kinds))
+        self._text_fields = sum(1 for name, kind in zip(names, kinds)
+                                if kind == "text" and name not in NOT_OBSERVATIONS)
         return None
 
-    def _take_record(self, values: tuple, result: Decoded) -> None:
-        names, units = self.header[1], self.header[2]
-        seconds = values[names.index("SECONDS")]
-        nanoseconds = values[names.index("NANOSECONDS")]
-        observed_at = (EPOCH_1990_US + seconds * 1_000_000 + nanoseconds // 1000
-                       - self.context.utc_offset_minutes * 60_000_000)
+    def _observation_fields(self, kinds: list[str]) -> list[tuple[int, str, str, str, str]]:
+        """(position, field name, element, unit, kind) of each field that is an observation,
+        worked out once per header."""
         element_map = self.context.element_map
-        for name, unit, kind, raw in zip(names, units, self.kinds, values):
-            if name in ("SECONDS", "NANOSECONDS", "RECORD"):
+        fields = []
+        for index, (name, unit, kind) in enumerate(zip(self.header[1], self.header[2], kinds)):
+            if name in NOT_OBSERVATIONS or kind == "text":
                 continue
-            if kind == "text":
-                result.skipped_text += 1
-                continue
+            mapped = element_map.get(name)
+            fields.append((index, name, mapped[0] if mapped else name,
+                           mapped[1] if mapped and mapped[1] else unit, kind))
+        return fields
+
+    def _take_record(self, values: tuple, result: Decoded) -> None:
+        seconds_at, nanoseconds_at, fields = self._plan
+        observed_at = (EPOCH_1990_US + values[seconds_at] * 1_000_000
+                       + values[nanoseconds_at] // 1000
+                       - self.context.utc_offset_minutes * 60_000_000)
+        result.skipped_text += self._text_fields
+        for index, name, element, unit, kind in fields:
+            raw = values[index]
             flag = None
             if kind == "fp2":
                 raw = ((raw & 0xFF) << 8) | (raw >> 8)  # stored big-endian
@@ -200,13 +211,8 @@ class TOB1Adapter(FormatAdapter):
             not_a_value = None if value is None else non_finite_flag(value)
             if not_a_value is not None:
                 flag, value = not_a_value, None
-            mapped = element_map.get(name)
-            element = mapped[0] if mapped else name
-            reading_unit = (mapped[1] if mapped and mapped[1] else unit)
-            result.readings.append(Reading(observed_at, element, value, reading_unit, name,
-                                           flag, QC_MISSING if value is None
-                                           else QC_NOT_CHECKED))
-
+            result.readings.append(Reading(observed_at, element, value, unit, name, flag,
+                                           QC_MISSING if value is None else QC_NOT_CHECKED))
 
 
 @hookimpl
