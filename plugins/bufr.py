@@ -19,7 +19,7 @@ import logging
 from datetime import datetime, timezone
 
 from obslink.errors import ConfigError
-from obslink.plugins.formats import Decoded, FormatAdapter, Option, Quarantined
+from obslink.plugins.formats import Decoded, FormatAdapter, Option, quarantine_span
 from obslink.plugins.registry import hookimpl
 from obslink.readings import QC_NOT_CHECKED, Reading, utc_us_from_datetime
 
@@ -105,44 +105,40 @@ class BUFRAdapter(FormatAdapter):
                 if not final:
                     offset = at
                     break
-                offset = self._reject(data, at, len(data), start, result,
-                                      "file ends inside a BUFR message header")
+                offset = quarantine_span(result, data, at, len(data), start,
+                                         "file ends inside a BUFR message header")
                 break
             length = int.from_bytes(data[at + 4:at + 7], "big")
             if length < HEADER + 4 or length > self.option_values["max_message"]:
-                offset = self._reject(data, at, at + 4, start, result,
-                                      f"BUFR message length {length} is impossible")
+                offset = quarantine_span(result, data, at, at + 4, start,
+                                         f"BUFR message length {length} is impossible")
                 continue
             end = at + length
             if end > len(data):
                 if not final:
                     offset = at
                     break
-                offset = self._reject(data, at, len(data), start, result,
-                                      f"file ends inside a BUFR message ({len(data) - at} of "
-                                      f"{length} bytes)")
+                offset = quarantine_span(result, data, at, len(data), start,
+                                         f"file ends inside a BUFR message "
+                                         f"({len(data) - at} of {length} bytes)")
                 break
             if data[end - 4:end] != b"7777":
-                offset = self._reject(data, at, at + 4, start, result,
-                                      "BUFR message does not end with 7777 where its length "
-                                      "says; looking for the next message")
+                offset = quarantine_span(result, data, at, at + 4, start,
+                                         "BUFR message does not end with 7777 where its "
+                                         "length says; looking for the next message")
                 continue
             problem = self._take_message(data[at:end], result)
             if problem:
-                self._reject(data, at, end, start, result, problem)
+                quarantine_span(result, data, at, end, start, problem)
             offset = end
         result.consumed = offset
         return result
 
     def _skip(self, data, begin, end, start, result) -> None:
         if end > begin and data[begin:end].strip(b"\x00\r\n "):
-            result.quarantined.append(Quarantined(start + begin, None, f"{end - begin} bytes "
-                                                  "outside BUFR messages skipped",
-                                                  data[begin:end]))
+            quarantine_span(result, data, begin, end, start,
+                            f"{end - begin} bytes outside BUFR messages skipped")
 
-    def _reject(self, data, begin, end, start, result, reason) -> int:
-        result.quarantined.append(Quarantined(start + begin, None, reason, data[begin:end]))
-        return end
 
     def _take_message(self, message: bytes, result: Decoded) -> str | None:
         codes = self.codes

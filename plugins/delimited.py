@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 from datetime import datetime, timezone
 
+from obslink.errors import ConfigError
 from obslink.plugins.formats import AdapterContext, Decoded, FormatAdapter, Option, Quarantined
 from obslink.plugins.registry import hookimpl
 from obslink.plugins.text_lines import complete_lines, decode_text
@@ -47,8 +48,6 @@ class DelimitedAdapter(FormatAdapter):
         options = self.option_values
         delimiter = DELIMITERS.get(options["delimiter"], options["delimiter"])
         if len(delimiter) != 1:
-            from obslink.errors import ConfigError
-
             raise ConfigError(f"delimiter {options['delimiter']!r} must be one character "
                               "or one of: comma, tab, semicolon, space")
         self.delimiter = delimiter

@@ -38,6 +38,14 @@ class Decoded:
     replies: list[bytes] = field(default_factory=list)
 
 
+def quarantine_span(result: Decoded, data: bytes, begin: int, end: int, start: int,
+                    reason: str) -> int:
+    """Quarantine ``data[begin:end]`` (the stream's bytes from ``start + begin``) and return
+    ``end``, where decoding carries on: for framed formats that skip a bad frame or noise."""
+    result.quarantined.append(Quarantined(start + begin, None, reason, data[begin:end]))
+    return end
+
+
 @dataclass(frozen=True)
 class AdapterContext:
     """What an adapter knows about the station it decodes for."""

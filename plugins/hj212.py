@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from obslink.plugins.formats import Decoded, FormatAdapter, Option, Quarantined
+from obslink.errors import ConfigError
+from obslink.plugins.formats import Decoded, FormatAdapter, Option, quarantine_span
 from obslink.plugins.hj212_codes import FACTORS, KINDS
 from obslink.plugins.registry import hookimpl
 from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading, non_finite_flag
@@ -117,8 +118,6 @@ class HJ212Adapter(FormatAdapter):
         super().__init__(context)
         if self.option_values["crc"] not in CRC_VARIANTS or \
                 self.option_values["reply_crc"] not in CRC_VARIANTS:
-            from obslink.errors import ConfigError
-
             raise ConfigError(f"crc must be one of {', '.join(CRC_VARIANTS)}")
         self._check = CRC_VARIANTS[self.option_values["crc"]]
         self._periods = dict(DATA_COMMANDS, **{"2051": self.option_values["minute_period"]})
@@ -155,9 +154,8 @@ class HJ212Adapter(FormatAdapter):
 
     def _noise(self, data, begin, end, start, result) -> None:
         if end > begin and NOT_NOISE.search(data, begin, end):
-            result.quarantined.append(Quarantined(
-                start + begin, None, f"{end - begin} bytes that are not an HJ 212 packet "
-                "skipped", data[begin:end]))
+            quarantine_span(result, data, begin, end, start,
+                            f"{end - begin} bytes that are not an HJ 212 packet skipped")
 
     def _take_packet(self, data, match, start, result, final) -> int | None:
         """Decode the packet at ``match``; return the offset after it, or None to wait."""
@@ -165,15 +163,15 @@ class HJ212Adapter(FormatAdapter):
         body_start = match.end()
         packet_end = body_start + length + 6  # CRC digits and CRLF
         if length > self.option_values["max_packet"]:
-            return self._reject(data, match.start(), match.end(), start, result,
-                                f"declared data length {length} exceeds max_packet "
-                                f"{self.option_values['max_packet']}")
+            return quarantine_span(result, data, match.start(), match.end(), start,
+                                   f"declared data length {length} exceeds max_packet "
+                                   f"{self.option_values['max_packet']}")
         if packet_end > len(data):
             if not final:
                 return None
-            return self._reject(data, match.start(), len(data), start, result,
-                                f"stream ends inside a packet ({len(data) - body_start} of "
-                                f"{length + 6} bytes)")
+            return quarantine_span(result, data, match.start(), len(data), start,
+                                   f"stream ends inside a packet ({len(data) - body_start} "
+                                   f"of {length + 6} bytes)")
         segment = data[body_start:body_start + length]
         trailer = data[body_start + length:packet_end]
         if trailer[4:] != b"\r\n" or not re.fullmatch(rb"[0-9A-Fa-f]{4}", trailer[:4]):
@@ -182,25 +180,22 @@ class HJ212Adapter(FormatAdapter):
             end = len(data) if actual < 0 else actual + 2
             if actual < 0 and not final:
                 return None
-            return self._reject(data, match.start(), end, start, result,
-                                f"declared data length {length} does not match the packet"
-                                f"{detail}")
+            return quarantine_span(result, data, match.start(), end, start,
+                                   f"declared data length {length} does not match the packet"
+                                   f"{detail}")
         if self._check is not None:
             expected = self._check(segment)
             if int(trailer[:4], 16) != expected:
-                return self._reject(
-                    data, match.start(), packet_end, start, result,
+                return quarantine_span(
+                    result, data, match.start(), packet_end, start,
                     f"CRC {trailer[:4].decode()} does not match {expected:04X} "
                     f"({self.option_values['crc']} variant); check the device's CRC setting "
                     "(option crc = hj212, modbus or modbus-swapped)")
         problem = self._take_segment(segment, result)
         if problem:
-            return self._reject(data, match.start(), packet_end, start, result, problem)
+            return quarantine_span(result, data, match.start(), packet_end, start, problem)
         return packet_end
 
-    def _reject(self, data, begin, end, start, result, reason) -> int:
-        result.quarantined.append(Quarantined(start + begin, None, reason, data[begin:end]))
-        return end
 
     def _take_segment(self, segment: bytes, result: Decoded) -> str | None:
         try:
