@@ -50,6 +50,7 @@ def run_demo(stations: int, duration: float, speed: float, directory: Path | Non
     base.mkdir(parents=True, exist_ok=True)
     say = partial(print, file=sys.stderr)
     processes: list[subprocess.Popen] = []
+    loggers: list = []  # the simulated stations, closed whatever happens
     broker = Mosquitto(base / "broker")
     try:
         broker.start()
@@ -76,7 +77,7 @@ def run_demo(stations: int, duration: float, speed: float, directory: Path | Non
                              duration, base if keep else None)
         summary["kinds"] = sorted({logger.kind_name for logger in loggers})
     finally:
-        for logger in loggers if "loggers" in locals() else []:
+        for logger in loggers:
             getattr(logger, "close", lambda: None)()
         for process in processes:
             stop_process(process)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from pathlib import Path
+from stat import S_ISREG
 
 from obslink.plugins.registry import hookimpl
 from obslink.plugins.sources import ChunkOrigin, PolledSource, SourcePosition
@@ -53,30 +55,34 @@ class DirectorySource(PolledSource):
             return 0
         self._missing_reported = False
         positions = self.sink.positions(self.name)
-        files = [p for p in sorted(directory.glob(self.setting("pattern")),
-                                   key=lambda p: (_mtime(p), p.name)) if p.is_file()]
-        identities = {path.name: _identity(path) for path in files}
+        files = []  # (path, stat) of each regular file, one stat per file per poll
+        for path in directory.glob(self.setting("pattern")):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue  # removed since the listing
+            if S_ISREG(stat.st_mode):
+                files.append((path, stat))
+        files.sort(key=lambda item: (item[1].st_mtime, item[0].name))
+        identities = {path.name: _identity(stat) for path, stat in files}
         present = set(identities)
         # Rotation renames a file (same inode) and starts a new one under the old name: a
         # position follows its file's identity, so the renamed file is not read again.
         moved = {position.identity: position for stream, position in positions.items()
                  if identities.get(stream) != position.identity}
         committed = 0
-        for path in files:
+        for path, stat in files:
             position = positions.get(path.name)
             if position is None or position.identity != identities[path.name]:
                 position = moved.pop(identities[path.name], None)
-            committed += self._read_file(path, position)
+            committed += self._read_file(path, stat, position)
         for stream in set(positions) - present:
             self.sink.forget(self.name, stream)  # gone, or followed under its new name
         return committed
 
-    def _read_file(self, path: Path, position: SourcePosition | None) -> int:
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            return 0
-        identity = f"{stat.st_dev}:{stat.st_ino}"
+    def _read_file(self, path: Path, stat: os.stat_result,
+                   position: SourcePosition | None) -> int:
+        identity = _identity(stat)
         if position is not None and (position.identity != identity
                                      or stat.st_size < position.offset):
             log.warning("source %s: %s was replaced or truncated (offset %d, size %d); "
@@ -88,7 +94,11 @@ class DirectorySource(PolledSource):
             return 0
         settled = time.time() - stat.st_mtime >= self.setting("settle_seconds")
         committed = 0
-        with open(path, "rb") as stream:
+        try:
+            stream = open(path, "rb")
+        except FileNotFoundError:
+            return 0  # rotated away since the listing; the next poll finds it
+        with stream:
             while True:
                 stream.seek(position.offset)
                 data = stream.read(int(self.setting("max_read_bytes")))
@@ -110,19 +120,9 @@ class DirectorySource(PolledSource):
         return committed
 
 
-def _identity(path: Path) -> str | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
+def _identity(stat: os.stat_result) -> str:
+    """Device and inode: the same file under any name."""
     return f"{stat.st_dev}:{stat.st_ino}"
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
 
 
 @hookimpl
