@@ -160,7 +160,8 @@ class TOB1Adapter(FormatAdapter):
                 kinds.append(kind)
             else:
                 return (f"field {name!r} has data type {data_type!r}, which obslink cannot "
-                        "read yet")
+                        "read yet; have the logger write this table as TOA5 (TableFile "
+                        "format 1) or change the field's data type in the logger program")
         if "SECONDS" not in names or "NANOSECONDS" not in names:
             return "no SECONDS and NANOSECONDS fields"
         self.layout = struct.Struct("".join(codes))
