@@ -16,6 +16,8 @@ QC_SUSPECT = 1
 QC_ERRONEOUS = 2
 QC_MISSING = 8
 QC_NOT_CHECKED = 9
+QC_FLAG_NAMES = {QC_GOOD: "good", QC_SUSPECT: "suspect", QC_ERRONEOUS: "erroneous",
+                 QC_MISSING: "missing", QC_NOT_CHECKED: "not checked"}
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _INF = float("inf")
@@ -34,6 +36,10 @@ class Reading(NamedTuple):
     qc: int = QC_NOT_CHECKED
     # Seconds the value aggregates over, starting at observed_at; None for an instant value.
     period_s: int | None = None
+    # Bit masks over the names of the QC checks that ran (obslink.plugins.qc_runner): which
+    # checks applied to this reading, and which of them flagged it.
+    qc_ran: int = 0
+    qc_failed: int = 0
 
 
 def non_finite_flag(value: float) -> str | None:

@@ -32,3 +32,15 @@ def obslink_register_sources(registry):
         :class:`obslink.plugins.sources.Source` and has a unique ``type``.
     :return: nothing; the registry raises if two plugins claim the same source type.
     """
+
+
+@hookspec
+def obslink_register_qc_checks(registry):
+    """Register QC checks: classes that flag readings without changing them.
+
+    :param registry: a :class:`obslink.plugins.registry.PluginRegistry`; call
+        ``registry.add_qc_check(CheckClass)`` once per check. ``CheckClass`` subclasses
+        :class:`obslink.plugins.qc.QCCheck` and has a unique ``name`` (it names the check in
+        configs, in batches and in the catalog, so never rename a published check).
+    :return: nothing; the registry raises if two plugins claim the same check name.
+    """

@@ -26,11 +26,16 @@ DEFAULT_PLUGINS = (
     "obslink.plugins.bufr",
     "obslink.plugins.directory_source",
     "obslink.plugins.tcp_source",
+    "obslink.plugins.qc_range",
+    "obslink.plugins.qc_step",
+    "obslink.plugins.qc_persistence",
+    "obslink.plugins.qc_consistency",
+    "obslink.plugins.qc_source_flags",
 )
 
 
 class PluginConflictError(ObslinkError):
-    """Two plugins registered the same format name or source type."""
+    """Two plugins registered the same format name, source type or QC check name."""
 
 
 @dataclass
@@ -39,12 +44,16 @@ class PluginRegistry:
 
     formats: dict[str, type] = field(default_factory=dict)
     sources: dict[str, type] = field(default_factory=dict)
+    qc_checks: dict[str, type] = field(default_factory=dict)
 
     def add_format(self, adapter_class: type) -> None:
         self._add(self.formats, adapter_class.name, adapter_class, "format")
 
     def add_source(self, source_class: type) -> None:
         self._add(self.sources, source_class.type, source_class, "source type")
+
+    def add_qc_check(self, check_class: type) -> None:
+        self._add(self.qc_checks, check_class.name, check_class, "QC check")
 
     @staticmethod
     def _add(table: dict[str, type], name: str, cls: type, what: str) -> None:
@@ -90,6 +99,7 @@ def load_registry(manager: pluggy.PluginManager | None = None) -> PluginRegistry
     registry = PluginRegistry()
     manager.hook.obslink_register_formats(registry=registry)
     manager.hook.obslink_register_sources(registry=registry)
+    manager.hook.obslink_register_qc_checks(registry=registry)
     return registry
 
 

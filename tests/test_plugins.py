@@ -123,3 +123,37 @@ def test_misspelt_hook_fails_at_check_pending():
     manager.register(typo)
     with pytest.raises(pluggy.PluginValidationError):
         manager.check_pending()
+
+
+def test_obslink_register_qc_checks_adds_a_third_party_check_to_the_runner():
+    from obslink.plugins.qc import QCCheck
+    from obslink.plugins.qc_limits import default_settings
+    from obslink.plugins.qc_runner import QCRunner
+    from obslink.readings import Reading
+
+    class BatteryLow(QCCheck):
+        name = "battery_low"
+        summary = "suspect below 11.5 V"
+
+        def run(self, readings, origin, state):
+            return [None if r.element != "battery_voltage" or r.value is None
+                    else int(r.value < 11.5) for r in readings]
+
+    manager = make_plugin_manager(load_entry_points=False)
+    plugin = types.ModuleType("battery_plugin")
+    plugin.obslink_register_qc_checks = hookimpl(
+        lambda registry: registry.add_qc_check(BatteryLow))
+    manager.register(plugin, name="battery_plugin")
+    registry = load_registry(manager)
+    assert {"range", "step", "persistence", "consistency", "source_flags",
+            "battery_low"} == set(registry.qc_checks)
+    qc = QCRunner.from_registry(registry, default_settings())
+    low = qc.annotate([Reading(0, "battery_voltage", 11.2, "V", "BattV")], "logger")[0]
+    assert low.qc == 1 and low.qc_failed == 1 << qc.names.index("battery_low")
+
+    impostor = types.ModuleType("impostor3")
+    impostor.obslink_register_qc_checks = hookimpl(
+        lambda registry: registry.add_qc_check(type("Range", (BatteryLow,), {"name": "range"})))
+    manager.register(impostor, name="impostor3")
+    with pytest.raises(PluginConflictError, match="QC check 'range'"):
+        load_registry(manager)
