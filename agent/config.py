@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from obslink.errors import ConfigError, WireError
 from obslink.plugins.formats import AdapterContext
+from obslink.plugins.qc import QCSettings
+from obslink.plugins.qc_limits import QC_KEYS, default_settings, read_qc_section
 from obslink.plugins.registry import PluginRegistry
 from obslink.plugins.vocabulary import ELEMENTS
 from obslink.readings import parse_utc_offset
@@ -21,6 +23,7 @@ SECTIONS = {
     "outbox": {"path", "synchronous", "max_batch_readings"},
     "uplink": {"broker", "client_id", "keepalive", "ack_timeout", "max_in_flight",
                "reconnect_min", "reconnect_max"},
+    "qc": QC_KEYS,  # read by obslink.plugins.qc_limits
 }
 SOURCE_KEYS = {"type", "format", "utc_offset", "options", "elements"}
 
@@ -52,6 +55,7 @@ class AgentConfig:
     reconnect_min: float
     reconnect_max: float
     sources: list[SourceConfig] = field(default_factory=list)
+    qc: QCSettings = field(default_factory=default_settings)
 
 
 def load_config(path: str | Path, registry: PluginRegistry) -> AgentConfig:
@@ -127,6 +131,8 @@ class _Checker:
         uplink_t = self.table(raw, "uplink")
         for name, table in (("station", station_t), ("outbox", outbox_t), ("uplink", uplink_t)):
             self.unknown_keys(table, SECTIONS[name], f"{name}.")
+        qc, qc_problems = read_qc_section(raw.get("qc", {}), set(registry.qc_checks))
+        self.problems += qc_problems
 
         station = station_t.get("id", "")
         try:
@@ -168,7 +174,7 @@ class _Checker:
             max_batch_readings=max_batch_readings, broker_host=broker_host,
             broker_port=broker_port, client_id=str(client_id), keepalive=keepalive,
             ack_timeout=ack_timeout, max_in_flight=max_in_flight, reconnect_min=reconnect_min,
-            reconnect_max=reconnect_max, sources=[s for s in sources if s is not None])
+            reconnect_max=reconnect_max, sources=[s for s in sources if s is not None], qc=qc)
 
     def broker(self, url: Any) -> tuple[str, int]:
         parts = urlsplit(str(url))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from obslink.errors import StorageError
 from obslink.plugins.formats import Decoded, FormatAdapter
+from obslink.plugins.qc_runner import QCColumns
 from obslink.plugins.sources import ChunkOrigin, SourcePosition
 from obslink.readings import now_us
 from obslink.sqlite_store import apply_migrations, open_database, transaction
@@ -54,6 +55,14 @@ MIGRATIONS = [
             reason TEXT NOT NULL,
             raw BLOB NOT NULL,
             at INTEGER NOT NULL
+        );
+    """),
+    ("QC history of the step and persistence checks", """
+        CREATE TABLE qc_state (
+            check_name TEXT NOT NULL,
+            series TEXT NOT NULL,
+            state TEXT NOT NULL,
+            PRIMARY KEY (check_name, series)
         );
     """),
 ]
@@ -124,10 +133,19 @@ class Outbox:
             conn.execute("DELETE FROM source_positions WHERE source = ? AND stream = ?",
                          (source, stream))
 
+    def qc_state(self) -> list[tuple[str, str, str]]:
+        """(check, series, JSON) rows: the QC checks' history as last committed."""
+        with self.reading() as conn:
+            return conn.execute("SELECT check_name, series, state FROM qc_state").fetchall()
+
     def ingest(self, origin: ChunkOrigin, decoded: Decoded, position: SourcePosition,
                adapter: FormatAdapter, max_batch_readings: int,
-               clock: dict | None = None) -> list[int]:
-        """Commit readings as batches, quarantined records and the new position atomically.
+               clock: dict | None = None, qc: QCColumns | None = None,
+               qc_checks: list[str] | None = None,
+               qc_state: list[tuple[str, str, str]] = ()) -> list[int]:
+        """Commit readings as batches, quarantined records, the new position and the QC
+        history atomically. ``qc`` holds the readings' QC results (with the names of the
+        checks in ``qc_checks``); without it the readings go as the adapter made them.
 
         Returns the sequence numbers of the batches created.
         """
@@ -139,10 +157,15 @@ class Outbox:
         with self.transaction() as conn:
             seq = int(self._meta("next_seq"))
             for first in range(0, len(readings), max_batch_readings):
-                part = readings[first:first + max_batch_readings]
-                body = encode_batch(Batch(self.station, self.epoch, seq, now, part,
-                                          adapter.name, adapter.version, source_info,
-                                          clock or {"synced": None, "offset_ms": None}))
+                end = first + max_batch_readings
+                part = readings[first:end]
+                body = encode_batch(
+                    Batch(self.station, self.epoch, seq, now, part, adapter.name,
+                          adapter.version, source_info,
+                          clock or {"synced": None, "offset_ms": None},
+                          list(qc_checks or [])),
+                    None if qc is None else QCColumns(qc.qc[first:end], qc.ran[first:end],
+                                                      qc.failed[first:end]))
                 times = [r.observed_at for r in part]
                 conn.execute("INSERT INTO batches (seq, created_at, body, readings, "
                              "first_observed, last_observed, source) VALUES (?,?,?,?,?,?,?)",
@@ -163,6 +186,10 @@ class Outbox:
                 "state = excluded.state, updated_at = excluded.updated_at",
                 (origin.source, origin.stream, position.identity, position.offset,
                  json.dumps(position.state), now))
+            conn.executemany(
+                "INSERT INTO qc_state (check_name, series, state) VALUES (?,?,?) "
+                "ON CONFLICT (check_name, series) DO UPDATE SET state = excluded.state",
+                qc_state)
         return created
 
     # -- uplink ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from obslink.agent.uplink import Uplink
 from obslink.errors import ObslinkError
 from obslink.keys import load_private_key
 from obslink.plugins.formats import Decoded, FormatAdapter
+from obslink.plugins.qc_runner import QCRunner
 from obslink.plugins.registry import PluginRegistry
 from obslink.plugins.sources import ChunkOrigin, Source, SourcePosition
 
@@ -23,20 +24,33 @@ log = logging.getLogger(__name__)
 
 
 class OutboxSink:
-    """What sources commit into: the outbox, and a nudge to the uplink."""
+    """What sources commit into: QC, the outbox, and a nudge to the uplink."""
 
-    def __init__(self, outbox: Outbox, max_batch_readings: int, wake: threading.Event):
+    def __init__(self, outbox: Outbox, max_batch_readings: int, wake: threading.Event,
+                 qc: QCRunner | None = None):
         self.outbox = outbox
         self.max_batch_readings = max_batch_readings
         self.wake = wake
+        self.qc = qc = qc or QCRunner([])
+        qc.load_state(outbox.qc_state())
+        # QC history advances in commit order: one source's commit at a time.
+        self._lock = threading.Lock()
 
     def positions(self, source: str) -> dict[str, SourcePosition]:
         return self.outbox.positions(source)
 
     def commit(self, origin: ChunkOrigin, decoded: Decoded, position: SourcePosition,
                adapter: FormatAdapter) -> None:
-        created = self.outbox.ingest(origin, decoded, position, adapter,
-                                     self.max_batch_readings)
+        with self._lock:
+            qc = self.qc.run(decoded.readings, origin.source)
+            try:
+                created = self.outbox.ingest(
+                    origin, decoded, position, adapter, self.max_batch_readings,
+                    qc=qc, qc_checks=self.qc.names, qc_state=self.qc.pending_state())
+            except BaseException:
+                self.qc.rollback_state()
+                raise
+            self.qc.commit_state()
         for q in decoded.quarantined:
             log.warning("source %s: %s %s quarantined: %s", origin.source, origin.stream,
                         f"byte {q.position}", q.reason)
@@ -67,7 +81,8 @@ def run_agent(config: AgentConfig, registry: PluginRegistry,
     key = load_private_key(config.private_key)
     outbox = Outbox(config.outbox_path, config.station, config.synchronous)
     uplink = Uplink(config, outbox, key)
-    sink = OutboxSink(outbox, config.max_batch_readings, uplink.wake)
+    sink = OutboxSink(outbox, config.max_batch_readings, uplink.wake,
+                      QCRunner.from_registry(registry, config.qc))
     sources = []
     for source_config in config.sources:
         adapter_class = registry.format(source_config.format)

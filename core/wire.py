@@ -73,12 +73,18 @@ class Batch:
     adapter_version: str = ""
     source: dict[str, Any] = field(default_factory=dict)  # name, stream, start, end, sha256
     clock: dict[str, Any] = field(default_factory=dict)  # synced (bool|None), offset_ms
+    # Names of the QC checks whose bits the readings' qc_ran/qc_failed masks use; empty when
+    # the sender ran no QC (the collector then runs it).
+    qc_checks: list[str] = field(default_factory=list)
 
 
-def encode_batch(batch: Batch) -> bytes:
-    """Encode a batch body. Readings are columnar with a table of distinct fields."""
+def encode_batch(batch: Batch, qc_columns=None) -> bytes:
+    """Encode a batch body. Readings are columnar with a table of distinct fields.
+
+    ``qc_columns`` (anything with ``qc``, ``ran`` and ``failed`` lists aligned with the
+    readings, as QC produces them) takes the place of the readings' own QC fields."""
     fields: dict[tuple[str, str, str, int | None], int] = {}
-    times, field_index, values, qcs, flags = [], [], [], [], []
+    times, field_index, values, flags = [], [], [], []
     for i, reading in enumerate(batch.readings):
         key = (reading.element, reading.unit, reading.source_field, reading.period_s)
         index = fields.get(key)
@@ -87,9 +93,14 @@ def encode_batch(batch: Batch) -> bytes:
         times.append(reading.observed_at)
         field_index.append(index)
         values.append(reading.value)
-        qcs.append(reading.qc)
         if reading.source_flag is not None:
             flags.append([i, reading.source_flag])
+    if qc_columns is None:
+        qcs = [r.qc for r in batch.readings]
+        ran = [r.qc_ran for r in batch.readings]
+        failed = [r.qc_failed for r in batch.readings]
+    else:
+        qcs, ran, failed = qc_columns.qc, qc_columns.ran, qc_columns.failed
     body = {
         "v": PROTOCOL_VERSION, "station": batch.station, "epoch": batch.epoch,
         "seq": batch.seq, "created_at": batch.created_at, "clock": batch.clock,
@@ -97,6 +108,10 @@ def encode_batch(batch: Batch) -> bytes:
         "fields": [list(key) for key in fields], "t": times, "f": field_index,
         "val": values, "qc": qcs, "flags": flags,
     }
+    if batch.qc_checks:
+        body["qcc"] = list(batch.qc_checks)
+        body["qcr"] = ran
+        body["qcf"] = failed
     return msgpack.packb(body, use_bin_type=True)
 
 
@@ -139,14 +154,37 @@ def decode_batch(body: bytes) -> Batch:
         flags = dict(data.get("flags", []))
         _expect(all(isinstance(i, int) and isinstance(flag, str)
                     for i, flag in flags.items()), "flags")
+        qc_checks, ran, failed = _qc_columns(data, count)
         readings = [
             Reading(t, fields[f][0], None if v is None else float(v), fields[f][1],
-                    fields[f][2], flags.get(i), q, fields[f][3])
-            for i, (t, f, v, q) in enumerate(zip(times, index, values, qcs))]
+                    fields[f][2], flags.get(i), q, fields[f][3], a, b)
+            for i, (t, f, v, q, a, b) in enumerate(zip(times, index, values, qcs, ran, failed))]
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"batch body is missing or has a malformed field ({exc})") from None
     return Batch(station, epoch, seq, created_at, readings, adapter[0], adapter[1], source,
-                 clock)
+                 clock, qc_checks)
+
+
+MAX_QC_CHECKS = 32
+
+
+def _qc_columns(data: dict, count: int) -> tuple[list[str], list[int], list[int]]:
+    """The optional QC check names and per-reading masks (absent: no QC ran)."""
+    if "qcc" not in data:
+        return [], [0] * count, [0] * count
+    names, ran, failed = data["qcc"], data["qcr"], data["qcf"]
+    _expect(isinstance(names, list) and 0 < len(names) <= MAX_QC_CHECKS
+            and all(isinstance(n, str) and 0 < len(n) <= 64 for n in names)
+            and len(set(names)) == len(names), "qcc")
+    _expect(isinstance(ran, list) and isinstance(failed, list)
+            and len(ran) == len(failed) == count, "qcr/qcf lengths")
+    limit = 1 << len(names)
+    for column, what in ((ran, "qcr"), (failed, "qcf")):
+        _expect(set(map(type, column)) <= {int} and (not count or (
+            min(column) >= 0 and max(column) < limit)), what)
+    _expect(all(f & ~r == 0 for r, f in zip(ran, failed)), "qcf (a check flagged a reading "
+            "it did not run on)")
+    return names, ran, failed
 
 
 def _is_int(value: Any) -> bool:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 from obslink.errors import ObslinkError, StorageError
-from obslink.readings import format_utc, now_us
+from obslink.plugins.qc_runner import QCRunner
+from obslink.readings import QC_NOT_CHECKED, format_utc, now_us
 from obslink.sqlite_store import apply_migrations, open_database, transaction
 from obslink.wire import Batch
 
@@ -88,7 +90,21 @@ MIGRATIONS = [
     ("observations say which period an aggregate covers", """
         ALTER TABLE observations ADD COLUMN period_s INTEGER
     """),
+    ("QC: which checks ran on each observation and which flagged it", """
+        CREATE TABLE qc_checks (bit INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+        ALTER TABLE observations ADD COLUMN qc_ran INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE observations ADD COLUMN qc_failed INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE batches ADD COLUMN qc_origin TEXT;
+        CREATE TABLE qc_state (
+            check_name TEXT NOT NULL,
+            series TEXT NOT NULL,
+            state TEXT NOT NULL,
+            PRIMARY KEY (check_name, series)
+        );
+    """),
 ]
+
+MAX_CATALOG_CHECKS = 62  # bits of a signed 64-bit integer column
 
 
 class KeyInUseError(ObslinkError):
@@ -131,6 +147,13 @@ class Refusal:
     verified: bool = False
 
 
+@dataclass(frozen=True)
+class QCCounts:
+    flags: dict[int, int]  # qc flag -> observations
+    checks: dict[str, tuple[int, int]]  # check name -> (observations it ran on, flagged)
+    origins: dict[str, int]  # where QC ran (edge, centre, edge+centre, none) -> batches
+
+
 class Catalog(ABC):
     """What the collector needs from storage."""
 
@@ -142,8 +165,19 @@ class Catalog(ABC):
         """key id -> (raw public key, status) for a station; empty if unknown."""
 
     @abstractmethod
-    def commit(self, accepted: list[AcceptedBatch]) -> list[bool]:
-        """Store batches in one transaction; per batch True when new, False when a duplicate."""
+    def commit(self, accepted: list[AcceptedBatch], qc: QCRunner | None = None) -> list[bool]:
+        """Store batches in one transaction; per batch True when new, False when a duplicate.
+
+        With ``qc``, readings that arrive unchecked are checked before they are stored, and
+        the checks' history is stored in the same transaction."""
+
+    @abstractmethod
+    def qc_state(self) -> list[tuple[str, str, str]]:
+        """(check, series, JSON) rows of the centre's QC history, to load a QCRunner."""
+
+    @abstractmethod
+    def qc_counts(self, station: str, since: int | None = None) -> QCCounts:
+        """QC flags and checks of a station's observations (observed at or after since)."""
 
     @abstractmethod
     def record_refusals(self, refusals: list[Refusal]) -> None: ...
@@ -161,6 +195,8 @@ class SQLiteCatalog(Catalog):
         self.db = open_database(self.path, "FULL", "catalog")
         self.conn = self.db.conn
         apply_migrations(self.conn, MIGRATIONS)
+        self._check_bits: dict[str, int] = {}
+        self._translators: dict[tuple[str, ...], object] = {}
 
     def add_station(self, station: Station, public_key: bytes, key_id: str) -> None:
         now = format_utc(now_us(), fixed=True)
@@ -195,12 +231,32 @@ class SQLiteCatalog(Catalog):
         return self.conn.execute("SELECT 1 FROM stations WHERE id = ?",
                                  (station,)).fetchone() is not None
 
-    def commit(self, accepted: list[AcceptedBatch]) -> list[bool]:
+    def commit(self, accepted: list[AcceptedBatch], qc: QCRunner | None = None) -> list[bool]:
         committed_at = format_utc(now_us(), fixed=True)
-        with transaction(self.conn):
-            return [self._insert_batch(item, committed_at) for item in accepted]
+        try:
+            with transaction(self.conn):
+                flags = [self._insert_batch(item, committed_at, qc) for item in accepted]
+                if qc is not None:
+                    self.conn.executemany(
+                        "INSERT INTO qc_state (check_name, series, state) VALUES (?,?,?) "
+                        "ON CONFLICT (check_name, series) DO UPDATE SET state = excluded.state",
+                        qc.pending_state())
+        except BaseException:
+            if qc is not None:
+                qc.rollback_state()
+            # bits assigned in the failed transaction are gone with it
+            self._check_bits.clear()
+            self._translators.clear()
+            raise
+        if qc is not None:
+            qc.commit_state()
+        return flags
 
-    def _insert_batch(self, item: AcceptedBatch, committed_at: str) -> bool:
+    def qc_state(self) -> list[tuple[str, str, str]]:
+        return self.conn.execute("SELECT check_name, series, state FROM qc_state").fetchall()
+
+    def _insert_batch(self, item: AcceptedBatch, committed_at: str,
+                      qc: QCRunner | None) -> bool:
         batch = item.batch
         source = batch.source
         raw_sha = source.get("sha256")
@@ -221,16 +277,109 @@ class SQLiteCatalog(Catalog):
         if cursor.rowcount == 0:
             return False  # the same batch again: already stored, acknowledge it again
         batch_id = cursor.lastrowid
+        readings, translators, origin = self._qc_at_centre(batch, qc)
+        self.conn.execute("UPDATE batches SET qc_origin = ? WHERE id = ?", (origin, batch_id))
         times: dict[int, str] = {}  # readings of one record share their time: format once
-        for reading in batch.readings:
+        for reading in readings:
             if reading.observed_at not in times:
                 times[reading.observed_at] = format_utc(reading.observed_at, fixed=True)
         self.conn.executemany(
             "INSERT INTO observations (batch_id, station, observed_at, element, value, unit, "
-            "source_field, source_flag, qc, period_s) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "source_field, source_flag, qc, period_s, qc_ran, qc_failed) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [(batch_id, batch.station, times[r.observed_at], r.element, r.value, r.unit,
-              r.source_field, r.source_flag, r.qc, r.period_s) for r in batch.readings])
+              r.source_field, r.source_flag, r.qc, r.period_s, to_bits(r.qc_ran),
+              to_bits(r.qc_failed)) for r, to_bits in zip(readings, translators)])
         return True
+
+    def _qc_at_centre(self, batch: Batch, qc: QCRunner | None):
+        """Check the readings that arrived unchecked. Returns the readings, per reading the
+        function that turns its masks into catalog bits, and where QC ran."""
+        readings = batch.readings
+        edge = self._mask_translator(batch.qc_checks)
+        if qc is None or not qc.names:
+            unchecked = []
+        elif not batch.qc_checks:  # the sender ran no QC: all of it, missing values too
+            unchecked = list(range(len(readings)))
+        else:  # what the sender's checks could not judge, the centre's may
+            unchecked = [i for i, r in enumerate(readings)
+                         if r.qc == QC_NOT_CHECKED and r.value is not None]
+        if not unchecked:
+            return readings, repeat(edge), "edge" if batch.qc_checks else "none"
+        readings = list(readings)
+        source = batch.source.get("name")
+        annotated = qc.annotate([readings[i] for i in unchecked],
+                                f"{batch.station}/{source if isinstance(source, str) else ''}")
+        translators = [edge] * len(readings)
+        centre = self._mask_translator(qc.names)
+        for i, reading in zip(unchecked, annotated):
+            readings[i] = reading
+            translators[i] = centre
+        return readings, translators, "edge+centre" if batch.qc_checks else "centre"
+
+    def _mask_translator(self, names: list[str]):
+        """A function from a mask over ``names`` to a mask over the catalog's check bits."""
+        key = tuple(names)
+        found = self._translators.get(key)
+        if found is None:
+            bits = [self._check_bit(name) for name in names]
+            if bits == list(range(len(bits))):
+                found = _same_mask
+            else:
+                cache: dict[int, int] = {}
+
+                def found(mask: int) -> int:
+                    out = cache.get(mask)
+                    if out is None:
+                        out = cache[mask] = sum(1 << bit for j, bit in enumerate(bits)
+                                                if mask >> j & 1)
+                    return out
+            self._translators[key] = found
+        return found
+
+    def _check_bit(self, name: str) -> int:
+        bit = self._check_bits.get(name)
+        if bit is None:
+            row = self.conn.execute("SELECT bit FROM qc_checks WHERE name = ?",
+                                    (name,)).fetchone()
+            if row is None:
+                bit = self.conn.execute("SELECT coalesce(max(bit) + 1, 0) FROM qc_checks"
+                                        ).fetchone()[0]
+                if bit >= MAX_CATALOG_CHECKS:
+                    raise StorageError(f"the catalog holds {MAX_CATALOG_CHECKS} QC check "
+                                       f"names already; cannot add {name!r}")
+                self.conn.execute("INSERT INTO qc_checks (bit, name) VALUES (?, ?)",
+                                  (bit, name))
+            else:
+                bit = row[0]
+            self._check_bits[name] = bit
+        return bit
+
+    def qc_check_names(self) -> dict[int, str]:
+        return dict(self.conn.execute("SELECT bit, name FROM qc_checks ORDER BY bit"))
+
+    def qc_counts(self, station: str, since: int | None = None) -> QCCounts:
+        where, params = "station = ?", [station]
+        if since is not None:
+            where += " AND observed_at >= ?"
+            params.append(format_utc(since, fixed=True))
+        flags = dict(self.conn.execute(
+            f"SELECT qc, count(*) FROM observations WHERE {where} GROUP BY qc", params))
+        names = self.qc_check_names()
+        per_check: dict[str, tuple[int, int]] = {}
+        if names:
+            columns = ", ".join(f"sum(qc_ran >> {bit} & 1), sum(qc_failed >> {bit} & 1)"
+                                for bit in names)
+            row = self.conn.execute(f"SELECT {columns} FROM observations WHERE {where}",
+                                    params).fetchone()
+            for index, name in enumerate(names.values()):
+                ran, failed = row[2 * index] or 0, row[2 * index + 1] or 0
+                if ran:
+                    per_check[name] = (ran, failed)
+        origins = dict(self.conn.execute(
+            "SELECT coalesce(qc_origin, 'none'), count(*) FROM batches WHERE station = ? "
+            "GROUP BY 1", (station,)))
+        return QCCounts(flags, per_check, origins)
 
     def record_refusals(self, refusals: list[Refusal]) -> None:
         if not refusals:
@@ -259,6 +408,10 @@ def open_catalog(location: str | Path) -> Catalog:
         raise StorageError("the PostgreSQL catalog backend is not available in this version; "
                            "pass a SQLite file path with --db")
     return SQLiteCatalog(text)
+
+
+def _same_mask(mask: int) -> int:
+    return mask
 
 
 def _text(value):

@@ -19,6 +19,9 @@ from paho.mqtt.properties import Properties
 
 from obslink import wire
 from obslink.readings import now_us
+from obslink.plugins.qc_limits import default_settings
+from obslink.plugins.qc_runner import QCRunner
+from obslink.plugins.registry import load_registry
 from obslink.server.catalog import AcceptedBatch, Catalog, Refusal
 from obslink.server.verify import verify_message
 
@@ -29,11 +32,20 @@ MAX_GROUP = 500  # messages committed in one transaction
 KEY_CACHE_SECONDS = 5.0
 
 
+def centre_qc_runner() -> QCRunner:
+    """Every installed QC check with the documented default limits."""
+    return QCRunner.from_registry(load_registry(), default_settings())
+
+
 class Collector:
     def __init__(self, catalog: Catalog, broker_host: str, broker_port: int,
                  group: str = "collectors", network: str = "+",
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, qc: QCRunner | None = None) -> None:
         self.catalog = catalog
+        # Readings that arrive unchecked are checked here, so coverage at the centre is
+        # complete whatever the sender ran (docs/qc.md).
+        self.qc = qc if qc is not None else centre_qc_runner()
+        self.qc.load_state(catalog.qc_state())
         self.broker = (broker_host, broker_port)
         self.subscription = wire.collector_subscription(group, network)
         self.messages: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
@@ -123,7 +135,7 @@ class Collector:
         for topic, payload, received_at in group:
             outcome = verify_message(topic, payload, received_at, self._keys_for)
             (accepted if isinstance(outcome, AcceptedBatch) else refusals).append(outcome)
-        new_flags = self.catalog.commit(accepted) if accepted else []
+        new_flags = self.catalog.commit(accepted, self.qc) if accepted else []
         self.catalog.record_refusals(refusals)
         for refusal in refusals:
             log.warning("refused message on %s: %s (%s)", refusal.topic, refusal.reason,

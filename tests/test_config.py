@@ -11,6 +11,7 @@ import pytest
 from obslink.agent.config import load_config
 from obslink.errors import ConfigError
 from obslink.keys import write_keypair
+from obslink.plugins.qc_limits import DEFAULT_LIMITS
 from obslink.plugins.registry import load_registry
 
 FIRMWARE_CONFIGS = sorted((Path(__file__).parent.parent / "firmware_configs").glob("*.toml"))
@@ -104,7 +105,7 @@ def test_shipped_hardware_configs_pass_agent_check(path, tmp_path):
     result = subprocess.run([sys.executable, "-m", "obslink", "agent", "check", str(config)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "OK" in result.stdout
+    assert "OK" in result.stdout and "QC: " in result.stdout
 
 
 def test_agent_check_exits_non_zero_listing_problems(tmp_path):
@@ -119,3 +120,34 @@ def test_agent_check_exits_non_zero_listing_problems(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "obslink", "agent", "check", str(config)],
                         capture_output=True, text=True)
     assert ok.returncode == 0 and "1 source(s)" in ok.stdout
+
+
+def test_qc_problems_are_reported_with_key_paths(tmp_path):
+    found = problems(tmp_path, GOOD + """
+[qc]
+checks = ["range", "stepp"]
+[qc.limits.air_temperature]
+suspect_min = 55.0
+[qc.limits.pm25]
+max = 100
+""")
+    assert "qc.checks: 'stepp' is not an installed QC check" in found[0]
+    assert any(p.startswith("qc.limits.air_temperature: suspect_min 55 is above "
+                            "suspect_max 50") for p in found)
+    assert any(p.startswith("qc.limits.pm25: 'pm25' is not in the element vocabulary; "
+                            "did you mean 'pm2_5'?") for p in found)
+
+
+@pytest.mark.parametrize("path", FIRMWARE_CONFIGS, ids=lambda p: p.name)
+def test_shipped_qc_examples_are_valid_once_uncommented(path, tmp_path):
+    import re
+
+    text = path.read_text()
+    start, end = text.index("[qc]"), text.index("\n[sources.")
+    section = re.sub(r"(?m)^# (?=\[qc|[a-z_]+ = )", "", text[start:end])
+    config = write(tmp_path, text[:start] + section + text[end:])
+    loaded = load_config(config, REGISTRY)
+    assert loaded.qc.checks == ("range", "step", "persistence", "consistency",
+                                "source_flags")
+    assert any(limits != DEFAULT_LIMITS.get(element)
+               for element, limits in loaded.qc.limits.items())

@@ -25,8 +25,24 @@ readings = st.builds(
     observed_at=st.integers(-2**62, 2**62),
     element=text, value=st.one_of(st.none(), st.floats(allow_nan=False)), unit=text,
     source_field=text, source_flag=st.one_of(st.none(), text), qc=st.integers(0, 255),
-    period_s=st.one_of(st.none(), st.integers(1, 2**40)))
-batches = st.builds(
+    period_s=st.one_of(st.none(), st.integers(1, 2**40)), qc_ran=st.just(0),
+    qc_failed=st.just(0))
+
+
+@st.composite
+def qc_annotated(draw, readings):
+    """Readings with masks over a list of QC check names, as an agent running QC sends."""
+    names = draw(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=32,
+                          unique=True))
+    masks = st.integers(0, 2 ** len(names) - 1)
+    out = []
+    for reading in readings:
+        ran = draw(masks)
+        out.append(reading._replace(qc_ran=ran, qc_failed=ran & draw(masks)))
+    return names, out
+
+
+plain_batches = st.builds(
     wire.Batch, station=st.from_regex(wire.STATION_ID_RE, fullmatch=True),
     epoch=st.text(min_size=1, max_size=64), seq=st.integers(0, 2**63 - 1),
     created_at=st.integers(-2**62, 2**62), readings=st.lists(readings, max_size=30),
@@ -36,10 +52,38 @@ batches = st.builds(
     clock=st.fixed_dictionaries({"synced": st.one_of(st.none(), st.booleans())}))
 
 
+@st.composite
+def batches(draw):
+    batch = draw(plain_batches)
+    if batch.readings and draw(st.booleans()):
+        batch.qc_checks, batch.readings = draw(qc_annotated(batch.readings))
+    return batch
+
+
 @settings(max_examples=500, deadline=None)
-@given(batch=batches)
+@given(batch=batches())
 def test_batch_round_trip_is_exact(batch):
     assert wire.decode_batch(wire.encode_batch(batch)) == batch
+
+
+def test_qc_masks_that_do_not_fit_the_check_names_are_malformed():
+    import msgpack
+
+    reading = Reading(0, "air_temperature", 1.0, "degC", "T", None, 0)
+    good = wire.encode_batch(wire.Batch("S1", "ep", 1, 0, [reading._replace(qc_ran=1)],
+                                        qc_checks=["range"]))
+    for key, value in (("qcr", [2]), ("qcf", [1, 0]), ("qcc", ["range", "range"]),
+                       ("qcf", [1]), ("qcc", [])):
+        body = msgpack.unpackb(good)
+        body[key] = value
+        if key == "qcf" and value == [1]:
+            body["qcr"] = [0]  # flagged by a check that did not run
+        try:
+            wire.decode_batch(msgpack.packb(body))
+        except WireError as exc:
+            assert "malformed" in str(exc)
+        else:
+            raise AssertionError(f"{key}={value} accepted")
 
 
 @settings(max_examples=FUZZ, deadline=None)
