@@ -8,6 +8,8 @@ ratio, so results from different machines can be compared:
   rows into the same table (the floor the catalog sits on).
 - decoding: readings/s of each format adapter on one core, against csv.reader merely
   splitting TOA5 rows into cells (a floor no Python text parser beats).
+- QC: the agent's CPU per reading (decode, QC, encode, outbox commit) with every QC check
+  against the same work with QC off: the share QC adds (target: at most 20 %).
 """
 
 from __future__ import annotations
@@ -92,11 +94,11 @@ def bench_raw_sqlite(base: Path, rows: int) -> float:
             conn.execute(statement)
     conn.execute("PRAGMA foreign_keys=OFF")
     batch = [(1, "BENCH1", format_utc(i * 60_000_000, fixed=True), "air_temperature",
-              20.5, "degC", "AirTC_Avg", None, 9, None) for i in range(5000)]
+              20.5, "degC", "AirTC_Avg", None, 0, None, 5, 0) for i in range(5000)]
     started = time.perf_counter()
     for _ in range(rows // len(batch)):
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO observations VALUES (?,?,?,?,?,?,?,?,?,?)", batch)
+        conn.executemany("INSERT INTO observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", batch)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
@@ -152,6 +154,56 @@ def bench_adapters(base: Path, records: int) -> tuple[dict[str, float], float]:
     return rates, cells / (time.perf_counter() - started)
 
 
+def agent_cpu_per_reading(base: Path, data: bytes, element_map: dict, qc) -> float:
+    """CPU seconds per reading of what the agent does with a file: decode 64 KiB reads, run
+    QC, encode batches and commit them with the position into a FULL-synchronous outbox."""
+    import threading
+
+    from obslink.agent.outbox import Outbox
+    from obslink.agent.runner import OutboxSink
+    from obslink.plugins.sources import ChunkOrigin, SourcePosition
+
+    outbox = Outbox(base / f"outbox-{len(qc.names)}.db", "BENCH1")
+    sink = OutboxSink(outbox, 5000, threading.Event(), qc)
+    context = AdapterContext("BENCH1", 480, {}, element_map)
+    readings, offset, state, read = 0, 0, None, 64 * 1024
+    started = time.process_time()
+    while offset < len(data):
+        adapter = TOA5Adapter(context)
+        adapter.set_state(state)
+        chunk = data[offset:offset + read]
+        decoded = adapter.decode(chunk, start=offset, final=offset + read >= len(data))
+        if not decoded.consumed:
+            read *= 2
+            continue
+        state = adapter.get_state()
+        sink.commit(ChunkOrigin("logger", "bench.dat", offset, offset + decoded.consumed, b""),
+                    decoded, SourcePosition(offset + decoded.consumed, "", state), adapter)
+        offset += decoded.consumed
+        readings += len(decoded.readings)
+    elapsed = time.process_time() - started
+    outbox.close()
+    return elapsed / readings
+
+
+def bench_qc(base: Path, records: int) -> tuple[float, float]:
+    """Agent CPU µs per reading without and with every QC check (best of 3 each)."""
+    from obslink.plugins.qc_limits import default_settings
+    from obslink.plugins.qc_runner import QCRunner
+    from obslink.plugins.registry import load_registry
+
+    logger = write_logger_file(base / "qc", records)
+    data = logger.path.read_bytes()
+    element_map = {field: (element, None) for field, _u, _p, element in logger.kind.columns}
+    registry = load_registry()
+    without = min(agent_cpu_per_reading(base / f"off{n}", data, element_map, QCRunner([]))
+                  for n in range(3) if not (base / f"off{n}").mkdir())
+    with_qc = min(agent_cpu_per_reading(base / f"on{n}", data, element_map,
+                                        QCRunner.from_registry(registry, default_settings()))
+                  for n in range(3) if not (base / f"on{n}").mkdir())
+    return without * 1e6, with_qc * 1e6
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs")
@@ -163,6 +215,7 @@ def main() -> int:
         pipeline_rate = readings / elapsed
         raw_rate = bench_raw_sqlite(base, 200_000)
         adapter_rates, split_rate = bench_adapters(base, records)
+        without_qc, with_qc = bench_qc(base, records)
     print(f"agent→collector  {readings} readings in {elapsed:.2f} s = {pipeline_rate:,.0f} "
           f"readings/s; raw SQLite batched insert {raw_rate:,.0f} rows/s; "
           f"ratio {pipeline_rate / raw_rate:.2f}")
@@ -171,6 +224,9 @@ def main() -> int:
     for name, rate in adapter_rates.items():
         print(f"decode {name:<10}{rate:>10,.0f} readings/s on one core; ratio to baseline "
               f"{rate / split_rate:.3f}")
+    print(f"agent CPU        {without_qc:.2f} µs per reading with QC off, {with_qc:.2f} µs "
+          f"with every QC check: QC adds {100 * (with_qc / without_qc - 1):.1f} % "
+          f"(ratio {with_qc / without_qc:.2f}; target <= 1.20)")
     return 0
 
 

@@ -63,13 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Decode FILE with a format adapter and print "
                                 "its readings; bad records are reported with line and reason.")
     parse.add_argument("file", type=Path)
-    parse.add_argument("--format", required=True,
-                       help="format name (see `obslink plugins`), or auto to recognise it")
+    parse.add_argument("--format", default=None,
+                       help="format name (see `obslink plugins`), or auto to recognise it; "
+                       "not needed with --config")
     parse.add_argument("--tz", default="UTC", help="logger UTC offset, e.g. +08:00 (default UTC)")
     parse.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a format option; repeat for several")
     parse.add_argument("--station", default="", help="station id to attach to the readings")
     parse.add_argument("--json", action="store_true", help="one JSON object per reading")
+    parse.add_argument("--config", type=Path, default=None,
+                       help="a station's agent config: decode and run QC exactly as that "
+                       "config's source does (format, options, element mapping, UTC offset, "
+                       "QC limits)")
+    parse.add_argument("--source", default=None,
+                       help="with --config: which of its sources (default: the only one, or "
+                       "the one whose directory holds FILE)")
     parse.set_defaults(run=cmd_parse)
 
     agent = commands.add_parser("agent", help="the station gateway agent").add_subparsers(
@@ -123,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--db", required=True, type=Path)
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(run=cmd_catalog_stats)
+    qc = catalog.add_parser("qc", help="QC summary of a station: counts per flag and check, "
+                            "coverage")
+    qc.add_argument("--db", required=True, type=Path)
+    qc.add_argument("--station", required=True, help="station id")
+    qc.add_argument("--since", default=None,
+                    help="only observations at or after this time: ISO 8601 UTC "
+                    "(2026-11-22, 2026-11-22T06:00Z) or an age such as 24h, 7d, 90m")
+    qc.add_argument("--json", action="store_true")
+    qc.set_defaults(run=cmd_catalog_qc)
 
     demo = commands.add_parser("demo", help="broker + collector + simulated stations, end "
                                "to end, with a summary")
@@ -151,7 +168,8 @@ def cmd_plugins(args) -> int:
     if args.json:
         print(json.dumps({"plugins": [info.__dict__ for info in infos],
                           "formats": {n: c.summary for n, c in registry.formats.items()},
-                          "sources": {n: c.summary for n, c in registry.sources.items()}},
+                          "sources": {n: c.summary for n, c in registry.sources.items()},
+                          "qc_checks": {n: c.summary for n, c in registry.qc_checks.items()}},
                          indent=2))
         return 0
     for info in infos:
@@ -162,6 +180,9 @@ def cmd_plugins(args) -> int:
         print(f"    {name:<12} {cls.summary}")
     print("source types:")
     for name, cls in sorted(registry.sources.items()):
+        print(f"    {name:<12} {cls.summary}")
+    print("QC checks:")
+    for name, cls in sorted(registry.qc_checks.items()):
         print(f"    {name:<12} {cls.summary}")
     return 0
 
@@ -177,10 +198,25 @@ def parse_options(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_parse(args) -> int:
-    from obslink.parse_file import parse_file
+    from obslink.parse_file import parse_file, plan_from_arguments, plan_from_config
+    from obslink.plugins.registry import load_registry
 
-    return parse_file(args.file, args.format, args.tz, parse_options(args.option),
-                      args.station, as_json=args.json)
+    if not args.file.is_file():
+        raise ConfigError(f"{args.file}: no such file")
+    registry = load_registry()
+    if args.config is not None:
+        if args.option or args.tz != "UTC" or args.station:
+            raise ConfigError("--config sets the options, UTC offset and station; drop "
+                              "--option, --tz and --station")
+        plan = plan_from_config(args.file, args.config, args.source, args.format, registry,
+                                sys.stderr)
+    else:
+        if args.source is not None:
+            raise ConfigError("--source picks a source of a station config; give --config")
+        plan = plan_from_arguments(args.file, args.format, args.tz,
+                                   parse_options(args.option), args.station, registry,
+                                   sys.stderr)
+    return parse_file(args.file, plan, registry, as_json=args.json)
 
 
 # --- agent -------------------------------------------------------------------------------------
@@ -206,13 +242,19 @@ def cmd_agent_keygen(args) -> int:
 
 
 def cmd_agent_check(args) -> int:
-    config, _ = _load_agent_config(args.config)
+    config, registry = _load_agent_config(args.config)
     from obslink.keys import load_private_key
+    from obslink.plugins.qc_limits import DEFAULT_LIMITS
 
     load_private_key(config.private_key)
     print(f"{args.config}: OK — station {config.station} (network {config.network}), "
           f"{len(config.sources)} source(s): " + ", ".join(
               f"{s.name} ({s.type}, {s.format})" for s in config.sources))
+    checks = config.qc.checks if config.qc.checks is not None else sorted(registry.qc_checks)
+    changed = sorted(e for e, limits in config.qc.limits.items()
+                     if DEFAULT_LIMITS.get(e) != limits)
+    print("QC: " + (", ".join(checks) if checks else "none at the edge (the collector checks)")
+          + (f"; own limits for {', '.join(changed)}" if changed else "; default limits"))
     return 0
 
 
@@ -278,12 +320,7 @@ def cmd_station_add(args) -> int:
 
 
 def cmd_catalog_stats(args) -> int:
-    from obslink.server.catalog import open_catalog
-
-    if not args.db.exists():
-        raise ConfigError(f"--db {args.db}: no catalog there; start `obslink collector serve "
-                          f"--db {args.db}` or check the path")
-    catalog = open_catalog(args.db)
+    catalog = _open_existing_catalog(args.db)
     stats = catalog.stats()
     catalog.close()
     if args.json:
@@ -291,6 +328,28 @@ def cmd_catalog_stats(args) -> int:
     else:
         for key, value in stats.items():
             print(f"{key:<14}{value}")
+    return 0
+
+
+def _open_existing_catalog(path: Path):
+    from obslink.server.catalog import open_catalog
+
+    if not path.exists():
+        raise ConfigError(f"--db {path}: no catalog there; start `obslink collector serve "
+                          f"--db {path}` or check the path")
+    return open_catalog(path)
+
+
+def cmd_catalog_qc(args) -> int:
+    from obslink.server.qc_report import parse_since, print_report, qc_report
+
+    since = parse_since(args.since) if args.since else None
+    catalog = _open_existing_catalog(args.db)
+    try:
+        report = qc_report(catalog, args.station, since)
+    finally:
+        catalog.close()
+    print_report(report, as_json=args.json)
     return 0
 
 

@@ -194,7 +194,7 @@ def _wait_for_drain(catalog_path: Path, produced: int, say) -> int:
 
 
 def _summarise(catalog_path, written, produced, committed, stations, duration, kept) -> dict:
-    from obslink.readings import format_utc
+    from obslink.readings import QC_FLAG_NAMES, format_utc
 
     with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True) as conn:
         batches, = conn.execute("SELECT count(*) FROM batches").fetchone()
@@ -202,6 +202,7 @@ def _summarise(catalog_path, written, produced, committed, stations, duration, k
         rows = conn.execute(
             "SELECT o.station, o.observed_at, min(b.committed_at) FROM observations o "
             "JOIN batches b ON b.id = o.batch_id GROUP BY o.station, o.observed_at").fetchall()
+        flags = dict(conn.execute("SELECT qc, count(*) FROM observations GROUP BY qc"))
     iso_to_us = {format_utc(us, fixed=True): us for (_s, us) in written}
     latencies = sorted(
         (_iso_us(committed_at) - written[(station, iso_to_us[observed])]) / 1000
@@ -211,6 +212,10 @@ def _summarise(catalog_path, written, produced, committed, stations, duration, k
         "stations": stations, "duration_s": duration,
         "readings_produced": produced, "readings_committed": committed,
         "batches": batches, "refused": refused,
+        "qc_flags": {QC_FLAG_NAMES.get(flag, str(flag)): count
+                     for flag, count in sorted(flags.items())},
+        "qc_coverage_percent": round(100 * (committed - flags.get(9, 0)) / committed, 2)
+        if committed else None,
         "latency_ms": {"p50": _percentile(latencies, 50), "p99": _percentile(latencies, 99)},
     }
     if kept:
@@ -242,6 +247,8 @@ obslink demo summary
   readings committed  {summary['readings_committed']}
   batches             {summary['batches']}
   refused             {summary['refused']}
+  QC flags            {', '.join(f'{n} {c}' for n, c in summary['qc_flags'].items())}
+  QC coverage         {summary['qc_coverage_percent']} %
   latency written→committed  p50 {latency['p50']} ms, p99 {latency['p99']} ms""")
     if "directory" in summary:
         print(f"  kept in            {summary['directory']}")

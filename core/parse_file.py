@@ -1,41 +1,108 @@
-"""``obslink parse``: decode a logger file the way the agent would, and show the result."""
+"""``obslink parse``: decode a logger file the way the agent would, run QC, show the result."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from obslink.errors import ConfigError
 from obslink.plugins.formats import AdapterContext, FormatAdapter
-from obslink.plugins.registry import load_registry
-from obslink.readings import Reading, format_utc, parse_utc_offset
+from obslink.plugins.qc import QCSettings
+from obslink.plugins.qc_limits import default_settings
+from obslink.plugins.qc_runner import QCRunner
+from obslink.readings import (QC_FLAG_NAMES, QC_NOT_CHECKED, Reading, format_utc,
+                              parse_utc_offset)
 
 CHUNK_BYTES = 4 * 1024 * 1024
-TABLE_HEADER = ("observed_at (UTC)", "element", "value", "unit", "source_field", "flag", "qc")
-TABLE_WIDTHS = (27, 22, 12, 10, 20, 6, 2)
+TABLE_HEADER = ("observed_at (UTC)", "element", "value", "unit", "source_field", "flag", "qc",
+                "flagged by")
+TABLE_WIDTHS = (27, 22, 12, 10, 20, 6, 2, 30)
 
 
-def parse_file(path: Path, format_name: str, tz: str, options: dict[str, str], station: str,
-               as_json: bool, out=None, err=None) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
+@dataclass(frozen=True)
+class ParsePlan:
+    """What to decode the file with: the adapter, its context, QC settings and a label."""
+
+    adapter_class: type[FormatAdapter]
+    context: AdapterContext
+    qc: QCSettings
+    origin: str
+
+
+def plan_from_arguments(path: Path, format_name: str | None, tz: str, options: dict[str, str],
+                        station: str, registry, err) -> ParsePlan:
+    if not format_name:
+        raise ConfigError("name the format with --format NAME (or auto), or give the station "
+                          "config with --config")
     try:
         offset = parse_utc_offset(tz)
     except ValueError as exc:
         raise ConfigError(f"--tz: {exc}") from None
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    registry = load_registry()
     if format_name == "auto":
         adapter_class = sniff_format(path, registry)
         print(f"{path}: looks like {adapter_class.name} ({adapter_class.summary})", file=err)
     else:
         adapter_class = registry.format(format_name)
-    adapter = adapter_class(AdapterContext(station, offset, options))
+    return ParsePlan(adapter_class, AdapterContext(station, offset, options),
+                     default_settings(), "parse")
+
+
+def plan_from_config(path: Path, config_path: Path, source_name: str | None,
+                     format_name: str | None, registry, err) -> ParsePlan:
+    """The source of a station config that reads ``path``: its format, options, element
+    mapping, UTC offset and the station's QC settings, exactly as the agent runs them."""
+    from obslink.agent.config import load_config
+
+    config = load_config(config_path, registry)
+    sources = {s.name: s for s in config.sources}
+    if source_name is not None:
+        if source_name not in sources:
+            raise ConfigError(f"--source {source_name!r}: {config_path} has no such source; "
+                              f"its sources: {', '.join(sources)}")
+        source = sources[source_name]
+    elif len(sources) == 1:
+        source = next(iter(sources.values()))
+    else:
+        matching = [s for s in config.sources if _reads(s.settings, path)]
+        if len(matching) != 1:
+            raise ConfigError(f"{config_path} has several sources ({', '.join(sources)}) and "
+                              f"{'none' if not matching else 'more than one'} of them reads "
+                              f"{path}; pick one with --source NAME")
+        source = matching[0]
+    if format_name not in (None, source.format):
+        raise ConfigError(f"--format {format_name} contradicts source {source.name!r} of "
+                          f"{config_path}, which reads {source.format}; drop --format")
+    print(f"{path}: decoding as source {source.name!r} of {config_path} "
+          f"({source.format}, station {config.station})", file=err)
+    return ParsePlan(registry.format(source.format), source.adapter_context, config.qc,
+                     source.name)
+
+
+def _reads(settings: dict, path: Path) -> bool:
+    folder = settings.get("path")
+    if not isinstance(folder, str):
+        return False
+    try:
+        path.resolve().relative_to(Path(folder).resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def parse_file(path: Path, plan: ParsePlan, registry, as_json: bool, out=None,
+               err=None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    qc = QCRunner.from_registry(registry, plan.qc)
+    adapter = plan.adapter_class(plan.context)
     size = path.stat().st_size
     show_progress = err.isatty() and size > 4 * CHUNK_BYTES
     readings = quarantined = skipped = 0
+    flags: Counter[int] = Counter()
+    flagged_by: Counter[str] = Counter()
     if not as_json:
         print(_row(TABLE_HEADER), file=out)
     with open(path, "rb") as stream:
@@ -47,10 +114,17 @@ def parse_file(path: Path, format_name: str, tz: str, options: dict[str, str], s
             decoded = adapter.decode(data, start=position, final=final)
             pending = data[decoded.consumed:]
             position += decoded.consumed
-            for reading in decoded.readings:
-                print(_as_json(reading) if as_json else _as_row(reading), file=out)
+            checked = qc.annotate(decoded.readings, plan.origin)
+            qc.commit_state()
+            for reading in checked:
+                failed = _names(qc.names, reading.qc_failed)
+                flags[reading.qc] += 1
+                flagged_by.update(failed)
+                print(_as_json(reading, qc.names) if as_json else _as_row(reading, failed),
+                      file=out)
             for bad in decoded.quarantined:
-                print(f"{path}: quarantined at byte {bad.position}: {bad.reason}", file=err)
+                where = f"line {bad.line}" if bad.line else f"byte {bad.position}"
+                print(f"{path}: quarantined at {where}: {bad.reason}", file=err)
             readings += len(decoded.readings)
             quarantined += len(decoded.quarantined)
             skipped += decoded.skipped_text
@@ -68,7 +142,23 @@ def parse_file(path: Path, format_name: str, tz: str, options: dict[str, str], s
     if pending:
         summary += f", {len(pending)} trailing bytes not decoded"
     print(summary, file=err)
+    print(qc_summary(flags, flagged_by, readings), file=err)
     return 0
+
+
+def qc_summary(flags: Counter, flagged_by: Counter, total: int) -> str:
+    parts = [f"{flags[flag]} {name}" for flag, name in QC_FLAG_NAMES.items() if flags[flag]]
+    text = "QC: " + (", ".join(parts) or "no readings")
+    if flagged_by:
+        text += "; flagged by " + ", ".join(f"{name} {count}"
+                                            for name, count in flagged_by.most_common())
+    if total:
+        text += f"; coverage {100 * (total - flags[QC_NOT_CHECKED]) / total:.1f} %"
+    return text
+
+
+def _names(names: list[str], mask: int) -> list[str]:
+    return [name for bit, name in enumerate(names) if mask >> bit & 1] if mask else []
 
 
 SNIFF_BYTES = 4096
@@ -89,18 +179,21 @@ def sniff_format(path: Path, registry) -> type[FormatAdapter]:
                       f"({', '.join(sorted(c.name for c in matches))}); name it with --format")
 
 
-def _as_json(reading: Reading) -> str:
+def _as_json(reading: Reading, names: list[str]) -> str:
     return json.dumps({"observed_at": format_utc(reading.observed_at),
                        "element": reading.element, "value": reading.value,
                        "unit": reading.unit, "source_field": reading.source_field,
                        "source_flag": reading.source_flag, "qc": reading.qc,
-                       "period_s": reading.period_s})
+                       "period_s": reading.period_s,
+                       "qc_ran": _names(names, reading.qc_ran),
+                       "qc_failed": _names(names, reading.qc_failed)})
 
 
-def _as_row(reading: Reading) -> str:
+def _as_row(reading: Reading, failed: list[str]) -> str:
     value = "" if reading.value is None else f"{reading.value:g}"
     cells = (format_utc(reading.observed_at), reading.element, value, reading.unit,
-             reading.source_field, reading.source_flag or "", str(reading.qc))
+             reading.source_field, reading.source_flag or "", str(reading.qc),
+             ",".join(failed))
     return _row(cells)
 
 

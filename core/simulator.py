@@ -52,6 +52,18 @@ KINDS = (
 )
 
 
+# element -> (mean, daily amplitude): values that pass QC with the default limits
+PLAUSIBLE = {
+    "air_temperature": (15.0, 8.0), "relative_humidity": (65.0, 25.0),
+    "air_pressure": (1010.0, 2.0), "wind_speed": (4.0, 3.0), "wind_direction": (180.0, 150.0),
+    "precipitation_amount": (0.4, 0.4), "battery_voltage": (12.8, 0.4),
+    "solar_radiation": (400.0, 400.0), "solar_radiation_total": (1.0, 1.0),
+    "logger_temperature": (25.0, 10.0), "water_level": (1.5, 0.3),
+    "water_temperature": (18.0, 3.0), "soil_moisture": (0.25, 0.05),
+    "soil_temperature": (16.0, 4.0),
+}
+
+
 @dataclass
 class SimulatedLogger:
     """Appends one record per call to ``write_next`` into ``directory/<table>.dat``."""
@@ -103,8 +115,10 @@ class SimulatedLogger:
                 values.append('"NAN"')
                 self.expected.append((observed_at, element, None, unit))
                 continue
-            base = 10 + 40 * (index + 1) * (1 + math.sin(phase + index))
-            value = round(base + self.rng.uniform(-1, 1), 3)
+            mean, amplitude = PLAUSIBLE[element]
+            # a daily cycle plus a little noise, never below zero where that is impossible
+            value = mean + amplitude * (math.sin(phase + index) + self.rng.uniform(-.02, .02))
+            value = round(max(value, 0.0) if mean - amplitude >= 0 else value, 3)
             values.append(f"{value:.3f}")
             self.expected.append((observed_at, element, value, unit))
         line = (f'"{local:%Y-%m-%d %H:%M:%S}",{self.records},' + ",".join(values) + "\r\n")
@@ -166,7 +180,7 @@ path = "{outbox}"
 broker = "{broker_url}"
 ack_timeout = 10
 
-""" + station.sources_toml(poll_interval))
+""" + station.sources_toml(poll_interval) + getattr(station, "qc_toml", ""))
     return path
 
 
@@ -179,6 +193,14 @@ class SimulatedTOB1Logger:
               ("BattV", "Volts", "FP2")]
     ELEMENTS = ("water_level", "water_temperature", "battery_voltage")
     values_per_record = 3
+    # water level has no default limits (its datum is the station's): the config sets them
+    qc_toml = """
+[qc.limits.water_level]
+min = 0.0
+max = 6.0
+suspect_max = 4.5
+step_max = 0.5
+"""
 
     def __init__(self, station: str, directory: Path, start: datetime, interval_s: int = 60,
                  seed: int = 0) -> None:
@@ -267,8 +289,9 @@ listen = "127.0.0.1:{self.port}"
         self._count_replies()
         moment = self.start + timedelta(seconds=self.interval_s * self.records)
         local = moment + timedelta(hours=8)
-        values = [round(self.rng.uniform(5, 80), 1) if unit == "ug/m3"
-                  else round(self.rng.uniform(0.001, 0.2), 3) for _c, _e, unit in self.FACTORS]
+        pm2_5 = round(self.rng.uniform(5, 80), 1)
+        values = [pm2_5, round(pm2_5 * self.rng.uniform(1.2, 2.0), 1)] + [
+            round(self.rng.uniform(0.001, 0.2), 3) for _factor in self.FACTORS[2:]]
         items = ";".join(f"{code}-Rtd={value},{code}-Flag=N"
                          for (code, _e, _u), value in zip(self.FACTORS, values))
         stamp = local.strftime("%Y%m%d%H%M%S")

@@ -28,7 +28,7 @@ def obslink(*args, check=False):
     [], ["plugins"], ["parse"], ["agent"], ["agent", "keygen"], ["agent", "check"],
     ["agent", "run"], ["agent", "status"], ["collector"], ["collector", "serve"],
     ["collector", "station"], ["collector", "station", "add"], ["catalog"],
-    ["catalog", "stats"], ["demo"]])
+    ["catalog", "stats"], ["catalog", "qc"], ["demo"]])
 def test_help_on_every_level(command):
     result = obslink(*command, "--help", check=True)
     assert "usage: obslink" in result.stdout
@@ -40,10 +40,88 @@ def test_parse_json_lines_and_summary():
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[0] == {"observed_at": "2025-03-01T00:00:00Z", "element": "A", "value": 1.0,
                         "unit": "degC", "source_field": "A", "source_flag": None, "qc": 9,
-                        "period_s": None}
+                        "period_s": None, "qc_ran": [], "qc_failed": []}
     assert len(lines) == 4
     assert "line 6: timestamp '2025-13-01 00:01:00'" in result.stderr
     assert "4 readings, 5 records quarantined" in result.stderr
+
+
+def test_parse_runs_qc_with_default_limits(tmp_path):
+    from obslink.plugins.hj212 import frame
+
+    packet = frame(b"QN=20260101080000000;ST=22;CN=2011;PW=123456;MN=AQ1;Flag=4;CP=&&"
+                   b"DataTime=20260101080000;a34004-Rtd=120.0,a34004-Flag=N;"
+                   b"a34002-Rtd=100.0,a34002-Flag=N;a21026-Rtd=0.05,a21026-Flag=D;"
+                   b"a01001-Rtd=85.0,a01001-Flag=N&&")
+    path = tmp_path / "packets.txt"
+    path.write_bytes(packet)
+    result = obslink("parse", path, "--format", "hj212", "--tz", "+08:00", "--json",
+                     check=True)
+    flags = {line["element"]: (line["qc"], line["qc_failed"])
+             for line in map(json.loads, result.stdout.splitlines())}
+    assert flags == {"pm2_5": (1, ["consistency"]), "pm10": (1, ["consistency"]),
+                     "so2": (2, ["source_flags"]), "air_temperature": (2, ["range"])}
+    assert "QC: 2 suspect, 2 erroneous; flagged by" in result.stderr
+    assert "coverage 100.0 %" in result.stderr
+    table = obslink("parse", path, "--format", "hj212", check=True).stdout
+    assert "flagged by" in table.splitlines()[0] and "source_flags" in table
+
+
+LOGGER_TOA5 = (
+    '"TOA5","ST1","CR1000X","1","OS","CPU:a.CR1X","1","Min1"\n'
+    '"TIMESTAMP","RECORD","AirTC","BattV"\n"TS","RN","Deg C","Volts"\n"","","Smp","Smp"\n'
+    '"2026-07-01 08:00:00",1,35.0,12.7\n"2026-07-01 08:01:00",2,35.5,12.7\n')
+
+
+def test_parse_with_a_station_config_applies_its_mapping_offset_and_limits(tmp_path):
+    logger = tmp_path / "logger"
+    logger.mkdir()
+    (logger / "Min1.dat").write_text(LOGGER_TOA5)
+    (tmp_path / "other").mkdir()
+    config = tmp_path / "agent.toml"
+    config.write_text(f"""\
+[station]
+id = "ST1"
+private_key = "station.key"
+utc_offset = "+08:00"
+[qc.limits.air_temperature]
+suspect_max = 30.0
+[qc.limits.air_temperature.months.1]
+suspect_max = 20.0
+[sources.logger]
+type = "directory"
+format = "toa5"
+path = "{logger}"
+[sources.logger.elements]
+AirTC = "air_temperature"
+BattV = {{ element = "battery_voltage", unit = "V" }}
+[sources.other]
+type = "directory"
+format = "delimited"
+path = "{tmp_path / 'other'}"
+[sources.other.options]
+time_columns = "t"
+""")
+    result = obslink("parse", logger / "Min1.dat", "--config", config, "--json", check=True)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(x["observed_at"], x["element"], x["qc"], x["qc_failed"]) for x in lines] == [
+        ("2026-07-01T00:00:00Z", "air_temperature", 1, ["range"]),
+        ("2026-07-01T00:00:00Z", "battery_voltage", 0, []),
+        ("2026-07-01T00:01:00Z", "air_temperature", 1, ["range"]),
+        ("2026-07-01T00:01:00Z", "battery_voltage", 0, [])]
+    assert "decoding as source 'logger'" in result.stderr
+    # the defaults alone: AirTC is not a vocabulary element, so nothing checks it
+    plain = obslink("parse", logger / "Min1.dat", "--format", "toa5", "--json", check=True)
+    assert {json.loads(line)["qc"] for line in plain.stdout.splitlines()} == {9}
+    elsewhere = tmp_path / "Min1.dat"
+    elsewhere.write_text(LOGGER_TOA5)
+    ambiguous = obslink("parse", elsewhere, "--config", config)
+    assert ambiguous.returncode == 2 and "--source NAME" in ambiguous.stderr
+    picked = obslink("parse", elsewhere, "--config", config, "--source", "logger", check=True)
+    assert picked.stdout.count("air_temperature") == 2
+    wrong = obslink("parse", elsewhere, "--config", config, "--source", "logger",
+                    "--format", "tob1")
+    assert wrong.returncode == 2 and "drop --format" in wrong.stderr
 
 
 def test_parse_table_keeps_fractional_seconds_and_converts_time():
