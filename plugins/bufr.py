@@ -8,17 +8,21 @@ hand-written decoder would have to track the WMO tables itself; pybufrkit, the p
 alternative, is updated far less often. ecCodes is large (about 50 MB), so it is an extra:
 gateways that never see BUFR do not carry it.
 
-Messages are framed here (``BUFR`` … length … ``7777``), so an invalid message in a
-multi-message file is quarantined with ecCodes' reason and the others are read. BUFR times
-are UTC; the configured UTC offset does not apply.
+Messages are framed here (``BUFR`` … length … ``7777``) and their section lengths checked,
+so an invalid message in a multi-message file is quarantined with its reason and the others
+are read. ecCodes runs in a worker process (obslink.plugins.bufr_worker): a damaged message
+that crashes it is quarantined, never the agent. BUFR times are UTC; the configured UTC
+offset does not apply.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from datetime import datetime, timezone
 
 from obslink.errors import ConfigError
+from obslink.plugins.bufr_worker import shared_worker
 from obslink.plugins.formats import Decoded, FormatAdapter, Option, quarantine_span
 from obslink.plugins.registry import hookimpl
 from obslink.readings import QC_NOT_CHECKED, Reading, utc_us_from_datetime
@@ -76,9 +80,19 @@ class BUFRAdapter(FormatAdapter):
         "max_message": Option(16 * 1024 * 1024, "largest message accepted, bytes", int),
     }
 
-    def __init__(self, context=None) -> None:
+    def __init__(self, context=None, in_process: bool = False) -> None:
         super().__init__(context)
-        self.codes = _eccodes()
+        # The agent's adapter frames messages and hands them to a worker process (see
+        # obslink.plugins.bufr_worker); only that worker runs ecCodes, in process.
+        if in_process:
+            self.codes = _eccodes()
+        else:
+            if importlib.util.find_spec("eccodes") is None:
+                _eccodes()  # raises the error that says how to install it
+            self.worker = shared_worker()
+            self.worker_context = {
+                "station": self.context.station, "options": dict(self.option_values),
+                "element_map": {k: list(v) for k, v in self.context.element_map.items()}}
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -127,7 +141,8 @@ class BUFRAdapter(FormatAdapter):
                                          "BUFR message does not end with 7777 where its "
                                          "length says; looking for the next message")
                 continue
-            problem = self._take_message(data[at:end], result)
+            problem = section_problem(data[at:end]) or self._take_isolated(data[at:end],
+                                                                           result)
             if problem:
                 quarantine_span(result, data, at, end, start, problem)
             offset = end
@@ -140,7 +155,14 @@ class BUFRAdapter(FormatAdapter):
                             f"{end - begin} bytes outside BUFR messages skipped")
 
 
-    def _take_message(self, message: bytes, result: Decoded) -> str | None:
+    def _take_isolated(self, message: bytes, result: Decoded) -> str | None:
+        readings, skipped, problem = self.worker.decode(message, self.worker_context)
+        result.readings += readings
+        result.skipped_text += skipped
+        return problem
+
+    def take_message(self, message: bytes, result: Decoded) -> str | None:
+        """Decode one framed message with ecCodes, in this process (the worker's side)."""
         codes = self.codes
         try:
             handle = codes.codes_new_from_message(message)
@@ -259,3 +281,31 @@ class BUFRAdapter(FormatAdapter):
 @hookimpl
 def obslink_register_formats(registry):
     registry.add_format(BUFRAdapter)
+
+
+def section_problem(message: bytes) -> str | None:
+    """Why the sections of a BUFR message do not add up to its length, or None.
+
+    ecCodes trusts these lengths: a damaged one can make it read past the message and crash
+    the process, so the structure is checked here first (WMO-No. 306, FM 94 BUFR)."""
+    edition = message[7]
+    if edition not in (2, 3, 4):
+        return f"BUFR edition {edition} is not one this adapter reads (2, 3 or 4)"
+    end = len(message) - 4  # where section 5 (7777) starts
+    # octet of section 1 whose first bit says an optional section 2 follows
+    flag_octet = 10 if edition == 4 else 8
+    at = 8  # section 0 is 8 octets
+    for number in (1, 2, 3, 4):
+        if number == 2 and not message[8 + flag_octet - 1] & 0x80:
+            continue
+        if at + 3 > end:
+            return f"BUFR section {number} starts past the end of the message"
+        length = int.from_bytes(message[at:at + 3], "big")
+        if length < (flag_octet if number == 1 else 4) or at + length > end:
+            return (f"BUFR section {number} length {length} does not fit the message "
+                    f"({len(message)} bytes)")
+        at += length
+    if at != end:
+        return (f"BUFR sections end at byte {at}, not at the 7777 at byte {end}: a section "
+                "length is damaged")
+    return None

@@ -195,6 +195,7 @@ _CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
     ("ug/m3", "mg/m3"): (0.001, 0.0), ("km", "m"): (1000.0, 0.0), ("mm", "cm"): (0.1, 0.0),
     ("cm", "m"): (0.01, 0.0), ("kJ/m2", "MJ/m2"): (0.001, 0.0), ("%", "m3/m3"): (0.01, 0.0),
     ("h", "min"): (60.0, 0.0), ("s", "min"): (1 / 60, 0.0), ("knot", "m/s"): (0.514444, 0.0),
+    ("J/m2", "MJ/m2"): (1e-6, 0.0),
 }
 
 
@@ -206,6 +207,8 @@ UNIT_ALIASES: dict[str, str] = {
     "millibar": "mbar", "mb": "mbar", "%RH": "%", "percent": "%", "μg/m3": "ug/m3",
     "µg/m3": "ug/m3", "ug/m^3": "ug/m3", "mg/m^3": "mg/m3", "mg/l": "mg/L", "meters": "m",
     "knots": "knot", "kts": "knot",
+    # ecCodes (BUFR) spellings
+    "m s-1": "m/s", "kg m-2": "mm", "J m-2": "J/m2", "W m-2": "W/m2",
 }
 
 

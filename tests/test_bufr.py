@@ -45,3 +45,25 @@ def test_sniff():
     assert BUFRAdapter.sniff(GOOD)
     assert BUFRAdapter.sniff(b"ISMD01 BABJ 030600\r\r\n" + GOOD)
     assert not BUFRAdapter.sniff(b'"TOA5","x"')
+
+
+def test_a_message_that_crashes_eccodes_is_quarantined_and_the_rest_read():
+    """One changed descriptor octet (found by the test above) makes ecCodes abort; the
+    worker process dies instead of the agent, and the next message is read as usual."""
+    damaged = bytearray(GOOD)
+    damaged[37] = 131
+    decoded = BUFRAdapter(AdapterContext("X", 0)).decode(bytes(damaged) + GOOD, start=0,
+                                                         final=True)
+    good = BUFRAdapter(AdapterContext("X", 0)).decode(GOOD, start=0, final=True)
+    assert decoded.readings == good.readings and good.readings
+    assert [q.position for q in decoded.quarantined] == [0]
+    assert "ecCodes" in decoded.quarantined[0].reason
+
+
+def test_damaged_section_lengths_are_caught_before_eccodes_sees_them():
+    from obslink.plugins.bufr import section_problem
+
+    assert section_problem(GOOD) is None
+    damaged = bytearray(GOOD)
+    damaged[10] = 0x68  # section 1 claims 104 octets of a 114-octet message
+    assert "section 1 length 104 does not fit" in section_problem(bytes(damaged))
