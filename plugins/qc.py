@@ -127,7 +127,6 @@ class Series:
 # element, unit, source_field, period_s: a unit changed by a new logger program starts a
 # separate group (its values are converted differently), the same history series
 _SERIES_FIELDS = itemgetter(1, 3, 4, 7)
-_TIME, _VALUE = itemgetter(0), itemgetter(2)
 
 
 class ReadingBatch(list):
@@ -137,8 +136,16 @@ class ReadingBatch(list):
     series is a stride of the batch, and checks work on slices at C speed.
     """
 
+    _columns: tuple | None = None
     _series: list[Series] | None = None
     _origin: str | None = None
+
+    def columns(self) -> tuple:
+        """The readings transposed: (times, elements, values, units, source fields, source
+        flags, qc, periods, …), each a tuple aligned with the readings."""
+        if self._columns is None:
+            self._columns = tuple(zip(*self)) if self else ((),) * len(Reading._fields)
+        return self._columns
 
     def series(self, origin: str) -> list[Series]:
         if self._series is None or self._origin != origin:
@@ -150,29 +157,35 @@ class ReadingBatch(list):
         count = len(self)
         if not count:
             return []
-        keys = list(map(_SERIES_FIELDS, self))
-        times = list(map(_TIME, self))
-        values = list(map(_VALUE, self))
+        times, elements, values, units, fields, _flags, _qc, periods, *_ = self.columns()
+        by_key = (elements, units, fields, periods)  # what makes a series (_SERIES_FIELDS)
         try:
-            stride = keys.index(keys[0], 1)
+            stride = fields.index(fields[0], 1)
         except ValueError:
             stride = count
-        if count % stride == 0 and keys[stride:] == keys[:-stride] and \
-                len(set(keys[:stride])) == stride:
-            groups = [(keys[j], range(j, count, stride)) for j in range(stride)]
-            return [Series(self._key(origin, key), key, indices, times[j::stride],
-                           values[j::stride])
-                    for j, (key, indices) in enumerate(groups)]
-        by_key: dict[tuple, list[int]] = {}
-        for i, key in enumerate(keys):
-            found = by_key.get(key)
+        if count % stride == 0 and all(column[stride:] == column[:-stride]
+                                       for column in by_key):
+            keys = list(zip(elements[:stride], units[:stride], fields[:stride],
+                            periods[:stride]))
+            if len(set(keys)) == stride:
+                record_times = list(times[::stride])
+                shared = all(times[j::stride] == times[::stride] for j in range(1, stride))
+                # when every field of a record has the record's time, the series share one
+                # list of times (checks may then work on it once)
+                return [Series(self._key(origin, key), key, range(j, count, stride),
+                               record_times if shared else list(times[j::stride]),
+                               list(values[j::stride]))
+                        for j, key in enumerate(keys)]
+        groups: dict[tuple, list[int]] = {}
+        for i, key in enumerate(zip(*by_key)):
+            found = groups.get(key)
             if found is None:
-                by_key[key] = [i]
+                groups[key] = [i]
             else:
                 found.append(i)
         return [Series(self._key(origin, key), key, found, [times[i] for i in found],
                        [values[i] for i in found])
-                for key, found in by_key.items()]
+                for key, found in groups.items()]
 
     @staticmethod
     def _key(origin: str, key: tuple) -> str:

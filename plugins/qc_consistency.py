@@ -64,8 +64,12 @@ class ConsistencyCheck(QCCheck):
                         _judge_by_time(a, a_values, b, b_values, margin, calm, results)
         for element in NEVER_NEGATIVE:
             for series, values in involved.get(element, ()):
-                _worsen_series(series, [None if v is None else (
-                    QC_ERRONEOUS if v < 0 else QC_GOOD) for v in values], results)
+                if values and None not in values and min(values) >= 0:
+                    flags = [QC_GOOD] * len(values)  # the usual case, at C speed
+                else:
+                    flags = [None if v is None else (QC_ERRONEOUS if v < 0 else QC_GOOD)
+                             for v in values]
+                _worsen_series(series, flags, results)
         return results
 
     def _in_vocabulary_unit(self, series: Series) -> list | None:
@@ -120,7 +124,12 @@ def _judge_by_time(a: Series, a_values: list, b: Series, b_values: list, margin:
 
 
 def _worsen_series(series: Series, flags: list, results: list) -> None:
-    for i, flag in zip(series.indices, flags):
+    indices = series.indices
+    if indices.__class__ is range and results[indices.start:indices.stop:indices.step].count(
+            None) == len(indices):
+        series.scatter(results, flags)  # no other rule judged these readings yet
+        return
+    for i, flag in zip(indices, flags):
         if flag is not None:
             _worsen(results, i, flag)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Sequence
 
-from obslink.plugins.qc import QCCheck, SeriesState
+from obslink.plugins.qc import QCCheck, ReadingBatch, SeriesState
 from obslink.plugins.registry import hookimpl
 from obslink.readings import QC_ERRONEOUS, QC_GOOD, QC_SUSPECT, Reading
 
@@ -39,7 +39,11 @@ class SourceFlagCheck(QCCheck):
 
     def run(self, readings: Sequence[Reading], origin: str,
             state: SeriesState | None) -> list[int | None]:
-        return list(map(_SEVERITY.get, map(_SOURCE_FLAG, readings)))
+        flags = readings.columns()[5] if isinstance(readings, ReadingBatch) else \
+            list(map(_SOURCE_FLAG, readings))
+        if flags.count(None) == len(flags):
+            return [None] * len(flags)  # the usual case for loggers: no flags at all
+        return list(map(_SEVERITY.get, flags))
 
 
 @hookimpl

@@ -13,6 +13,8 @@ from obslink.readings import QC_GOOD, QC_SUSPECT
 class StepCheck(SeriesHistoryCheck):
     name = "step"
     summary = "largest plausible change between consecutive readings of a series"
+    _spacing_of: list | None = None  # the times list _spacing was computed for
+    _spacing: tuple[int, int] = (0, 0)  # its smallest and largest gap
 
     def plan(self, limits: ElementLimits, factor: float) -> tuple[float, int] | None:
         """(largest step in the reading's unit, interval in µs)"""
@@ -26,8 +28,7 @@ class StepCheck(SeriesHistoryCheck):
         step_max, interval = plan
         count = len(times)
         if count > 1 and None not in values and (history is None or times[0] > history[0]):
-            gaps = list(map(sub, times[1:], times[:-1]))
-            if min(gaps) > 0 and max(gaps) <= interval and \
+            if self._evenly_spaced(times, interval) and \
                     max(map(abs, map(sub, values[1:], values[:-1]))) <= step_max:
                 # the usual case, at C speed: evenly reported, no jumps; only the first
                 # reading needs the history
@@ -43,6 +44,16 @@ class StepCheck(SeriesHistoryCheck):
                 last_t, last_value = t, value
             flags.append(flag)
         return flags, None if last_t is None else [last_t, last_value]
+
+
+    def _evenly_spaced(self, times: list[int], interval: int) -> bool:
+        """Every gap positive and within the interval. Series of one batch often share one
+        list of times: it is looked at once."""
+        if self._spacing_of is not times:
+            gaps = list(map(sub, times[1:], times[:-1]))
+            self._spacing_of, self._spacing = times, (min(gaps), max(gaps))
+        smallest, largest = self._spacing
+        return smallest > 0 and largest <= interval
 
 
 @hookimpl
