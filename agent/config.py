@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from obslink.agent.outbox import EVICTION_POLICIES, OutboxLimits
 from obslink.errors import ConfigError, WireError
 from obslink.plugins.formats import AdapterContext
 from obslink.plugins.qc import QCSettings
@@ -20,9 +21,10 @@ from obslink.wire import NETWORK_RE, check_station_id
 
 SECTIONS = {
     "station": {"id", "network", "private_key", "utc_offset"},
-    "outbox": {"path", "synchronous", "max_batch_readings"},
-    "uplink": {"broker", "client_id", "keepalive", "ack_timeout", "max_in_flight",
-               "reconnect_min", "reconnect_max"},
+    "outbox": {"path", "synchronous", "max_batch_readings", "max_bytes", "max_age", "evict"},
+    "uplink": {"broker", "client_id", "keepalive", "ack_timeout", "ack_timeout_max",
+               "max_in_flight", "reconnect_min", "reconnect_max", "realtime_window",
+               "backlog_readings_per_s", "backlog_bytes_per_s"},
     "qc": QC_KEYS,  # read by obslink.plugins.qc_limits
 }
 SOURCE_KEYS = {"type", "format", "utc_offset", "options", "elements"}
@@ -55,6 +57,11 @@ class AgentConfig:
     reconnect_min: float
     reconnect_max: float
     sources: list[SourceConfig] = field(default_factory=list)
+    limits: OutboxLimits = field(default_factory=OutboxLimits)
+    ack_timeout_max: float = 600.0
+    realtime_window: float = 600.0
+    backlog_readings_per_s: float = 5000.0
+    backlog_bytes_per_s: float = 0.0
     qc: QCSettings = field(default_factory=default_settings)
 
 
@@ -100,12 +107,16 @@ class _Checker:
             self.fail(name, f"required section [{name}] is missing")
         return value
 
-    def number(self, table: dict, key: str, prefix: str, default, kind=float, minimum=0):
+    def number(self, table: dict, key: str, prefix: str, default, kind=float, minimum=0,
+               zero_means: str | None = None):
+        """A number above ``minimum``; with ``zero_means``, 0 is allowed and means that."""
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                kind is int and not isinstance(value, int)) or value <= minimum:
+                kind is int and not isinstance(value, int)) or not (
+                value > minimum or (zero_means and value == 0)):
+            also = f" (or 0: {zero_means})" if zero_means else ""
             self.fail(f"{prefix}{key}", f"must be a {'whole ' if kind is int else ''}number "
-                                        f"greater than {minimum}, not {value!r}")
+                                        f"greater than {minimum}{also}, not {value!r}")
             return default
         return kind(value)
 
@@ -161,6 +172,22 @@ class _Checker:
         max_in_flight = self.number(uplink_t, "max_in_flight", "uplink.", 64, int)
         reconnect_min = self.number(uplink_t, "reconnect_min", "uplink.", 1.0)
         reconnect_max = self.number(uplink_t, "reconnect_max", "uplink.", 60.0)
+        ack_timeout_max = self.number(uplink_t, "ack_timeout_max", "uplink.", 600.0)
+        if ack_timeout_max < ack_timeout:
+            self.fail("uplink.ack_timeout_max", f"{ack_timeout_max:g} is below ack_timeout "
+                      f"{ack_timeout:g}; the wait between re-publications only grows")
+        realtime_window = self.number(uplink_t, "realtime_window", "uplink.", 600.0)
+        backlog_readings = self.number(uplink_t, "backlog_readings_per_s", "uplink.", 5000.0,
+                                       zero_means="no cap")
+        backlog_bytes = self.number(uplink_t, "backlog_bytes_per_s", "uplink.", 0.0,
+                                    zero_means="no cap")
+        limits = OutboxLimits(
+            self.number(outbox_t, "max_bytes", "outbox.", 1 << 30, int),
+            self.number(outbox_t, "max_age", "outbox.", 30 * 86_400, int),
+            str(outbox_t.get("evict", "oldest")))
+        if limits.policy not in EVICTION_POLICIES:
+            self.fail("outbox.evict", f"{limits.policy!r} is not an eviction policy; choose "
+                      f"{' or '.join(EVICTION_POLICIES)} (docs/configuration.md)")
 
         sources_t = raw.get("sources", {})
         if not isinstance(sources_t, dict) or not sources_t:
@@ -174,7 +201,9 @@ class _Checker:
             max_batch_readings=max_batch_readings, broker_host=broker_host,
             broker_port=broker_port, client_id=str(client_id), keepalive=keepalive,
             ack_timeout=ack_timeout, max_in_flight=max_in_flight, reconnect_min=reconnect_min,
-            reconnect_max=reconnect_max, sources=[s for s in sources if s is not None], qc=qc)
+            reconnect_max=reconnect_max, sources=[s for s in sources if s is not None], qc=qc,
+            limits=limits, ack_timeout_max=ack_timeout_max, realtime_window=realtime_window,
+            backlog_readings_per_s=backlog_readings, backlog_bytes_per_s=backlog_bytes)
 
     def broker(self, url: Any) -> tuple[str, int]:
         parts = urlsplit(str(url))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,11 +66,61 @@ MIGRATIONS = [
             PRIMARY KEY (check_name, series)
         );
     """),
+    ("lanes, caps and gaps: batch sizes, evictions, the acknowledged rate", """
+        ALTER TABLE batches ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+        UPDATE batches SET bytes = length(body);
+        CREATE INDEX batches_lane ON batches (refused_reason, last_observed);
+        CREATE TABLE gaps (
+            id INTEGER PRIMARY KEY,
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            batches INTEGER NOT NULL,
+            readings INTEGER NOT NULL,
+            first_observed INTEGER,
+            last_observed INTEGER,
+            reason TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            reported_at INTEGER
+        );
+        CREATE TABLE acked (at INTEGER NOT NULL, readings INTEGER NOT NULL)
+    """),
 ]
 
 
 class OutboxMissingError(StorageError):
     pass
+
+
+class OutboxDamagedError(StorageError):
+    """The outbox file is not a readable SQLite database (or its schema is broken)."""
+
+
+EVICTION_POLICIES = ("oldest", "thin")
+
+
+@dataclass(frozen=True)
+class OutboxLimits:
+    """Caps on what the outbox holds, and what goes first when one is reached."""
+
+    max_bytes: int | None = None  # encoded batch bytes waiting, at most
+    max_age_s: int | None = None  # a batch waiting longer than this is evicted
+    policy: str = "oldest"  # "oldest": oldest backlog first; "thin": every other batch of
+    # the older half of the backlog, so an outage keeps coverage at half resolution
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Batches the outbox evicted: what the centre will never get, and why."""
+
+    id: int
+    first_seq: int
+    last_seq: int
+    batches: int
+    readings: int
+    first_observed: int | None
+    last_observed: int | None
+    reason: str
+    at: int
 
 
 @dataclass(frozen=True)
@@ -95,10 +146,19 @@ class Outbox:
         if not create and not self.path.exists():
             raise OutboxMissingError(f"no outbox at {self.path}; has `obslink agent run` "
                                      "been started with this config?")
-        self.db = open_database(self.path, synchronous, "outbox")
-        self.conn = self.db.conn
-        apply_migrations(self.conn, MIGRATIONS, on_first=self._create_identity)
-        self.epoch = self._meta("epoch")
+        try:
+            self.db = open_database(self.path, synchronous, "outbox")
+            self.conn = self.db.conn
+            apply_migrations(self.conn, MIGRATIONS, on_first=self._create_identity)
+            self.epoch = self._meta("epoch")
+            if self.epoch is None:
+                raise sqlite3.DatabaseError("its identity (meta epoch) is missing")
+        except (StorageError, sqlite3.DatabaseError) as exc:
+            raise OutboxDamagedError(
+                f"outbox {self.path} is damaged and cannot be used ({exc}). Stop the agent "
+                f"and run `obslink agent recover CONFIG`: it keeps every readable batch, "
+                f"position and QC history in a new outbox and moves the damaged file aside"
+            ) from None
 
     @staticmethod
     def _create_identity(conn) -> None:
@@ -142,7 +202,8 @@ class Outbox:
                adapter: FormatAdapter, max_batch_readings: int,
                clock: dict | None = None, qc: QCColumns | None = None,
                qc_checks: list[str] | None = None,
-               qc_state: list[tuple[str, str, str]] = ()) -> list[int]:
+               qc_state: list[tuple[str, str, str]] = (),
+               limits: OutboxLimits | None = None) -> list[int]:
         """Commit readings as batches, quarantined records, the new position and the QC
         history atomically. ``qc`` holds the readings' QC results (with the names of the
         checks in ``qc_checks``); without it the readings go as the adapter made them.
@@ -168,9 +229,10 @@ class Outbox:
                                                       qc.failed[first:end]))
                 times = [r.observed_at for r in part]
                 conn.execute("INSERT INTO batches (seq, created_at, body, readings, "
-                             "first_observed, last_observed, source) VALUES (?,?,?,?,?,?,?)",
+                             "first_observed, last_observed, source, bytes) "
+                             "VALUES (?,?,?,?,?,?,?,?)",
                              (seq, now, body, len(part), min(times), max(times),
-                              origin.source))
+                              origin.source, len(body)))
                 created.append(seq)
                 seq += 1
             conn.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (str(seq),))
@@ -190,17 +252,122 @@ class Outbox:
                 "INSERT INTO qc_state (check_name, series, state) VALUES (?,?,?) "
                 "ON CONFLICT (check_name, series) DO UPDATE SET state = excluded.state",
                 qc_state)
+            if limits is not None and created:
+                self._enforce(conn, limits, now, keep_from=created[0])
         return created
+
+    # -- caps ------------------------------------------------------------------------------
+
+    def _enforce(self, conn, limits: OutboxLimits, now: int, keep_from: int) -> list[Gap]:
+        """Evict what the caps ask for, never a batch at or after ``keep_from`` (the ones
+        just committed: the newest data stays)."""
+        gaps = []
+        if limits.max_age_s is not None:
+            old = [row[0] for row in conn.execute(
+                "SELECT seq FROM batches WHERE created_at < ? AND seq < ? ORDER BY seq",
+                (now - limits.max_age_s * 1_000_000, keep_from))]
+            gaps += self._evict(conn, old, "retention", now)
+        if limits.max_bytes is not None:
+            total = conn.execute("SELECT coalesce(sum(bytes), 0) FROM batches").fetchone()[0]
+            if total > limits.max_bytes:
+                victims = self._victims(conn, total - limits.max_bytes, limits.policy,
+                                        keep_from)
+                gaps += self._evict(conn, victims, "size-cap", now)
+        return gaps
+
+    def evict_for_space(self, fraction: float, policy: str, reason: str) -> list[Gap]:
+        """Free about ``fraction`` of the waiting bytes (the disk is full)."""
+        with self.transaction() as conn:
+            total = conn.execute("SELECT coalesce(sum(bytes), 0) FROM batches").fetchone()[0]
+            next_seq = int(self._meta("next_seq"))
+            victims = self._victims(conn, max(1, int(total * fraction)), policy, next_seq)
+            return self._evict(conn, victims, reason, now_us())
+
+    @staticmethod
+    def _victims(conn, excess: int, policy: str, keep_from: int) -> list[int]:
+        """Sequence numbers to evict to free ``excess`` bytes, by policy."""
+        rows = conn.execute("SELECT seq, bytes FROM batches WHERE seq < ? ORDER BY seq",
+                            (keep_from,)).fetchall()
+        if policy == "thin":
+            older_half = rows[:max(1, (len(rows) + 1) // 2)]
+            order = older_half[1::2] + older_half[0::2] + rows[len(older_half):]
+        else:
+            order = rows
+        victims, freed = [], 0
+        for seq, size in order:
+            if freed >= excess:
+                break
+            victims.append(seq)
+            freed += size
+        return sorted(victims)
+
+    def _evict(self, conn, seqs: list[int], reason: str, now: int) -> list[Gap]:
+        """Delete batches and record them as gaps, one per run of consecutive seqs."""
+        if not seqs:
+            return []
+        rows = {row[0]: row[1:] for row in conn.execute(
+            f"SELECT seq, readings, first_observed, last_observed FROM batches WHERE seq IN "
+            f"({','.join('?' * len(seqs))})", seqs)}
+        conn.executemany("DELETE FROM batches WHERE seq = ?", [(seq,) for seq in seqs])
+        gaps, run = [], []
+        for seq in sorted(rows):
+            if run and seq != run[-1] + 1:
+                gaps.append(self._record_gap(conn, run, rows, reason, now))
+                run = []
+            run.append(seq)
+        if run:
+            gaps.append(self._record_gap(conn, run, rows, reason, now))
+        return gaps
+
+    @staticmethod
+    def _record_gap(conn, run: list[int], rows: dict, reason: str, now: int) -> Gap:
+        readings = sum(rows[seq][0] for seq in run)
+        firsts = [rows[seq][1] for seq in run if rows[seq][1] is not None]
+        lasts = [rows[seq][2] for seq in run if rows[seq][2] is not None]
+        values = (run[0], run[-1], len(run), readings, min(firsts, default=None),
+                  max(lasts, default=None), reason, now)
+        cursor = conn.execute(
+            "INSERT INTO gaps (first_seq, last_seq, batches, readings, first_observed, "
+            "last_observed, reason, at) VALUES (?,?,?,?,?,?,?,?)", values)
+        return Gap(cursor.lastrowid, *values)
+
+    def unreported_gaps(self, limit: int = 100) -> list[Gap]:
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT id, first_seq, last_seq, batches, readings, first_observed, "
+                "last_observed, reason, at FROM gaps WHERE reported_at IS NULL ORDER BY id "
+                "LIMIT ?", (limit,)).fetchall()
+        return [Gap(*row) for row in rows]
 
     # -- uplink ----------------------------------------------------------------------------
 
     def unsent(self, limit: int, exclude: set[int]) -> list[tuple[int, bytes]]:
         """Batches waiting for an ack, oldest first, skipping those in flight."""
+        return [(seq, body) for seq, body, _r, _b in
+                self.lane(None, limit, exclude, newest_first=False)]
+
+    def lane(self, live_since: int | None, limit: int, exclude: set[int],
+             newest_first: bool) -> list[tuple[int, bytes, int, int]]:
+        """(seq, body, readings, bytes) of unrefused batches not in ``exclude``: the live
+        lane (newest observation at or after ``live_since``, newest first) or, with
+        ``newest_first`` False, the backlog (older, oldest first; all with None)."""
+        if newest_first:
+            where, order = "last_observed >= ?", "seq DESC"
+        else:
+            where, order = ("last_observed < ?" if live_since is not None else "1"), "seq"
+        params = (live_since,) if live_since is not None else ()
         with self.reading() as conn:
             rows = conn.execute(
-                "SELECT seq, body FROM batches WHERE refused_reason IS NULL ORDER BY seq "
-                "LIMIT ?", (limit + len(exclude),)).fetchall()
-        return [(seq, body) for seq, body in rows if seq not in exclude][:limit]
+                f"SELECT seq, body, readings, bytes FROM batches WHERE refused_reason IS NULL "
+                f"AND {where} ORDER BY {order} LIMIT ?",
+                (*params, limit + len(exclude))).fetchall()
+        return [row for row in rows if row[0] not in exclude][:limit]
+
+    def body(self, seq: int) -> bytes | None:
+        with self.reading() as conn:
+            row = conn.execute("SELECT body FROM batches WHERE seq = ? AND refused_reason IS "
+                               "NULL", (seq,)).fetchone()
+        return row[0] if row else None
 
     def apply_ack(self, ack: Ack) -> tuple[int, int]:
         """Drop committed batches, park refused ones. Returns (removed, parked)."""
@@ -208,8 +375,15 @@ class Outbox:
             return 0, 0  # an ack for a previous outbox of this station: nothing of ours
         now = now_us()
         with self.transaction() as conn:
-            removed = conn.executemany("DELETE FROM batches WHERE seq = ?",
-                                       [(seq,) for seq in ack.committed]).rowcount
+            done = [(seq,) for seq in ack.committed]
+            readings = sum(conn.execute("SELECT coalesce(sum(readings), 0) FROM batches "
+                                        "WHERE seq = ?", item).fetchone()[0] for item in done)
+            removed = conn.executemany("DELETE FROM batches WHERE seq = ?", done).rowcount
+            if readings:
+                conn.execute("INSERT INTO acked VALUES (?, ?)", (now, readings))
+                conn.execute("DELETE FROM acked WHERE at < ?", (now - 3600 * 1_000_000,))
+            conn.executemany("UPDATE gaps SET reported_at = ? WHERE id = ?",
+                             [(now, gap) for gap in ack.gaps])
             parked = conn.executemany(
                 "UPDATE batches SET refused_reason = ?, refused_at = ? WHERE seq = ?",
                 [(reason, now, seq) for seq, reason in ack.refused]).rowcount
@@ -234,6 +408,39 @@ class Outbox:
         return OutboxStats(batches, readings, oldest, refused, quarantined,
                            int(last_ack) if last_ack else None, self.epoch,
                            int(self._meta("next_seq")))
+
+    def lanes(self, live_since: int) -> dict:
+        """Batches and readings waiting in the live lane and in the backlog."""
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT last_observed >= ?, count(*), coalesce(sum(readings), 0), "
+                "coalesce(sum(bytes), 0) FROM batches WHERE refused_reason IS NULL GROUP BY 1",
+                (live_since,)).fetchall()
+        lanes = {"live": {"batches": 0, "readings": 0, "bytes": 0},
+                 "backlog": {"batches": 0, "readings": 0, "bytes": 0}}
+        for live, batches, readings, size in rows:
+            lanes["live" if live else "backlog"] = {"batches": batches, "readings": readings,
+                                                    "bytes": size}
+        return lanes
+
+    def drain_rate(self, window_s: int = 300) -> float:
+        """Readings acknowledged per second over the last ``window_s`` seconds."""
+        with self.reading() as conn:
+            acked = conn.execute("SELECT coalesce(sum(readings), 0) FROM acked WHERE at >= ?",
+                                 (now_us() - window_s * 1_000_000,)).fetchone()[0]
+        return acked / window_s
+
+    def evictions(self) -> dict:
+        with self.reading() as conn:
+            count, batches, readings, unreported = conn.execute(
+                "SELECT count(*), coalesce(sum(batches), 0), coalesce(sum(readings), 0), "
+                "count(*) - count(reported_at) FROM gaps").fetchone()
+            recent = conn.execute(
+                "SELECT first_observed, last_observed, readings, reason, at, reported_at "
+                "FROM gaps ORDER BY id DESC LIMIT 5").fetchall()
+        keys = ("first_observed", "last_observed", "readings", "reason", "at", "reported_at")
+        return {"gaps": count, "batches": batches, "readings": readings,
+                "not_yet_reported": unreported, "recent": [dict(zip(keys, r)) for r in recent]}
 
     def recent_quarantine(self, limit: int = 10) -> list[dict]:
         rows = self.conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 from functools import partial
 
@@ -11,7 +12,8 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from obslink.agent.config import AgentConfig
-from obslink.agent.outbox import Outbox
+from obslink.agent.clock import ClockState
+from obslink.agent.outbox import Outbox, OutboxLimits
 from obslink.agent.uplink import Uplink
 from obslink.errors import ObslinkError
 from obslink.keys import load_private_key
@@ -22,15 +24,20 @@ from obslink.plugins.sources import ChunkOrigin, Source, SourcePosition
 
 log = logging.getLogger(__name__)
 
+DISK_FULL_EVICT = 0.1  # share of the waiting bytes evicted when the disk is full
+
 
 class OutboxSink:
     """What sources commit into: QC, the outbox, and a nudge to the uplink."""
 
     def __init__(self, outbox: Outbox, max_batch_readings: int, wake: threading.Event,
-                 qc: QCRunner | None = None):
+                 qc: QCRunner | None = None, limits: OutboxLimits | None = None,
+                 clock=None):
         self.outbox = outbox
         self.max_batch_readings = max_batch_readings
         self.wake = wake
+        self.limits = limits
+        self.clock = clock  # () -> the clock state every batch carries
         self.qc = qc = qc or QCRunner([])
         qc.load_state(outbox.qc_state())
         # QC history advances in commit order: one source's commit at a time.
@@ -43,10 +50,25 @@ class OutboxSink:
                adapter: FormatAdapter) -> None:
         with self._lock:
             qc = self.qc.run(decoded.readings, origin.source)
+            ingest = partial(self.outbox.ingest, origin, decoded, position, adapter,
+                             self.max_batch_readings, clock=self.clock() if self.clock else None,
+                             qc=qc, qc_checks=self.qc.names, qc_state=self.qc.pending_state(),
+                             limits=self.limits)
             try:
-                created = self.outbox.ingest(
-                    origin, decoded, position, adapter, self.max_batch_readings,
-                    qc=qc, qc_checks=self.qc.names, qc_state=self.qc.pending_state())
+                try:
+                    created = ingest()
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                        raise
+                    # Disk full: make room from the backlog (reported as a gap) and keep the
+                    # newest data; if even that fails the source keeps its position and its
+                    # bytes, and tries again at its next poll.
+                    policy = self.limits.policy if self.limits else "oldest"
+                    gaps = self.outbox.evict_for_space(DISK_FULL_EVICT, policy, "disk-full")
+                    log.error("outbox %s: disk full; evicted %d readings of backlog (reported "
+                              "to the centre as a gap) to keep the newest",
+                              self.outbox.path, sum(g.readings for g in gaps))
+                    created = ingest()
             except BaseException:
                 self.qc.rollback_state()
                 raise
@@ -81,8 +103,18 @@ def run_agent(config: AgentConfig, registry: PluginRegistry,
     key = load_private_key(config.private_key)
     outbox = Outbox(config.outbox_path, config.station, config.synchronous)
     uplink = Uplink(config, outbox, key)
+    clock = ClockState()
+
+    def clock_state() -> dict:
+        state = clock.read()
+        if not state["synced"] and uplink.collector_offset_ms is not None:
+            # no disciplined clock: the collector's clock, as its acks show it, is the
+            # best estimate there is
+            state.update(offset_ms=uplink.collector_offset_ms, offset_source="collector")
+        return state
+
     sink = OutboxSink(outbox, config.max_batch_readings, uplink.wake,
-                      QCRunner.from_registry(registry, config.qc))
+                      QCRunner.from_registry(registry, config.qc), config.limits, clock_state)
     sources = []
     for source_config in config.sources:
         adapter_class = registry.format(source_config.format)

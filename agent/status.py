@@ -1,4 +1,5 @@
-"""``obslink agent status``: what is waiting in the outbox and what went wrong."""
+"""``obslink agent status``: what is waiting in the outbox, how fast it drains, what went
+wrong."""
 
 from __future__ import annotations
 
@@ -14,14 +15,27 @@ def collect_status(config: AgentConfig) -> dict:
     try:
         stats = outbox.stats()
         now = now_us()
+        lanes = outbox.lanes(now - int(config.realtime_window * 1_000_000))
+        rate = outbox.drain_rate()
+        backlog = lanes["backlog"]["readings"]
+        evictions = outbox.evictions()
+        show = lambda us: None if us is None else format_utc(us)  # noqa: E731
         return {
             "station": config.station, "network": config.network,
             "outbox": str(config.outbox_path), "epoch": stats.epoch,
             "next_seq": stats.next_seq,
             "unacked_batches": stats.batches, "unacked_readings": stats.readings,
+            "live": lanes["live"], "backlog": lanes["backlog"],
             "oldest_unacked_age_s": None if stats.oldest_created_at is None
             else round((now - stats.oldest_created_at) / 1e6, 1),
-            "last_ack": None if stats.last_ack_at is None else format_utc(stats.last_ack_at),
+            "drain_rate_readings_per_s": round(rate, 1),
+            "backlog_eta_s": round(backlog / rate) if rate and backlog else (
+                0 if not backlog else None),
+            "last_ack": show(stats.last_ack_at),
+            "evictions": dict(evictions, recent=[
+                dict(gap, first_observed=show(gap["first_observed"]),
+                     last_observed=show(gap["last_observed"]), at=show(gap["at"]),
+                     reported_at=show(gap["reported_at"])) for gap in evictions["recent"]]),
             "refused_batches": stats.refused, "refused": outbox.refused(),
             "quarantined_records": stats.quarantined,
             "recent_quarantine": [dict(q, at=format_utc(q["at"]))
@@ -37,12 +51,25 @@ def print_status(config: AgentConfig, as_json: bool) -> int:
         print(json.dumps(status, indent=2))
         return 0
     age = status["oldest_unacked_age_s"]
+    live, backlog = status["live"], status["backlog"]
+    eta = status["backlog_eta_s"]
     print(f"station {status['station']} (network {status['network']}), outbox "
           f"{status['outbox']} (epoch {status['epoch']})")
     print(f"  waiting for ack: {status['unacked_batches']} batches, "
           f"{status['unacked_readings']} readings"
           + (f", oldest {age:.0f} s old" if age is not None else ""))
+    print(f"    live lane: {live['batches']} batches, {live['readings']} readings; backlog: "
+          f"{backlog['batches']} batches, {backlog['readings']} readings")
+    print(f"  draining at {status['drain_rate_readings_per_s']} readings/s (last 5 min)"
+          + ("" if not backlog["readings"] else
+             f"; backlog done in {'?' if eta is None else f'about {eta} s'}"))
     print(f"  last ack: {status['last_ack'] or 'never'}")
+    evictions = status["evictions"]
+    print(f"  evicted by the outbox caps: {evictions['readings']} readings in "
+          f"{evictions['gaps']} gap(s), {evictions['not_yet_reported']} not yet reported")
+    for gap in evictions["recent"]:
+        print(f"    {gap['first_observed']} .. {gap['last_observed']}: {gap['readings']} "
+              f"readings ({gap['reason']}), reported {gap['reported_at'] or 'not yet'}")
     print(f"  refused by the collector (parked): {status['refused_batches']}")
     for item in status["refused"]:
         print(f"    batch {item['seq']} ({item['readings']} readings): {item['reason']}")

@@ -1,8 +1,15 @@
 """Publishing batches to the broker and taking the collector's acknowledgements.
 
 A PUBACK only means the broker has a batch; a batch leaves the outbox when the collector's
-application-level ack (sent after its catalog commit) names it. Batches not acked within
-``ack_timeout`` are published again: the collector is idempotent on the batch identity.
+application-level ack (sent after its catalog commit) names it. A batch not acked is
+published again after ``ack_timeout``, then after doubling waits (with jitter, up to
+``ack_timeout_max``): the collector is idempotent on the batch identity.
+
+Two lanes share the in-flight window. The live lane (batches whose newest reading is at
+most ``realtime_window`` old) goes first, newest first, so an outage never delays live
+data; the backlog drains oldest first behind it under a rate cap (readings/s, bytes/s).
+Gap reports (batches a full outbox evicted) are published on the station's gap topic until
+an ack names them.
 """
 
 from __future__ import annotations
@@ -10,8 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import random
 import threading
 import time
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -23,6 +32,7 @@ from obslink.agent.config import AgentConfig
 from obslink.agent.outbox import Outbox
 from obslink.errors import WireError
 from obslink.keys import key_id
+from obslink.readings import now_us
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +40,33 @@ SESSION_EXPIRY_SECONDS = 7 * 24 * 3600  # the broker keeps our acks queued throu
 # CONNACK reason codes after which retrying cannot help until someone changes the config.
 FATAL_CONNECT_REASONS = {"Bad user name or password", "Not authorized", "Banned",
                          "Client identifier not valid"}
+
+
+@dataclass
+class InFlight:
+    deadline: float  # monotonic time to publish it again if no ack came
+    attempt: int  # publications so far
+
+
+class TokenBucket:
+    """A rate cap: ``rate`` units a second, bursts up to ``burst``; rate 0 means no cap."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, max(burst, rate)
+        self.tokens = self.burst
+        self.updated = time.monotonic()
+
+    def take(self, amount: float) -> bool:
+        if not self.rate:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        # a batch larger than the burst goes when the bucket is full, so nothing starves
+        if self.tokens >= min(amount, self.burst):
+            self.tokens -= amount
+            return True
+        return False
 
 
 class Uplink:
@@ -46,10 +83,19 @@ class Uplink:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._reset_in_flight = threading.Event()
-        self.in_flight: dict[int, float] = {}  # seq -> monotonic time published
+        self.in_flight: dict[int, InFlight] = {}
+        self.gaps_in_flight: dict[int, float] = {}  # gap id -> monotonic deadline
         self.fatal_error: str | None = None
+        self.gap_topic = wire.gap_topic(config.network, config.station)
+        self.backlog_readings = TokenBucket(config.backlog_readings_per_s,
+                                            config.max_batch_readings)
+        self.backlog_bytes = TokenBucket(config.backlog_bytes_per_s,
+                                         config.backlog_bytes_per_s)
+        # the collector's clock minus ours, from its acks (ms); None until one arrives
+        self.collector_offset_ms: float | None = None
         self.client = self._make_client()
         self._pump = threading.Thread(target=self._pump_loop, name="uplink", daemon=True)
+        self.wake_after = 0.5  # seconds the pump sleeps when nothing wakes it
 
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
@@ -125,8 +171,9 @@ class Uplink:
 
     def _pump_loop(self) -> None:
         while not self._stop.is_set():
-            self.wake.wait(timeout=0.5)
+            self.wake.wait(timeout=self.wake_after)
             self.wake.clear()
+            self.wake_after = 0.5
             try:
                 self._take_acks()
                 if self._connected.is_set():
@@ -146,9 +193,13 @@ class Uplink:
             except WireError as exc:
                 log.warning("ignored a malformed ack on %s: %s", self.ack_topic, exc)
                 continue
+            if ack.now is not None:
+                self.collector_offset_ms = round((ack.now - now_us()) / 1000, 1)
             removed, parked = self.outbox.apply_ack(ack)
             for seq in ack.committed:
                 self.in_flight.pop(seq, None)
+            for gap in ack.gaps:
+                self.gaps_in_flight.pop(gap, None)
             for seq, reason in ack.refused:
                 self.in_flight.pop(seq, None)
                 log.error("collector refused batch %d: %s (parked; see `obslink agent "
@@ -158,22 +209,70 @@ class Uplink:
 
     def _publish_due(self) -> None:
         now = time.monotonic()
-        if self._reset_in_flight.is_set():
+        if self._reset_in_flight.is_set():  # a new connection: publish them all again
             self._reset_in_flight.clear()
-            self.in_flight.clear()
-        for seq, sent_at in list(self.in_flight.items()):
-            if now - sent_at > self.config.ack_timeout:
-                log.info("no ack for batch %d after %.0f s; publishing it again", seq,
-                         self.config.ack_timeout)
-                del self.in_flight[seq]
+            for item in self.in_flight.values():
+                item.deadline = now
+            self.gaps_in_flight.clear()
+        if not self._publish_again(now) or not self._publish_gaps(now):
+            return
         room = self.config.max_in_flight - len(self.in_flight)
         if room <= 0:
             return
-        for seq, body in self.outbox.unsent(room, set(self.in_flight)):
-            payload = wire.seal(body, self.topic, self.key, self.kid)
-            info = self.client.publish(self.topic, payload, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                log.warning("publish of batch %d failed (%s); will retry", seq,
-                            mqtt.error_string(info.rc))
+        live_since = now_us() - int(self.config.realtime_window * 1_000_000)
+        live = self.outbox.lane(live_since, room, set(self.in_flight), newest_first=True)
+        for seq, body, _readings, _size in live:
+            if not self._publish(seq, body, now, attempt=1):
                 return
-            self.in_flight[seq] = now
+        room -= len(live)
+        if room <= 0:
+            return
+        for seq, body, readings, size in self.outbox.lane(
+                live_since, room, set(self.in_flight), newest_first=False):
+            if not (self.backlog_readings.take(readings) and self.backlog_bytes.take(size)):
+                self.wake_after = 0.1  # the cap: try again shortly
+                return
+            if not self._publish(seq, body, now, attempt=1):
+                return
+
+    def _publish_again(self, now: float) -> bool:
+        """Re-publish batches whose ack is overdue, each after a doubling, jittered wait."""
+        for seq, item in list(self.in_flight.items()):
+            if now < item.deadline:
+                continue
+            body = self.outbox.body(seq)
+            if body is None:  # acked meanwhile, or evicted by a cap
+                del self.in_flight[seq]
+                continue
+            log.info("no ack for batch %d after %d attempt(s); publishing it again", seq,
+                     item.attempt)
+            if not self._publish(seq, body, now, item.attempt + 1):
+                return False
+        return True
+
+    def _publish(self, seq: int, body: bytes, now: float, attempt: int) -> bool:
+        payload = wire.seal(body, self.topic, self.key, self.kid)
+        info = self.client.publish(self.topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("publish of batch %d failed (%s); will retry", seq,
+                        mqtt.error_string(info.rc))
+            return False
+        self.in_flight[seq] = InFlight(now + self._backoff(attempt), attempt)
+        return True
+
+    def _backoff(self, attempt: int) -> float:
+        wait = min(self.config.ack_timeout * 2 ** (attempt - 1), self.config.ack_timeout_max)
+        return wait * random.uniform(0.8, 1.2)  # jitter: stations do not retry in step
+
+    def _publish_gaps(self, now: float) -> bool:
+        for gap in self.outbox.unreported_gaps():
+            if self.gaps_in_flight.get(gap.id, 0) > now:
+                continue
+            report = wire.GapReport(self.config.station, self.outbox.epoch, gap.id,
+                                    gap.first_seq, gap.last_seq, gap.batches, gap.readings,
+                                    gap.first_observed, gap.last_observed, gap.reason, gap.at)
+            payload = wire.seal(wire.encode_gap(report), self.gap_topic, self.key, self.kid)
+            if self.client.publish(self.gap_topic, payload, qos=1).rc != mqtt.MQTT_ERR_SUCCESS:
+                return False
+            self.gaps_in_flight[gap.id] = now + self.config.ack_timeout
+        return True

@@ -34,7 +34,8 @@ def transaction(conn: sqlite3.Connection):
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back by itself on some errors (disk full)
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 

@@ -47,16 +47,21 @@ def status_topic(network: str, station: str) -> str:
     return f"{TOPIC_ROOT}/{network}/{station}/status"
 
 
-def collector_subscription(group: str, network: str = "+") -> str:
-    """MQTT 5 shared subscription: N collector workers in ``group`` share the data topics."""
-    return f"$share/{group}/{TOPIC_ROOT}/{network}/+/data"
+def gap_topic(network: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{network}/{station}/gap"
 
 
-def parse_data_topic(topic: str) -> tuple[str, str]:
-    """``obslink/v1/NET/STATION/data`` → (network, station)."""
+def collector_subscription(group: str, network: str = "+", kind: str = "data") -> str:
+    """MQTT 5 shared subscription: N collector workers in ``group`` share the data (or gap)
+    topics."""
+    return f"$share/{group}/{TOPIC_ROOT}/{network}/+/{kind}"
+
+
+def parse_data_topic(topic: str, kind: str = "data") -> tuple[str, str]:
+    """``obslink/v1/NET/STATION/data`` (or ``…/gap``) → (network, station)."""
     parts = topic.split("/")
-    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT or parts[4] != "data":
-        raise WireError(f"topic {topic!r} is not {TOPIC_ROOT}/<network>/<station>/data")
+    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT or parts[4] != kind:
+        raise WireError(f"topic {topic!r} is not {TOPIC_ROOT}/<network>/<station>/{kind}")
     return parts[2], parts[3]
 
 
@@ -251,13 +256,18 @@ class Ack:
     epoch: str
     committed: list[int] = field(default_factory=list)
     refused: list[tuple[int, str]] = field(default_factory=list)  # (seq, reason)
+    gaps: list[int] = field(default_factory=list)  # ids of gap reports now in the catalog
+    now: int | None = None  # the collector's clock (µs) when it sent the ack
 
 
 def encode_ack(ack: Ack) -> bytes:
-    return msgpack.packb({"v": PROTOCOL_VERSION, "epoch": ack.epoch,
-                          "committed": ack.committed,
-                          "refused": [list(item) for item in ack.refused]},
-                         use_bin_type=True)
+    body = {"v": PROTOCOL_VERSION, "epoch": ack.epoch, "committed": ack.committed,
+            "refused": [list(item) for item in ack.refused]}
+    if ack.gaps:
+        body["gaps"] = ack.gaps
+    if ack.now is not None:
+        body["now"] = ack.now
+    return msgpack.packb(body, use_bin_type=True)
 
 
 def decode_ack(payload: bytes) -> Ack:
@@ -267,8 +277,64 @@ def decode_ack(payload: bytes) -> Ack:
             raise WireError("not an obslink v1 ack")
         committed = [int(s) for s in data["committed"]]
         refused = [(int(s), str(reason)) for s, reason in data["refused"]]
-        return Ack(str(data["epoch"]), committed, refused)
+        gaps = [int(g) for g in data.get("gaps", [])]
+        now = data.get("now")
+        return Ack(str(data["epoch"]), committed, refused, gaps,
+                   int(now) if _is_int(now) else None)
     except WireError:
         raise
     except Exception as exc:
         raise WireError(f"malformed ack ({type(exc).__name__}: {exc})") from None
+
+
+# --- gap reports ----------------------------------------------------------------------------
+
+
+@dataclass
+class GapReport:
+    """Batches a station's outbox evicted (a cap was reached): data the centre will never
+    get, reported so that the catalog shows the hole and why."""
+
+    station: str
+    epoch: str
+    id: int  # the outbox's gap id; (station, epoch, id) is the report's identity
+    first_seq: int
+    last_seq: int
+    batches: int
+    readings: int
+    first_observed: int | None  # µs, UTC
+    last_observed: int | None
+    reason: str  # size-cap, retention, disk-full
+    at: int  # µs, when the outbox evicted them
+
+
+GAP_FIELDS = ("station", "epoch", "id", "first_seq", "last_seq", "batches", "readings",
+              "first_observed", "last_observed", "reason", "at")
+
+
+def encode_gap(gap: GapReport) -> bytes:
+    body = {"v": PROTOCOL_VERSION, "kind": "gap"}
+    body.update({name: getattr(gap, name) for name in GAP_FIELDS})
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def decode_gap(body: bytes) -> GapReport:
+    try:
+        data = msgpack.unpackb(body, raw=False)
+    except Exception as exc:
+        raise WireError(f"gap report is not valid msgpack ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("v") != PROTOCOL_VERSION \
+            or data.get("kind") != "gap":
+        raise WireError("not an obslink v1 gap report")
+    try:
+        gap = GapReport(**{name: data[name] for name in GAP_FIELDS})
+    except KeyError as exc:
+        raise WireError(f"gap report lacks {exc}") from None
+    check_station_id(gap.station)
+    _expect(isinstance(gap.epoch, str) and 0 < len(gap.epoch) <= 64, "epoch")
+    _expect(all(_is_int(getattr(gap, name)) and getattr(gap, name) >= 0
+                for name in ("id", "first_seq", "last_seq", "batches", "readings")), "counts")
+    _expect(all(value is None or _is_int(value) for value in
+                (gap.first_observed, gap.last_observed)) and _is_int(gap.at), "times")
+    _expect(isinstance(gap.reason, str) and 0 < len(gap.reason) <= 64, "reason")
+    return gap

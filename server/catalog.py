@@ -16,6 +16,7 @@ from obslink.errors import ObslinkError, StorageError
 from obslink.plugins.qc_runner import QCRunner
 from obslink.readings import QC_NOT_CHECKED, format_utc, now_us
 from obslink.sqlite_store import apply_migrations, open_database, transaction
+from obslink import wire
 from obslink.wire import Batch
 
 MIGRATIONS = [
@@ -102,7 +103,28 @@ MIGRATIONS = [
             PRIMARY KEY (check_name, series)
         );
     """),
+    ("gaps reported by stations whose outbox evicted batches", """
+        CREATE TABLE gaps (
+            id INTEGER PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            epoch TEXT NOT NULL,
+            gap_id INTEGER NOT NULL,
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            batches INTEGER NOT NULL,
+            readings INTEGER NOT NULL,
+            first_observed TEXT,
+            last_observed TEXT,
+            reason TEXT NOT NULL,
+            evicted_at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL,
+            UNIQUE (station, epoch, gap_id)
+        )
+    """),
 ]
+
 
 MAX_CATALOG_CHECKS = 62  # bits of a signed 64-bit integer column
 
@@ -128,6 +150,15 @@ class AcceptedBatch:
     key_id: str
     signature: bytes
     body: bytes
+    received_at: int  # µs
+
+
+@dataclass(frozen=True)
+class AcceptedGap:
+    gap: wire.GapReport
+    topic: str
+    key_id: str
+    signature: bytes
     received_at: int  # µs
 
 
@@ -178,6 +209,10 @@ class Catalog(ABC):
     @abstractmethod
     def qc_counts(self, station: str, since: int | None = None) -> QCCounts:
         """QC flags and checks of a station's observations (observed at or after since)."""
+
+    @abstractmethod
+    def record_gaps(self, gaps: list[AcceptedGap]) -> None:
+        """Store gap reports, idempotently on (station, epoch, gap id)."""
 
     @abstractmethod
     def record_refusals(self, refusals: list[Refusal]) -> None: ...
@@ -381,6 +416,29 @@ class SQLiteCatalog(Catalog):
             "GROUP BY 1", (station,)))
         return QCCounts(flags, per_check, origins)
 
+    def record_gaps(self, gaps: list[AcceptedGap]) -> None:
+        if not gaps:
+            return
+        show = lambda us: None if us is None else format_utc(us, fixed=True)  # noqa: E731
+        with transaction(self.conn):
+            self.conn.executemany(
+                "INSERT INTO gaps (station, epoch, gap_id, first_seq, last_seq, batches, "
+                "readings, first_observed, last_observed, reason, evicted_at, received_at, "
+                "key_id, signature) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (station, epoch, gap_id) DO NOTHING",
+                [(g.gap.station, g.gap.epoch, g.gap.id, g.gap.first_seq, g.gap.last_seq,
+                  g.gap.batches, g.gap.readings, show(g.gap.first_observed),
+                  show(g.gap.last_observed), g.gap.reason, show(g.gap.at),
+                  show(g.received_at), g.key_id, g.signature) for g in gaps])
+
+    def gaps(self, station: str | None = None) -> list[dict]:
+        where, params = ("WHERE station = ?", (station,)) if station else ("", ())
+        cursor = self.conn.execute(
+            f"SELECT station, first_observed, last_observed, readings, batches, reason, "
+            f"evicted_at FROM gaps {where} ORDER BY station, first_observed", params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
+
     def record_refusals(self, refusals: list[Refusal]) -> None:
         if not refusals:
             return
@@ -395,7 +453,10 @@ class SQLiteCatalog(Catalog):
     def stats(self) -> dict[str, int]:
         count = lambda table: self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         return {"stations": count("stations"), "batches": count("batches"),
-                "observations": count("observations"), "refused": count("refusals")}
+                "observations": count("observations"), "refused": count("refusals"),
+                "gaps": count("gaps"),
+                "readings_lost_in_gaps": self.conn.execute(
+                    "SELECT coalesce(sum(readings), 0) FROM gaps").fetchone()[0]}
 
     def close(self) -> None:
         self.conn.close()

@@ -22,7 +22,8 @@ from obslink.readings import now_us
 from obslink.plugins.qc_limits import default_settings
 from obslink.plugins.qc_runner import QCRunner
 from obslink.plugins.registry import load_registry
-from obslink.server.catalog import AcceptedBatch, Catalog, Refusal
+from obslink.faults import fault_point
+from obslink.server.catalog import AcceptedBatch, AcceptedGap, Catalog, Refusal
 from obslink.server.verify import verify_message
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ class Collector:
         self.qc = qc if qc is not None else centre_qc_runner()
         self.qc.load_state(catalog.qc_state())
         self.broker = (broker_host, broker_port)
-        self.subscription = wire.collector_subscription(group, network)
+        self.subscriptions = [wire.collector_subscription(group, network, kind)
+                              for kind in ("data", "gap")]
         self.messages: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
         self.connected = threading.Event()
         self._key_cache: dict[str, tuple[float, dict]] = {}
@@ -70,16 +72,16 @@ class Collector:
         if reason_code.is_failure:
             log.error("broker refused the collector: %s", reason_code)
             return
-        client.subscribe(self.subscription, qos=1)
+        client.subscribe([(topic, 1) for topic in self.subscriptions])
         self.connected.set()
         log.info("collector connected to %s:%d", *self.broker)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if any(code.is_failure for code in reason_codes):
-            log.error("broker refused the subscription %s: %s; does it support MQTT 5 "
-                      "shared subscriptions?", self.subscription, reason_codes)
+            log.error("broker refused the subscriptions %s: %s; does it support MQTT 5 "
+                      "shared subscriptions?", self.subscriptions, reason_codes)
             return
-        log.info("collector ready: subscribed to %s", self.subscription)
+        log.info("collector ready: subscribed to %s", ", ".join(self.subscriptions))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
@@ -131,11 +133,18 @@ class Collector:
 
     def process(self, group: list[tuple[str, bytes, int]]) -> None:
         accepted: list[AcceptedBatch] = []
+        gaps: list[AcceptedGap] = []
         refusals: list[Refusal] = []
         for topic, payload, received_at in group:
             outcome = verify_message(topic, payload, received_at, self._keys_for)
-            (accepted if isinstance(outcome, AcceptedBatch) else refusals).append(outcome)
+            {AcceptedBatch: accepted, AcceptedGap: gaps}.get(type(outcome), refusals).append(
+                outcome)
         new_flags = self.catalog.commit(accepted, self.qc) if accepted else []
+        self.catalog.record_gaps(gaps)
+        for item in gaps:
+            log.warning("station %s reports a gap: %d readings (%d batches) evicted from its "
+                        "outbox (%s)", item.gap.station, item.gap.readings, item.gap.batches,
+                        item.gap.reason)
         self.catalog.record_refusals(refusals)
         for refusal in refusals:
             log.warning("refused message on %s: %s (%s)", refusal.topic, refusal.reason,
@@ -143,21 +152,28 @@ class Collector:
         self.committed += sum(new_flags)
         self.duplicates += len(new_flags) - sum(new_flags)
         self.refused += len(refusals)
-        self._acknowledge(accepted, refusals)
+        fault_point("after-commit")  # fault injection: a crash between commit and ack
+        self._acknowledge(accepted, gaps, refusals)
 
-    def _acknowledge(self, accepted: list[AcceptedBatch], refusals: list[Refusal]) -> None:
+    def _acknowledge(self, accepted: list[AcceptedBatch], gaps: list[AcceptedGap],
+                     refusals: list[Refusal]) -> None:
         acks: dict[tuple[str, str], wire.Ack] = {}
+
+        def ack_for(topic: str, epoch: str) -> wire.Ack:
+            network, station = topic.split("/")[2:4]
+            return acks.setdefault((wire.ack_topic(network, station), epoch), wire.Ack(epoch))
+
         for item in accepted:
-            key = (item.topic, item.batch.epoch)
-            acks.setdefault(key, wire.Ack(item.batch.epoch)).committed.append(item.batch.seq)
+            ack_for(item.topic, item.batch.epoch).committed.append(item.batch.seq)
+        for item in gaps:
+            ack_for(item.topic, item.gap.epoch).gaps.append(item.gap.id)
         for refusal in refusals:
             if refusal.verified and refusal.epoch is not None and refusal.seq is not None:
-                key = (refusal.topic, refusal.epoch)
-                acks.setdefault(key, wire.Ack(refusal.epoch)).refused.append(
+                ack_for(refusal.topic, refusal.epoch).refused.append(
                     (refusal.seq, f"{refusal.reason}: {refusal.detail}"))
         for (topic, _epoch), ack in acks.items():
-            network, station = wire.parse_data_topic(topic)
-            self.client.publish(wire.ack_topic(network, station), wire.encode_ack(ack), qos=1)
+            ack.now = now_us()  # lets a station without a disciplined clock estimate it
+            self.client.publish(topic, wire.encode_ack(ack), qos=1)
 
     def _keys_for(self, station: str) -> dict:
         cached = self._key_cache.get(station)

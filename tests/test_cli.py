@@ -164,7 +164,8 @@ def test_keygen_station_add_and_stats(tmp_path):
             tmp_path / "k" / "station.pub", "--db", db, "--lat", "39.8", "--lon", "116.5",
             "--interval", "60", check=True)
     stats = json.loads(obslink("catalog", "stats", "--db", db, "--json", check=True).stdout)
-    assert stats == {"stations": 1, "batches": 0, "observations": 0, "refused": 0}
+    assert stats == {"stations": 1, "batches": 0, "observations": 0, "refused": 0, "gaps": 0,
+                     "readings_lost_in_gaps": 0}
     wrong_key = obslink("collector", "station", "add", "S2", "--public-key", private,
                         "--db", db)
     assert wrong_key.returncode == 2 and "not a PEM public key" in wrong_key.stderr
