@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = agent.add_parser("run", help="run the agent")
     run.add_argument("config", type=Path)
     run.set_defaults(run=cmd_agent_run)
+    recover = agent.add_parser(
+        "recover", help="rebuild a damaged outbox from what can still be read",
+        description="Stop the agent first. Reads every readable batch, source position, QC "
+        "history, quarantined record and gap of the outbox into a new outbox with the same "
+        "identity, and moves the damaged file aside (OUTBOX.damaged-TIME).")
+    recover.add_argument("config", type=Path)
+    recover.set_defaults(run=cmd_agent_recover)
     status = agent.add_parser("status", help="outbox depth, last ack, quarantined records")
     status.add_argument("config", type=Path)
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -131,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--db", required=True, type=Path)
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(run=cmd_catalog_stats)
+    gaps = catalog.add_parser("gaps", help="data stations evicted from their outbox (caps, "
+                              "disk full), as they reported it")
+    gaps.add_argument("--db", required=True, type=Path)
+    gaps.add_argument("--station", default=None, help="only this station")
+    gaps.add_argument("--json", action="store_true")
+    gaps.set_defaults(run=cmd_catalog_gaps)
     qc = catalog.add_parser("qc", help="QC summary of a station: counts per flag and check, "
                             "coverage")
     qc.add_argument("--db", required=True, type=Path)
@@ -265,6 +278,23 @@ def cmd_agent_run(args) -> int:
     return run_agent(config, registry)
 
 
+def cmd_agent_recover(args) -> int:
+    from obslink.agent.recover import recover_outbox
+
+    config, _ = _load_agent_config(args.config)
+    result = recover_outbox(config.outbox_path, config.station, config.synchronous)
+    print(f"{config.outbox_path}: recovered {result.batches} batches ({result.readings} "
+          f"readings) under epoch {result.epoch}; " + ", ".join(
+              f"{count} {name}" for name, count in result.rows.items()))
+    print(f"the damaged file is kept as {result.moved_to}")
+    for what in result.unreadable:
+        print(f"  could not be read: {what}")
+    if result.rows.get("source_positions", 0) == 0:
+        print("  no source positions were readable: sources read their files from the start "
+              "again, so the catalog may receive some readings a second time")
+    return 0
+
+
 def cmd_agent_status(args) -> int:
     from obslink.agent.status import print_status
 
@@ -338,6 +368,24 @@ def _open_existing_catalog(path: Path):
         raise ConfigError(f"--db {path}: no catalog there; start `obslink collector serve "
                           f"--db {path}` or check the path")
     return open_catalog(path)
+
+
+def cmd_catalog_gaps(args) -> int:
+    catalog = _open_existing_catalog(args.db)
+    try:
+        gaps = catalog.gaps(args.station)
+    finally:
+        catalog.close()
+    if args.json:
+        print(json.dumps(gaps, indent=2))
+        return 0
+    if not gaps:
+        print("no gaps reported" + (f" by {args.station}" if args.station else ""))
+    for gap in gaps:
+        print(f"{gap['station']}: {gap['first_observed']} .. {gap['last_observed']}: "
+              f"{gap['readings']} readings in {gap['batches']} batches evicted "
+              f"({gap['reason']}) at {gap['evicted_at']}")
+    return 0
 
 
 def cmd_catalog_qc(args) -> int:

@@ -43,17 +43,22 @@ def broker(tmp_path_factory):
 class ObslinkProcess:
     """``python -m obslink …`` as a real process, its output in a log file."""
 
-    def __init__(self, args: list[str], log_path: Path) -> None:
+    def __init__(self, args: list[str], log_path: Path, env: dict | None = None) -> None:
         self.args = args
         self.log_path = log_path
+        self.env = env  # extra environment (e.g. OBSLINK_FAULTS)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "ObslinkProcess":
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "obslink", *self.args],
-                                        stdout=log, stderr=subprocess.STDOUT)
+                                        stdout=log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **(self.env or {})})
         log.close()
         return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
         """SIGKILL: no chance to flush or say goodbye, like a power cut."""
@@ -153,14 +158,18 @@ ack_timeout = 5
                             public_bytes(key), key_id(key))
         catalog.close()
 
-    def start_collector(self) -> ObslinkProcess:
+    def start_collector(self, env: dict | None = None, wait: bool = True) -> ObslinkProcess:
         """Start the collector and wait until its subscription stands (a message published
         before that has no subscriber and the broker drops it)."""
+        ready_before = self.collector.log().count("collector ready") if self.collector else 0
         self.collector = self._spawn(["collector", "serve", "--db", str(self.catalog_path),
                                       "--broker", self.broker.url, "--group", self.group,
-                                      "--client-id", f"collector-{self.group}"], "collector")
-        wait_until(lambda: "collector ready" in self.collector.log(), timeout=15,
-                   message="the collector to subscribe")
+                                      "--client-id", f"collector-{self.group}"], "collector",
+                                     env)
+        if wait:
+            wait_until(lambda: self.collector.log().count("collector ready") > ready_before
+                       or not self.collector.alive(), timeout=15,
+                       message="the collector to subscribe")
         return self.collector
 
     def start_agent(self, station: TestStation) -> ObslinkProcess:
@@ -169,8 +178,8 @@ ack_timeout = 5
     def run_agent(self, config: Path) -> ObslinkProcess:
         return self._spawn(["agent", "run", str(config)], f"agent-{config.parent.name}")
 
-    def _spawn(self, args: list[str], name: str) -> ObslinkProcess:
-        process = ObslinkProcess(args, self.base / f"{name}.log").start()
+    def _spawn(self, args: list[str], name: str, env: dict | None = None) -> ObslinkProcess:
+        process = ObslinkProcess(args, self.base / f"{name}.log", env).start()
         self.processes.append(process)
         return process
 

@@ -26,9 +26,9 @@ def obslink(*args, check=False):
 
 @pytest.mark.parametrize("command", [
     [], ["plugins"], ["parse"], ["agent"], ["agent", "keygen"], ["agent", "check"],
-    ["agent", "run"], ["agent", "status"], ["collector"], ["collector", "serve"],
-    ["collector", "station"], ["collector", "station", "add"], ["catalog"],
-    ["catalog", "stats"], ["catalog", "qc"], ["demo"]])
+    ["agent", "run"], ["agent", "status"], ["agent", "recover"], ["collector"],
+    ["collector", "serve"], ["collector", "station"], ["collector", "station", "add"],
+    ["catalog"], ["catalog", "stats"], ["catalog", "qc"], ["catalog", "gaps"], ["demo"]])
 def test_help_on_every_level(command):
     result = obslink(*command, "--help", check=True)
     assert "usage: obslink" in result.stdout

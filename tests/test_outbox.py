@@ -74,3 +74,104 @@ def test_refused_batches_are_parked_and_acks_of_another_epoch_ignored(tmp_path):
 def test_status_of_a_missing_outbox_says_what_to_do(tmp_path):
     with pytest.raises(OutboxMissingError, match="obslink agent run"):
         Outbox(tmp_path / "none.db", "S1", create=False)
+
+
+# --- lanes, caps, gaps, clock jumps, recovery --------------------------------------------------
+
+from obslink.agent.outbox import OutboxLimits  # noqa: E402
+
+
+def ingest_at(outbox, observed_at, count=10, limits=None):
+    readings = [Reading(observed_at + i, "air_temperature", 1.5, "degC", "T")
+                for i in range(count)]
+    return outbox.ingest(ChunkOrigin("logger", "a.dat", 0, 10, b""), Decoded(readings, [], 10),
+                         SourcePosition(10, "1:2", {}), TOA5Adapter(), 1000, limits=limits)
+
+
+def test_live_lane_is_newest_first_and_backlog_oldest_first(tmp_path):
+    outbox = Outbox(tmp_path / "o.db", "S1")
+    for observed in (100, 200, 300, 5000, 6000):
+        ingest_at(outbox, observed)
+    live = outbox.lane(1000, 10, set(), newest_first=True)
+    backlog = outbox.lane(1000, 10, {2}, newest_first=False)
+    assert [row[0] for row in live] == [5, 4]
+    assert [row[0] for row in backlog] == [1, 3]  # 2 is in flight
+    assert outbox.lanes(1000)["live"]["readings"] == 20
+
+
+@pytest.mark.parametrize("policy,evicted", [("oldest", [1, 2, 3]), ("thin", [1, 2, 4])])
+def test_a_full_outbox_evicts_by_policy_and_records_gaps(tmp_path, policy, evicted):
+    outbox = Outbox(tmp_path / "o.db", "S1")
+    for n in range(8):
+        ingest_at(outbox, n * 1000)
+    size = outbox.lanes(0)["live"]["bytes"] / 8
+    limits = OutboxLimits(max_bytes=int(size * 6.5), policy=policy)  # 9 batches: 3 must go
+    ingest_at(outbox, 9000, limits=limits)
+    kept = {row[0] for row in outbox.lane(None, 100, set(), newest_first=False)}
+    assert kept == set(range(1, 10)) - set(evicted)
+    gaps = outbox.unreported_gaps()
+    assert sum(g.batches for g in gaps) == 3 and sum(g.readings for g in gaps) == 30
+    assert {g.reason for g in gaps} == {"size-cap"}
+    assert 9 in kept  # the newest is never evicted
+    outbox.apply_ack(Ack(outbox.epoch, [], [], [g.id for g in gaps]))
+    assert outbox.unreported_gaps() == [] and outbox.evictions()["readings"] == 30
+
+
+def test_retention_evicts_what_waited_too_long(tmp_path, monkeypatch):
+    import obslink.agent.outbox as module
+
+    outbox = Outbox(tmp_path / "o.db", "S1")
+    clock = [1_000_000_000_000]
+    monkeypatch.setattr(module, "now_us", lambda: clock[0])
+    ingest_at(outbox, 1)
+    clock[0] += 3600 * 1_000_000
+    ingest_at(outbox, 2, limits=OutboxLimits(max_age_s=1800))
+    assert [g.reason for g in outbox.unreported_gaps()] == ["retention"]
+    assert [row[0] for row in outbox.lane(None, 10, set(), False)] == [2]
+
+
+def test_a_clock_jump_neither_reorders_nor_breaks_the_outbox(tmp_path, monkeypatch):
+    import obslink.agent.outbox as module
+
+    outbox = Outbox(tmp_path / "o.db", "S1")
+    times = iter([2_000_000_000_000_000, 1_000_000_000_000_000, 3_000_000_000_000_000])
+    monkeypatch.setattr(module, "now_us", lambda: next(times))
+    seqs = [ingest_at(outbox, n)[0] for n in range(3)]
+    assert seqs == [1, 2, 3]
+    assert [decode_batch(body).seq for _s, body in outbox.unsent(10, set())] == [1, 2, 3]
+
+
+def test_a_damaged_outbox_names_itself_and_the_recovery(tmp_path):
+    from obslink.agent.outbox import OutboxDamagedError
+
+    path = tmp_path / "o.db"
+    path.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(OutboxDamagedError, match=f"{path}.*obslink agent recover"):
+        Outbox(path, "S1")
+
+
+def test_recovery_keeps_every_readable_batch(tmp_path):
+    from obslink.agent.recover import recover_outbox
+
+    path = tmp_path / "o.db"
+    outbox = Outbox(path, "S1", synchronous="FULL")
+    for n in range(300):
+        ingest_at(outbox, n * 1000, count=20)
+    epoch = outbox.epoch
+    originals = {seq: body for seq, body in outbox.unsent(1000, set())}
+    outbox.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    outbox.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    middle = len(data) // page // 2 * page
+    data[middle:middle + page] = b"\xff" * page  # one page of the batches table destroyed
+    path.write_bytes(bytes(data))
+
+    result = recover_outbox(path, "S1")
+    recovered = Outbox(path, "S1")
+    kept = {seq: body for seq, body in recovered.unsent(1000, set())}
+    assert recovered.epoch == epoch == result.epoch
+    assert all(originals[seq] == body for seq, body in kept.items())
+    assert 300 - 20 <= len(kept) < 300, result.unreadable  # one page's rows at most
+    assert result.moved_to.exists() and result.batches == len(kept)
+    assert ingest_at(recovered, 10**9) == [301]  # numbering goes on after the last one

@@ -1,0 +1,177 @@
+"""Fault injection with real processes and a real Mosquitto: nothing lost, nothing doubled.
+
+Every test ends by comparing the catalog with exactly what the simulated loggers wrote
+(readings, and readings the outbox reported as evicted): equal counts, no "at least".
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from obslink.broker import Mosquitto
+from tests.conftest import Deployment, wait_until
+from tests.test_end_to_end import catalog_readings, expected_readings
+
+pytestmark = pytest.mark.e2e
+
+
+@contextmanager
+def streaming(*stations, pause: float = 0.01):
+    """Loggers append records in the background while the body runs."""
+    stop = threading.Event()
+
+    def write():
+        while not stop.is_set():
+            for station in stations:
+                station.logger.write_next()
+            time.sleep(pause)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join()
+
+
+def settle_and_compare(deployment, *stations, timeout: float = 120):
+    produced = sum(len(s.logger.expected) for s in stations)
+    wait_until(lambda: deployment.catalog.count("observations") >= produced, timeout=timeout,
+               message=f"{produced} readings")
+    time.sleep(1.5)  # a duplicate would arrive now
+    assert deployment.catalog.count("observations") == produced
+    for station in stations:
+        assert catalog_readings(deployment, station.id) == expected_readings(station)
+
+
+def test_fifty_agent_kills_lose_and_double_nothing(deployment):
+    station = deployment.add_station("FAULT-AGENT", kind_index=1)
+    deployment.start_collector()
+    agent = deployment.start_agent(station)
+    rng = random.Random(50)
+    with streaming(station):
+        for _ in range(50):  # SIGKILL at random moments: starting, reading, publishing
+            time.sleep(rng.uniform(0.05, 0.4))
+            agent.kill()
+            agent = deployment.start_agent(station)
+    settle_and_compare(deployment, station)
+    assert deployment.catalog.count("refusals") == 0
+
+
+def test_collector_killed_also_between_commit_and_ack(deployment):
+    stations = [deployment.add_station(f"FAULT-COLL-{n}", kind_index=n) for n in range(2)]
+    # the collector SIGKILLs itself after a third of its commits, before the ack goes out
+    faults = {"OBSLINK_FAULTS": "after-commit:0.3"}
+    deployment.start_collector(env=faults)
+    for station in stations:
+        deployment.start_agent(station)
+    rng = random.Random(3)
+    crashes_between = kills_outside = 0
+    deadline = time.monotonic() + 12
+    with streaming(*stations, pause=0.05):
+        while time.monotonic() < deadline:
+            time.sleep(rng.uniform(0.1, 0.5))
+            if not deployment.collector.alive():
+                crashes_between += 1
+            elif rng.random() < 0.3:
+                deployment.collector.kill()
+                kills_outside += 1
+            else:
+                continue
+            deployment.start_collector(env=faults, wait=False)
+    deployment.start_collector()  # the last one without faults, to drain everything
+    settle_and_compare(deployment, *stations)
+    assert crashes_between >= 3 and kills_outside >= 1, (crashes_between, kills_outside)
+
+
+def test_broker_restarted_and_wiped_loses_nothing(tmp_path):
+    broker = Mosquitto(tmp_path / "own-broker").start()
+    deployment = Deployment(tmp_path, broker)
+    try:
+        station = deployment.add_station("FAULT-BROKER", kind_index=0)
+        deployment.start_collector()
+        deployment.start_agent(station)
+        with streaming(station, pause=0.05):
+            time.sleep(1.0)
+            broker.stop()  # a while without a broker: readings wait in the outbox
+            time.sleep(2.0)
+            broker.start()
+            time.sleep(1.5)
+            broker.stop()
+            for leftover in (tmp_path / "own-broker").glob("*.db"):
+                leftover.unlink()  # restarted with its persistence wiped
+            broker.start()
+            time.sleep(1.0)
+        settle_and_compare(deployment, station)
+    finally:
+        deployment.stop_all()
+        broker.stop()
+
+
+def agent_status(config):
+    return json.loads(subprocess.run(
+        [sys.executable, "-m", "obslink", "agent", "status", str(config), "--json"],
+        capture_output=True, text=True, check=True).stdout)
+
+
+def test_outbox_cap_evicts_the_oldest_reports_the_gap_and_keeps_the_newest(deployment):
+    station = deployment.add_station("FAULT-CAP", kind_index=2)
+    text = station.config.read_text().replace(
+        "[outbox]\n", "[outbox]\nmax_bytes = 6000\nmax_batch_readings = 8\n")
+    station.config.write_text(text)
+    agent = deployment.start_agent(station)  # no collector: the outbox fills up
+    for _ in range(60):
+        station.logger.write_next()
+        time.sleep(0.03)
+    status = wait_until(lambda: (s := agent_status(station.config))["evictions"]["readings"]
+                        and s["unacked_readings"] + s["evictions"]["readings"]
+                        == len(station.logger.expected) and s, message="evictions")
+    assert status["evictions"]["gaps"] >= 1
+    agent.kill()
+    deployment.start_agent(station)
+    deployment.start_collector()
+    produced = len(station.logger.expected)
+    evicted = status["evictions"]["readings"]
+    wait_until(lambda: deployment.catalog.count("observations") == produced - evicted
+               and deployment.catalog.query("SELECT coalesce(sum(readings), 0) FROM gaps")
+               [0][0] == evicted, timeout=60, message="kept readings and the gap")
+    time.sleep(1.0)
+    stored = catalog_readings(deployment, station.id)
+    assert len(stored) == produced - evicted
+    assert set(stored) <= set(expected_readings(station))
+    assert stored[-1] == expected_readings(station)[-1]  # the newest was kept
+    gaps = json.loads(subprocess.run(
+        [sys.executable, "-m", "obslink", "catalog", "gaps", "--db", deployment.catalog_path,
+         "--json"], capture_output=True, text=True, check=True).stdout)
+    assert {g["reason"] for g in gaps} == {"size-cap"}
+    oldest_kept = stored[0][0]
+    assert all(g["last_observed"] < oldest_kept for g in gaps)  # the oldest went first
+
+
+def test_damaged_outbox_stops_the_agent_with_the_recovery_command(deployment):
+    station = deployment.add_station("FAULT-DAMAGED", kind_index=0)
+    outbox = station.directory / "outbox.db"
+    outbox.write_bytes(b"\x00garbage, not SQLite\x00" * 500)
+    agent = deployment.start_agent(station)
+    wait_until(lambda: not agent.alive(), timeout=20, message="the agent to stop")
+    assert agent.process.returncode == 2
+    assert str(outbox) in agent.log() and "obslink agent recover" in agent.log()
+    recovered = subprocess.run([sys.executable, "-m", "obslink", "agent", "recover",
+                                str(station.config)], capture_output=True, text=True)
+    assert recovered.returncode == 0, recovered.stderr
+    assert "could not be read: the whole file" in recovered.stdout
+    assert list(station.directory.glob("outbox.db.damaged-*"))
+    deployment.start_collector()
+    deployment.start_agent(station)
+    for _ in range(3):
+        station.logger.write_next()
+    settle_and_compare(deployment, station)
