@@ -47,7 +47,9 @@ class OutboxSink:
         return self.outbox.positions(source)
 
     def commit(self, origin: ChunkOrigin, decoded: Decoded, position: SourcePosition,
-               adapter: FormatAdapter) -> None:
+               adapter: FormatAdapter) -> list[int]:
+        """QC the readings and commit them with the source position; returns the sequence
+        numbers of the batches made."""
         with self._lock:
             qc = self.qc.run(decoded.readings, origin.source)
             ingest = partial(self.outbox.ingest, origin, decoded, position, adapter,
@@ -78,6 +80,7 @@ class OutboxSink:
                         f"byte {q.position}", q.reason)
         if created:
             self.wake.set()
+        return created
 
     def forget(self, source: str, stream: str) -> None:
         self.outbox.forget(source, stream)

@@ -8,6 +8,8 @@ published again after ``ack_timeout``, then after doubling waits (with jitter, u
 Two lanes share the in-flight window. The live lane (batches whose newest reading is at
 most ``realtime_window`` old) goes first, newest first, so an outage never delays live
 data; the backlog drains oldest first behind it under a rate cap (readings/s, bytes/s).
+Live batches carry the MQTT 5 user property ``obslink-lane: live`` so a busy collector
+takes them before the backlog (scheduling only: it is not signed and grants nothing).
 Gap reports (batches a full outbox evicted) are published on the station's gap topic until
 an ack names them.
 """
@@ -32,6 +34,7 @@ from obslink.agent.config import AgentConfig
 from obslink.agent.outbox import Outbox
 from obslink.errors import WireError
 from obslink.keys import key_id
+from obslink.mqtt_tcp import send_without_delay
 from obslink.readings import now_us
 
 log = logging.getLogger(__name__)
@@ -42,10 +45,20 @@ FATAL_CONNECT_REASONS = {"Bad user name or password", "Not authorized", "Banned"
                          "Client identifier not valid"}
 
 
+def lane_properties(lane: str) -> Properties:
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.UserProperty = (wire.LANE_PROPERTY, lane)
+    return properties
+
+
+LIVE, BACKLOG = lane_properties("live"), lane_properties("backlog")
+
+
 @dataclass
-class InFlight:
+class InFlight:  # a published batch awaiting its ack
     deadline: float  # monotonic time to publish it again if no ack came
     attempt: int  # publications so far
+    lane: Properties  # LIVE or BACKLOG, as first published
 
 
 class TokenBucket:
@@ -69,8 +82,14 @@ class TokenBucket:
         return False
 
 
+
+
 class Uplink:
-    def __init__(self, config: AgentConfig, outbox: Outbox, private_key) -> None:
+    """One station's publishing. ``start`` runs it on its own MQTT client and thread; a
+    simulator of many stations may pass a shared ``client`` and drive ``step`` itself."""
+
+    def __init__(self, config: AgentConfig, outbox: Outbox, private_key,
+                 client: mqtt.Client | None = None) -> None:
         self.config = config
         self.outbox = outbox
         self.key = private_key
@@ -93,7 +112,7 @@ class Uplink:
                                          config.backlog_bytes_per_s)
         # the collector's clock minus ours, from its acks (ms); None until one arrives
         self.collector_offset_ms: float | None = None
-        self.client = self._make_client()
+        self.client = client or self._make_client()
         self._pump = threading.Thread(target=self._pump_loop, name="uplink", daemon=True)
         self.wake_after = 0.5  # seconds the pump sleeps when nothing wakes it
 
@@ -148,10 +167,19 @@ class Uplink:
             return
         log.info("connected to broker %s:%d (session present: %s)", self.config.broker_host,
                  self.config.broker_port, flags.session_present)
+        send_without_delay(client)
         client.subscribe(self.ack_topic, qos=1)
         client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
+        self.connection_ready()
+
+    def connection_ready(self) -> None:
+        """The client is connected and subscribed to the ack topic."""
         self._reset_in_flight.set()  # whatever was in flight is published again
         self._connected.set()
+        self.wake.set()
+
+    def take_ack(self, payload: bytes) -> None:
+        self.acks.put(payload)
         self.wake.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
@@ -164,8 +192,7 @@ class Uplink:
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, message) -> None:
-        self.acks.put(message.payload)
-        self.wake.set()
+        self.take_ack(message.payload)
 
     # -- pump (its own thread) ---------------------------------------------------------------
 
@@ -173,14 +200,19 @@ class Uplink:
         while not self._stop.is_set():
             self.wake.wait(timeout=self.wake_after)
             self.wake.clear()
-            self.wake_after = 0.5
             try:
-                self._take_acks()
-                if self._connected.is_set():
-                    self._publish_due()
+                self.step()
             except Exception:  # keep the uplink alive; the outbox still holds everything
                 log.exception("uplink step failed; retrying in a moment")
                 time.sleep(1)
+
+    def step(self) -> None:
+        """One turn of the pump: take the acks that came, publish what is due. Sets
+        ``wake_after``, the seconds until the next turn is needed if nothing wakes it."""
+        self.wake_after = 0.5
+        self._take_acks()
+        if self._connected.is_set():
+            self._publish_due()
 
     def _take_acks(self) -> None:
         while True:
@@ -222,7 +254,7 @@ class Uplink:
         live_since = now_us() - int(self.config.realtime_window * 1_000_000)
         live = self.outbox.lane(live_since, room, set(self.in_flight), newest_first=True)
         for seq, body, _readings, _size in live:
-            if not self._publish(seq, body, now, attempt=1):
+            if not self._publish(seq, body, now, attempt=1, lane=LIVE):
                 return
         room -= len(live)
         if room <= 0:
@@ -246,18 +278,19 @@ class Uplink:
                 continue
             log.info("no ack for batch %d after %d attempt(s); publishing it again", seq,
                      item.attempt)
-            if not self._publish(seq, body, now, item.attempt + 1):
+            if not self._publish(seq, body, now, item.attempt + 1, item.lane):
                 return False
         return True
 
-    def _publish(self, seq: int, body: bytes, now: float, attempt: int) -> bool:
+    def _publish(self, seq: int, body: bytes, now: float, attempt: int,
+                 lane: Properties = BACKLOG) -> bool:
         payload = wire.seal(body, self.topic, self.key, self.kid)
-        info = self.client.publish(self.topic, payload, qos=1)
+        info = self.client.publish(self.topic, payload, qos=1, properties=lane)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             log.warning("publish of batch %d failed (%s); will retry", seq,
                         mqtt.error_string(info.rc))
             return False
-        self.in_flight[seq] = InFlight(now + self._backoff(attempt), attempt)
+        self.in_flight[seq] = InFlight(now + self._backoff(attempt), attempt, lane)
         return True
 
     def _backoff(self, attempt: int) -> float:

@@ -23,6 +23,8 @@ persistence {persistence}
 persistence_location {directory}/
 max_queued_messages 1000000
 max_inflight_messages 100
+# small messages must not wait for the peer's delayed ACK (Nagle): 40 ms a round trip
+set_tcp_nodelay true
 log_dest file {directory}/mosquitto.log
 log_type error
 log_type warning

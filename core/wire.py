@@ -21,6 +21,9 @@ from obslink.readings import Reading
 
 PROTOCOL_VERSION = 1
 TOPIC_ROOT = "obslink/v1"
+# MQTT 5 user property naming a data message's lane ("live" or "backlog"): scheduling
+# advice for the collector, not signed and never trusted for anything else
+LANE_PROPERTY = "obslink-lane"
 SIGNING_CONTEXT = b"obslink-batch-v1\n"
 MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
 STATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -2,7 +2,9 @@
 
 Messages are taken from an MQTT 5 shared subscription (so several workers can share the
 load), verified, committed in groups in one catalog transaction, and only then acknowledged
-on each station's ack topic.
+on each station's ack topic. Messages an agent marks as live (MQTT 5 user property
+``obslink-lane``) are taken before backlog messages, so a fleet draining a day's backlog
+does not hold up the minute that just happened.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from obslink.plugins.qc_limits import default_settings
 from obslink.plugins.qc_runner import QCRunner
 from obslink.plugins.registry import load_registry
 from obslink.faults import fault_point
+from obslink.mqtt_tcp import send_without_delay
 from obslink.server.catalog import AcceptedBatch, AcceptedGap, Catalog, Refusal
 from obslink.server.verify import verify_message
 
@@ -50,7 +53,10 @@ class Collector:
         self.broker = (broker_host, broker_port)
         self.subscriptions = [wire.collector_subscription(group, network, kind)
                               for kind in ("data", "gap")]
+        # live data first: a backlog drain must not sit in front of the newest minute
+        self.live: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
         self.messages: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
+        self.arrived = threading.Semaphore(0)  # one release per message queued
         self.connected = threading.Event()
         self._key_cache: dict[str, tuple[float, dict]] = {}
         self.committed = self.duplicates = self.refused = 0
@@ -72,6 +78,7 @@ class Collector:
         if reason_code.is_failure:
             log.error("broker refused the collector: %s", reason_code)
             return
+        send_without_delay(client)
         client.subscribe([(topic, 1) for topic in self.subscriptions])
         self.connected.set()
         log.info("collector connected to %s:%d", *self.broker)
@@ -89,7 +96,10 @@ class Collector:
             log.warning("collector disconnected from broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, message) -> None:
-        self.messages.put((message.topic, message.payload, now_us()))
+        lanes = getattr(message.properties, "UserProperty", None) or ()
+        target = self.live if (wire.LANE_PROPERTY, "live") in lanes else self.messages
+        target.put((message.topic, message.payload, now_us()))
+        self.arrived.release()
 
     # -- work ----------------------------------------------------------------------------------
 
@@ -120,15 +130,18 @@ class Collector:
                      self.committed, self.duplicates, self.refused)
 
     def _take_group(self, timeout: float) -> list[tuple[str, bytes, int]]:
-        try:
-            group = [self.messages.get(timeout=timeout)]
-        except queue.Empty:
+        """Up to MAX_GROUP messages, live ones first."""
+        if not self.arrived.acquire(timeout=timeout):
             return []
-        while len(group) < MAX_GROUP:
-            try:
-                group.append(self.messages.get_nowait())
-            except queue.Empty:
-                break
+        group = []
+        for lane in (self.live, self.messages):
+            while len(group) < MAX_GROUP:
+                try:
+                    group.append(lane.get_nowait())
+                except queue.Empty:
+                    break
+        for _ in range(len(group) - 1):  # the first was acquired above
+            self.arrived.acquire()
         return group
 
     def process(self, group: list[tuple[str, bytes, int]]) -> None:

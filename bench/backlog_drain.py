@@ -1,0 +1,360 @@
+"""Backlog drain under live load: `.venv/bin/python bench/backlog_drain.py [--quick]`.
+
+A fleet of one-minute stations (default 1,000) comes back from a 24-hour outage and drains
+its backlog while every station keeps reporting live, one record a minute. Printed: the
+drain rate (readings/s) and the live latency (a live minute committed in the station's
+outbox → the collector's ack for it, which is sent after the catalog commit) at p50/p99,
+during the drain and with no backlog at all, measured in the same run, as a ratio.
+Targets (issue 5): live p99 during the drain ≤ 2 s and ≤ 3× the no-backlog p99; drain
+≥ 50,000 readings/s on a 2-core machine.
+
+What is real: Mosquitto, the collector process with its SQLite catalog, and on the station
+side the agent's own code (OutboxSink with every QC check, Outbox, Uplink with its lanes,
+rate caps and in-flight window), one outbox file and one Ed25519 key per station. What is
+simulated: the gateways. A thousand processes do not fit on two cores, so one fleet
+process drives every station's Uplink over one shared MQTT connection, and the outboxes
+run with `synchronous=OFF` because a thousand gateways do not share one disk's fsyncs.
+At the end the catalog must hold exactly the readings produced, none twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import multiprocessing
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion
+
+from obslink import wire
+from obslink.agent.config import AgentConfig
+from obslink.agent.outbox import Outbox
+from obslink.agent.runner import OutboxSink
+from obslink.agent.uplink import Uplink
+from obslink.broker import Mosquitto
+from obslink.keys import key_id, public_bytes
+from obslink.mqtt_tcp import send_without_delay
+from obslink.plugins.formats import Decoded
+from obslink.plugins.qc_limits import default_settings
+from obslink.plugins.qc_runner import QCRunner
+from obslink.plugins.registry import load_registry
+from obslink.plugins.sources import ChunkOrigin, SourcePosition
+from obslink.plugins.toa5 import TOA5Adapter
+from obslink.readings import Reading, now_us
+from obslink.server.catalog import SQLiteCatalog, Station
+from obslink.simulator import KINDS, PLAUSIBLE
+
+NETWORK = "bench"
+MINUTE_US = 60_000_000
+COLUMNS = KINDS[0].columns  # the demo's automatic weather station: 7 elements a minute
+REALTIME_WINDOW = 600.0
+
+
+def minute_readings(observed_at: int, rng: random.Random) -> list[Reading]:
+    phase = 2 * math.pi * (observed_at // MINUTE_US % 1440) / 1440
+    readings = []
+    for index, (source_field, unit, _processing, element) in enumerate(COLUMNS):
+        mean, amplitude = PLAUSIBLE[element]
+        value = mean + amplitude * (math.sin(phase + index) + rng.uniform(-.02, .02))
+        readings.append(Reading(observed_at, element, round(max(value, 0.0)
+                                if mean - amplitude >= 0 else value, 3), unit, source_field))
+    return readings
+
+
+def station_id(index: int) -> str:
+    return f"0-20000-0-{10000 + index}"
+
+
+def new_sink(outbox: Outbox, wake: threading.Event | None = None) -> OutboxSink:
+    """The agent's commit path; ``wake`` is the uplink's, set when a batch is committed."""
+    qc = QCRunner.from_registry(load_registry(), default_settings())
+    return OutboxSink(outbox, len(COLUMNS), wake or threading.Event(), qc)
+
+
+def commit_minutes(sink: OutboxSink, minutes: list[int], rng: random.Random,
+                   offset: int) -> tuple[list[int], int]:
+    readings = [r for minute in minutes for r in minute_readings(minute, rng)]
+    origin = ChunkOrigin("logger", "Min1.dat", offset, offset + 1, hashlib.sha256().digest())
+    created = sink.commit(origin, Decoded(readings, [], 1), SourcePosition(offset + 1, "1:1", {}),
+                          TOA5Adapter())
+    return created, offset + 1
+
+
+def build_backlogs(args: tuple[Path, list[int], int, int]) -> int:
+    """A worker process: outboxes holding ``hours`` of one-minute records per station,
+    committed through the agent's own sink (QC included), one batch a minute."""
+    directory, indexes, hours, newest = args
+    readings = 0
+    for index in indexes:
+        outbox = Outbox(directory / f"{station_id(index)}.db", station_id(index), "OFF")
+        minutes = [newest - m * MINUTE_US for m in range(hours * 60, 0, -1)]
+        created, _ = commit_minutes(new_sink(outbox), minutes, random.Random(index), 0)
+        readings += len(created) * len(COLUMNS)
+        outbox.close()
+    return readings
+
+
+@dataclass
+class SimStation:
+    id: str
+    outbox: Outbox
+    sink: OutboxSink
+    uplink: Uplink
+    backlog_last_seq: int  # seqs 1..this are the backlog
+    backlog_acked: bytearray = field(init=False)
+    live_committed: dict[int, float] = field(default_factory=dict)  # seq -> monotonic time
+    offset: int = 0
+    next_step: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.backlog_acked = bytearray(self.backlog_last_seq + 1)
+
+
+class Fleet:
+    """Every station's agent code, driven by a few threads over one MQTT connection."""
+
+    def __init__(self, directory: Path, keys: list[Ed25519PrivateKey], broker_port: int,
+                 backlog_seqs: int) -> None:
+        self.stations: dict[str, SimStation] = {}
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-fleet-{id(self)}",
+                                  protocol=mqtt.MQTTv5)
+        self.client.max_inflight_messages_set(65535)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.latencies: list[tuple[float, float]] = []  # (committed at, latency s)
+        self.backlog_remaining = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.stop_live = threading.Event()
+        self.ready = threading.Event()
+        for index, key in enumerate(keys):
+            sid = station_id(index)
+            outbox = Outbox(directory / f"{sid}.db", sid, "OFF")
+            config = AgentConfig(path=directory, station=sid, network=NETWORK, private_key=directory,
+                                 outbox_path=outbox.path, synchronous="OFF",
+                                 max_batch_readings=len(COLUMNS), broker_host="127.0.0.1",
+                                 broker_port=broker_port, client_id=sid, keepalive=30,
+                                 ack_timeout=30, max_in_flight=64, reconnect_min=1,
+                                 reconnect_max=5, realtime_window=REALTIME_WINDOW)
+            uplink = Uplink(config, outbox, key, client=self.client)
+            station = SimStation(sid, outbox, new_sink(outbox, uplink.wake), uplink,
+                                 backlog_seqs)
+            station.offset = backlog_seqs + 1
+            self.stations[sid] = station
+            self.backlog_remaining += backlog_seqs
+        self.threads = [threading.Thread(target=self._drive, daemon=True),
+                        threading.Thread(target=self._report_live, daemon=True)]
+        self.broker_port = broker_port
+
+    def start(self) -> None:
+        self.client.connect("127.0.0.1", self.broker_port, keepalive=30)
+        self.client.loop_start()
+        if not self.ready.wait(10):
+            raise SystemExit("the fleet could not subscribe to its acks")
+        for thread in self.threads:
+            thread.start()
+
+    def close(self) -> None:
+        self.stop_live.set()
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+        self.client.disconnect()
+        self.client.loop_stop()
+        for station in self.stations.values():
+            station.outbox.close()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        send_without_delay(client)
+        client.subscribe(wire.ack_topic(NETWORK, "+"), qos=1)
+
+    def _on_subscribe(self, *_args) -> None:
+        for station in self.stations.values():
+            station.uplink.connection_ready()
+        self.ready.set()
+
+    def _on_message(self, client, userdata, message) -> None:
+        station = self.stations[message.topic.split("/")[3]]
+        ack = wire.decode_ack(message.payload)
+        arrived = time.monotonic()
+        with self.lock:
+            for seq in ack.committed:
+                committed = station.live_committed.pop(seq, None)
+                if committed is not None:
+                    self.latencies.append((committed, arrived - committed))
+                elif seq <= station.backlog_last_seq and not station.backlog_acked[seq]:
+                    station.backlog_acked[seq] = 1
+                    self.backlog_remaining -= 1
+        station.uplink.take_ack(message.payload)
+
+    def _drive(self) -> None:
+        """What each agent's uplink thread does, for every station in turn."""
+        while not self.stop.is_set():
+            now, busy = time.monotonic(), False
+            for station in self.stations.values():
+                uplink = station.uplink
+                if uplink.wake.is_set() or now >= station.next_step:
+                    uplink.wake.clear()
+                    uplink.step()
+                    station.next_step = now + uplink.wake_after
+                    busy = True
+            if not busy:
+                time.sleep(0.002)
+
+    def _report_live(self) -> None:
+        """Every station commits its newest minute once a minute, spread over the minute."""
+        stations = list(self.stations.values())
+        rng = random.Random(1)
+        started = time.monotonic()
+        tick = 0
+        while not self.stop_live.is_set():
+            station = stations[tick % len(stations)]
+            due = started + tick * 60.0 / len(stations)
+            time.sleep(max(0.0, due - time.monotonic()))
+            if self.stop_live.is_set():
+                return
+            with self.lock:  # so that its ack cannot be taken before it is recorded
+                created, station.offset = commit_minutes(station.sink, [now_us()], rng,
+                                                         station.offset)
+                committed = time.monotonic()
+                for seq in created:
+                    station.live_committed[seq] = committed
+            tick += 1
+
+    def pending_live(self) -> int:
+        with self.lock:
+            return sum(len(s.live_committed) for s in self.stations.values())
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def run_phase(fleet: Fleet, seconds: float | None,
+              label: str) -> tuple[list[float], float, int]:
+    """Live for ``seconds`` (None: until the backlog is acked). Returns the latencies of the
+    live minutes committed during the phase, its duration, and every live minute acked."""
+    total = fleet.backlog_remaining
+    fleet.start()
+    started = time.monotonic()
+    last_print = started
+    while True:
+        time.sleep(0.2)
+        now = time.monotonic()
+        if seconds is not None and now - started >= seconds:
+            break
+        if seconds is None and fleet.backlog_remaining == 0:
+            break
+        if now - last_print >= 5:
+            last_print = now
+            done = total - fleet.backlog_remaining
+            print(f"  {label}: {now - started:5.0f} s, backlog {done * len(COLUMNS):,} of "
+                  f"{total * len(COLUMNS):,} readings acked, {len(fleet.latencies)} live "
+                  f"minutes acked", flush=True)
+        if now - started > 3600:
+            raise SystemExit(f"{label}: not done after an hour")
+    elapsed = time.monotonic() - started
+    fleet.stop_live.set()  # no more live minutes; wait for the ones in flight
+    fleet.threads[1].join()
+    deadline = time.monotonic() + 120
+    while fleet.pending_live() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    latencies = [latency for committed, latency in fleet.latencies
+                 if committed <= started + elapsed]
+    fleet.close()
+    return latencies, elapsed, len(fleet.latencies)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stations", type=int, default=1000)
+    parser.add_argument("--hours", type=int, default=24, help="backlog per station")
+    parser.add_argument("--baseline-seconds", type=float, default=60,
+                        help="live-only phase that measures latency with no backlog")
+    parser.add_argument("--quick", action="store_true",
+                        help="100 stations, 2 hours of backlog, 20 s baseline")
+    args = parser.parse_args()
+    if args.quick:
+        args.stations, args.hours, args.baseline_seconds = 100, 2, 20
+
+    with tempfile.TemporaryDirectory(prefix="obslink-drain-") as tmp:
+        base = Path(tmp)
+        keys = [Ed25519PrivateKey.generate() for _ in range(args.stations)]
+        catalog_path = base / "catalog.db"
+        catalog = SQLiteCatalog(catalog_path)
+        for index, key in enumerate(keys):
+            public = key.public_key()
+            catalog.add_station(Station(station_id(index), NETWORK, interval_seconds=60),
+                                public_bytes(public), key_id(public))
+        catalog.close()
+
+        print(f"building {args.stations} outboxes with {args.hours} h of one-minute "
+              f"records each ({len(COLUMNS)} readings a minute) …", flush=True)
+        (base / "backlog").mkdir()
+        (base / "baseline").mkdir()
+        newest = now_us() // MINUTE_US * MINUTE_US - int(REALTIME_WINDOW) * 1_000_000
+        started = time.perf_counter()
+        chunks = [list(range(args.stations))[i::2] for i in range(2)]
+        with multiprocessing.Pool(2) as pool:
+            backlog_readings = sum(pool.map(
+                build_backlogs, [(base / "backlog", chunk, args.hours, newest)
+                                 for chunk in chunks]))
+        print(f"  {backlog_readings:,} readings in "
+              f"{args.stations * args.hours * 60:,} batches, "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+
+        with Mosquitto(base / "broker", persistence=False) as broker:
+            collector = subprocess.Popen(
+                [sys.executable, "-m", "obslink", "--log-level", "warning", "collector",
+                 "serve", "--db", str(catalog_path), "--broker", broker.url])
+            try:
+                time.sleep(1.5)  # let the collector subscribe
+                print(f"no backlog: {args.stations} stations live for "
+                      f"{args.baseline_seconds:.0f} s …", flush=True)
+                base_latency, _, base_live = run_phase(
+                    Fleet(base / "baseline", keys, broker.port, 0), args.baseline_seconds,
+                    "no backlog")
+                print("backlog drain while every station reports live …", flush=True)
+                fleet = Fleet(base / "backlog", keys, broker.port, args.hours * 60)
+                drain_latency, drain_seconds, drain_live = run_phase(fleet, None, "drain")
+                live_total = base_live + drain_live
+                expected = backlog_readings + live_total * len(COLUMNS)
+                time.sleep(1)
+                with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True) as conn:
+                    stored = conn.execute("SELECT count(*) FROM observations").fetchone()[0]
+            finally:
+                collector.terminate()
+                collector.wait()
+
+    drain_rate = backlog_readings / drain_seconds
+    p50_base, p99_base = percentile(base_latency, .5), percentile(base_latency, .99)
+    p50_drain, p99_drain = percentile(drain_latency, .5), percentile(drain_latency, .99)
+    print()
+    print(f"drain: {backlog_readings:,} readings of backlog in {drain_seconds:.1f} s = "
+          f"{drain_rate:,.0f} readings/s (target ≥ 50,000)")
+    print(f"live latency, no backlog:   p50 {p50_base * 1000:6.0f} ms   p99 "
+          f"{p99_base * 1000:6.0f} ms   ({len(base_latency)} live minutes)")
+    print(f"live latency, during drain: p50 {p50_drain * 1000:6.0f} ms   p99 "
+          f"{p99_drain * 1000:6.0f} ms   ({len(drain_latency)} live minutes)")
+    print(f"ratio during drain / no backlog: p50 {p50_drain / p50_base:.2f}×, p99 "
+          f"{p99_drain / p99_base:.2f}× (target p99 ≤ 2 s and ≤ 3×)")
+    print(f"catalog: {stored:,} readings stored, {expected:,} produced"
+          + ("" if stored == expected else "  ← MISMATCH"))
+    return 0 if stored == expected else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
