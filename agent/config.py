@@ -24,7 +24,7 @@ SECTIONS = {
     "outbox": {"path", "synchronous", "max_batch_readings", "max_bytes", "max_age", "evict"},
     "uplink": {"broker", "client_id", "keepalive", "ack_timeout", "ack_timeout_max",
                "max_in_flight", "reconnect_min", "reconnect_max", "realtime_window",
-               "backlog_readings_per_s", "backlog_bytes_per_s"},
+               "backlog_in_flight", "backlog_readings_per_s", "backlog_bytes_per_s"},
     "qc": QC_KEYS,  # read by obslink.plugins.qc_limits
 }
 SOURCE_KEYS = {"type", "format", "utc_offset", "options", "elements"}
@@ -60,6 +60,7 @@ class AgentConfig:
     limits: OutboxLimits = field(default_factory=OutboxLimits)
     ack_timeout_max: float = 600.0
     realtime_window: float = 600.0
+    backlog_in_flight: int = 8
     backlog_readings_per_s: float = 5000.0
     backlog_bytes_per_s: float = 0.0
     qc: QCSettings = field(default_factory=default_settings)
@@ -177,6 +178,10 @@ class _Checker:
             self.fail("uplink.ack_timeout_max", f"{ack_timeout_max:g} is below ack_timeout "
                       f"{ack_timeout:g}; the wait between re-publications only grows")
         realtime_window = self.number(uplink_t, "realtime_window", "uplink.", 600.0)
+        backlog_in_flight = self.number(uplink_t, "backlog_in_flight", "uplink.", 8, int)
+        if backlog_in_flight > max_in_flight:
+            self.fail("uplink.backlog_in_flight", f"{backlog_in_flight} is above max_in_flight "
+                      f"{max_in_flight}; the backlog shares that window with live data")
         backlog_readings = self.number(uplink_t, "backlog_readings_per_s", "uplink.", 5000.0,
                                        zero_means="no cap")
         backlog_bytes = self.number(uplink_t, "backlog_bytes_per_s", "uplink.", 0.0,
@@ -203,7 +208,8 @@ class _Checker:
             ack_timeout=ack_timeout, max_in_flight=max_in_flight, reconnect_min=reconnect_min,
             reconnect_max=reconnect_max, sources=[s for s in sources if s is not None], qc=qc,
             limits=limits, ack_timeout_max=ack_timeout_max, realtime_window=realtime_window,
-            backlog_readings_per_s=backlog_readings, backlog_bytes_per_s=backlog_bytes)
+            backlog_in_flight=backlog_in_flight, backlog_readings_per_s=backlog_readings,
+            backlog_bytes_per_s=backlog_bytes)
 
     def broker(self, url: Any) -> tuple[str, int]:
         parts = urlsplit(str(url))

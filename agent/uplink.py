@@ -85,11 +85,9 @@ class TokenBucket:
 
 
 class Uplink:
-    """One station's publishing. ``start`` runs it on its own MQTT client and thread; a
-    simulator of many stations may pass a shared ``client`` and drive ``step`` itself."""
+    """One station's publishing, on its own MQTT connection and pump thread."""
 
-    def __init__(self, config: AgentConfig, outbox: Outbox, private_key,
-                 client: mqtt.Client | None = None) -> None:
+    def __init__(self, config: AgentConfig, outbox: Outbox, private_key) -> None:
         self.config = config
         self.outbox = outbox
         self.key = private_key
@@ -112,7 +110,7 @@ class Uplink:
                                          config.backlog_bytes_per_s)
         # the collector's clock minus ours, from its acks (ms); None until one arrives
         self.collector_offset_ms: float | None = None
-        self.client = client or self._make_client()
+        self.client = self._make_client()
         self._pump = threading.Thread(target=self._pump_loop, name="uplink", daemon=True)
         self.wake_after = 0.5  # seconds the pump sleeps when nothing wakes it
 
@@ -172,8 +170,12 @@ class Uplink:
         client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
         self.connection_ready()
 
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
     def connection_ready(self) -> None:
-        """The client is connected and subscribed to the ack topic."""
+        """The client is connected (and subscribing to the ack topic)."""
         self._reset_in_flight.set()  # whatever was in flight is published again
         self._connected.set()
         self.wake.set()
@@ -257,6 +259,10 @@ class Uplink:
             if not self._publish(seq, body, now, attempt=1, lane=LIVE):
                 return
         room -= len(live)
+        # The backlog's own, smaller window: a fleet's backlog in flight is what live data
+        # queues behind at the broker and the collector, so it is kept short.
+        room = min(room, self.config.backlog_in_flight - sum(
+            1 for item in self.in_flight.values() if item.lane is BACKLOG))
         if room <= 0:
             return
         for seq, body, readings, size in self.outbox.lane(

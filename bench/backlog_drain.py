@@ -11,9 +11,10 @@ Targets (issue 5): live p99 during the drain ≤ 2 s and ≤ 3× the no-backlog 
 What is real: Mosquitto, the collector process with its SQLite catalog, and on the station
 side the agent's own code (OutboxSink with every QC check, Outbox, Uplink with its lanes,
 rate caps and in-flight window), one outbox file and one Ed25519 key per station. What is
-simulated: the gateways. A thousand processes do not fit on two cores, so one fleet
-process drives every station's Uplink over one shared MQTT connection, and the outboxes
-run with `synchronous=OFF` because a thousand gateways do not share one disk's fsyncs.
+simulated: the gateways. A thousand agent processes do not fit on two cores, so one fleet
+process runs every station's agent code, each station with its own MQTT connection and
+uplink thread, and the outboxes run with `synchronous=OFF` because a thousand gateways do
+not share one disk's fsyncs.
 At the end the catalog must hold exactly the readings produced, none twice.
 """
 
@@ -33,9 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from paho.mqtt.enums import CallbackAPIVersion
 
 from obslink import wire
 from obslink.agent.config import AgentConfig
@@ -44,7 +43,6 @@ from obslink.agent.runner import OutboxSink
 from obslink.agent.uplink import Uplink
 from obslink.broker import Mosquitto
 from obslink.keys import key_id, public_bytes
-from obslink.mqtt_tcp import send_without_delay
 from obslink.plugins.formats import Decoded
 from obslink.plugins.qc_limits import default_settings
 from obslink.plugins.qc_runner import QCRunner
@@ -105,6 +103,17 @@ def build_backlogs(args: tuple[Path, list[int], int, int]) -> int:
     return readings
 
 
+class MeasuredUplink(Uplink):
+    """The agent's uplink, unchanged, telling the fleet about each ack it takes."""
+
+    fleet: "Fleet"
+    station: "SimStation"
+
+    def take_ack(self, payload: bytes) -> None:
+        self.fleet.record_ack(self.station, payload)
+        super().take_ack(payload)
+
+
 @dataclass
 class SimStation:
     id: str
@@ -115,79 +124,60 @@ class SimStation:
     backlog_acked: bytearray = field(init=False)
     live_committed: dict[int, float] = field(default_factory=dict)  # seq -> monotonic time
     offset: int = 0
-    next_step: float = 0.0
 
     def __post_init__(self) -> None:
         self.backlog_acked = bytearray(self.backlog_last_seq + 1)
 
 
 class Fleet:
-    """Every station's agent code, driven by a few threads over one MQTT connection."""
+    """Every station's agent code (sink, outbox, uplink with its own MQTT connection and
+    pump thread) in one process; a thread commits each station's live minute."""
 
     def __init__(self, directory: Path, keys: list[Ed25519PrivateKey], broker_port: int,
                  backlog_seqs: int) -> None:
         self.stations: dict[str, SimStation] = {}
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-fleet-{id(self)}",
-                                  protocol=mqtt.MQTTv5)
-        self.client.max_inflight_messages_set(65535)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
         self.latencies: list[tuple[float, float]] = []  # (committed at, latency s)
         self.backlog_remaining = 0
         self.lock = threading.Lock()
-        self.stop = threading.Event()
         self.stop_live = threading.Event()
-        self.ready = threading.Event()
         for index, key in enumerate(keys):
             sid = station_id(index)
             outbox = Outbox(directory / f"{sid}.db", sid, "OFF")
-            config = AgentConfig(path=directory, station=sid, network=NETWORK, private_key=directory,
-                                 outbox_path=outbox.path, synchronous="OFF",
-                                 max_batch_readings=len(COLUMNS), broker_host="127.0.0.1",
-                                 broker_port=broker_port, client_id=sid, keepalive=30,
-                                 ack_timeout=30, max_in_flight=64, reconnect_min=1,
-                                 reconnect_max=5, realtime_window=REALTIME_WINDOW)
-            uplink = Uplink(config, outbox, key, client=self.client)
+            config = AgentConfig(path=directory, station=sid, network=NETWORK,
+                                 private_key=directory, outbox_path=outbox.path,
+                                 synchronous="OFF", max_batch_readings=len(COLUMNS),
+                                 broker_host="127.0.0.1", broker_port=broker_port,
+                                 client_id=f"bench-{sid}", keepalive=60, ack_timeout=30,
+                                 max_in_flight=64, reconnect_min=1, reconnect_max=5,
+                                 realtime_window=REALTIME_WINDOW)
+            uplink = MeasuredUplink(config, outbox, key)
             station = SimStation(sid, outbox, new_sink(outbox, uplink.wake), uplink,
                                  backlog_seqs)
+            uplink.fleet, uplink.station = self, station
             station.offset = backlog_seqs + 1
             self.stations[sid] = station
             self.backlog_remaining += backlog_seqs
-        self.threads = [threading.Thread(target=self._drive, daemon=True),
-                        threading.Thread(target=self._report_live, daemon=True)]
-        self.broker_port = broker_port
+        self.live_thread = threading.Thread(target=self._report_live, daemon=True)
 
     def start(self) -> None:
-        self.client.connect("127.0.0.1", self.broker_port, keepalive=30)
-        self.client.loop_start()
-        if not self.ready.wait(10):
-            raise SystemExit("the fleet could not subscribe to its acks")
-        for thread in self.threads:
-            thread.start()
+        for station in self.stations.values():
+            station.uplink.start()
+        deadline = time.monotonic() + 60
+        while not all(s.uplink.connected for s in self.stations.values()):
+            if time.monotonic() > deadline:
+                raise SystemExit("the fleet's stations could not all connect in 60 s")
+            time.sleep(0.1)
+        self.live_thread.start()
 
     def close(self) -> None:
         self.stop_live.set()
-        self.stop.set()
-        for thread in self.threads:
-            thread.join()
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.live_thread.join()
         for station in self.stations.values():
+            station.uplink.stop()
             station.outbox.close()
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        send_without_delay(client)
-        client.subscribe(wire.ack_topic(NETWORK, "+"), qos=1)
-
-    def _on_subscribe(self, *_args) -> None:
-        for station in self.stations.values():
-            station.uplink.connection_ready()
-        self.ready.set()
-
-    def _on_message(self, client, userdata, message) -> None:
-        station = self.stations[message.topic.split("/")[3]]
-        ack = wire.decode_ack(message.payload)
+    def record_ack(self, station: SimStation, payload: bytes) -> None:
+        ack = wire.decode_ack(payload)
         arrived = time.monotonic()
         with self.lock:
             for seq in ack.committed:
@@ -197,21 +187,6 @@ class Fleet:
                 elif seq <= station.backlog_last_seq and not station.backlog_acked[seq]:
                     station.backlog_acked[seq] = 1
                     self.backlog_remaining -= 1
-        station.uplink.take_ack(message.payload)
-
-    def _drive(self) -> None:
-        """What each agent's uplink thread does, for every station in turn."""
-        while not self.stop.is_set():
-            now, busy = time.monotonic(), False
-            for station in self.stations.values():
-                uplink = station.uplink
-                if uplink.wake.is_set() or now >= station.next_step:
-                    uplink.wake.clear()
-                    uplink.step()
-                    station.next_step = now + uplink.wake_after
-                    busy = True
-            if not busy:
-                time.sleep(0.002)
 
     def _report_live(self) -> None:
         """Every station commits its newest minute once a minute, spread over the minute."""
@@ -268,7 +243,7 @@ def run_phase(fleet: Fleet, seconds: float | None,
             raise SystemExit(f"{label}: not done after an hour")
     elapsed = time.monotonic() - started
     fleet.stop_live.set()  # no more live minutes; wait for the ones in flight
-    fleet.threads[1].join()
+    fleet.live_thread.join()
     deadline = time.monotonic() + 120
     while fleet.pending_live() and time.monotonic() < deadline:
         time.sleep(0.1)

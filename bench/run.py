@@ -10,6 +10,9 @@ ratio, so results from different machines can be compared:
   splitting TOA5 rows into cells (a floor no Python text parser beats).
 - QC: the agent's CPU per reading (decode, QC, encode, outbox commit) with every QC check
   against the same work with QC off: the share QC adds (target: at most 20 %).
+
+The fleet benchmark (a backlog drain under live load) runs on its own, for it takes minutes:
+`.venv/bin/python bench/backlog_drain.py [--quick]`.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from obslink.server.verify import verify_message
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_SECONDS = 24 * 3600  # batches wait at the broker while the collector restarts
-MAX_GROUP = 500  # messages committed in one transaction
+MAX_GROUP = 32  # messages committed in one transaction: a live message waits for one group at most
 KEY_CACHE_SECONDS = 5.0
 
 

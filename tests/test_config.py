@@ -151,3 +151,16 @@ def test_shipped_qc_examples_are_valid_once_uncommented(path, tmp_path):
                                 "source_flags")
     assert any(limits != DEFAULT_LIMITS.get(element)
                for element, limits in loaded.qc.limits.items())
+
+
+def test_uplink_windows_and_waits_must_agree(tmp_path):
+    found = problems(tmp_path, GOOD + """
+[uplink]
+max_in_flight = 4
+backlog_in_flight = 8
+ack_timeout = 60
+ack_timeout_max = 30
+""")
+    assert [p.split(":")[0] for p in found] == ["uplink.ack_timeout_max",
+                                                "uplink.backlog_in_flight"]
+    assert "above max_in_flight 4" in found[1]
