@@ -129,6 +129,8 @@ def run_agent(config: AgentConfig, registry: PluginRegistry,
         sources.append(source)
 
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per poll is noise
+    # a poll still reading a long file when the next is due is skipped: normal, not news
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     scheduler = BackgroundScheduler(timezone="UTC",
                                     executors={"default": ThreadPoolExecutor(4)})
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -10,6 +10,9 @@ ratio, so results from different machines can be compared:
   splitting TOA5 rows into cells (a floor no Python text parser beats).
 - QC: the agent's CPU per reading (decode, QC, encode, outbox commit) with every QC check
   against the same work with QC off: the share QC adds (target: at most 20 %).
+- outbox durability: wall time of committing one logger record (7 readings, one batch,
+  QC included) through the agent's sink with `synchronous = FULL` against NORMAL: the
+  price of power-cut safety per commit (docs/configuration.md quotes it).
 
 The fleet benchmark (a backlog drain under live load) runs on its own, for it takes minutes:
 `.venv/bin/python bench/backlog_drain.py [--quick]`.
@@ -68,6 +71,9 @@ def bench_pipeline(base: Path, records: int) -> tuple[int, float]:
         expected = records * logger.values_per_record
         config = write_agent_config(station_dir / "agent.toml", logger, "bench", broker.url,
                                     station_dir / "station.key", station_dir / "outbox.db")
+        # the whole file is backlog (its readings are old): measure it without the rate cap
+        config.write_text(config.read_text().replace(
+            "[uplink]\n", "[uplink]\nbacklog_readings_per_s = 0\n"))
         started = time.perf_counter()
         agent = subprocess.Popen([sys.executable, "-m", "obslink", "--log-level", "warning",
                                   "agent", "run", str(config)])
@@ -209,6 +215,41 @@ def bench_qc(base: Path, records: int) -> tuple[float, float]:
     return min(without) * 1e6, min(with_qc) * 1e6
 
 
+def bench_durability(base: Path, commits: int) -> dict[str, float]:
+    """Wall seconds per one-record commit through the agent's sink, per synchronous level
+    (alternated, best of 3)."""
+    import threading
+
+    from obslink.agent.outbox import Outbox
+    from obslink.agent.runner import OutboxSink
+    from obslink.plugins.formats import Decoded
+    from obslink.plugins.qc_limits import default_settings
+    from obslink.plugins.qc_runner import QCRunner
+    from obslink.plugins.registry import load_registry
+    from obslink.plugins.sources import ChunkOrigin, SourcePosition
+    from obslink.readings import Reading
+
+    registry = load_registry()
+    columns = KINDS[0].columns
+    best: dict[str, float] = {}
+    for n in range(3):
+        for level in ("FULL", "NORMAL"):
+            outbox = Outbox(base / f"durability-{level}-{n}.db", "BENCH1", level)
+            sink = OutboxSink(outbox, 5000, threading.Event(),
+                              QCRunner.from_registry(registry, default_settings()))
+            started = time.perf_counter()
+            for i in range(commits):
+                readings = [Reading(i * 60_000_000, element, 10.0, unit, field)
+                            for field, unit, _p, element in columns]
+                sink.commit(ChunkOrigin("logger", "a.dat", i, i + 1, b""),
+                            Decoded(readings, [], 1), SourcePosition(i + 1, "", {}),
+                            TOA5Adapter())
+            per_commit = (time.perf_counter() - started) / commits
+            best[level] = min(best.get(level, per_commit), per_commit)
+            outbox.close()
+    return best
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs")
@@ -221,6 +262,7 @@ def main() -> int:
         raw_rate = bench_raw_sqlite(base, 200_000)
         adapter_rates, split_rate = bench_adapters(base, records)
         without_qc, with_qc = bench_qc(base, records)
+        durability = bench_durability(base, 200 if args.quick else 2000)
     print(f"agent→collector  {readings} readings in {elapsed:.2f} s = {pipeline_rate:,.0f} "
           f"readings/s; raw SQLite batched insert {raw_rate:,.0f} rows/s; "
           f"ratio {pipeline_rate / raw_rate:.2f}")
@@ -232,6 +274,10 @@ def main() -> int:
     print(f"agent CPU        {without_qc:.2f} µs per reading with QC off, {with_qc:.2f} µs "
           f"with every QC check: QC adds {100 * (with_qc / without_qc - 1):.1f} % "
           f"(ratio {with_qc / without_qc:.2f}; target <= 1.20)")
+    full, normal = durability["FULL"], durability["NORMAL"]
+    print(f"outbox commit    one record (7 readings): synchronous FULL {full * 1000:.2f} ms "
+          f"({1 / full:,.0f}/s), NORMAL {normal * 1000:.2f} ms ({1 / normal:,.0f}/s); "
+          f"ratio FULL/NORMAL {full / normal:.2f}")
     return 0
 
 
