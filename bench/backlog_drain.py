@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,8 +174,9 @@ class Fleet:
     def close(self) -> None:
         self.stop_live.set()
         self.live_thread.join()
+        with ThreadPoolExecutor(64) as pool:  # each stop waits for its own disconnect
+            list(pool.map(lambda station: station.uplink.stop(), self.stations.values()))
         for station in self.stations.values():
-            station.uplink.stop()
             station.outbox.close()
 
     def record_ack(self, station: SimStation, payload: bytes) -> None:
