@@ -181,7 +181,8 @@ class _Checker:
         backlog_in_flight = self.number(uplink_t, "backlog_in_flight", "uplink.", 8, int)
         if backlog_in_flight > max_in_flight:
             self.fail("uplink.backlog_in_flight", f"{backlog_in_flight} is above max_in_flight "
-                      f"{max_in_flight}; the backlog shares that window with live data")
+                      f"{max_in_flight}; the backlog shares that window with live data: "
+                      f"lower backlog_in_flight or raise max_in_flight")
         backlog_readings = self.number(uplink_t, "backlog_readings_per_s", "uplink.", 5000.0,
                                        zero_means="no cap")
         backlog_bytes = self.number(uplink_t, "backlog_bytes_per_s", "uplink.", 0.0,
