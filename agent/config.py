@@ -7,7 +7,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from obslink.agent.outbox import EVICTION_POLICIES, OutboxLimits
 from obslink.errors import ConfigError, WireError
@@ -17,14 +16,18 @@ from obslink.plugins.qc_limits import QC_KEYS, default_settings, read_qc_section
 from obslink.plugins.registry import PluginRegistry
 from obslink.plugins.vocabulary import ELEMENTS
 from obslink.readings import parse_utc_offset
-from obslink.wire import NETWORK_RE, check_station_id
+from obslink.mqtt_tcp import parse_broker_url
+from obslink.sealing import public_key_from_hex
+from obslink.wire import MAX_BUNDLE_BATCHES, NETWORK_RE, check_station_id
 
 SECTIONS = {
     "station": {"id", "network", "private_key", "utc_offset"},
-    "outbox": {"path", "synchronous", "max_batch_readings", "max_bytes", "max_age", "evict"},
+    "outbox": {"path", "synchronous", "max_batch_readings", "max_bytes", "max_age", "evict",
+               "min_free_disk"},
     "uplink": {"broker", "client_id", "keepalive", "ack_timeout", "ack_timeout_max",
                "max_in_flight", "reconnect_min", "reconnect_max", "realtime_window",
-               "backlog_in_flight", "backlog_readings_per_s", "backlog_bytes_per_s"},
+               "backlog_in_flight", "backlog_bundle", "backlog_readings_per_s",
+               "backlog_bytes_per_s", "encrypt_to", "ca_file", "username", "password_file"},
     "qc": QC_KEYS,  # read by obslink.plugins.qc_limits
 }
 SOURCE_KEYS = {"type", "format", "utc_offset", "options", "elements"}
@@ -60,9 +63,15 @@ class AgentConfig:
     limits: OutboxLimits = field(default_factory=OutboxLimits)
     ack_timeout_max: float = 600.0
     realtime_window: float = 600.0
-    backlog_in_flight: int = 8
+    backlog_in_flight: int = 2
+    backlog_bundle: int = 32
     backlog_readings_per_s: float = 5000.0
     backlog_bytes_per_s: float = 0.0
+    encrypt_to: str | None = None  # the collector's X25519 public key (hex): seal messages
+    tls: bool = False  # mqtts:// broker URL
+    ca_file: Path | None = None  # CA that signed the broker's certificate (default: system)
+    username: str | None = None  # broker account (a closed broker: the station id)
+    password_file: Path | None = None
     qc: QCSettings = field(default_factory=default_settings)
 
 
@@ -163,7 +172,17 @@ class _Checker:
         if synchronous not in ("FULL", "NORMAL"):
             self.fail("outbox.synchronous", f"must be FULL (survives power cuts) or NORMAL, "
                       f"not {outbox_t.get('synchronous')!r}")
-        broker_host, broker_port = self.broker(uplink_t.get("broker", "mqtt://127.0.0.1:1883"))
+        broker_host, broker_port, tls = self.broker(uplink_t.get("broker",
+                                                                 "mqtt://127.0.0.1:1883"))
+        ca_file = uplink_t.get("ca_file")
+        if ca_file is not None:
+            ca_file = self.file_path(ca_file, "uplink.ca_file")
+            if not tls:
+                self.fail("uplink.ca_file", "is only used with a TLS broker URL "
+                          "(mqtts://host:8883)")
+            elif not ca_file.is_file():
+                self.fail("uplink.ca_file", f"{ca_file} does not exist; copy the network's "
+                          "ca.pem (from `obslink collector tls init`) to the gateway")
         client_id = uplink_t.get("client_id") or f"obslink-agent-{network}-{station}"
 
         outbox_path = self.file_path(outbox_t.get("path"), "outbox.path", "outbox.db")
@@ -178,19 +197,39 @@ class _Checker:
             self.fail("uplink.ack_timeout_max", f"{ack_timeout_max:g} is below ack_timeout "
                       f"{ack_timeout:g}; the wait between re-publications only grows")
         realtime_window = self.number(uplink_t, "realtime_window", "uplink.", 600.0)
-        backlog_in_flight = self.number(uplink_t, "backlog_in_flight", "uplink.", 8, int)
+        backlog_in_flight = self.number(uplink_t, "backlog_in_flight", "uplink.", 2, int)
         if backlog_in_flight > max_in_flight:
             self.fail("uplink.backlog_in_flight", f"{backlog_in_flight} is above max_in_flight "
                       f"{max_in_flight}; the backlog shares that window with live data: "
                       f"lower backlog_in_flight or raise max_in_flight")
+        backlog_bundle = self.number(uplink_t, "backlog_bundle", "uplink.", 32, int)
+        if backlog_bundle > MAX_BUNDLE_BATCHES:
+            self.fail("uplink.backlog_bundle", f"{backlog_bundle} is above "
+                      f"{MAX_BUNDLE_BATCHES}, the most a collector takes in one bundle")
         backlog_readings = self.number(uplink_t, "backlog_readings_per_s", "uplink.", 5000.0,
                                        zero_means="no cap")
         backlog_bytes = self.number(uplink_t, "backlog_bytes_per_s", "uplink.", 0.0,
                                     zero_means="no cap")
+        username, password_file = uplink_t.get("username"), uplink_t.get("password_file")
+        if (username is None) != (password_file is None):
+            self.fail("uplink.username", "username and password_file go together (the "
+                      "station's broker account, from `obslink agent enrol` or the operator)")
+        elif password_file is not None:
+            password_file = self.file_path(password_file, "uplink.password_file")
+            if not password_file.is_file():
+                self.fail("uplink.password_file", f"{password_file} does not exist")
+        encrypt_to = uplink_t.get("encrypt_to")
+        if encrypt_to is not None:
+            try:
+                public_key_from_hex(str(encrypt_to))
+            except ConfigError as exc:
+                self.fail("uplink.encrypt_to", str(exc))
         limits = OutboxLimits(
             self.number(outbox_t, "max_bytes", "outbox.", 1 << 30, int),
             self.number(outbox_t, "max_age", "outbox.", 30 * 86_400, int),
-            str(outbox_t.get("evict", "oldest")))
+            str(outbox_t.get("evict", "oldest")),
+            self.number(outbox_t, "min_free_disk", "outbox.", 64 << 20, int,
+                        zero_means="no watermark") or None)
         if limits.policy not in EVICTION_POLICIES:
             self.fail("outbox.evict", f"{limits.policy!r} is not an eviction policy; choose "
                       f"{' or '.join(EVICTION_POLICIES)} (docs/configuration.md)")
@@ -209,19 +248,19 @@ class _Checker:
             ack_timeout=ack_timeout, max_in_flight=max_in_flight, reconnect_min=reconnect_min,
             reconnect_max=reconnect_max, sources=[s for s in sources if s is not None], qc=qc,
             limits=limits, ack_timeout_max=ack_timeout_max, realtime_window=realtime_window,
-            backlog_in_flight=backlog_in_flight, backlog_readings_per_s=backlog_readings,
-            backlog_bytes_per_s=backlog_bytes)
+            backlog_in_flight=backlog_in_flight, backlog_bundle=backlog_bundle,
+            backlog_readings_per_s=backlog_readings,
+            backlog_bytes_per_s=backlog_bytes,
+            encrypt_to=str(encrypt_to) if encrypt_to is not None else None,
+            tls=tls, ca_file=ca_file, username=None if username is None else str(username),
+            password_file=password_file)
 
-    def broker(self, url: Any) -> tuple[str, int]:
-        parts = urlsplit(str(url))
-        if parts.scheme != "mqtt" or not parts.hostname:
-            self.fail("uplink.broker", f"{url!r} is not a broker URL like mqtt://host:1883")
-            return "127.0.0.1", 1883
+    def broker(self, url: Any) -> tuple[str, int, bool]:
         try:
-            return parts.hostname, parts.port or 1883
-        except ValueError:
-            self.fail("uplink.broker", f"{url!r} has an invalid port")
-            return parts.hostname, 1883
+            return parse_broker_url(str(url))
+        except ValueError as exc:
+            self.fail("uplink.broker", str(exc))
+            return "127.0.0.1", 1883, False
 
     def source(self, name: str, table: Any, registry: PluginRegistry, station: str,
                station_offset: int) -> SourceConfig | None:

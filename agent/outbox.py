@@ -9,6 +9,8 @@ identity unique even when a gateway's storage is wiped and its key kept.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -23,6 +25,8 @@ from obslink.plugins.sources import ChunkOrigin, SourcePosition
 from obslink.readings import now_us
 from obslink.sqlite_store import apply_migrations, open_database, transaction
 from obslink.wire import Ack, Batch, encode_batch
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = [
     ("create core tables", """
@@ -106,6 +110,9 @@ class OutboxLimits:
     max_age_s: int | None = None  # a batch waiting longer than this is evicted
     policy: str = "oldest"  # "oldest": oldest backlog first; "thin": every other batch of
     # the older half of the backlog, so an outage keeps coverage at half resolution
+    # Free disk space below which the outbox stops growing: it evicts backlog (a
+    # "disk-full" gap) and reuses the pages, so a filling disk never stops the agent.
+    min_free_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -135,11 +142,26 @@ class OutboxStats:
     next_seq: int
 
 
+# The write-ahead log is checkpointed every WAL_CHECKPOINT_PAGES pages and cut back to
+# WAL_LIMIT_BYTES: a disk must fill with batches, which can be evicted, and never with a
+# log that only a checkpoint (needing space itself) could shrink.
+WAL_CHECKPOINT_PAGES = 100
+WAL_LIMIT_BYTES = 512 * 1024
+DISK_FULL_EVICT = 0.1  # share of the waiting bytes evicted when the disk space runs out
+
+
+def free_disk_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer may still use on the filesystem holding ``path``."""
+    stat = os.statvfs(path.parent)
+    return stat.f_bavail * stat.f_frsize
+
+
 class Outbox:
     def __init__(self, path: str | Path, station: str, synchronous: str = "FULL",
-                 create: bool = True) -> None:
+                 create: bool = True, free_bytes=free_disk_bytes) -> None:
         self.path = Path(path)
         self.station = station
+        self.free_bytes = free_bytes  # () of the outbox's filesystem; replaceable in tests
         # One connection shared by the source jobs and the uplink thread: the lock keeps
         # their transactions from interleaving on it.
         self._lock = threading.RLock()
@@ -149,6 +171,8 @@ class Outbox:
         try:
             self.db = open_database(self.path, synchronous, "outbox")
             self.conn = self.db.conn
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            self.conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
             apply_migrations(self.conn, MIGRATIONS, on_first=self._create_identity)
             self.epoch = self._meta("epoch")
             if self.epoch is None:
@@ -262,26 +286,64 @@ class Outbox:
         """Evict what the caps ask for, never a batch at or after ``keep_from`` (the ones
         just committed: the newest data stays)."""
         gaps = []
+        if limits.min_free_bytes and \
+                self.free_bytes(self.path) - self._wal_headroom() < limits.min_free_bytes:
+            share = DISK_FULL_EVICT * self._waiting_bytes(conn)
+            if self._reusable_bytes(conn) < share:
+                # Too little disk left and no free pages to reuse: evict a share of the
+                # backlog now, while there is still room to write the eviction itself.
+                victims = self._victims(conn, max(1, int(share)), limits.policy, keep_from)
+                gaps += self._evict(conn, victims, "disk-full", now)
         if limits.max_age_s is not None:
             old = [row[0] for row in conn.execute(
                 "SELECT seq FROM batches WHERE created_at < ? AND seq < ? ORDER BY seq",
                 (now - limits.max_age_s * 1_000_000, keep_from))]
             gaps += self._evict(conn, old, "retention", now)
         if limits.max_bytes is not None:
-            total = conn.execute("SELECT coalesce(sum(bytes), 0) FROM batches").fetchone()[0]
+            total = self._waiting_bytes(conn)
             if total > limits.max_bytes:
                 victims = self._victims(conn, total - limits.max_bytes, limits.policy,
                                         keep_from)
                 gaps += self._evict(conn, victims, "size-cap", now)
         return gaps
 
+    def _wal_headroom(self) -> int:
+        """What the write-ahead log may still grow by: the watermark keeps room for it."""
+        try:
+            wal = os.stat(self.path.with_name(self.path.name + "-wal")).st_size
+        except OSError:
+            wal = 0
+        return max(0, WAL_LIMIT_BYTES - wal)
+
+    @staticmethod
+    def _waiting_bytes(conn) -> int:
+        return conn.execute("SELECT coalesce(sum(bytes), 0) FROM batches").fetchone()[0]
+
+    @staticmethod
+    def _reusable_bytes(conn) -> int:
+        """Free pages inside the database file: written into without growing it."""
+        pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return pages * conn.execute("PRAGMA page_size").fetchone()[0]
+
     def evict_for_space(self, fraction: float, policy: str, reason: str) -> list[Gap]:
-        """Free about ``fraction`` of the waiting bytes (the disk is full)."""
+        """Free about ``fraction`` of the waiting bytes: the disk is full (SQLITE_FULL)."""
+        self.checkpoint()  # a log cut back to its limit leaves room for the eviction
         with self.transaction() as conn:
-            total = conn.execute("SELECT coalesce(sum(bytes), 0) FROM batches").fetchone()[0]
             next_seq = int(self._meta("next_seq"))
-            victims = self._victims(conn, max(1, int(total * fraction)), policy, next_seq)
-            return self._evict(conn, victims, reason, now_us())
+            victims = self._victims(conn, max(1, int(self._waiting_bytes(conn) * fraction)),
+                                    policy, next_seq)
+            gaps = self._evict(conn, victims, reason, now_us())
+        self.checkpoint()  # the freed pages, now in the file, take the next batches
+        return gaps
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database and cut it back (best effort: on a
+        full disk it may not complete, and the next one continues)."""
+        with self._lock:
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.OperationalError as exc:
+                log.warning("outbox %s: checkpoint incomplete (%s)", self.path, exc)
 
     @staticmethod
     def _victims(conn, excess: int, policy: str, keep_from: int) -> list[int]:
@@ -375,10 +437,14 @@ class Outbox:
             return 0, 0  # an ack for a previous outbox of this station: nothing of ours
         now = now_us()
         with self.transaction() as conn:
-            done = [(seq,) for seq in ack.committed]
-            readings = sum(conn.execute("SELECT coalesce(sum(readings), 0) FROM batches "
-                                        "WHERE seq = ?", item).fetchone()[0] for item in done)
-            removed = conn.executemany("DELETE FROM batches WHERE seq = ?", done).rowcount
+            readings = removed = 0
+            for start in range(0, len(ack.committed), 500):  # one statement per 500 seqs
+                done = ack.committed[start:start + 500]
+                marks = ",".join("?" * len(done))
+                readings += conn.execute(f"SELECT coalesce(sum(readings), 0) FROM batches "
+                                         f"WHERE seq IN ({marks})", done).fetchone()[0]
+                removed += conn.execute(f"DELETE FROM batches WHERE seq IN ({marks})",
+                                        done).rowcount
             if readings:
                 conn.execute("INSERT INTO acked VALUES (?, ?)", (now, readings))
                 conn.execute("DELETE FROM acked WHERE at < ?", (now - 3600 * 1_000_000,))

@@ -13,7 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from obslink.agent.config import AgentConfig
 from obslink.agent.clock import ClockState
-from obslink.agent.outbox import Outbox, OutboxLimits
+from obslink.agent.outbox import DISK_FULL_EVICT, Outbox, OutboxLimits
 from obslink.agent.uplink import Uplink
 from obslink.errors import ObslinkError
 from obslink.keys import load_private_key
@@ -23,9 +23,6 @@ from obslink.plugins.registry import PluginRegistry
 from obslink.plugins.sources import ChunkOrigin, Source, SourcePosition
 
 log = logging.getLogger(__name__)
-
-DISK_FULL_EVICT = 0.1  # share of the waiting bytes evicted when the disk is full
-
 
 class OutboxSink:
     """What sources commit into: QC, the outbox, and a nudge to the uplink."""

@@ -10,6 +10,9 @@ most ``realtime_window`` old) goes first, newest first, so an outage never delay
 data; the backlog drains oldest first behind it under a rate cap (readings/s, bytes/s).
 Live batches carry the MQTT 5 user property ``obslink-lane: live`` so a busy collector
 takes them before the backlog (scheduling only: it is not signed and grants nothing).
+Once the collector's acks say it takes bundles, backlog batches travel several to a
+message under one signature (``backlog_bundle``), which is what lets a fleet drain a day's
+outage in minutes; the window counts messages.
 Gap reports (batches a full outbox evicted) are published on the station's gap topic until
 an ack names them.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import random
 import threading
@@ -32,10 +36,11 @@ from paho.mqtt.properties import Properties
 from obslink import wire
 from obslink.agent.config import AgentConfig
 from obslink.agent.outbox import Outbox
-from obslink.errors import WireError
-from obslink.keys import key_id
-from obslink.mqtt_tcp import send_without_delay
+from obslink.errors import ObslinkError, WireError
+from obslink.keys import key_id, load_private_key
+from obslink.mqtt_tcp import send_without_delay, use_account, use_tls
 from obslink.readings import now_us
+from obslink.sealing import public_key_from_hex, seal_to
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +59,18 @@ def lane_properties(lane: str) -> Properties:
 LIVE, BACKLOG = lane_properties("live"), lane_properties("backlog")
 
 
+IDLE_TURN_SECONDS = 5.0  # a pump's turn when nothing wakes it and nothing is overdue
+# A bundle stops growing here, whatever backlog_bundle allows: it stays far below the
+# collector's message limit and one bundle never holds up live data for long.
+BUNDLE_MAX_BYTES = 256 * 1024
+
+
 @dataclass
 class InFlight:  # a published batch awaiting its ack
     deadline: float  # monotonic time to publish it again if no ack came
     attempt: int  # publications so far
     lane: Properties  # LIVE or BACKLOG, as first published
+    message: int  # batches published together (a bundle) share this number
 
 
 class TokenBucket:
@@ -82,8 +94,6 @@ class TokenBucket:
         return False
 
 
-
-
 class Uplink:
     """One station's publishing, on its own MQTT connection and pump thread."""
 
@@ -92,6 +102,9 @@ class Uplink:
         self.outbox = outbox
         self.key = private_key
         self.kid = key_id(private_key.public_key())
+        self._key_stamp = self._key_file_stamp()
+        # sealed to the collector when the network crosses brokers the operator does not run
+        self.recipient = public_key_from_hex(config.encrypt_to) if config.encrypt_to else None
         self.topic = wire.data_topic(config.network, config.station)
         self.ack_topic = wire.ack_topic(config.network, config.station)
         self.status_topic = wire.status_topic(config.network, config.station)
@@ -101,6 +114,9 @@ class Uplink:
         self._connected = threading.Event()
         self._reset_in_flight = threading.Event()
         self.in_flight: dict[int, InFlight] = {}
+        self._messages = 0  # numbers the messages published
+        # backlog batches per message: 1 until an ack says the collector takes bundles
+        self.bundle_limit = 1
         self.gaps_in_flight: dict[int, float] = {}  # gap id -> monotonic deadline
         self.fatal_error: str | None = None
         self.gap_topic = wire.gap_topic(config.network, config.station)
@@ -117,6 +133,9 @@ class Uplink:
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
                              protocol=mqtt.MQTTv5)
+        if self.config.tls:
+            use_tls(client, str(self.config.ca_file) if self.config.ca_file else None)
+        use_account(client, self.config.username, self.config.password_file)
         client.will_set(self.status_topic, self._status_payload("offline"), qos=1, retain=True)
         client.reconnect_delay_set(int(self.config.reconnect_min),
                                    int(self.config.reconnect_max))
@@ -210,11 +229,43 @@ class Uplink:
 
     def step(self) -> None:
         """One turn of the pump: take the acks that came, publish what is due. Sets
-        ``wake_after``, the seconds until the next turn is needed if nothing wakes it."""
-        self.wake_after = 0.5
+        ``wake_after``, the seconds until the next turn is needed if nothing wakes it: a
+        commit, an ack or a connection wakes the pump, so an idle station only needs a turn
+        when an ack is overdue (a fleet of idle pumps polling costs a gateway's CPU)."""
+        self.wake_after = IDLE_TURN_SECONDS
+        self._reload_key_if_rotated()
         self._take_acks()
         if self._connected.is_set():
             self._publish_due()
+        deadlines = [item.deadline for item in self.in_flight.values()]
+        deadlines += self.gaps_in_flight.values()
+        if deadlines:
+            self.wake_after = max(0.01, min(self.wake_after,
+                                            min(deadlines) - time.monotonic()))
+
+    def _key_file_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.config.private_key)
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns
+
+    def _reload_key_if_rotated(self) -> None:
+        """`obslink agent rotate-key` replaced the key file: sign with the new key from the
+        next publication on (what the old key signed stays valid for its grace period)."""
+        stamp = self._key_file_stamp()
+        if stamp is None or stamp == self._key_stamp:
+            return
+        self._key_stamp = stamp
+        try:
+            key = load_private_key(self.config.private_key)
+        except ObslinkError as exc:
+            log.error("the key file changed but cannot be read (%s); still signing with key "
+                      "%s", exc, self.kid)
+            return
+        if key_id(key.public_key()) != self.kid:
+            self.key, self.kid = key, key_id(key.public_key())
+            log.info("signing with the rotated key %s from now on", self.kid)
 
     def _take_acks(self) -> None:
         while True:
@@ -229,6 +280,7 @@ class Uplink:
                 continue
             if ack.now is not None:
                 self.collector_offset_ms = round((ack.now - now_us()) / 1000, 1)
+            self.bundle_limit = max(1, min(self.config.backlog_bundle, ack.bundles or 1))
             removed, parked = self.outbox.apply_ack(ack)
             for seq in ack.committed:
                 self.in_flight.pop(seq, None)
@@ -250,54 +302,92 @@ class Uplink:
             self.gaps_in_flight.clear()
         if not self._publish_again(now) or not self._publish_gaps(now):
             return
-        room = self.config.max_in_flight - len(self.in_flight)
+        messages = {item.message for item in self.in_flight.values()}
+        room = self.config.max_in_flight - len(messages)
         if room <= 0:
             return
         live_since = now_us() - int(self.config.realtime_window * 1_000_000)
         live = self.outbox.lane(live_since, room, set(self.in_flight), newest_first=True)
         for seq, body, _readings, _size in live:
-            if not self._publish(seq, body, now, attempt=1, lane=LIVE):
+            if not self._publish([(seq, body)], now, attempt=1, lane=LIVE):
                 return
         room -= len(live)
         # The backlog's own, smaller window: a fleet's backlog in flight is what live data
         # queues behind at the broker and the collector, so it is kept short.
-        room = min(room, self.config.backlog_in_flight - sum(
-            1 for item in self.in_flight.values() if item.lane is BACKLOG))
+        room = min(room, self.config.backlog_in_flight - len(
+            {item.message for item in self.in_flight.values() if item.lane is BACKLOG}))
         if room <= 0:
             return
-        for seq, body, readings, size in self.outbox.lane(
-                live_since, room, set(self.in_flight), newest_first=False):
-            if not (self.backlog_readings.take(readings) and self.backlog_bytes.take(size)):
+        bundle: list[tuple[int, bytes]] = []
+        size = 0
+        for seq, body, readings, batch_bytes in self.outbox.lane(
+                live_since, room * self.bundle_limit, set(self.in_flight), newest_first=False):
+            if bundle and (len(bundle) == self.bundle_limit
+                           or size + batch_bytes > BUNDLE_MAX_BYTES):
+                if not self._publish(bundle, now, attempt=1):
+                    return
+                room -= 1
+                bundle, size = [], 0
+                if room <= 0:
+                    return
+            if not (self.backlog_readings.take(readings) and self.backlog_bytes.take(batch_bytes)):
                 self.wake_after = 0.1  # the cap: try again shortly
-                return
-            if not self._publish(seq, body, now, attempt=1):
-                return
+                break
+            bundle.append((seq, body))
+            size += batch_bytes
+        if bundle:
+            self._publish(bundle, now, attempt=1)
 
     def _publish_again(self, now: float) -> bool:
-        """Re-publish batches whose ack is overdue, each after a doubling, jittered wait."""
-        for seq, item in list(self.in_flight.items()):
-            if now < item.deadline:
+        """Re-publish batches whose ack is overdue, each after a doubling, jittered wait;
+        batches published together go together again."""
+        overdue: dict[int, list[int]] = {}
+        for seq, item in sorted(self.in_flight.items()):
+            if now >= item.deadline:
+                overdue.setdefault(item.message, []).append(seq)
+        for seqs in overdue.values():
+            first = self.in_flight[seqs[0]]
+            batches = []
+            for seq in seqs:
+                body = self.outbox.body(seq)
+                if body is None:  # acked meanwhile, or evicted by a cap
+                    del self.in_flight[seq]
+                else:
+                    batches.append((seq, body))
+            if not batches:
                 continue
-            body = self.outbox.body(seq)
-            if body is None:  # acked meanwhile, or evicted by a cap
-                del self.in_flight[seq]
-                continue
-            log.info("no ack for batch %d after %d attempt(s); publishing it again", seq,
-                     item.attempt)
-            if not self._publish(seq, body, now, item.attempt + 1, item.lane):
-                return False
+            log.info("no ack for batch(es) %s after %d attempt(s); publishing again",
+                     _seq_ranges([seq for seq, _ in batches]), first.attempt)
+            limit = self.bundle_limit if first.lane is BACKLOG else 1
+            for start in range(0, len(batches), limit):
+                if not self._publish(batches[start:start + limit], now, first.attempt + 1,
+                                     first.lane):
+                    return False
         return True
 
-    def _publish(self, seq: int, body: bytes, now: float, attempt: int,
+    def _publish(self, batches: list[tuple[int, bytes]], now: float, attempt: int,
                  lane: Properties = BACKLOG) -> bool:
-        payload = wire.seal(body, self.topic, self.key, self.kid)
+        """Publish one batch, or several as a bundle under one signature."""
+        if len(batches) == 1:
+            payload = wire.seal(batches[0][1], self.topic, self.key, self.kid)
+        else:
+            payload = wire.seal_bundle([body for _, body in batches], self.topic, self.key,
+                                       self.kid)
+        payload = self.sealed(payload, self.topic)
         info = self.client.publish(self.topic, payload, qos=1, properties=lane)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            log.warning("publish of batch %d failed (%s); will retry", seq,
-                        mqtt.error_string(info.rc))
+            log.warning("publish of batch(es) %s failed (%s); will retry",
+                        _seq_ranges([seq for seq, _ in batches]), mqtt.error_string(info.rc))
             return False
-        self.in_flight[seq] = InFlight(now + self._backoff(attempt), attempt, lane)
+        self._messages += 1
+        deadline = now + self._backoff(attempt)
+        for seq, _body in batches:
+            self.in_flight[seq] = InFlight(deadline, attempt, lane, self._messages)
         return True
+
+    def sealed(self, payload: bytes, topic: str) -> bytes:
+        """The signed payload, sealed to the collector if the config says so."""
+        return seal_to(payload, topic, self.recipient) if self.recipient else payload
 
     def _backoff(self, attempt: int) -> float:
         wait = min(self.config.ack_timeout * 2 ** (attempt - 1), self.config.ack_timeout_max)
@@ -310,8 +400,23 @@ class Uplink:
             report = wire.GapReport(self.config.station, self.outbox.epoch, gap.id,
                                     gap.first_seq, gap.last_seq, gap.batches, gap.readings,
                                     gap.first_observed, gap.last_observed, gap.reason, gap.at)
-            payload = wire.seal(wire.encode_gap(report), self.gap_topic, self.key, self.kid)
+            payload = self.sealed(wire.seal(wire.encode_gap(report), self.gap_topic, self.key,
+                                            self.kid), self.gap_topic)
             if self.client.publish(self.gap_topic, payload, qos=1).rc != mqtt.MQTT_ERR_SUCCESS:
                 return False
             self.gaps_in_flight[gap.id] = now + self.config.ack_timeout
         return True
+
+
+def _seq_ranges(seqs: list[int]) -> str:
+    """``1-4, 7`` for log lines about many batches."""
+    parts, ordered = [], sorted(seqs)
+    start = previous = ordered[0]
+    for seq in ordered[1:] + [None]:
+        if seq is not None and seq == previous + 1:
+            previous = seq
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if seq is not None:
+            start = previous = seq
+    return ", ".join(parts)

@@ -30,6 +30,9 @@ log_type error
 log_type warning
 log_type notice
 """
+# Started as root, Mosquitto switches to the user `mosquitto`, which cannot write this
+# process's directory: no log and no persistence file. A broker of ours runs as its starter.
+RUN_AS_STARTER = "user {user}\n"
 
 
 def find_mosquitto() -> str:
@@ -55,23 +58,32 @@ def free_port() -> int:
 class Mosquitto:
     """A Mosquitto process with its own config and data directory; stop() ends it."""
 
-    def __init__(self, directory: Path, port: int | None = None, persistence: bool = True):
+    def __init__(self, directory: Path, port: int | None = None, persistence: bool = True,
+                 tls: tuple[Path, Path] | None = None):
         self.directory = Path(directory)
         self.port = port or free_port()
         self.persistence = persistence
+        self.tls = tls  # (certificate, key): the listener speaks only TLS
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> "Mosquitto":
         binary = find_mosquitto()
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self.directory / "mosquitto.conf"
-        config.write_text(BROKER_SETTINGS.format(
-            port=self.port, directory=self.directory,
-            persistence="true" if self.persistence else "false"))
+        settings = BROKER_SETTINGS.format(port=self.port, directory=self.directory,
+                                          persistence="true" if self.persistence else "false")
+        if self.tls:  # listener options follow the listener line
+            certificate, key = self.tls
+            settings = settings.replace(
+                f"listener {self.port} 127.0.0.1\n",
+                f"listener {self.port} 127.0.0.1\ncertfile {certificate}\nkeyfile {key}\n")
+        if os.geteuid() == 0:
+            settings += RUN_AS_STARTER.format(user="root")
+        config.write_text(settings)
         self.process = subprocess.Popen([binary, "-c", str(config)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from obslink import __version__
-from obslink.errors import ConfigError, ObslinkError
+from obslink.errors import ConfigError, ObslinkError, TransportError
+from obslink.readings import format_utc, now_us
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="public key file (default: private key path with .pub)")
     keygen.add_argument("--force", action="store_true", help="overwrite existing files")
     keygen.set_defaults(run=cmd_agent_keygen)
+    enrol = agent.add_parser("enrol", help="bind this gateway's key to its station at the "
+                             "collector, with the operator's one-time token")
+    enrol.add_argument("--collector", required=True,
+                       help="the collector's HTTP address, e.g. https://collector.example:8080")
+    enrol.add_argument("--token", required=True, help="one-time enrolment token")
+    enrol.add_argument("--private", type=Path, default=Path("station.key"),
+                       help="the station's private key (created if missing; default "
+                       "station.key)")
+    enrol.add_argument("--ca-file", type=Path, default=None,
+                       help="with an https:// collector: the CA that signed its certificate "
+                       "(default: the system's CAs)")
+    enrol.add_argument("--save", type=Path, default=Path("enrolment.json"),
+                       help="where to keep what the collector answered (default "
+                       "enrolment.json)")
+    enrol.set_defaults(run=cmd_agent_enrol)
+    rotate = agent.add_parser("rotate-key", help="announce a new key signed by the current one "
+                              "and switch to it once the collector confirms")
+    rotate.add_argument("config", type=Path)
+    rotate.set_defaults(run=cmd_agent_rotate_key)
     check = agent.add_parser("check", help="validate an agent config without running it")
     check.add_argument("config", type=Path)
     check.set_defaults(run=cmd_agent_check)
@@ -118,12 +138,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--client-id", default=None,
                        help="MQTT client id (default obslink-collector-GROUP; give each "
                        "worker its own)")
+    serve.add_argument("--key-grace", default="24h",
+                       help="how long a station's old key stays valid after it announced a "
+                       "new one (default 24h; e.g. 90m, 7d)")
+    serve.add_argument("--ca-file", type=Path, default=None,
+                       help="with an mqtts:// broker: the CA that signed its certificate "
+                       "(default: the system's CAs)")
+    serve.add_argument("--username", default=None,
+                       help="the collector's broker account (obslink-collector with "
+                       "`collector broker-config`)")
+    serve.add_argument("--password-file", type=Path, default=None,
+                       help="file holding that account's password")
+    serve.add_argument("--replay-window", default="7d",
+                       help="a batch stored longer ago than this arriving again is recorded "
+                       "as a replay (default 7d)")
+    serve.add_argument("--decryption-key", type=Path, default=None,
+                       help="X25519 key that opens messages stations sealed to the collector "
+                       "(created if missing; default collector-x25519.key beside the catalog)")
     serve.set_defaults(run=cmd_collector_serve)
     station = collector.add_parser("station", help="stations").add_subparsers(
         title="station commands", metavar="COMMAND")
     add = station.add_parser("add", help="register a station and its public key")
     add.add_argument("id", help="station id, e.g. WIGOS id 0-20000-0-54511")
-    add.add_argument("--public-key", required=True, type=Path, help="the station's .pub file")
+    add.add_argument("--public-key", type=Path, help="the station's .pub file (or --enrol)")
+    add.add_argument("--enrol", metavar="VALID_FOR", nargs="?", const="24h", default=None,
+                     help="issue a one-time enrolment token instead of taking a key file, "
+                     "valid for VALID_FOR (default 24h; e.g. 90m, 7d)")
     add.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
     add.add_argument("--name")
     add.add_argument("--lat", type=float)
@@ -131,6 +171,71 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--interval", type=int, help="expected reporting interval, seconds")
     add.add_argument("--network", default="default")
     add.set_defaults(run=cmd_station_add)
+    http = collector.add_parser("http", help="the collector's HTTP API: enrolment "
+                                "(OpenAPI at /docs)")
+    http.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
+    http.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to listen on")
+    http.add_argument("--broker-url", required=True,
+                      help="the broker URL enrolled stations are told to publish to")
+    http.add_argument("--collector-key", type=Path, default=None,
+                      help="the collector's Ed25519 key (created if missing; default "
+                      "collector.key beside the catalog)")
+    http.add_argument("--tls-dir", type=Path, default=None,
+                      help="serve HTTPS with server.pem and server.key from `collector tls "
+                      "init` (gateways then pass --ca-file ca.pem)")
+    http.set_defaults(run=cmd_collector_http)
+    broker_config = collector.add_parser(
+        "broker-config", help="a closed Mosquitto configuration: TLS, an account per station, "
+        "an ACL keeping each station to its own topics")
+    broker_config.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
+    broker_config.add_argument("--dir", type=Path, default=Path("broker"),
+                               help="where to write mosquitto.conf, passwd, acl (default "
+                               "./broker)")
+    broker_config.add_argument("--tls-dir", type=Path, default=Path("tls"),
+                               help="server.pem and server.key from `collector tls init`")
+    broker_config.add_argument("--port", type=int, default=8883)
+    broker_config.add_argument("--address", default="0.0.0.0", help="address to listen on")
+    broker_config.set_defaults(run=cmd_broker_config)
+    credentials = station.add_parser("credentials", help="a new broker password for a "
+                                     "station (its id is the user name)")
+    credentials.add_argument("id", help="station id")
+    credentials.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
+    credentials.add_argument("--out", type=Path, default=None,
+                             help="write the password to this file (mode 0600) instead of "
+                             "printing it")
+    credentials.set_defaults(run=cmd_station_credentials)
+    tls = collector.add_parser("tls", help="certificates for the broker").add_subparsers(
+        title="tls commands", metavar="COMMAND")
+    tls_init = tls.add_parser("init", help="create a CA and the broker's certificate")
+    tls_init.add_argument("--dir", type=Path, default=Path("tls"),
+                          help="where to write ca.pem, ca.key, server.pem, server.key "
+                          "(default ./tls)")
+    tls_init.add_argument("--host", action="append", default=[],
+                          help="a name or address stations use for the broker (repeat)")
+    tls_init.add_argument("--force", action="store_true", help="replace existing files")
+    tls_init.set_defaults(run=cmd_tls_init)
+    keys = collector.add_parser("keys", help="stations' signing keys").add_subparsers(
+        title="keys commands", metavar="COMMAND")
+    keys_list = keys.add_parser("list", help="keys with their station and status")
+    keys_list.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
+    keys_list.add_argument("--station", default=None, help="only this station")
+    keys_list.add_argument("--json", action="store_true")
+    keys_list.set_defaults(run=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key: the collector refuses its next "
+                             "batch (revoked-key)")
+    revoke.add_argument("key_id", help="key id as `keys list` shows it")
+    revoke.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
+    revoke.set_defaults(run=cmd_keys_revoke)
+    refusals = collector.add_parser("refusals", help="messages the collector refused, counted "
+                                    "per reason, newest first")
+    refusals.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
+    refusals.add_argument("--station", default=None, help="only this station")
+    refusals.add_argument("--since", default=None,
+                          help="only refusals at or after this time: ISO 8601 UTC or an age "
+                          "such as 24h, 7d, 90m")
+    refusals.add_argument("--limit", type=int, default=20, help="newest refusals listed")
+    refusals.add_argument("--json", action="store_true")
+    refusals.set_defaults(run=cmd_refusals)
 
     catalog = commands.add_parser("catalog", help="query the catalog").add_subparsers(
         title="catalog commands", metavar="COMMAND")
@@ -305,28 +410,39 @@ def cmd_agent_status(args) -> int:
 # --- collector & catalog -----------------------------------------------------------------------
 
 
-def _broker_address(url: str) -> tuple[str, int]:
-    from urllib.parse import urlsplit
+def _broker_address(url: str) -> tuple[str, int, bool]:
+    from obslink.mqtt_tcp import parse_broker_url
 
-    parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise ConfigError(f"--broker {url!r} is not a URL like mqtt://127.0.0.1:1883")
-    return parts.hostname, parts.port or 1883
+    try:
+        return parse_broker_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"--broker {exc}") from None
 
 
 def cmd_collector_serve(args) -> int:
     import signal
     import threading
 
+    from obslink.sealing import load_or_create_decryption_key
     from obslink.server.catalog import open_catalog
-    from obslink.server.collector import Collector
+    from obslink.server.collector import DECRYPTION_KEY_FILE, Collector
+    from obslink.server.qc_report import parse_age
 
-    host, port = _broker_address(args.broker)
+    host, port, tls = _broker_address(args.broker)
+    if args.ca_file and not args.ca_file.is_file():
+        raise ConfigError(f"--ca-file {args.ca_file} does not exist")
     catalog = open_catalog(args.db)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    Collector(catalog, host, port, args.group, args.network, args.client_id).run(stop)
+    grace = parse_age(args.key_grace, "--key-grace")
+    decryption_key = load_or_create_decryption_key(
+        args.decryption_key or args.db.with_name(DECRYPTION_KEY_FILE))
+    Collector(catalog, host, port, args.group, args.network, args.client_id,
+              key_grace_s=grace, decryption_key=decryption_key,
+              replay_window_s=parse_age(args.replay_window, "--replay-window"), tls=tls,
+              ca_file=str(args.ca_file) if args.ca_file else None, username=args.username,
+              password_file=args.password_file).run(stop)
     catalog.close()
     return 0
 
@@ -335,17 +451,206 @@ def cmd_station_add(args) -> int:
     from obslink import wire
     from obslink.keys import key_id, load_public_key, public_bytes
     from obslink.server.catalog import Station, open_catalog
+    from obslink.server.qc_report import parse_age
 
     try:
         wire.check_station_id(args.id)
     except ObslinkError as exc:
         raise ConfigError(str(exc)) from None
-    key = load_public_key(args.public_key)
+    if (args.public_key is None) == (args.enrol is None):
+        raise ConfigError("give the station's key with --public-key FILE, or --enrol to issue "
+                          "a one-time token the gateway enrols with (not both)")
+    key = load_public_key(args.public_key) if args.public_key else None
     catalog = open_catalog(args.db)
-    catalog.add_station(Station(args.id, args.network, args.name, args.lat, args.lon,
-                                args.interval), public_bytes(key), key_id(key))
-    catalog.close()
-    print(f"station {args.id} registered with key {key_id(key)}")
+    try:
+        catalog.add_station(Station(args.id, args.network, args.name, args.lat, args.lon,
+                                    args.interval), key and public_bytes(key),
+                            key and key_id(key))
+        if key is not None:
+            print(f"station {args.id} registered with key {key_id(key)}")
+            return 0
+        token, expires = catalog.issue_enrolment_token(args.id, parse_age(args.enrol,
+                                                                          "--enrol"))
+    finally:
+        catalog.close()
+    print(f"station {args.id} registered; enrolment token (valid until "
+          f"{format_utc(expires, fixed=True)}, works once):\n  {token}\n"
+          f"on the gateway: obslink agent enrol --collector URL --token {token}")
+    return 0
+
+
+def cmd_collector_http(args) -> int:
+    import uvicorn
+
+    from obslink.keys import load_private_key, write_keypair
+    from obslink.sealing import load_or_create_decryption_key
+    from obslink.server.collector import DECRYPTION_KEY_FILE
+    from obslink.server.http_api import create_app
+
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--listen {args.listen!r}: give HOST:PORT, e.g. 0.0.0.0:8080")
+    _open_existing_catalog(args.db).close()
+    key_path = args.collector_key or args.db.with_name("collector.key")
+    if not key_path.exists():
+        write_keypair(key_path, key_path.with_suffix(".pub"))
+    encryption = load_or_create_decryption_key(args.db.with_name(DECRYPTION_KEY_FILE))
+    app = create_app(args.db, args.broker_url, load_private_key(key_path).public_key(),
+                     encryption.public_key())
+    tls = {}
+    if args.tls_dir:
+        tls = {"ssl_certfile": str(args.tls_dir / "server.pem"),
+               "ssl_keyfile": str(args.tls_dir / "server.key")}
+        for path in tls.values():
+            if not Path(path).is_file():
+                raise ConfigError(f"--tls-dir: {path} does not exist; run `obslink collector "
+                                  f"tls init --dir {args.tls_dir} --host HOST`")
+    scheme = "https" if tls else "http"
+    print(f"collector HTTP API on {scheme}://{host}:{port} (OpenAPI at /docs)", flush=True)
+    uvicorn.run(app, host=host, port=int(port), log_level="warning", **tls)
+    return 0
+
+
+def cmd_broker_config(args) -> int:
+    from obslink.server.broker_config import COLLECTOR_ACCOUNT, write_broker_config
+
+    _open_existing_catalog(args.db).close()
+    written = write_broker_config(args.db, args.dir, args.tls_dir, args.port, args.address)
+    print(f"wrote {written['config']} with {written['accounts']} accounts (TLS on port "
+          f"{args.port}); run `mosquitto -c {written['config']}` (or send SIGHUP to reload); "
+          f"the collector logs in with --username {COLLECTOR_ACCOUNT} --password-file "
+          f"{written['collector_password']}")
+    return 0
+
+
+def cmd_station_credentials(args) -> int:
+    from obslink.keys import write_secret
+
+    password = _from_catalog(args.db, lambda catalog: catalog.issue_broker_password(args.id,
+                                                                                    args.id))
+    if args.out:
+        write_secret(args.out, password + "\n")
+        where = f"written to {args.out}"
+    else:
+        where = f"password: {password}"
+    print(f"broker account {args.id}: {where}; regenerate the broker configuration "
+          f"(`obslink collector broker-config`) and set [uplink] username = \"{args.id}\", "
+          f"password_file on the gateway")
+    return 0
+
+
+def cmd_tls_init(args) -> int:
+    from obslink.server.tls import init_tls
+
+    paths = init_tls(args.dir, args.host, overwrite=args.force)
+    print(f"wrote {paths['ca.pem']} (give it to every station: [uplink] ca_file, and to the "
+          f"collector: --ca-file), {paths['server.pem']} and {paths['server.key']} for the "
+          f"broker's TLS listener (certfile, keyfile), valid for {', '.join(args.host)}; "
+          f"keep {paths['ca.key']} offline")
+    return 0
+
+
+def cmd_agent_rotate_key(args) -> int:
+    from obslink.agent.rotate import rotate_key
+
+    config, _registry = _load_agent_config(args.config)
+    old, new = rotate_key(config, float(os.environ.get("OBSLINK_ROTATE_TIMEOUT", 30)))
+    print(f"station {config.station} now signs with key {new} ({config.private_key}); the "
+          f"old key {old} is kept as {config.private_key}.old and stays valid at the "
+          f"collector for its grace period. A running agent switches within seconds.")
+    return 0
+
+
+def cmd_agent_enrol(args) -> int:
+    import requests
+
+    from obslink.keys import key_id, load_private_key, public_bytes, write_keypair, write_secret
+
+    if not args.private.exists():
+        write_keypair(args.private, args.private.with_suffix(".pub"))
+        print(f"wrote a new key pair: {args.private} (mode 0600), "
+              f"{args.private.with_suffix('.pub')}")
+    public = load_private_key(args.private).public_key()
+    url = args.collector.rstrip("/") + "/v1/enrol"
+    try:
+        reply = requests.post(url, json={"token": args.token,
+                                         "public_key": public_bytes(public).hex()}, timeout=30,
+                              verify=str(args.ca_file) if args.ca_file else True)
+    except requests.exceptions.SSLError:
+        raise TransportError(f"cannot reach the collector at {url}: its certificate is not "
+                             "trusted; pass --ca-file with the network's ca.pem") from None
+    except requests.exceptions.Timeout:
+        raise TransportError(f"cannot reach the collector at {url}: no answer within 30 s; "
+                             "check the address and the network") from None
+    except requests.RequestException as exc:
+        raise TransportError(f"cannot reach the collector at {url}: nothing answers there "
+                             f"({type(exc).__name__}); check the address and that `obslink "
+                             "collector http` runs") from None
+    if reply.status_code != 200:
+        try:
+            detail = reply.json().get("detail")
+        except ValueError:
+            detail = reply.text[:200]
+        raise TransportError(f"the collector refused the enrolment (HTTP "
+                             f"{reply.status_code}): {detail}")
+    answer = reply.json()
+    answer["enrolled_at"] = format_utc(now_us(), fixed=True)
+    password_file = args.private.with_name("broker.password")
+    write_secret(password_file, answer.pop("broker_password") + "\n")
+    answer["broker_password_file"] = str(password_file)
+    args.save.write_text(json.dumps(answer, indent=2) + "\n")
+    print(f"enrolled: key {key_id(public)} now belongs to station {answer['station']} "
+          f"(network {answer['network']}); saved {args.save}\n"
+          f"in agent.toml:\n  [station]\n  id = \"{answer['station']}\"\n"
+          f"  network = \"{answer['network']}\"\n  private_key = \"{args.private}\"\n"
+          f"  [uplink]\n  broker = \"{answer['broker']}\"\n"
+          f"  username = \"{answer['broker_username']}\"\n"
+          f"  password_file = \"{password_file}\"\n"
+          f"  # to seal every message to the collector (brokers you do not control):\n"
+          f"  # encrypt_to = \"{answer.get('collector_encryption_key', '')}\"")
+    return 0
+
+
+def cmd_keys_list(args) -> int:
+    keys = _from_catalog(args.db, lambda catalog: catalog.keys(args.station))
+    if args.json:
+        print(json.dumps(keys, indent=2))
+        return 0
+    if not keys:
+        print("no keys" + (f" of station {args.station}" if args.station else ""))
+    for key in keys:
+        revoked = f", revoked {key['revoked_at']}" if key["revoked_at"] else ""
+        print(f"{key['station']:<24} {key['key_id']}  {key['status']:<8} since "
+              f"{key['created_at']}{revoked}")
+    return 0
+
+
+def cmd_keys_revoke(args) -> int:
+    key = _from_catalog(args.db, lambda catalog: catalog.revoke_key(args.key_id))
+    print(f"key {key['key_id']} of station {key['station']} revoked at {key['revoked_at']}; "
+          f"running collectors refuse its next batch")
+    return 0
+
+
+def cmd_refusals(args) -> int:
+    from obslink.server.qc_report import parse_since
+    from obslink.server.verify import REFUSAL_REASONS
+
+    since = parse_since(args.since) if args.since else None
+    counts, recent = _from_catalog(
+        args.db, lambda catalog: catalog.refusals(args.station, since, args.limit))
+    if args.json:
+        print(json.dumps({"counts": counts, "recent": recent}, indent=2))
+        return 0
+    if not counts:
+        print("no refusals" + (f" for station {args.station}" if args.station else ""))
+        return 0
+    for reason, count in counts.items():
+        print(f"{count:>8}  {reason:<16} {REFUSAL_REASONS.get(reason, '')}")
+    print(f"\nnewest {len(recent)}:")
+    for item in recent:
+        print(f"{item['received_at']}  {item['station'] or '?'}  {item['reason']}: "
+              f"{item['detail']}  (payload sha256 {item['payload_sha256'][:16]}…)")
     return 0
 
 
@@ -370,12 +675,17 @@ def _open_existing_catalog(path: Path):
     return open_catalog(path)
 
 
-def cmd_catalog_gaps(args) -> int:
-    catalog = _open_existing_catalog(args.db)
+def _from_catalog(path: Path, query):
+    """``query(catalog)`` on the existing catalog at ``path``, closed afterwards."""
+    catalog = _open_existing_catalog(path)
     try:
-        gaps = catalog.gaps(args.station)
+        return query(catalog)
     finally:
         catalog.close()
+
+
+def cmd_catalog_gaps(args) -> int:
+    gaps = _from_catalog(args.db, lambda catalog: catalog.gaps(args.station))
     if args.json:
         print(json.dumps(gaps, indent=2))
         return 0

@@ -22,6 +22,14 @@ def public_bytes(public_key: Ed25519PublicKey) -> bytes:
     return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def write_secret(path: Path, data: bytes | str, exclusive: bool = False) -> None:
+    """Write a key or password into a file created with mode 0600 (readable by its owner
+    only). ``exclusive``: fail if the file exists instead of replacing its content."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    with os.fdopen(os.open(path, flags, 0o600), "wb") as out:
+        out.write(data.encode() if isinstance(data, str) else data)
+
+
 def write_keypair(private_path: Path, public_path: Path, overwrite: bool = False) -> str:
     """Create a key pair; the private key file is created with mode 0600. Returns the key id."""
     private_path, public_path = Path(private_path), Path(public_path)
@@ -36,9 +44,7 @@ def write_keypair(private_path: Path, public_path: Path, overwrite: bool = False
                             serialization.NoEncryption())
     if private_path.exists():
         private_path.unlink()
-    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(pem)
+    write_secret(private_path, pem, exclusive=True)
     public_path.write_bytes(key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     return key_id(key.public_key())

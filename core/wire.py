@@ -4,10 +4,17 @@ A batch travels as a signed envelope: ``{"v", "kid", "body", "sig"}`` in msgpack
 ``body`` is the msgpack-encoded batch and ``sig`` an Ed25519 signature over
 ``SIGNING_CONTEXT + topic + b"\\n" + body``. Binding the topic means a batch cannot be
 replayed on another station's topic.
+
+A backlog drain may send a bundle instead, once the collector's acks say it takes them:
+``{"v", "kid", "bodies", "sig"}``, several batch bodies under one signature over
+``BUNDLE_CONTEXT + topic + b"\\n" + SHA-256(body 1) + SHA-256(body 2) + …``. Each inner
+batch keeps its own identity, and the digest list is all a later check of one batch's
+provenance needs besides that batch's own body.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +32,8 @@ TOPIC_ROOT = "obslink/v1"
 # advice for the collector, not signed and never trusted for anything else
 LANE_PROPERTY = "obslink-lane"
 SIGNING_CONTEXT = b"obslink-batch-v1\n"
+BUNDLE_CONTEXT = b"obslink-bundle-v1\n"
+MAX_BUNDLE_BATCHES = 256  # what this collector accepts in one bundle (announced in acks)
 MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
 STATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NETWORK_RE = STATION_ID_RE
@@ -52,6 +61,10 @@ def status_topic(network: str, station: str) -> str:
 
 def gap_topic(network: str, station: str) -> str:
     return f"{TOPIC_ROOT}/{network}/{station}/gap"
+
+
+def key_topic(network: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{network}/{station}/key"
 
 
 def collector_subscription(group: str, network: str = "+", kind: str = "data") -> str:
@@ -210,17 +223,38 @@ def _expect(condition: bool, what: str) -> None:
 @dataclass(frozen=True)
 class Envelope:
     key_id: str
-    body: bytes
+    body: bytes | None  # one batch or gap report; None for a bundle
     signature: bytes
+    bodies: tuple[bytes, ...] = ()  # a bundle's batch bodies, in the signed order
+
+    @property
+    def is_bundle(self) -> bool:
+        return self.body is None
 
 
 def signed_message(topic: str, body: bytes) -> bytes:
     return SIGNING_CONTEXT + topic.encode() + b"\n" + body
 
 
+def bundle_digests(bodies) -> bytes:
+    """The SHA-256 digests of a bundle's bodies, concatenated: what its signature covers."""
+    return b"".join(hashlib.sha256(body).digest() for body in bodies)
+
+
+def signed_bundle(topic: str, digests: bytes) -> bytes:
+    return BUNDLE_CONTEXT + topic.encode() + b"\n" + digests
+
+
 def seal(body: bytes, topic: str, key: Ed25519PrivateKey, key_id: str) -> bytes:
     signature = key.sign(signed_message(topic, body))
     return msgpack.packb({"v": PROTOCOL_VERSION, "kid": key_id, "body": body,
+                          "sig": signature}, use_bin_type=True)
+
+
+def seal_bundle(bodies: list[bytes], topic: str, key: Ed25519PrivateKey, key_id: str) -> bytes:
+    """Several batch bodies under one signature (for a collector that announced bundles)."""
+    signature = key.sign(signed_bundle(topic, bundle_digests(bodies)))
+    return msgpack.packb({"v": PROTOCOL_VERSION, "kid": key_id, "bodies": list(bodies),
                           "sig": signature}, use_bin_type=True)
 
 
@@ -234,16 +268,30 @@ def open_envelope(payload: bytes) -> Envelope:
         raise WireError(f"envelope is not valid msgpack ({type(exc).__name__})") from None
     if not isinstance(data, dict) or data.get("v") != PROTOCOL_VERSION:
         raise WireError("envelope is not an obslink v1 envelope")
-    key, body, signature = data.get("kid"), data.get("body"), data.get("sig")
-    if not (isinstance(key, str) and isinstance(body, bytes) and isinstance(signature, bytes)
-            and len(signature) == 64):
-        raise WireError("envelope lacks a key id, a body or a 64-byte signature")
+    key, signature = data.get("kid"), data.get("sig")
+    if not (isinstance(key, str) and isinstance(signature, bytes) and len(signature) == 64):
+        raise WireError("envelope lacks a key id or a 64-byte signature")
+    if "bodies" in data:
+        bodies = data["bodies"]
+        if "body" in data or not (isinstance(bodies, list)
+                                  and 0 < len(bodies) <= MAX_BUNDLE_BATCHES
+                                  and all(isinstance(b, bytes) for b in bodies)):
+            raise WireError(f"bundle envelope needs 1-{MAX_BUNDLE_BATCHES} batch bodies "
+                            "and no single body")
+        return Envelope(key, None, signature, tuple(bodies))
+    body = data.get("body")
+    if not isinstance(body, bytes):
+        raise WireError("envelope lacks a body")
     return Envelope(key, body, signature)
 
 
 def verify(envelope: Envelope, topic: str, public_key: Ed25519PublicKey) -> bool:
+    if envelope.is_bundle:
+        message = signed_bundle(topic, bundle_digests(envelope.bodies))
+    else:
+        message = signed_message(topic, envelope.body)
     try:
-        public_key.verify(envelope.signature, signed_message(topic, envelope.body))
+        public_key.verify(envelope.signature, message)
     except InvalidSignature:
         return False
     return True
@@ -261,6 +309,8 @@ class Ack:
     refused: list[tuple[int, str]] = field(default_factory=list)  # (seq, reason)
     gaps: list[int] = field(default_factory=list)  # ids of gap reports now in the catalog
     now: int | None = None  # the collector's clock (µs) when it sent the ack
+    bundles: int | None = None  # the most batches the collector takes in one bundle
+    keys: list[str] = field(default_factory=list)  # ids of announced keys now registered
 
 
 def encode_ack(ack: Ack) -> bytes:
@@ -270,6 +320,10 @@ def encode_ack(ack: Ack) -> bytes:
         body["gaps"] = ack.gaps
     if ack.now is not None:
         body["now"] = ack.now
+    if ack.bundles:
+        body["bundles"] = ack.bundles
+    if ack.keys:
+        body["keys"] = ack.keys
     return msgpack.packb(body, use_bin_type=True)
 
 
@@ -281,9 +335,11 @@ def decode_ack(payload: bytes) -> Ack:
         committed = [int(s) for s in data["committed"]]
         refused = [(int(s), str(reason)) for s, reason in data["refused"]]
         gaps = [int(g) for g in data.get("gaps", [])]
-        now = data.get("now")
+        now, bundles = data.get("now"), data.get("bundles")
+        keys = [str(k) for k in data.get("keys", [])]
         return Ack(str(data["epoch"]), committed, refused, gaps,
-                   int(now) if _is_int(now) else None)
+                   int(now) if _is_int(now) else None,
+                   bundles if _is_int(bundles) and bundles > 1 else None, keys)
     except WireError:
         raise
     except Exception as exc:
@@ -341,3 +397,45 @@ def decode_gap(body: bytes) -> GapReport:
                 (gap.first_observed, gap.last_observed)) and _is_int(gap.at), "times")
     _expect(isinstance(gap.reason, str) and 0 < len(gap.reason) <= 64, "reason")
     return gap
+
+
+# --- key rotation ---------------------------------------------------------------------------
+
+
+@dataclass
+class KeyRotation:
+    """A station announces its next key, signed with its current one (on its key topic)."""
+
+    station: str
+    epoch: str  # the announcing outbox's epoch: the collector's ack answers under it
+    key_id: str
+    public_key: bytes  # raw 32-byte Ed25519 public key
+    at: int  # µs
+
+
+def encode_key_rotation(rotation: KeyRotation) -> bytes:
+    return msgpack.packb({"v": PROTOCOL_VERSION, "kind": "key", "station": rotation.station,
+                          "epoch": rotation.epoch, "kid": rotation.key_id,
+                          "key": rotation.public_key, "at": rotation.at}, use_bin_type=True)
+
+
+def decode_key_rotation(body: bytes) -> KeyRotation:
+    try:
+        data = msgpack.unpackb(body, raw=False)
+    except Exception as exc:
+        raise WireError(f"key announcement is not valid msgpack ({type(exc).__name__})") \
+            from None
+    if not isinstance(data, dict) or data.get("v") != PROTOCOL_VERSION \
+            or data.get("kind") != "key":
+        raise WireError("not an obslink v1 key announcement")
+    try:
+        rotation = KeyRotation(data["station"], data["epoch"], data["kid"], data["key"],
+                               data["at"])
+    except KeyError as exc:
+        raise WireError(f"key announcement lacks {exc}") from None
+    check_station_id(rotation.station)
+    _expect(isinstance(rotation.epoch, str) and 0 < len(rotation.epoch) <= 64, "epoch")
+    _expect(isinstance(rotation.public_key, bytes) and len(rotation.public_key) == 32, "key")
+    _expect(isinstance(rotation.key_id, str) and 0 < len(rotation.key_id) <= 64, "kid")
+    _expect(_is_int(rotation.at), "at")
+    return rotation

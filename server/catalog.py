@@ -6,7 +6,9 @@ idempotently on (station, epoch, seq): at-least-once on the wire, exactly-once h
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from itertools import repeat
@@ -123,6 +125,39 @@ MIGRATIONS = [
             UNIQUE (station, epoch, gap_id)
         )
     """),
+    ("bundles: backlog batches a station signed together", """
+        CREATE TABLE bundles (
+            id INTEGER PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            topic TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL,
+            digests BLOB NOT NULL,
+            received_at TEXT NOT NULL
+        );
+        ALTER TABLE batches ADD COLUMN bundle_id INTEGER REFERENCES bundles(id)
+    """),
+    ("key rotation: an announced successor makes the old key retire after a grace period", """
+        ALTER TABLE station_keys ADD COLUMN retire_at INTEGER
+    """),
+    ("broker accounts: per-station credentials for a closed broker", """
+        CREATE TABLE broker_accounts (
+            username TEXT PRIMARY KEY,
+            station TEXT REFERENCES stations(id),
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+    """),
+    ("one-time enrolment tokens", """
+        CREATE TABLE enrolment_tokens (
+            token_sha256 TEXT PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            created_at TEXT NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at TEXT,
+            key_id TEXT
+        )
+    """),
 ]
 
 
@@ -131,6 +166,14 @@ MAX_CATALOG_CHECKS = 62  # bits of a signed 64-bit integer column
 
 class KeyInUseError(ObslinkError):
     """A public key is registered to another station."""
+
+
+class EnrolmentError(ObslinkError):
+    """An enrolment token was refused; ``reason`` is invalid, used or expired."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -143,14 +186,27 @@ class Station:
     interval_seconds: int | None = None
 
 
+@dataclass(frozen=True, eq=False)  # compared by identity: one per message
+class SignedBundle:
+    """Batches a station signed together: one signature over the topic and the SHA-256
+    digests of their bodies (docs/protocol.md)."""
+
+    topic: str
+    key_id: str
+    signature: bytes
+    digests: bytes  # the bodies' digests, concatenated in the signed order
+    received_at: int  # µs
+
+
 @dataclass(frozen=True)
 class AcceptedBatch:
     batch: Batch
     topic: str
     key_id: str
-    signature: bytes
+    signature: bytes  # the batch's own signature, or its bundle's
     body: bytes
     received_at: int  # µs
+    bundle: SignedBundle | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +216,16 @@ class AcceptedGap:
     key_id: str
     signature: bytes
     received_at: int  # µs
+
+
+@dataclass(frozen=True)
+class AcceptedKey:
+    """A station's next key, announced under the signature of a key it holds now."""
+
+    rotation: wire.KeyRotation
+    topic: str
+    signer: str  # the key id that signed the announcement
+    received_at: int
 
 
 @dataclass(frozen=True)
@@ -189,7 +255,8 @@ class Catalog(ABC):
     """What the collector needs from storage."""
 
     @abstractmethod
-    def add_station(self, station: Station, public_key: bytes, key_id: str) -> None: ...
+    def add_station(self, station: Station, public_key: bytes | None,
+                    key_id: str | None) -> None: ...
 
     @abstractmethod
     def station_keys(self, station: str) -> dict[str, tuple[bytes, str]]:
@@ -218,6 +285,22 @@ class Catalog(ABC):
     def record_refusals(self, refusals: list[Refusal]) -> None: ...
 
     @abstractmethod
+    def commit_times(self, accepted: list[AcceptedBatch]) -> dict[tuple[str, str, int], str]:
+        """When the catalog committed those of ``accepted`` it holds (UTC text)."""
+
+    @abstractmethod
+    def keys_version(self) -> tuple:
+        """Changes whenever a key is added or revoked: the collector's cue to look again."""
+
+    @abstractmethod
+    def next_retirement(self) -> int | None:
+        """When (µs) the next replaced key's grace period ends, if any."""
+
+    @abstractmethod
+    def rotate_keys(self, announced: list["AcceptedKey"], grace_s: float) -> list[str]:
+        """Register announced keys, retiring their signers after ``grace_s``."""
+
+    @abstractmethod
     def stats(self) -> dict[str, int]: ...
 
     @abstractmethod
@@ -233,8 +316,9 @@ class SQLiteCatalog(Catalog):
         self._check_bits: dict[str, int] = {}
         self._translators: dict[tuple[str, ...], object] = {}
 
-    def add_station(self, station: Station, public_key: bytes, key_id: str) -> None:
-        now = format_utc(now_us(), fixed=True)
+    def add_station(self, station: Station, public_key: bytes | None, key_id: str | None
+                    ) -> None:
+        """Register (or update) a station, with its key unless it will enrol for one."""
         with transaction(self.conn) as conn:
             conn.execute(
                 "INSERT INTO stations (id, name, network, latitude, longitude, "
@@ -243,34 +327,104 @@ class SQLiteCatalog(Catalog):
                 "latitude = excluded.latitude, longitude = excluded.longitude, "
                 "interval_seconds = excluded.interval_seconds",
                 (station.id, station.name, station.network, station.latitude,
-                 station.longitude, station.interval_seconds, now))
-            conn.execute(
-                "INSERT INTO station_keys (key_id, station, public_key, status, created_at) "
-                "VALUES (?,?,?,'active',?) ON CONFLICT (key_id) DO NOTHING",
-                (key_id, station.id, public_key, now))
-            owner = conn.execute("SELECT station FROM station_keys WHERE key_id = ?",
-                                 (key_id,)).fetchone()[0]
-            if owner != station.id:
-                raise KeyInUseError(f"key {key_id} is already registered to station {owner}; "
-                                    "every station needs its own key pair")
+                 station.longitude, station.interval_seconds, format_utc(now_us(), fixed=True)))
+            if public_key is not None:
+                self._add_key(conn, station.id, public_key, key_id)
+
+    @staticmethod
+    def _add_key(conn, station: str, public_key: bytes, key_id: str) -> None:
+        conn.execute(
+            "INSERT INTO station_keys (key_id, station, public_key, status, created_at) "
+            "VALUES (?,?,?,'active',?) ON CONFLICT (key_id) DO NOTHING",
+            (key_id, station, public_key, format_utc(now_us(), fixed=True)))
+        owner = conn.execute("SELECT station FROM station_keys WHERE key_id = ?",
+                             (key_id,)).fetchone()[0]
+        if owner != station:
+            raise KeyInUseError(f"key {key_id} is already registered to station {owner}; "
+                                "every station needs its own key pair")
+
+    def issue_enrolment_token(self, station: str, valid_s: int) -> tuple[str, int]:
+        """A one-time token that lets a gateway bind its key to ``station``; only its hash
+        is stored. Returns (token, expiry in µs)."""
+        token = secrets.token_hex(20)  # 160 bits; hex never starts with "-" (argparse would
+        # take it for an option on the gateway's command line)
+        expires = now_us() + valid_s * 1_000_000
+        with transaction(self.conn) as conn:
+            if conn.execute("SELECT 1 FROM stations WHERE id = ?", (station,)).fetchone() is None:
+                raise StorageError(f"no station {station!r}; add it first")
+            conn.execute("INSERT INTO enrolment_tokens (token_sha256, station, created_at, "
+                         "expires_at) VALUES (?,?,?,?)",
+                         (_token_hash(token), station, format_utc(now_us(), fixed=True),
+                          expires))
+        return token, expires
+
+    def enrol(self, token: str, public_key: bytes, key_id: str) -> Station:
+        """Bind ``public_key`` to the token's station, once. Raises EnrolmentError."""
+        with transaction(self.conn) as conn:
+            row = conn.execute("SELECT station, expires_at, used_at FROM enrolment_tokens "
+                               "WHERE token_sha256 = ?", (_token_hash(token),)).fetchone()
+            if row is None:
+                raise EnrolmentError("invalid", "the enrolment token is not valid; check it "
+                                     "or ask the operator for a new one")
+            station, expires, used = row
+            if used is not None:
+                raise EnrolmentError("used", f"the enrolment token was already used ({used}); "
+                                     "tokens work once: ask the operator for a new one")
+            if now_us() > expires:
+                raise EnrolmentError("expired", "the enrolment token expired at "
+                                     f"{format_utc(expires, fixed=True)}; ask the operator "
+                                     "for a new one")
+            self._add_key(conn, station, public_key, key_id)
+            conn.execute("UPDATE enrolment_tokens SET used_at = ?, key_id = ? "
+                         "WHERE token_sha256 = ?",
+                         (format_utc(now_us(), fixed=True), key_id, _token_hash(token)))
+            row = conn.execute("SELECT id, network, name, latitude, longitude, "
+                               "interval_seconds FROM stations WHERE id = ?",
+                               (station,)).fetchone()
+        return Station(*row)
 
     def stations(self) -> list[dict]:
         return list(self.db["stations"].rows)
 
     def station_keys(self, station: str) -> dict[str, tuple[bytes, str]]:
-        rows = self.conn.execute(
-            "SELECT key_id, public_key, status FROM station_keys WHERE station = ?", (station,))
-        return {kid: (bytes(key), status) for kid, key, status in rows}
+        """A key being replaced counts as active until its grace period ends, then as
+        retired."""
+        rows = self.conn.execute("SELECT key_id, public_key, status, retire_at FROM "
+                                 "station_keys WHERE station = ?", (station,))
+        now = now_us()
+        return {kid: (bytes(key), status if status != "retiring" else
+                      ("active" if now < retire_at else "retired"))
+                for kid, key, status, retire_at in rows}
+
+    def rotate_keys(self, announced: list[AcceptedKey], grace_s: float) -> list[str]:
+        """Register announced keys; each signer retires ``grace_s`` later. Idempotent.
+        Returns, per announcement, "" or why it was refused."""
+        outcomes = []
+        with transaction(self.conn) as conn:
+            for item in announced:
+                rotation = item.rotation
+                try:
+                    self._add_key(conn, rotation.station, rotation.public_key,
+                                  rotation.key_id)
+                except KeyInUseError as exc:
+                    outcomes.append(str(exc))
+                    continue
+                if item.signer != rotation.key_id:
+                    conn.execute(
+                        "UPDATE station_keys SET status = 'retiring', retire_at = ? "
+                        "WHERE key_id = ? AND status = 'active'",
+                        (now_us() + int(grace_s * 1_000_000), item.signer))
+                outcomes.append("")
+        return outcomes
 
     def station_exists(self, station: str) -> bool:
         return self.conn.execute("SELECT 1 FROM stations WHERE id = ?",
                                  (station,)).fetchone() is not None
 
     def commit(self, accepted: list[AcceptedBatch], qc: QCRunner | None = None) -> list[bool]:
-        committed_at = format_utc(now_us(), fixed=True)
         try:
             with transaction(self.conn):
-                flags = [self._insert_batch(item, committed_at, qc) for item in accepted]
+                flags = self._insert_batches(accepted, qc)
                 if qc is not None:
                     self.conn.executemany(
                         "INSERT INTO qc_state (check_name, series, state) VALUES (?,?,?) "
@@ -290,42 +444,81 @@ class SQLiteCatalog(Catalog):
     def qc_state(self) -> list[tuple[str, str, str]]:
         return self.conn.execute("SELECT check_name, series, state FROM qc_state").fetchall()
 
-    def _insert_batch(self, item: AcceptedBatch, committed_at: str,
-                      qc: QCRunner | None) -> bool:
-        batch = item.batch
-        source = batch.source
-        raw_sha = source.get("sha256")
-        cursor = self.conn.execute(
-            "INSERT INTO batches (station, epoch, seq, key_id, signature, signed_sha256, body, "
-            "topic, adapter, adapter_version, source_name, source_stream, source_start, "
+    def _insert_batches(self, accepted: list[AcceptedBatch], qc: QCRunner | None) -> list[bool]:
+        """Insert the batches not stored yet, a statement per table for the whole group
+        (the drain rate depends on it). Runs inside the caller's write transaction, so the
+        ids assigned here cannot be taken by another writer."""
+        stored = self._already_stored(accepted)
+        flags, new = [], []
+        for item in accepted:
+            identity = (item.batch.station, item.batch.epoch, item.batch.seq)
+            flags.append(identity not in stored)
+            if identity not in stored:
+                stored.add(identity)  # the same batch twice in one group is stored once
+                new.append(item)
+        if not new:
+            return flags
+        utc = _UTCCache()
+        committed_at = utc(now_us())
+        bundle_ids = {bundle: self._insert_bundle(bundle, utc) for bundle in
+                      dict.fromkeys(item.bundle for item in new if item.bundle is not None)}
+        first_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM batches").fetchone()[0]
+        batch_rows, observation_rows = [], []
+        for batch_id, item in enumerate(new, start=first_id):
+            batch, source = item.batch, item.batch.source
+            readings, translators, origin = self._qc_at_centre(batch, qc)
+            raw_sha = source.get("sha256")
+            batch_rows.append((
+                batch_id, batch.station, batch.epoch, batch.seq, item.key_id, item.signature,
+                hashlib.sha256(item.body).hexdigest(), item.body, item.topic, batch.adapter,
+                batch.adapter_version, _text(source.get("name")), _text(source.get("stream")),
+                _int(source.get("start")), _int(source.get("end")),
+                raw_sha.hex() if isinstance(raw_sha, bytes) else None,
+                _bool(batch.clock.get("synced")), _float(batch.clock.get("offset_ms")),
+                len(readings), utc(batch.created_at), utc(item.received_at), committed_at,
+                origin, bundle_ids.get(item.bundle)))
+            observation_rows.extend(
+                (batch_id, batch.station, utc(r.observed_at), r.element, r.value, r.unit,
+                 r.source_field, r.source_flag, r.qc, r.period_s, to_bits(r.qc_ran),
+                 to_bits(r.qc_failed)) for r, to_bits in zip(readings, translators))
+        # no ON CONFLICT: a duplicate here would be a bug, and the group is then not acked
+        self.conn.executemany(
+            "INSERT INTO batches (id, station, epoch, seq, key_id, signature, signed_sha256, "
+            "body, topic, adapter, adapter_version, source_name, source_stream, source_start, "
             "source_end, raw_sha256, clock_synced, clock_offset_ms, readings, created_at, "
-            "received_at, committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (station, epoch, seq) DO NOTHING",
-            (batch.station, batch.epoch, batch.seq, item.key_id, item.signature,
-             hashlib.sha256(item.body).hexdigest(), item.body, item.topic, batch.adapter,
-             batch.adapter_version, _text(source.get("name")), _text(source.get("stream")),
-             _int(source.get("start")), _int(source.get("end")),
-             raw_sha.hex() if isinstance(raw_sha, bytes) else None,
-             _bool(batch.clock.get("synced")), _float(batch.clock.get("offset_ms")),
-             len(batch.readings), format_utc(batch.created_at, fixed=True),
-             format_utc(item.received_at, fixed=True), committed_at))
-        if cursor.rowcount == 0:
-            return False  # the same batch again: already stored, acknowledge it again
-        batch_id = cursor.lastrowid
-        readings, translators, origin = self._qc_at_centre(batch, qc)
-        self.conn.execute("UPDATE batches SET qc_origin = ? WHERE id = ?", (origin, batch_id))
-        times: dict[int, str] = {}  # readings of one record share their time: format once
-        for reading in readings:
-            if reading.observed_at not in times:
-                times[reading.observed_at] = format_utc(reading.observed_at, fixed=True)
+            "received_at, committed_at, qc_origin, bundle_id) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch_rows)
         self.conn.executemany(
             "INSERT INTO observations (batch_id, station, observed_at, element, value, unit, "
             "source_field, source_flag, qc, period_s, qc_ran, qc_failed) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(batch_id, batch.station, times[r.observed_at], r.element, r.value, r.unit,
-              r.source_field, r.source_flag, r.qc, r.period_s, to_bits(r.qc_ran),
-              to_bits(r.qc_failed)) for r, to_bits in zip(readings, translators)])
-        return True
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", observation_rows)
+        return flags
+
+    def _already_stored(self, accepted: list[AcceptedBatch]) -> set[tuple[str, str, int]]:
+        return set(self.commit_times(accepted))
+
+    def commit_times(self, accepted: list[AcceptedBatch]) -> dict[tuple[str, str, int], str]:
+        """When each of ``accepted`` the catalog holds was committed (UTC text), one indexed
+        query per station and epoch."""
+        ranges: dict[tuple[str, str], list[int]] = {}
+        for item in accepted:
+            seqs = ranges.setdefault((item.batch.station, item.batch.epoch), [])
+            seqs.append(item.batch.seq)
+        stored = {}
+        for (station, epoch), seqs in ranges.items():
+            for start in range(0, len(seqs), 500):  # well below SQLite's variable limit
+                chunk = seqs[start:start + 500]
+                stored.update(((station, epoch, seq), at) for seq, at in self.conn.execute(
+                    f"SELECT seq, committed_at FROM batches WHERE station = ? AND epoch = ? "
+                    f"AND seq IN ({','.join('?' * len(chunk))})", (station, epoch, *chunk)))
+        return stored
+
+    def _insert_bundle(self, bundle: SignedBundle, utc: "_UTCCache") -> int:
+        station = wire.parse_data_topic(bundle.topic)[1]
+        return self.conn.execute(
+            "INSERT INTO bundles (station, topic, key_id, signature, digests, received_at) "
+            "VALUES (?,?,?,?,?,?)", (station, bundle.topic, bundle.key_id, bundle.signature,
+                                     bundle.digests, utc(bundle.received_at))).lastrowid
 
     def _qc_at_centre(self, batch: Batch, qc: QCRunner | None):
         """Check the readings that arrived unchecked. Returns the readings, per reading the
@@ -436,8 +629,7 @@ class SQLiteCatalog(Catalog):
         cursor = self.conn.execute(
             f"SELECT station, first_observed, last_observed, readings, batches, reason, "
             f"evicted_at FROM gaps {where} ORDER BY station, first_observed", params)
-        names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row)) for row in cursor]
+        return _dicts(cursor)
 
     def record_refusals(self, refusals: list[Refusal]) -> None:
         if not refusals:
@@ -449,6 +641,81 @@ class SQLiteCatalog(Catalog):
                 [(format_utc(r.received_at, fixed=True), r.topic, r.station, r.key_id, r.epoch,
                   r.seq, r.reason, r.detail, hashlib.sha256(r.payload).hexdigest())
                  for r in refusals])
+
+    def refusals(self, station: str | None = None, since: int | None = None,
+                 limit: int = 50) -> tuple[dict[str, int], list[dict]]:
+        """Refused messages: counts per reason, and the newest ``limit`` of them."""
+        where, params = ["1"], []
+        if station:
+            where.append("station = ?")
+            params.append(station)
+        if since is not None:
+            where.append("received_at >= ?")
+            params.append(format_utc(since, fixed=True))
+        condition = " AND ".join(where)
+        counts = dict(self.conn.execute(
+            f"SELECT reason, count(*) FROM refusals WHERE {condition} GROUP BY reason "
+            f"ORDER BY count(*) DESC, reason", params))
+        cursor = self.conn.execute(
+            f"SELECT received_at, station, key_id, epoch, seq, reason, detail, topic, "
+            f"payload_sha256 FROM refusals WHERE {condition} ORDER BY id DESC LIMIT ?",
+            (*params, limit))
+        return counts, _dicts(cursor)
+
+    def keys(self, station: str | None = None) -> list[dict]:
+        where, params = ("WHERE station = ?", (station,)) if station else ("", ())
+        cursor = self.conn.execute(
+            f"SELECT station, key_id, status, created_at, revoked_at, retire_at FROM "
+            f"station_keys {where} ORDER BY station, created_at", params)
+        keys, now = _dicts(cursor), now_us()
+        for key in keys:
+            if key["retire_at"] is not None:
+                if key["status"] == "retiring" and now >= key["retire_at"]:
+                    key["status"] = "retired"
+                key["retire_at"] = format_utc(key["retire_at"], fixed=True)
+        return keys
+
+    def revoke_key(self, key_id: str) -> dict:
+        """Mark a key revoked; a collector refuses its next batch (reason revoked-key)."""
+        with transaction(self.conn) as conn:
+            row = conn.execute("SELECT station, status FROM station_keys WHERE key_id = ?",
+                               (key_id,)).fetchone()
+            if row is None:
+                raise StorageError(f"no key {key_id!r} in the catalog; `obslink collector "
+                                   "keys list` shows the key ids")
+            if row[1] != "revoked":
+                conn.execute("UPDATE station_keys SET status = 'revoked', revoked_at = ? "
+                             "WHERE key_id = ?", (format_utc(now_us(), fixed=True), key_id))
+        return next(key for key in self.keys(row[0]) if key["key_id"] == key_id)
+
+    def next_retirement(self) -> int | None:
+        """When (µs) the next key in its grace period retires, if any."""
+        return self.conn.execute("SELECT min(retire_at) FROM station_keys WHERE status = "
+                                 "'retiring' AND retire_at > ?", (now_us(),)).fetchone()[0]
+
+    def issue_broker_password(self, username: str, station: str | None) -> str:
+        """A new broker password for ``username`` (a station's id, or the collector's
+        account with ``station`` None); only its Mosquitto hash is kept. Returns it once."""
+        password = secrets.token_hex(20)
+        with transaction(self.conn) as conn:
+            if station is not None and conn.execute(
+                    "SELECT 1 FROM stations WHERE id = ?", (station,)).fetchone() is None:
+                raise StorageError(f"no station {station!r}; add it first")
+            conn.execute("INSERT INTO broker_accounts (username, station, password_hash, "
+                         "created_at) VALUES (?,?,?,?) ON CONFLICT (username) DO UPDATE SET "
+                         "password_hash = excluded.password_hash",
+                         (username, station, mosquitto_password_hash(password),
+                          format_utc(now_us(), fixed=True)))
+        return password
+
+    def broker_accounts(self) -> list[tuple[str, str]]:
+        """(username, Mosquitto password hash) of every account."""
+        return self.conn.execute("SELECT username, password_hash FROM broker_accounts "
+                                 "ORDER BY username").fetchall()
+
+    def keys_version(self) -> tuple:
+        return self.conn.execute("SELECT count(*), count(revoked_at), max(revoked_at), "
+                                 "count(retire_at) FROM station_keys").fetchone()
 
     def stats(self) -> dict[str, int]:
         count = lambda table: self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -469,6 +736,36 @@ def open_catalog(location: str | Path) -> Catalog:
         raise StorageError("the PostgreSQL catalog backend is not available in this version; "
                            "pass a SQLite file path with --db")
     return SQLiteCatalog(text)
+
+
+PASSWORD_HASH_ITERATIONS = 1000
+
+
+def mosquitto_password_hash(password: str) -> str:
+    """Mosquitto 2's password-file hash: ``$7$`` PBKDF2-HMAC-SHA512, iterations, salt."""
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PASSWORD_HASH_ITERATIONS)
+    return (f"$7${PASSWORD_HASH_ITERATIONS}${base64.b64encode(salt).decode()}$"
+            f"{base64.b64encode(digest).decode()}")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _dicts(cursor) -> list[dict]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row)) for row in cursor]
+
+
+class _UTCCache(dict):
+    """format_utc for the many repeated times of a group (a record's readings share one)."""
+
+    def __call__(self, us: int) -> str:
+        text = self.get(us)
+        if text is None:
+            text = self[us] = format_utc(us, fixed=True)
+        return text
 
 
 def _same_mask(mask: int) -> int:

@@ -11,29 +11,42 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from obslink import wire
-from obslink.readings import now_us
+from obslink.readings import format_utc, now_us
 from obslink.plugins.qc_limits import default_settings
 from obslink.plugins.qc_runner import QCRunner
 from obslink.plugins.registry import load_registry
 from obslink.faults import fault_point
-from obslink.mqtt_tcp import send_without_delay
-from obslink.server.catalog import AcceptedBatch, AcceptedGap, Catalog, Refusal
+from obslink.mqtt_tcp import send_without_delay, use_account, use_tls
+from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Catalog,
+                                     Refusal)
 from obslink.server.verify import verify_message
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_SECONDS = 24 * 3600  # batches wait at the broker while the collector restarts
-MAX_GROUP = 32  # messages committed in one transaction: a live message waits for one group at most
-KEY_CACHE_SECONDS = 5.0
+# One transaction commits a group: every live message queued (up to MAX_GROUP), then backlog
+# messages up to about GROUP_BYTES. A live message waits for one group at most, and a
+# group is large enough that the commit's fsync is shared by many batches.
+MAX_GROUP = 32
+GROUP_BYTES = 16 * 1024
+DECRYPTION_KEY_FILE = "collector-x25519.key"  # beside the catalog unless told otherwise
+# A batch stored longer ago than this arriving again is a replay, not a redelivery: an
+# agent re-publishes within its ack_timeout_max (10 min by default), and the broker keeps its
+# acks for 7 days while it is away.
+DEFAULT_REPLAY_WINDOW_S = 7 * 24 * 3600
+DEFAULT_KEY_GRACE_S = 24 * 3600  # a rotated-out key signs in-flight batches this long
+KEY_CACHE_SECONDS = 5.0  # a station's keys are looked up again after this at the latest
 
 
 def centre_qc_runner() -> QCRunner:
@@ -44,26 +57,39 @@ def centre_qc_runner() -> QCRunner:
 class Collector:
     def __init__(self, catalog: Catalog, broker_host: str, broker_port: int,
                  group: str = "collectors", network: str = "+",
-                 client_id: str | None = None, qc: QCRunner | None = None) -> None:
+                 client_id: str | None = None, qc: QCRunner | None = None,
+                 key_grace_s: float = DEFAULT_KEY_GRACE_S,
+                 decryption_key: X25519PrivateKey | None = None,
+                 replay_window_s: float = DEFAULT_REPLAY_WINDOW_S,
+                 tls: bool = False, ca_file: str | None = None,
+                 username: str | None = None, password_file: str | None = None) -> None:
         self.catalog = catalog
+        self.decryption_key = decryption_key  # opens messages stations sealed to it
+        self.replay_window_s = replay_window_s
+        self.key_grace_s = key_grace_s  # how long a replaced key stays valid
         # Readings that arrive unchecked are checked here, so coverage at the centre is
         # complete whatever the sender ran (docs/qc.md).
         self.qc = qc if qc is not None else centre_qc_runner()
         self.qc.load_state(catalog.qc_state())
         self.broker = (broker_host, broker_port)
         self.subscriptions = [wire.collector_subscription(group, network, kind)
-                              for kind in ("data", "gap")]
+                              for kind in ("data", "gap", "key")]
         # live data first: a backlog drain must not sit in front of the newest minute
         self.live: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
         self.messages: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
         self.arrived = threading.Semaphore(0)  # one release per message queued
         self.connected = threading.Event()
         self._key_cache: dict[str, tuple[float, dict]] = {}
+        self._keys_version = None
+        self._next_retirement: int | None = None  # µs: a key's grace period ends
         self.committed = self.duplicates = self.refused = 0
         self.stopping = False
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"obslink-collector-{group}",
                                   protocol=mqtt.MQTTv5)
+        if tls:
+            use_tls(self.client, ca_file)
+        use_account(self.client, username, password_file)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -104,6 +130,9 @@ class Collector:
     # -- work ----------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        # The network thread must get the interpreter soon after a live message arrives,
+        # not after the committing thread's default 5 ms turn.
+        sys.setswitchinterval(0.001)
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
         self.client.connect_async(*self.broker, keepalive=30, clean_start=False,
@@ -130,29 +159,41 @@ class Collector:
                      self.committed, self.duplicates, self.refused)
 
     def _take_group(self, timeout: float) -> list[tuple[str, bytes, int]]:
-        """Up to MAX_GROUP messages, live ones first."""
+        """Up to MAX_GROUP messages, live ones first, backlog up to about GROUP_BYTES."""
         if not self.arrived.acquire(timeout=timeout):
             return []
-        group = []
+        group, size = [], 0
         for lane in (self.live, self.messages):
-            while len(group) < MAX_GROUP:
+            while len(group) < MAX_GROUP and (lane is self.live or size < GROUP_BYTES):
                 try:
                     group.append(lane.get_nowait())
                 except queue.Empty:
                     break
+                size += len(group[-1][1])
         for _ in range(len(group) - 1):  # the first was acquired above
             self.arrived.acquire()
         return group
 
     def process(self, group: list[tuple[str, bytes, int]]) -> None:
+        # a key revoked, added or retired since the last group counts from this group on
+        version = self.catalog.keys_version()
+        retired = self._next_retirement is not None and now_us() >= self._next_retirement
+        if version != self._keys_version or retired:
+            self._key_cache.clear()
+            self._keys_version = version
+            self._next_retirement = self.catalog.next_retirement()
         accepted: list[AcceptedBatch] = []
         gaps: list[AcceptedGap] = []
+        announced: list[AcceptedKey] = []
         refusals: list[Refusal] = []
+        sorted_into = {AcceptedBatch: accepted, AcceptedGap: gaps, AcceptedKey: announced}
         for topic, payload, received_at in group:
-            outcome = verify_message(topic, payload, received_at, self._keys_for)
-            {AcceptedBatch: accepted, AcceptedGap: gaps}.get(type(outcome), refusals).append(
-                outcome)
+            for outcome in verify_message(topic, payload, received_at, self._keys_for,
+                                          self.decryption_key):
+                sorted_into.get(type(outcome), refusals).append(outcome)
+        registered = self._register_keys(announced, refusals)
         new_flags = self.catalog.commit(accepted, self.qc) if accepted else []
+        refusals += self._replays([item for item, new in zip(accepted, new_flags) if not new])
         self.catalog.record_gaps(gaps)
         for item in gaps:
             log.warning("station %s reports a gap: %d readings (%d batches) evicted from its "
@@ -166,10 +207,51 @@ class Collector:
         self.duplicates += len(new_flags) - sum(new_flags)
         self.refused += len(refusals)
         fault_point("after-commit")  # fault injection: a crash between commit and ack
-        self._acknowledge(accepted, gaps, refusals)
+        self._acknowledge(accepted, gaps, refusals, registered)
+
+    def _replays(self, duplicates: list[AcceptedBatch]) -> list[Refusal]:
+        """Duplicates of batches committed longer ago than the replay window: recorded as
+        refusals (reason replay). Never stored twice either way, and still acknowledged as
+        committed, which they are: a gateway back after a long absence must not keep them."""
+        if not duplicates:
+            return []
+        cutoff = format_utc(now_us() - int(self.replay_window_s * 1_000_000), fixed=True)
+        committed = self.catalog.commit_times(duplicates)
+        replays = []
+        for item in duplicates:
+            batch = item.batch
+            first = committed.get((batch.station, batch.epoch, batch.seq))
+            if first is not None and first < cutoff:
+                replays.append(Refusal(
+                    item.topic, "replay", f"batch {batch.epoch}/{batch.seq} was committed at "
+                    f"{first}, longer ago than the replay window ({self.replay_window_s:g} s); "
+                    "not stored again", item.body, item.received_at, station=batch.station,
+                    key_id=item.key_id, epoch=batch.epoch, seq=batch.seq))
+        return replays
+
+    def _register_keys(self, announced: list[AcceptedKey],
+                       refusals: list[Refusal]) -> list[AcceptedKey]:
+        """Store announced keys (the signer retires after the grace period); a key that
+        belongs to another station becomes a refusal."""
+        if not announced:
+            return []
+        registered = []
+        for item, problem in zip(announced, self.catalog.rotate_keys(announced,
+                                                                     self.key_grace_s)):
+            if problem:
+                refusals.append(Refusal(item.topic, "key-in-use", problem,
+                                        item.rotation.public_key, item.received_at,
+                                        station=item.rotation.station, key_id=item.signer))
+            else:
+                registered.append(item)
+                log.info("station %s rotated to key %s; key %s retires in %.0f s",
+                         item.rotation.station, item.rotation.key_id, item.signer,
+                         self.key_grace_s)
+        self._key_cache.clear()
+        return registered
 
     def _acknowledge(self, accepted: list[AcceptedBatch], gaps: list[AcceptedGap],
-                     refusals: list[Refusal]) -> None:
+                     refusals: list[Refusal], keys: list[AcceptedKey] = ()) -> None:
         acks: dict[tuple[str, str], wire.Ack] = {}
 
         def ack_for(topic: str, epoch: str) -> wire.Ack:
@@ -180,12 +262,15 @@ class Collector:
             ack_for(item.topic, item.batch.epoch).committed.append(item.batch.seq)
         for item in gaps:
             ack_for(item.topic, item.gap.epoch).gaps.append(item.gap.id)
+        for item in keys:
+            ack_for(item.topic, item.rotation.epoch).keys.append(item.rotation.key_id)
         for refusal in refusals:
             if refusal.verified and refusal.epoch is not None and refusal.seq is not None:
                 ack_for(refusal.topic, refusal.epoch).refused.append(
                     (refusal.seq, f"{refusal.reason}: {refusal.detail}"))
         for (topic, _epoch), ack in acks.items():
             ack.now = now_us()  # lets a station without a disciplined clock estimate it
+            ack.bundles = wire.MAX_BUNDLE_BATCHES  # backlog may come in bundles this large
             self.client.publish(topic, wire.encode_ack(ack), qos=1)
 
     def _keys_for(self, station: str) -> dict:

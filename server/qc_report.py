@@ -11,8 +11,16 @@ from obslink.readings import (QC_FLAG_NAMES, QC_NOT_CHECKED, format_utc, now_us,
                               utc_us_from_datetime)
 from obslink.server.catalog import Catalog
 
-_AGE_RE = re.compile(r"^(\d+)([mhd])$")
-_AGE_UNITS = {"m": 60, "h": 3600, "d": 86400}
+_AGE_RE = re.compile(r"^(\d+)([smhd])$")
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(text: str, option: str) -> int:
+    """``90m``, ``24h``, ``7d`` (or ``30s``) as seconds."""
+    age = _AGE_RE.match(text.strip())
+    if not age or not int(age.group(1)):
+        raise ConfigError(f"{option} {text!r}: give a duration like 90m, 24h or 7d")
+    return int(age.group(1)) * _AGE_UNITS[age.group(2)]
 
 
 def parse_since(text: str, now: int | None = None) -> int:

@@ -1,8 +1,9 @@
 """Deciding whether a message from the broker is a batch the catalog may take.
 
 Nothing is written before: the topic names a station, that station is enrolled, the key id
-is one of its active keys, the signature over topic + body is valid, and the body decodes
-and names the same station. Every other outcome is a :class:`Refusal` with a reason code.
+is one of its active keys, the signature over topic + body (or, for a bundle, over topic +
+its bodies' digests) is valid, and each body decodes and names the same station. Every other
+outcome is a :class:`Refusal` with a reason code.
 """
 
 from __future__ import annotations
@@ -10,57 +11,94 @@ from __future__ import annotations
 from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from obslink import wire
 from obslink.errors import WireError
-from obslink.server.catalog import AcceptedBatch, AcceptedGap, Refusal
+from obslink.keys import key_id
+from obslink.sealing import is_sealed, unseal
+from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Refusal,
+                                     SignedBundle)
 
 KeyLookup = Callable[[str], dict[str, tuple[bytes, str]]]
 
 REFUSAL_REASONS = {
-    "wrong-topic": "the topic is not obslink/v1/<network>/<station>/data (or …/gap), or "
-                   "the batch names another station than its topic",
+    "wrong-topic": "the topic is not obslink/v1/<network>/<station>/data (or …/gap, …/key), "
+                   "or the message names another station than its topic",
     "malformed": "the message or batch body does not decode",
+    "oversized": f"the message is larger than {wire.MAX_ENVELOPE_BYTES} bytes",
     "unknown-station": "no station with this id is enrolled",
     "unknown-key": "the key id is not one of the station's keys",
-    "revoked-key": "the key was revoked",
+    "revoked-key": "the key was revoked, or retired after its successor's grace period",
     "bad-signature": "the signature does not match topic and body",
+    "key-in-use": "an announced key is registered to another station",
+    "replay": "a batch committed longer ago than the replay window arrived again (not "
+              "stored twice; acknowledged as committed)",
+    "decryption-failed": "a sealed message does not open with the collector's key for its "
+                         "topic",
 }
 
+Outcome = AcceptedBatch | AcceptedGap | AcceptedKey | Refusal
 
-def verify_message(topic: str, payload: bytes, received_at: int,
-                   keys_for: KeyLookup) -> AcceptedBatch | AcceptedGap | Refusal:
+
+def verify_message(topic: str, payload: bytes, received_at: int, keys_for: KeyLookup,
+                   decryption_key: X25519PrivateKey | None = None) -> list[Outcome]:
+    """One outcome per batch the message carries (one, or a bundle's several); a message
+    refused before its signature checked out is one refusal."""
     def refuse(reason: str, detail: str, **known) -> Refusal:
         return Refusal(topic, reason, detail, payload, received_at, **known)
 
-    kind = "gap" if topic.endswith("/gap") else "data"
+    kind = topic.rsplit("/", 1)[-1] if topic.endswith(("/gap", "/key")) else "data"
     try:
         _network, station = wire.parse_data_topic(topic, kind)
         wire.check_station_id(station)
     except WireError as exc:
-        return refuse("wrong-topic", str(exc))
+        return [refuse("wrong-topic", str(exc))]
+    if len(payload) > wire.MAX_ENVELOPE_BYTES:
+        return [refuse("oversized", f"{len(payload)} bytes; a message may have at most "
+                       f"{wire.MAX_ENVELOPE_BYTES}", station=station)]
+    signed = payload
+    if is_sealed(payload):
+        try:
+            signed = unseal(payload, topic, decryption_key)
+        except WireError as exc:
+            return [refuse("decryption-failed", str(exc), station=station)]
     try:
-        envelope = wire.open_envelope(payload)
+        envelope = wire.open_envelope(signed)
     except WireError as exc:
-        return refuse("malformed", str(exc), station=station)
+        return [refuse("malformed", str(exc), station=station)]
     keys = keys_for(station)
     if not keys:
-        return refuse("unknown-station", f"station {station!r} is not enrolled",
-                      station=station, key_id=envelope.key_id)
+        return [refuse("unknown-station", f"station {station!r} is not enrolled",
+                       station=station, key_id=envelope.key_id)]
     if envelope.key_id not in keys:
-        return refuse("unknown-key", f"key {envelope.key_id!r} is not a key of {station!r}",
-                      station=station, key_id=envelope.key_id)
+        return [refuse("unknown-key", f"key {envelope.key_id!r} is not a key of {station!r}",
+                       station=station, key_id=envelope.key_id)]
     raw_key, status = keys[envelope.key_id]
     if status != "active":
-        return refuse("revoked-key", f"key {envelope.key_id!r} is {status}", station=station,
-                      key_id=envelope.key_id)
+        return [refuse("revoked-key", f"key {envelope.key_id!r} is {status}", station=station,
+                       key_id=envelope.key_id)]
     if not wire.verify(envelope, topic, Ed25519PublicKey.from_public_bytes(raw_key)):
-        return refuse("bad-signature", "signature does not verify against the station key "
-                      "for this topic", station=station, key_id=envelope.key_id)
-    if kind == "gap":
-        return _gap(topic, station, envelope, received_at, refuse)
+        return [refuse("bad-signature", "signature does not verify against the station key "
+                       "for this topic", station=station, key_id=envelope.key_id)]
+    if kind in ("gap", "key"):
+        if envelope.is_bundle:
+            return [refuse("malformed", f"{kind} messages travel alone, not in a bundle",
+                           station=station, key_id=envelope.key_id)]
+        handle = _gap if kind == "gap" else _key
+        return [handle(topic, station, envelope, received_at, refuse)]
+    if not envelope.is_bundle:
+        return [_batch(topic, station, envelope.body, envelope, None, received_at, refuse)]
+    bundle = SignedBundle(topic, envelope.key_id, envelope.signature,
+                          wire.bundle_digests(envelope.bodies), received_at)
+    return [_batch(topic, station, body, envelope, bundle, received_at, refuse)
+            for body in envelope.bodies]
+
+
+def _batch(topic: str, station: str, body: bytes, envelope: wire.Envelope,
+           bundle: SignedBundle | None, received_at: int, refuse) -> Outcome:
     try:
-        batch = wire.decode_batch(envelope.body)
+        batch = wire.decode_batch(body)
     except WireError as exc:
         return refuse("malformed", str(exc), station=station, key_id=envelope.key_id,
                       verified=True)
@@ -68,8 +106,8 @@ def verify_message(topic: str, payload: bytes, received_at: int,
         return refuse("wrong-topic", f"batch names station {batch.station!r} but came on "
                       f"the topic of {station!r}", station=station, key_id=envelope.key_id,
                       epoch=batch.epoch, seq=batch.seq, verified=True)
-    return AcceptedBatch(batch, topic, envelope.key_id, envelope.signature, envelope.body,
-                         received_at)
+    return AcceptedBatch(batch, topic, envelope.key_id, envelope.signature, body,
+                         received_at, bundle)
 
 
 def _gap(topic: str, station: str, envelope: wire.Envelope, received_at: int, refuse):
@@ -81,3 +119,19 @@ def _gap(topic: str, station: str, envelope: wire.Envelope, received_at: int, re
         return refuse("wrong-topic", f"gap report names station {gap.station!r} but came on "
                       f"the topic of {station!r}", station=station, key_id=envelope.key_id)
     return AcceptedGap(gap, topic, envelope.key_id, envelope.signature, received_at)
+
+
+def _key(topic: str, station: str, envelope: wire.Envelope, received_at: int, refuse):
+    try:
+        rotation = wire.decode_key_rotation(envelope.body)
+        public = Ed25519PublicKey.from_public_bytes(rotation.public_key)
+    except (WireError, ValueError) as exc:
+        return refuse("malformed", str(exc), station=station, key_id=envelope.key_id)
+    if rotation.station != station:
+        return refuse("wrong-topic", f"key announcement names station {rotation.station!r} "
+                      f"but came on the topic of {station!r}", station=station,
+                      key_id=envelope.key_id)
+    if key_id(public) != rotation.key_id:
+        return refuse("malformed", f"announced key id {rotation.key_id!r} is not the id of "
+                      "the announced key", station=station, key_id=envelope.key_id)
+    return AcceptedKey(rotation, topic, envelope.key_id, received_at)

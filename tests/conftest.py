@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from obslink.broker import Mosquitto
 from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
@@ -31,6 +36,26 @@ def wait_until(condition, timeout: float = 30.0, interval: float = 0.05, message
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {message or condition}")
         time.sleep(interval)
+
+
+@contextmanager
+def listening(port: int, topic: str):
+    """A subscriber on ``topic`` (subscribed before the body runs); yields the list its
+    messages arrive in."""
+    received: list[mqtt.MQTTMessage] = []
+    subscribed = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_message = lambda c, userdata, message: received.append(message)
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        client.subscribe(topic, qos=1)
+        assert subscribed.wait(5), f"no subscription to {topic}"
+        yield received
+    finally:
+        client.loop_stop()
+        client.disconnect()
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +141,9 @@ class Deployment:
         self.catalog = CatalogView(self.catalog_path)
         self.processes: list[ObslinkProcess] = []
         self.collector: ObslinkProcess | None = None
-        self.group = f"g{os.getpid()}{id(self) % 100000}"  # no shared state between tests
+        # no shared state between tests: a group name reused (id() values are) would hand
+        # this collector an earlier one's queued session on the shared broker
+        self.group = f"g{os.getpid()}-{secrets.token_hex(4)}"
 
     def add_station(self, station_id: str, kind_index: int = 0, register: bool = True,
                     start=None) -> TestStation:
@@ -158,14 +185,15 @@ ack_timeout = 5
                             public_bytes(key), key_id(key))
         catalog.close()
 
-    def start_collector(self, env: dict | None = None, wait: bool = True) -> ObslinkProcess:
+    def start_collector(self, env: dict | None = None, wait: bool = True,
+                        options: tuple[str, ...] = ()) -> ObslinkProcess:
         """Start the collector and wait until its subscription stands (a message published
         before that has no subscriber and the broker drops it)."""
         ready_before = self.collector.log().count("collector ready") if self.collector else 0
         self.collector = self._spawn(["collector", "serve", "--db", str(self.catalog_path),
                                       "--broker", self.broker.url, "--group", self.group,
-                                      "--client-id", f"collector-{self.group}"], "collector",
-                                     env)
+                                      "--client-id", f"collector-{self.group}", *options],
+                                     "collector", env)
         if wait:
             wait_until(lambda: self.collector.log().count("collector ready") > ready_before
                        or not self.collector.alive(), timeout=15,

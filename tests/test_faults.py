@@ -7,6 +7,7 @@ Every test ends by comparing the catalog with exactly what the simulated loggers
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -123,6 +124,25 @@ def agent_status(config):
         capture_output=True, text=True, check=True).stdout)
 
 
+def deliver_what_was_kept(deployment, station, agent, status) -> list:
+    """Restart the agent with a collector: the catalog gets exactly what the outbox kept,
+    the newest included, and gaps for exactly what it evicted. Returns the stored readings."""
+    agent.kill()
+    deployment.start_agent(station)
+    deployment.start_collector()
+    produced = len(station.logger.expected)
+    evicted = status["evictions"]["readings"]
+    wait_until(lambda: deployment.catalog.count("observations") == produced - evicted
+               and deployment.catalog.query("SELECT coalesce(sum(readings), 0) FROM gaps")
+               [0][0] == evicted, timeout=60, message="kept readings and the gap")
+    time.sleep(1.0)  # a duplicate would arrive now
+    stored = catalog_readings(deployment, station.id)
+    assert len(stored) == produced - evicted
+    assert set(stored) <= set(expected_readings(station))
+    assert stored[-1] == expected_readings(station)[-1]  # the newest was kept
+    return stored
+
+
 def test_outbox_cap_evicts_the_oldest_reports_the_gap_and_keeps_the_newest(deployment):
     station = deployment.add_station("FAULT-CAP", kind_index=2)
     text = station.config.read_text().replace(
@@ -136,25 +156,65 @@ def test_outbox_cap_evicts_the_oldest_reports_the_gap_and_keeps_the_newest(deplo
                         and s["unacked_readings"] + s["evictions"]["readings"]
                         == len(station.logger.expected) and s, message="evictions")
     assert status["evictions"]["gaps"] >= 1
-    agent.kill()
-    deployment.start_agent(station)
-    deployment.start_collector()
-    produced = len(station.logger.expected)
-    evicted = status["evictions"]["readings"]
-    wait_until(lambda: deployment.catalog.count("observations") == produced - evicted
-               and deployment.catalog.query("SELECT coalesce(sum(readings), 0) FROM gaps")
-               [0][0] == evicted, timeout=60, message="kept readings and the gap")
-    time.sleep(1.0)
-    stored = catalog_readings(deployment, station.id)
-    assert len(stored) == produced - evicted
-    assert set(stored) <= set(expected_readings(station))
-    assert stored[-1] == expected_readings(station)[-1]  # the newest was kept
+    stored = deliver_what_was_kept(deployment, station, agent, status)
     gaps = json.loads(subprocess.run(
         [sys.executable, "-m", "obslink", "catalog", "gaps", "--db", deployment.catalog_path,
          "--json"], capture_output=True, text=True, check=True).stdout)
     assert {g["reason"] for g in gaps} == {"size-cap"}
     oldest_kept = stored[0][0]
     assert all(g["last_observed"] < oldest_kept for g in gaps)  # the oldest went first
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 4 MiB filesystem (tmpfs), so that SQLite meets a disk that fills up."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip("mounting a small filesystem needs root (mount said: "
+                    f"{mounted.stderr.strip()}); the size-cap test covers eviction without it")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def free_bytes(path) -> int:
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
+
+
+def test_a_filling_disk_evicts_backlog_reports_the_gap_and_keeps_the_newest(deployment,
+                                                                              small_disk):
+    station = deployment.add_station("FAULT-DISK", kind_index=2)
+    text = station.config.read_text()
+    text = text.replace(str(station.directory / "outbox.db"), str(small_disk / "outbox.db"))
+    station.config.write_text(text.replace(
+        "[outbox]\n", "[outbox]\nmin_free_disk = 1048576\nmax_batch_readings = 4\n"))
+    agent = deployment.start_agent(station)  # no collector: the outbox only grows
+    wait_until(lambda: (small_disk / "outbox.db").exists(), message="the outbox")
+    # Something else fills the disk: 384 KiB are left above the 1 MiB watermark.
+    ballast = free_bytes(small_disk) - (1024 + 384) * 1024
+    (small_disk / "ballast").write_bytes(b"\0" * ballast)
+
+    def evicted_for_disk() -> int:
+        status = agent_status(station.config)
+        return status["evictions"]["readings"]
+
+    with streaming(station, pause=0.002):
+        wait_until(lambda: evicted_for_disk() > 0, timeout=120,
+                   message="an eviction for disk space")
+        for _ in range(300):  # and it goes on working
+            station.logger.write_next()
+    status = wait_until(lambda: (s := agent_status(station.config))["unacked_readings"]
+                        + s["evictions"]["readings"] == len(station.logger.expected) and s,
+                        message="every record read")
+    assert agent.alive()
+    assert free_bytes(small_disk) > 512 * 1024  # the outbox stopped growing near the mark
+    assert "disk full" not in agent.log()  # the watermark kept SQLite from ever failing
+    deliver_what_was_kept(deployment, station, agent, status)
+    reasons = {row[0] for row in deployment.catalog.query("SELECT reason FROM gaps")}
+    assert reasons == {"disk-full"}
 
 
 def test_damaged_outbox_stops_the_agent_with_the_recovery_command(deployment):

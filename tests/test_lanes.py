@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import threading
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from obslink import wire
 from obslink.agent.config import load_config
 from obslink.agent.outbox import Outbox
 from obslink.agent.uplink import Uplink
-from obslink.keys import load_private_key, write_keypair
+from obslink.keys import key_id, load_private_key, public_bytes, write_keypair
 from obslink.plugins.formats import Decoded
 from obslink.plugins.registry import load_registry
 from obslink.plugins.sources import ChunkOrigin, SourcePosition
 from obslink.plugins.toa5 import TOA5Adapter
 from obslink.readings import Reading, now_us
-from obslink.server.catalog import SQLiteCatalog
+from obslink.server.catalog import SQLiteCatalog, Station
 from obslink.server.collector import Collector
-from tests.conftest import wait_until
+from tests.conftest import listening, wait_until
 
 HOUR_US = 3600 * 1_000_000
 
@@ -55,29 +54,20 @@ format = "toa5"
 
 
 def test_live_batches_are_marked_and_the_collector_takes_them_first(tmp_path, broker):
-    config = agent_config(tmp_path, broker)
+    # a window that holds the whole backlog: nothing here acks, so nothing else would go out
+    config = dataclasses.replace(agent_config(tmp_path, broker), backlog_in_flight=3)
     outbox = Outbox(config.outbox_path, config.station)
     for hours_ago in (30, 29, 28):  # backlog: an outage's worth
         commit_batch(outbox, now_us() - hours_ago * HOUR_US)
     commit_batch(outbox, now_us())  # the minute that just happened
 
-    received: list[mqtt.MQTTMessage] = []
-    subscribed = threading.Event()
-    listener = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    listener.on_message = lambda client, userdata, message: received.append(message)
-    listener.on_subscribe = lambda *args: subscribed.set()
-    listener.connect("127.0.0.1", broker.port)
-    listener.loop_start()
-    listener.subscribe(wire.data_topic("lanes", "LANES1"), qos=1)
-    assert subscribed.wait(5)
-    uplink = Uplink(config, outbox, load_private_key(config.private_key))
-    uplink.start()
-    try:
-        wait_until(lambda: len(received) == 4, message="four batches published")
-    finally:
-        uplink.stop()
-        listener.loop_stop()
-        listener.disconnect()
+    with listening(broker.port, wire.data_topic("lanes", "LANES1")) as received:
+        uplink = Uplink(config, outbox, load_private_key(config.private_key))
+        uplink.start()
+        try:
+            wait_until(lambda: len(received) == 4, message="four batches published")
+        finally:
+            uplink.stop()
 
     lanes = [dict(m.properties.UserProperty)[wire.LANE_PROPERTY] for m in received]
     assert lanes == ["live", "backlog", "backlog", "backlog"]  # live went out first
@@ -90,3 +80,82 @@ def test_live_batches_are_marked_and_the_collector_takes_them_first(tmp_path, br
     assert [payload for _topic, payload, _at in group] == \
         [received[0].payload] + [m.payload for m in received[1:]]
     assert collector._take_group(timeout=0.01) == []
+
+
+def run_collector(catalog_path, broker) -> tuple[Collector, threading.Event, threading.Thread]:
+    collector = Collector(SQLiteCatalog(catalog_path), "127.0.0.1", broker.port,
+                          group="lanes-test")
+    stop = threading.Event()
+    thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
+    thread.start()
+    assert collector.connected.wait(10)
+    return collector, stop, thread
+
+
+def test_a_backlog_drains_in_bundles_and_each_batch_keeps_its_provenance(tmp_path, broker):
+    config = agent_config(tmp_path, broker)
+    key = load_private_key(config.private_key)
+    catalog_path = tmp_path / "catalog.db"
+    catalog = SQLiteCatalog(catalog_path)
+    catalog.add_station(Station("LANES1", "lanes"), public_bytes(key.public_key()),
+                        key_id(key.public_key()))
+    outbox = Outbox(config.outbox_path, config.station)
+    for minute in range(100):
+        commit_batch(outbox, now_us() - 30 * HOUR_US + minute * 60_000_000)
+    collector, stop, thread = run_collector(catalog_path, broker)
+    uplink = Uplink(config, outbox, key)
+    uplink.start()
+    try:
+        wait_until(lambda: outbox.stats().batches == 0, message="backlog acked")
+    finally:
+        uplink.stop()
+        stop.set()
+        thread.join(10)
+    assert uplink.bundle_limit == config.backlog_bundle == 32  # the collector announced them
+    rows = catalog.conn.execute(
+        "SELECT b.seq, b.body, b.signature, b.bundle_id, u.digests, u.topic, u.signature "
+        "FROM batches b LEFT JOIN bundles u ON u.id = b.bundle_id ORDER BY b.seq").fetchall()
+    assert [row[0] for row in rows] == list(range(1, 101))  # each once
+    assert catalog.conn.execute("SELECT count(*) FROM observations").fetchone()[0] == 100
+    bundled = [row for row in rows if row[3] is not None]
+    # before the first ack the window's two batches went alone; the rest went in bundles
+    assert 2 <= 100 - len(bundled) <= 2 + 2 * 32 and bundled
+    public = key.public_key()
+    for seq, body, signature, _bundle, digests, topic, bundle_signature in rows:
+        if digests is None:  # signed alone
+            public.verify(signature, wire.signed_message(wire.data_topic("lanes", "LANES1"),
+                                                         body))
+            continue
+        assert signature == bundle_signature
+        assert hashlib.sha256(body).digest() in {digests[i:i + 32]
+                                                 for i in range(0, len(digests), 32)}
+        public.verify(bundle_signature, wire.signed_bundle(topic, digests))
+    assert collector.committed == 100 and collector.refused == 0
+
+
+def test_an_unacked_bundle_is_published_again_as_it_went(tmp_path, broker):
+    config = dataclasses.replace(agent_config(tmp_path, broker), ack_timeout=0.5)
+    outbox = Outbox(config.outbox_path, config.station)
+    for minute in range(5):
+        commit_batch(outbox, now_us() - 30 * HOUR_US + minute * 60_000_000)
+    with listening(broker.port, wire.data_topic("lanes", "LANES1")) as received:
+        uplink = Uplink(config, outbox, load_private_key(config.private_key))
+        # an ack from a collector that takes bundles (naming nothing of this outbox)
+        uplink.take_ack(wire.encode_ack(wire.Ack(outbox.epoch, bundles=64)))
+        uplink.start()
+        try:
+            wait_until(lambda: len(received) >= 2, message="a bundle published twice")
+        finally:
+            uplink.stop()
+    first, again = (wire.open_envelope(message.payload) for message in received[:2])
+    assert first.is_bundle and len(first.bodies) == 5 and again.bodies == first.bodies
+    assert [wire.decode_batch(b).seq for b in first.bodies] == [1, 2, 3, 4, 5]
+
+
+def test_without_the_collector_announcing_bundles_every_batch_goes_alone(tmp_path, broker):
+    config = agent_config(tmp_path, broker)
+    uplink = Uplink(config, Outbox(config.outbox_path, config.station),
+                    load_private_key(config.private_key))
+    uplink.take_ack(wire.encode_ack(wire.Ack("another-epoch", now=now_us())))
+    uplink.step()
+    assert uplink.bundle_limit == 1

@@ -117,6 +117,26 @@ def test_a_full_outbox_evicts_by_policy_and_records_gaps(tmp_path, policy, evict
     assert outbox.unreported_gaps() == [] and outbox.evictions()["readings"] == 30
 
 
+def test_below_the_disk_watermark_the_outbox_stops_growing(tmp_path):
+    disk = {"free": 1 << 40}
+    outbox = Outbox(tmp_path / "o.db", "S1", free_bytes=lambda path: disk["free"])
+    limits = OutboxLimits(min_free_bytes=1 << 20)
+    for n in range(300):
+        ingest_at(outbox, n * 1000, limits=limits)
+    assert outbox.unreported_gaps() == []  # plenty of room: nothing evicted
+    disk["free"] = 1000  # something else filled the disk
+    pages = lambda: outbox.conn.execute("PRAGMA page_count").fetchone()[0]  # noqa: E731
+    for n in range(300, 1500):
+        ingest_at(outbox, n * 1000, limits=limits)
+        if n == 400:
+            pages_then = pages()
+    gaps = outbox.unreported_gaps()
+    assert gaps and {g.reason for g in gaps} == {"disk-full"}
+    assert pages() <= pages_then + 2  # freed pages took the new batches: the file stayed
+    kept = [row[0] for row in outbox.lane(None, 2000, set(), newest_first=False)]
+    assert kept[-1] == 1500 and len(kept) + sum(g.batches for g in gaps) == 1500
+
+
 def test_retention_evicts_what_waited_too_long(tmp_path, monkeypatch):
     import obslink.agent.outbox as module
 

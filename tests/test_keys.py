@@ -1,0 +1,171 @@
+"""Operators revoke station keys and see every refusal: real collector, agent and broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from obslink import wire
+from obslink.keys import key_id, load_private_key
+from tests.conftest import NETWORK, wait_until
+from tests.test_end_to_end import Publisher, signed_batch
+
+pytestmark = pytest.mark.e2e
+
+
+def obslink(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "obslink", *args], capture_output=True,
+                          text=True, check=check)
+
+
+def test_a_revoked_key_is_refused_from_the_next_batch_and_the_refusal_is_listed(deployment):
+    station = deployment.add_station("KEYS-1", kind_index=0)
+    db = str(deployment.catalog_path)
+    kid = key_id(load_private_key(station.private_key).public_key())
+    deployment.start_collector()
+    deployment.start_agent(station)
+    station.logger.write_next()
+    wait_until(lambda: deployment.catalog.count("observations") == 7, message="a record")
+
+    keys = json.loads(obslink("collector", "keys", "list", "--db", db, "--json").stdout)
+    assert [(k["station"], k["key_id"], k["status"]) for k in keys] == \
+        [("KEYS-1", kid, "active")]
+    revoked = obslink("collector", "keys", "revoke", kid, "--db", db)
+    assert f"key {kid} of station KEYS-1 revoked" in revoked.stdout
+
+    for _ in range(3):  # written after the revocation: refused, never stored
+        station.logger.write_next()
+        time.sleep(0.2)
+    report = wait_until(lambda: (r := json.loads(obslink(
+        "collector", "refusals", "--db", db, "--json").stdout))["counts"] and r,
+        message="the refusal")
+    assert set(report["counts"]) == {"revoked-key"}
+    newest = report["recent"][0]
+    assert newest["station"] == "KEYS-1" and newest["key_id"] == kid
+    assert len(newest["payload_sha256"]) == 64 and "revoked" in newest["detail"]
+    time.sleep(1.0)
+    assert deployment.catalog.count("observations") == 7
+    assert deployment.catalog.query(
+        "SELECT count(*) FROM batches b JOIN station_keys k ON k.key_id = b.key_id "
+        "WHERE b.committed_at > k.revoked_at")[0][0] == 0
+
+    listed = obslink("collector", "keys", "list", "--db", db).stdout
+    assert "revoked" in listed and kid in listed
+    text = obslink("collector", "refusals", "--db", db, "--station", "KEYS-1").stdout
+    assert "revoked-key" in text and "the key was revoked" in text
+
+
+def test_key_and_refusal_commands_explain_mistakes(deployment):
+    db = str(deployment.catalog_path)
+    unknown = obslink("collector", "keys", "revoke", "0123456789abcdef", "--db", db,
+                      check=False)
+    assert unknown.returncode != 0 and "keys list" in unknown.stderr
+    missing = obslink("collector", "refusals", "--db", str(deployment.base / "nope.db"),
+                      check=False)
+    assert missing.returncode != 0 and "no catalog there" in missing.stderr
+    assert "no refusals" in obslink("collector", "refusals", "--db", db).stdout
+    bad_since = obslink("collector", "refusals", "--db", db, "--since", "yesterday",
+                        check=False)
+    assert bad_since.returncode != 0 and "--since" in bad_since.stderr
+
+
+def test_a_rotated_key_takes_over_and_the_old_one_retires_after_the_grace(deployment):
+    station = deployment.add_station("KEYS-2", kind_index=0)
+    db = str(deployment.catalog_path)
+    old_kid = key_id(load_private_key(station.private_key).public_key())
+    deployment.start_collector(options=("--key-grace", "10s"))
+    deployment.start_agent(station)
+    station.logger.write_next()
+    wait_until(lambda: deployment.catalog.count("observations") == 7, message="a record")
+
+    rotated = obslink("agent", "rotate-key", str(station.config))
+    grace_ends = time.monotonic() + 10
+    new_kid = key_id(load_private_key(station.private_key).public_key())
+    assert new_kid != old_kid and f"now signs with key {new_kid}" in rotated.stdout
+    old_file = station.private_key.with_name(station.private_key.name + ".old")
+    assert key_id(load_private_key(old_file).public_key()) == old_kid
+    statuses = {k["key_id"]: k["status"] for k in json.loads(obslink(
+        "collector", "keys", "list", "--db", db, "--json").stdout)}
+    assert statuses == {old_kid: "retiring", new_kid: "active"}
+
+    station.logger.write_next()  # the running agent signs with the new key
+    wait_until(lambda: deployment.catalog.count("observations") == 14, message="2 records")
+    assert deployment.catalog.query(
+        "SELECT key_id FROM batches ORDER BY id DESC LIMIT 1") == [(new_kid,)]
+
+    publisher = Publisher(deployment.broker)
+    try:  # within the grace period the old key still counts (batches it signed in flight)
+        publisher.publish(*signed_batch(station.id, old_file, seq=1, epoch="old-e"))
+        wait_until(lambda: deployment.catalog.count("observations") == 15,
+                   message="an old-key batch within the grace period")
+        time.sleep(max(0.0, grace_ends - time.monotonic()) + 0.5)
+        publisher.publish(*signed_batch(station.id, old_file, seq=2, epoch="old-e"))
+        wait_until(lambda: deployment.catalog.count("refusals") == 1, message="a refusal")
+    finally:
+        publisher.close()
+    assert deployment.catalog.query("SELECT reason FROM refusals") == [("revoked-key",)]
+    assert deployment.catalog.count("observations") == 15
+    statuses = {k["key_id"]: k["status"] for k in json.loads(obslink(
+        "collector", "keys", "list", "--db", db, "--json").stdout)}
+    assert statuses == {old_kid: "retired", new_kid: "active"}
+
+
+def test_rotation_without_a_collector_keeps_the_current_key(deployment):
+    station = deployment.add_station("KEYS-3", kind_index=0)
+    agent = deployment.start_agent(station)  # creates the outbox; no collector answers
+    wait_until(lambda: (station.directory / "outbox.db").exists(), message="the outbox")
+    agent.stop()
+    before = station.private_key.read_bytes()
+    failed = subprocess.run([sys.executable, "-m", "obslink", "agent", "rotate-key",
+                             str(station.config)], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "OBSLINK_ROTATE_TIMEOUT": "2"})
+    assert failed.returncode == 2 and "did not confirm" in failed.stderr
+    assert station.private_key.read_bytes() == before
+
+
+def test_a_batch_arriving_again_after_the_replay_window_is_recorded_as_a_replay(deployment):
+    station = deployment.add_station("KEYS-4", kind_index=0)
+    deployment.start_collector(options=("--replay-window", "6s"))
+    publisher = Publisher(deployment.broker, wire.ack_topic(NETWORK, station.id))
+    try:
+        topic, payload = signed_batch(station.id, station.private_key, seq=1)
+        publisher.publish(topic, payload)
+        wait_until(lambda: len(publisher.acks) == 1, message="the first ack")
+        publisher.publish(topic, payload)  # a redelivery (lost ack): acked, nothing else
+        wait_until(lambda: len(publisher.acks) == 2, message="the second ack")
+        assert deployment.catalog.count("refusals") == 0
+        time.sleep(6.5)
+        publisher.publish(topic, payload)  # the same bytes long after: a replay
+        wait_until(lambda: deployment.catalog.count("refusals") == 1, message="a replay")
+        wait_until(lambda: len(publisher.acks) == 3, message="the third ack")
+    finally:
+        publisher.close()
+    assert [ack.committed for ack in publisher.acks] == [[1], [1], [1]]
+    assert deployment.catalog.count("observations") == 1  # stored once
+    reason, detail = deployment.catalog.query("SELECT reason, detail FROM refusals")[0]
+    assert reason == "replay" and "replay window" in detail
+
+
+def test_malformed_misaddressed_and_oversized_messages_are_refused(deployment):
+    station = deployment.add_station("KEYS-5", kind_index=0)
+    deployment.start_collector()
+    publisher = Publisher(deployment.broker)
+    topic = wire.data_topic(NETWORK, station.id)
+    try:
+        publisher.publish(topic, b"\x93junk")
+        # signed with the station's key for its own topic, but naming another station
+        publisher.publish(*signed_batch("KEYS-6", station.private_key, seq=1,
+                                        topic_station=station.id))
+        publisher.publish(topic, b"\x00" * (wire.MAX_ENVELOPE_BYTES + 1))
+        wait_until(lambda: deployment.catalog.count("refusals") == 3, message="3 refusals")
+    finally:
+        publisher.close()
+    counts = json.loads(obslink("collector", "refusals", "--db", str(deployment.catalog_path),
+                                "--json").stdout)["counts"]
+    assert counts == {"malformed": 1, "wrong-topic": 1, "oversized": 1}
+    assert deployment.catalog.count("observations") == 0

@@ -1,0 +1,54 @@
+"""Payload encryption end to end: the broker sees only sealed bytes, the catalog the readings
+as the station signed them (real Mosquitto, collector and agent processes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from obslink import sealing, wire
+from obslink.server.collector import DECRYPTION_KEY_FILE
+from tests.conftest import NETWORK, listening, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def seal_station_to(station, public_hex: str) -> None:
+    text = station.config.read_text()
+    station.config.write_text(
+        text.replace("[uplink]\n", f'[uplink]\nencrypt_to = "{public_hex}"\n'))
+
+
+def test_sealed_batches_cross_the_broker_unreadable_and_arrive_intact(deployment):
+    station = deployment.add_station("SEAL-1", kind_index=0)
+    deployment.start_collector()  # creates its X25519 key beside the catalog
+    key = sealing.load_or_create_decryption_key(
+        deployment.catalog_path.with_name(DECRYPTION_KEY_FILE))
+    seal_station_to(station, sealing.raw_public(key.public_key()).hex())
+
+    with listening(deployment.broker.port, wire.data_topic(NETWORK, station.id)) as spied:
+        deployment.start_agent(station)
+        for _ in range(3):
+            station.logger.write_next()
+        wait_until(lambda: deployment.catalog.count("observations") == 21, message="3 records")
+    seen = [message.payload for message in spied]
+    assert seen and all(sealing.is_sealed(payload) for payload in seen)
+    assert not any(station.id.encode() in payload or b"air_temperature" in payload
+                   for payload in seen)
+    # the catalog keeps what the station signed, not the sealed bytes
+    signatures = deployment.catalog.query("SELECT signature FROM batches")
+    assert signatures and all(len(row[0]) == 64 for row in signatures)
+    assert deployment.catalog.count("refusals") == 0
+
+
+def test_a_message_sealed_to_another_key_is_refused(deployment):
+    station = deployment.add_station("SEAL-2", kind_index=0)
+    deployment.start_collector()
+    stranger = sealing.raw_public(
+        sealing.X25519PrivateKey.generate().public_key()).hex()
+    seal_station_to(station, stranger)
+    deployment.start_agent(station)
+    station.logger.write_next()
+    wait_until(lambda: deployment.catalog.count("refusals") >= 1, message="a refusal")
+    reasons = {row[0] for row in deployment.catalog.query("SELECT reason FROM refusals")}
+    assert reasons == {"decryption-failed"}
+    assert deployment.catalog.count("observations") == 0
