@@ -241,6 +241,9 @@ class Outbox:
         created = []
         with self.transaction() as conn:
             seq = int(self._meta("next_seq"))
+            # the replay window's floor: every batch below it has left the outbox for good
+            floor = conn.execute("SELECT min(seq) FROM batches").fetchone()[0]
+            floor = seq if floor is None else floor
             for first in range(0, len(readings), max_batch_readings):
                 end = first + max_batch_readings
                 part = readings[first:end]
@@ -248,7 +251,7 @@ class Outbox:
                     Batch(self.station, self.epoch, seq, now, part, adapter.name,
                           adapter.version, source_info,
                           clock or {"synced": None, "offset_ms": None},
-                          list(qc_checks or [])),
+                          list(qc_checks or []), floor),
                     None if qc is None else QCColumns(qc.qc[first:end], qc.ran[first:end],
                                                       qc.failed[first:end]))
                 times = [r.observed_at for r in part]

@@ -149,9 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
                        "`collector broker-config`)")
     serve.add_argument("--password-file", type=Path, default=None,
                        help="file holding that account's password")
-    serve.add_argument("--replay-window", default="7d",
-                       help="a batch stored longer ago than this arriving again is recorded "
-                       "as a replay (default 7d)")
     serve.add_argument("--decryption-key", type=Path, default=None,
                        help="X25519 key that opens messages stations sealed to the collector "
                        "(created if missing; default collector-x25519.key beside the catalog)")
@@ -439,8 +436,7 @@ def cmd_collector_serve(args) -> int:
     decryption_key = load_or_create_decryption_key(
         args.decryption_key or args.db.with_name(DECRYPTION_KEY_FILE))
     Collector(catalog, host, port, args.group, args.network, args.client_id,
-              key_grace_s=grace, decryption_key=decryption_key,
-              replay_window_s=parse_age(args.replay_window, "--replay-window"), tls=tls,
+              key_grace_s=grace, decryption_key=decryption_key, tls=tls,
               ca_file=str(args.ca_file) if args.ca_file else None, username=args.username,
               password_file=args.password_file).run(stop)
     catalog.close()

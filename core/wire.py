@@ -97,6 +97,10 @@ class Batch:
     # Names of the QC checks whose bits the readings' qc_ran/qc_failed masks use; empty when
     # the sender ran no QC (the collector then runs it).
     qc_checks: list[str] = field(default_factory=list)
+    # The lowest sequence number still unacknowledged in the station's outbox when this
+    # batch was made: every batch below it was acknowledged (or evicted) and is never sent
+    # again, so the collector refuses one arriving as a replay. None from older agents.
+    floor: int | None = None
 
 
 def encode_batch(batch: Batch, qc_columns=None) -> bytes:
@@ -129,6 +133,8 @@ def encode_batch(batch: Batch, qc_columns=None) -> bytes:
         "fields": [list(key) for key in fields], "t": times, "f": field_index,
         "val": values, "qc": qcs, "flags": flags,
     }
+    if batch.floor is not None:
+        body["floor"] = batch.floor
     if batch.qc_checks:
         body["qcc"] = list(batch.qc_checks)
         body["qcr"] = ran
@@ -153,6 +159,8 @@ def decode_batch(body: bytes) -> Batch:
         _expect(isinstance(epoch, str) and 0 < len(epoch) <= 64, "epoch")
         _expect(_is_int(seq) and 0 <= seq < 2**63, "seq")
         _expect(_is_int(created_at), "created_at")
+        floor = data.get("floor")
+        _expect(floor is None or (_is_int(floor) and 0 <= floor <= seq), "floor")
         adapter = data.get("adapter", ["", ""])
         _expect(isinstance(adapter, list) and len(adapter) == 2
                 and all(isinstance(a, str) for a in adapter), "adapter")
@@ -183,7 +191,7 @@ def decode_batch(body: bytes) -> Batch:
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"batch body is missing or has a malformed field ({exc})") from None
     return Batch(station, epoch, seq, created_at, readings, adapter[0], adapter[1], source,
-                 clock, qc_checks)
+                 clock, qc_checks, floor)
 
 
 MAX_QC_CHECKS = 32

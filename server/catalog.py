@@ -158,6 +158,14 @@ MIGRATIONS = [
             key_id TEXT
         )
     """),
+    ("replay windows: the lowest sequence number each station outbox may still send", """
+        CREATE TABLE replay_floors (
+            station TEXT NOT NULL,
+            epoch TEXT NOT NULL,
+            floor INTEGER NOT NULL,
+            PRIMARY KEY (station, epoch)
+        )
+    """),
 ]
 
 
@@ -283,6 +291,10 @@ class Catalog(ABC):
 
     @abstractmethod
     def record_refusals(self, refusals: list[Refusal]) -> None: ...
+
+    @abstractmethod
+    def replay_floors(self, outboxes: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """(station, epoch) -> the highest floor its committed batches declared."""
 
     @abstractmethod
     def commit_times(self, accepted: list[AcceptedBatch]) -> dict[tuple[str, str, int], str]:
@@ -425,6 +437,7 @@ class SQLiteCatalog(Catalog):
         try:
             with transaction(self.conn):
                 flags = self._insert_batches(accepted, qc)
+                self._raise_floors(accepted)
                 if qc is not None:
                     self.conn.executemany(
                         "INSERT INTO qc_state (check_name, series, state) VALUES (?,?,?) "
@@ -493,6 +506,27 @@ class SQLiteCatalog(Catalog):
             "source_field, source_flag, qc, period_s, qc_ran, qc_failed) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", observation_rows)
         return flags
+
+    def _raise_floors(self, accepted: list[AcceptedBatch]) -> None:
+        floors: dict[tuple[str, str], int] = {}
+        for item in accepted:
+            batch = item.batch
+            if batch.floor is not None:
+                key = (batch.station, batch.epoch)
+                floors[key] = max(batch.floor, floors.get(key, 0))
+        self.conn.executemany(
+            "INSERT INTO replay_floors (station, epoch, floor) VALUES (?,?,?) "
+            "ON CONFLICT (station, epoch) DO UPDATE SET floor = max(floor, excluded.floor)",
+            [(station, epoch, floor) for (station, epoch), floor in floors.items()])
+
+    def replay_floors(self, outboxes: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        found = {}
+        for station, epoch in outboxes:
+            row = self.conn.execute("SELECT floor FROM replay_floors WHERE station = ? AND "
+                                    "epoch = ?", (station, epoch)).fetchone()
+            if row is not None:
+                found[(station, epoch)] = row[0]
+        return found
 
     def _already_stored(self, accepted: list[AcceptedBatch]) -> set[tuple[str, str, int]]:
         return set(self.commit_times(accepted))

@@ -22,7 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from obslink import wire
-from obslink.readings import format_utc, now_us
+from obslink.readings import now_us
 from obslink.plugins.qc_limits import default_settings
 from obslink.plugins.qc_runner import QCRunner
 from obslink.plugins.registry import load_registry
@@ -41,10 +41,6 @@ SESSION_EXPIRY_SECONDS = 24 * 3600  # batches wait at the broker while the colle
 MAX_GROUP = 32
 GROUP_BYTES = 16 * 1024
 DECRYPTION_KEY_FILE = "collector-x25519.key"  # beside the catalog unless told otherwise
-# A batch stored longer ago than this arriving again is a replay, not a redelivery: an
-# agent re-publishes within its ack_timeout_max (10 min by default), and the broker keeps its
-# acks for 7 days while it is away.
-DEFAULT_REPLAY_WINDOW_S = 7 * 24 * 3600
 DEFAULT_KEY_GRACE_S = 24 * 3600  # a rotated-out key signs in-flight batches this long
 KEY_CACHE_SECONDS = 5.0  # a station's keys are looked up again after this at the latest
 
@@ -60,12 +56,13 @@ class Collector:
                  client_id: str | None = None, qc: QCRunner | None = None,
                  key_grace_s: float = DEFAULT_KEY_GRACE_S,
                  decryption_key: X25519PrivateKey | None = None,
-                 replay_window_s: float = DEFAULT_REPLAY_WINDOW_S,
                  tls: bool = False, ca_file: str | None = None,
                  username: str | None = None, password_file: str | None = None) -> None:
         self.catalog = catalog
         self.decryption_key = decryption_key  # opens messages stations sealed to it
-        self.replay_window_s = replay_window_s
+        # (station, epoch) -> the replay window's floor: the lowest sequence number that
+        # station's outbox could still send (docs/protocol.md, "Replays")
+        self._floors: dict[tuple[str, str], int] = {}
         self.key_grace_s = key_grace_s  # how long a replaced key stays valid
         # Readings that arrive unchecked are checked here, so coverage at the centre is
         # complete whatever the sender ran (docs/qc.md).
@@ -192,8 +189,9 @@ class Collector:
                                           self.decryption_key):
                 sorted_into.get(type(outcome), refusals).append(outcome)
         registered = self._register_keys(announced, refusals)
+        accepted = self._outside_replay_window(accepted, refusals)
         new_flags = self.catalog.commit(accepted, self.qc) if accepted else []
-        refusals += self._replays([item for item, new in zip(accepted, new_flags) if not new])
+        self._raise_floors(accepted)
         self.catalog.record_gaps(gaps)
         for item in gaps:
             log.warning("station %s reports a gap: %d readings (%d batches) evicted from its "
@@ -209,25 +207,38 @@ class Collector:
         fault_point("after-commit")  # fault injection: a crash between commit and ack
         self._acknowledge(accepted, gaps, refusals, registered)
 
-    def _replays(self, duplicates: list[AcceptedBatch]) -> list[Refusal]:
-        """Duplicates of batches committed longer ago than the replay window: recorded as
-        refusals (reason replay). Never stored twice either way, and still acknowledged as
-        committed, which they are: a gateway back after a long absence must not keep them."""
-        if not duplicates:
-            return []
-        cutoff = format_utc(now_us() - int(self.replay_window_s * 1_000_000), fixed=True)
-        committed = self.catalog.commit_times(duplicates)
-        replays = []
-        for item in duplicates:
+    def _outside_replay_window(self, accepted: list[AcceptedBatch],
+                               refusals: list[Refusal]) -> list[AcceptedBatch]:
+        """Batches below their station's floor become refusals (reason replay): the
+        station had every one of them acknowledged before and never sends them again.
+        A duplicate at or above the floor is a redelivery (a lost ack) and is acked."""
+        unknown = {(item.batch.station, item.batch.epoch) for item in accepted} - \
+            self._floors.keys()
+        if unknown:
+            self._floors.update(self.catalog.replay_floors(unknown))
+        kept = []
+        for item in accepted:
             batch = item.batch
-            first = committed.get((batch.station, batch.epoch, batch.seq))
-            if first is not None and first < cutoff:
-                replays.append(Refusal(
-                    item.topic, "replay", f"batch {batch.epoch}/{batch.seq} was committed at "
-                    f"{first}, longer ago than the replay window ({self.replay_window_s:g} s); "
-                    "not stored again", item.body, item.received_at, station=batch.station,
-                    key_id=item.key_id, epoch=batch.epoch, seq=batch.seq))
-        return replays
+            floor = self._floors.get((batch.station, batch.epoch), 0)
+            if batch.seq >= floor:
+                kept.append(item)
+                continue
+            refusals.append(Refusal(
+                item.topic, "replay", f"batch {batch.epoch}/{batch.seq} is below the "
+                f"station's replay window (the station had every batch before {floor} "
+                "acknowledged); not stored", item.body, item.received_at,
+                station=batch.station, key_id=item.key_id, epoch=batch.epoch, seq=batch.seq))
+        return kept
+
+    def _raise_floors(self, committed: list[AcceptedBatch]) -> None:
+        """Move the cached floors up to what the committed batches declare (the catalog
+        stored the same in the commit's transaction)."""
+        for item in committed:
+            batch = item.batch
+            if batch.floor is not None:
+                key = (batch.station, batch.epoch)
+                if batch.floor > self._floors.get(key, 0):
+                    self._floors[key] = batch.floor
 
     def _register_keys(self, announced: list[AcceptedKey],
                        refusals: list[Refusal]) -> list[AcceptedKey]:

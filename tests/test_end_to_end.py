@@ -103,10 +103,12 @@ class Publisher:
 
 
 def signed_batch(station_id: str, key_path, seq: int = 1, epoch: str = "e1",
-                 topic_station: str | None = None) -> tuple[str, bytes]:
+                 topic_station: str | None = None, floor: int | None = None
+                 ) -> tuple[str, bytes]:
     key = load_private_key(key_path)
     readings = [Reading(now_us(), "air_temperature", 21.5, "degC", "AirTC")]
-    body = wire.encode_batch(wire.Batch(station_id, epoch, seq, now_us(), readings, "toa5", "1"))
+    body = wire.encode_batch(wire.Batch(station_id, epoch, seq, now_us(), readings, "toa5", "1",
+                                        floor=floor))
     topic = wire.data_topic(NETWORK, topic_station or station_id)
     return topic, wire.seal(body, topic, key, key_id(key.public_key()))
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ import pytest
 
 from obslink import wire
 from obslink.keys import key_id, load_private_key
-from tests.conftest import NETWORK, wait_until
+from tests.conftest import NETWORK, listening, wait_until
 from tests.test_end_to_end import Publisher, signed_batch
 
 pytestmark = pytest.mark.e2e
@@ -128,27 +130,64 @@ def test_rotation_without_a_collector_keeps_the_current_key(deployment):
     assert station.private_key.read_bytes() == before
 
 
-def test_a_batch_arriving_again_after_the_replay_window_is_recorded_as_a_replay(deployment):
+def test_a_batch_below_the_stations_window_is_a_replay_and_a_redelivery_is_acked(deployment):
     station = deployment.add_station("KEYS-4", kind_index=0)
-    deployment.start_collector(options=("--replay-window", "6s"))
+    deployment.start_collector()
     publisher = Publisher(deployment.broker, wire.ack_topic(NETWORK, station.id))
+    batches = {seq: signed_batch(station.id, station.private_key, seq=seq, floor=floor)
+               for seq, floor in ((5, 0), (6, 6))}
     try:
-        topic, payload = signed_batch(station.id, station.private_key, seq=1)
-        publisher.publish(topic, payload)
-        wait_until(lambda: len(publisher.acks) == 1, message="the first ack")
-        publisher.publish(topic, payload)  # a redelivery (lost ack): acked, nothing else
+        publisher.publish(*batches[5])
+        wait_until(lambda: len(publisher.acks) == 1, message="the ack of batch 5")
+        publisher.publish(*batches[5])  # a redelivery (lost ack): acked, nothing else
         wait_until(lambda: len(publisher.acks) == 2, message="the second ack")
+        publisher.publish(*batches[6])  # the station had 5 acked: its window now starts at 6
+        wait_until(lambda: len(publisher.acks) == 3, message="the ack of batch 6")
         assert deployment.catalog.count("refusals") == 0
-        time.sleep(6.5)
-        publisher.publish(topic, payload)  # the same bytes long after: a replay
+        publisher.publish(*batches[5])  # the same bytes again: below the window, a replay
         wait_until(lambda: deployment.catalog.count("refusals") == 1, message="a replay")
-        wait_until(lambda: len(publisher.acks) == 3, message="the third ack")
+        publisher.publish(*batches[6])  # at the window's floor: still a redelivery
+        wait_until(lambda: len(publisher.acks) == 4, message="the redelivery's ack")
     finally:
         publisher.close()
-    assert [ack.committed for ack in publisher.acks] == [[1], [1], [1]]
-    assert deployment.catalog.count("observations") == 1  # stored once
-    reason, detail = deployment.catalog.query("SELECT reason, detail FROM refusals")[0]
-    assert reason == "replay" and "replay window" in detail
+    # the replay got no answer: the station did not send it
+    assert [ack.committed for ack in publisher.acks] == [[5], [5], [6], [6]]
+    assert deployment.catalog.count("observations") == 2  # each stored once
+    reason, detail, seq = deployment.catalog.query("SELECT reason, detail, seq FROM refusals")[0]
+    assert reason == "replay" and seq == 5 and "replay window" in detail
+    assert deployment.catalog.query("SELECT station, floor FROM replay_floors") == \
+        [("KEYS-4", 6)]
+
+
+def test_an_agents_earlier_batch_published_again_is_refused_as_a_replay(deployment):
+    """The real agent's floors: a captured batch replayed after the station moved on."""
+    station = deployment.add_station("KEYS-7", kind_index=0)
+    deployment.start_collector()
+    outbox = station.directory / "outbox.db"
+
+    def outbox_empty():
+        with contextlib.closing(sqlite3.connect(outbox)) as conn:
+            return conn.execute("SELECT count(*) FROM batches").fetchone()[0] == 0
+
+    with listening(deployment.broker.port, wire.data_topic(NETWORK, station.id)) as spied:
+        agent = deployment.start_agent(station)
+        for records in (1, 2, 3):  # each acked before the next is made
+            station.logger.write_next()
+            wait_until(lambda: deployment.catalog.count("observations") == 7 * records,
+                       message=f"record {records}")
+            wait_until(outbox_empty, message="the ack applied in the outbox")
+        captured = list(spied)
+    first = captured[0].payload
+    assert wire.decode_batch(wire.open_envelope(first).body).seq == 1
+    publisher = Publisher(deployment.broker)
+    try:
+        publisher.publish(captured[0].topic, first)
+        wait_until(lambda: deployment.catalog.count("refusals") == 1, message="a replay")
+    finally:
+        publisher.close()
+    assert deployment.catalog.query("SELECT reason, seq FROM refusals") == [("replay", 1)]
+    assert deployment.catalog.count("observations") == 21
+    assert "parked" not in agent.log()  # the replay's refusal was not sent to the station
 
 
 def test_malformed_misaddressed_and_oversized_messages_are_refused(deployment):

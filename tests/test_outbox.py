@@ -57,6 +57,25 @@ def test_sequence_numbers_survive_reopening_and_acks(tmp_path):
     assert ingest(reopened, 1) == [3]  # never reused, even after every batch was acked
 
 
+def test_each_batch_declares_the_lowest_sequence_number_still_unacknowledged(tmp_path):
+    outbox = Outbox(tmp_path / "o.db", "S1")
+
+    def floors():
+        return [decode_batch(body).floor for _, body in outbox.unsent(10, set())]
+
+    ingest(outbox, 1), ingest(outbox, 1)
+    assert floors() == [1, 1]  # the first batch is its own floor
+    outbox.apply_ack(Ack(outbox.epoch, [1]))
+    ingest(outbox, 1)
+    assert floors() == [1, 2]  # 2 is still waiting: the third batch's window starts there
+    outbox.apply_ack(Ack(outbox.epoch, [2, 3]))
+    ingest(outbox, 1)
+    assert floors() == [4]
+    outbox.apply_ack(Ack(outbox.epoch, [], [(4, "malformed: x")]))
+    ingest(outbox, 1)
+    assert floors() == [4]  # a parked batch stays inside the window
+
+
 def test_a_new_outbox_gets_a_new_epoch(tmp_path):
     assert Outbox(tmp_path / "a.db", "S1").epoch != Outbox(tmp_path / "b.db", "S1").epoch
 

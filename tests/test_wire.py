@@ -6,6 +6,7 @@ import hashlib
 import os
 
 import msgpack
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given, settings
@@ -58,6 +59,7 @@ plain_batches = st.builds(
 @st.composite
 def batches(draw):
     batch = draw(plain_batches)
+    batch.floor = draw(st.one_of(st.none(), st.integers(0, batch.seq)))
     if batch.readings and draw(st.booleans()):
         batch.qc_checks, batch.readings = draw(qc_annotated(batch.readings))
     return batch
@@ -67,6 +69,16 @@ def batches(draw):
 @given(batch=batches())
 def test_batch_round_trip_is_exact(batch):
     assert wire.decode_batch(wire.encode_batch(batch)) == batch
+
+
+def test_a_floor_above_the_batchs_own_sequence_number_is_malformed():
+    body = wire.encode_batch(wire.Batch("S1", "ep", 4, 0, [], floor=4))
+    assert wire.decode_batch(body).floor == 4
+    for floor in (5, -1, "3", 2.0):
+        data = msgpack.unpackb(body)
+        data["floor"] = floor
+        with pytest.raises(WireError, match="floor"):
+            wire.decode_batch(msgpack.packb(data))
 
 
 def test_qc_masks_that_do_not_fit_the_check_names_are_malformed():
