@@ -27,12 +27,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from obslink.broker import Mosquitto
 from obslink.errors import ConfigError
 from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
+from obslink.plugins.cma_hourly import CMAHourlyAdapter
+from obslink.plugins.cma_minute import CMAMinuteAdapter
 from obslink.plugins.formats import AdapterContext
 from obslink.plugins.delimited import DelimitedAdapter
 from obslink.plugins.hj212 import HJ212Adapter, frame
@@ -41,6 +43,7 @@ from obslink.plugins.tob1 import TOB1Adapter
 from obslink.readings import format_utc
 from obslink.server.catalog import MIGRATIONS, SQLiteCatalog, Station
 from obslink.simulator import KINDS, SimulatedLogger, write_agent_config
+from obslink.simulated_cma import hourly_record, minute_line, minute_values
 from obslink.simulated_tob1 import write_tob1
 
 
@@ -149,6 +152,12 @@ def bench_adapters(base: Path, records: int) -> tuple[dict[str, float], float]:
         "tob1": decode_rate(TOB1Adapter, tob1, {}),
         "hj212": decode_rate(HJ212Adapter, hj212_stream(records // 8), {}),
         "delimited": decode_rate(DelimitedAdapter, csv_text, {}),
+        "cma_hourly": decode_rate(CMAHourlyAdapter, "".join(
+            hourly_record("58238", datetime(2025, 1, 1) + timedelta(hours=n))
+            for n in range(records // 60)).encode(), {}),
+        "cma_minute": decode_rate(CMAMinuteAdapter, "".join(
+            minute_line(f"{n // 60 % 24:02d}{n % 60:02d}", minute_values(n))
+            for n in range(records)).encode(), {"day": "20250114"}),
     }
     try:
         from obslink.plugins.bufr import BUFRAdapter

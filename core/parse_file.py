@@ -98,6 +98,7 @@ def parse_file(path: Path, plan: ParsePlan, registry, as_json: bool, out=None,
     err = err or sys.stderr
     qc = QCRunner.from_registry(registry, plan.qc)
     adapter = plan.adapter_class(plan.context)
+    adapter.start_stream(path.name)
     size = path.stat().st_size
     show_progress = err.isatty() and size > 4 * CHUNK_BYTES
     readings = quarantined = skipped = 0

@@ -107,6 +107,8 @@ class DirectorySource(PolledSource):
                 final = settled and len(data) < self.setting("max_read_bytes")
                 adapter = self.make_adapter()
                 adapter.set_state(position.state)
+                if position.offset == 0:
+                    adapter.start_stream(path.name)
                 decoded = adapter.decode(data, start=position.offset, final=final)
                 if decoded.consumed == 0:
                     break  # an incomplete record; more bytes will come

@@ -111,6 +111,11 @@ class FormatAdapter:
         """
         raise NotImplementedError
 
+    def start_stream(self, name: str) -> None:
+        """Called before the first bytes of a new stream (a file's name, a peer's address),
+        after ``set_state(None)``. Formats that date their records by the file name keep
+        what they need of it in their state; the others ignore it."""
+
     def get_state(self) -> dict[str, Any]:
         return {}
 

@@ -24,6 +24,8 @@ DEFAULT_PLUGINS = (
     "obslink.plugins.hj212",
     "obslink.plugins.delimited",
     "obslink.plugins.bufr",
+    "obslink.plugins.cma_hourly",
+    "obslink.plugins.cma_minute",
     "obslink.plugins.directory_source",
     "obslink.plugins.tcp_source",
     "obslink.plugins.qc_range",

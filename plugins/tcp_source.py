@@ -108,6 +108,7 @@ class TCPSource(Source):
     def _serve(self, connection: socket.socket, peer: str) -> None:
         adapter = self.make_adapter()
         adapter.set_state(None)
+        adapter.start_stream(peer)
         buffer, position = b"", 0
         connection.settimeout(0.5)
         with connection:

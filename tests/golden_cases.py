@@ -26,6 +26,16 @@ def case_input(case: Path) -> bytes:
     return next(case.glob("input.*")).read_bytes()
 
 
+def stream_name(case: Path) -> str:
+    """The file name the case's input had in the field (some formats date records by it)."""
+    return tomllib.loads((case / "case.toml").read_text()).get("stream",
+                                                                 case_input_name(case))
+
+
+def case_input_name(case: Path) -> str:
+    return next(case.glob("input.*")).name
+
+
 def context_for(case: Path) -> AdapterContext:
     settings = tomllib.loads((case / "case.toml").read_text())
     return AdapterContext("TEST", parse_utc_offset(settings.get("tz", "UTC")),
@@ -33,7 +43,7 @@ def context_for(case: Path) -> AdapterContext:
 
 
 def decode_in_chunks(adapter_class, data: bytes, context: AdapterContext,
-                     cuts: list[int]) -> dict:
+                     cuts: list[int], stream: str = "input") -> dict:
     """Decode as a source does: a fresh adapter per read, state carried over, unconsumed
     bytes fed again; the stream ends (final) after the last cut."""
     readings, quarantined, replies, skipped = [], [], [], 0
@@ -43,6 +53,8 @@ def decode_in_chunks(adapter_class, data: bytes, context: AdapterContext,
         while True:
             adapter = adapter_class(context)
             adapter.set_state(state)
+            if offset == 0:
+                adapter.start_stream(stream)
             decoded = adapter.decode(data[offset:cut], start=offset, final=final)
             readings += decoded.readings
             quarantined += decoded.quarantined
@@ -67,7 +79,8 @@ def decode_in_chunks(adapter_class, data: bytes, context: AdapterContext,
 
 def check_golden_case(adapter_class, format_name: str, name: str) -> None:
     case = GOLDEN / format_name / name
-    actual = decode_in_chunks(adapter_class, case_input(case), context_for(case), [])
+    actual = decode_in_chunks(adapter_class, case_input(case), context_for(case), [],
+                              stream_name(case))
     expected_path = case / "expected.json"
     if os.environ.get("OBSLINK_REGENERATE_GOLDEN"):
         expected_path.write_text(json.dumps(actual, indent=1, ensure_ascii=False) + "\n")

@@ -9,15 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obslink.plugins.bufr import BUFRAdapter
+from obslink.plugins.cma_hourly import CMAHourlyAdapter
+from obslink.plugins.cma_minute import CMAMinuteAdapter
 from obslink.plugins.delimited import DelimitedAdapter
 from obslink.plugins.hj212 import HJ212Adapter
 from obslink.plugins.toa5 import TOA5Adapter
 from obslink.plugins.tob1 import TOB1Adapter
 from tests.golden_cases import (GOLDEN, case_input, case_names, check_golden_case,
-                                context_for, decode_in_chunks)
+                                context_for, decode_in_chunks, stream_name)
 
 ADAPTERS = {"toa5": TOA5Adapter, "tob1": TOB1Adapter, "hj212": HJ212Adapter,
-            "delimited": DelimitedAdapter, "bufr": BUFRAdapter}
+            "delimited": DelimitedAdapter, "bufr": BUFRAdapter,
+            "cma_aws_hourly": CMAHourlyAdapter, "cma_aws_minute": CMAMinuteAdapter}
 CASES = [(fmt, name) for fmt in ADAPTERS for name in case_names(fmt)]
 
 
@@ -38,6 +41,6 @@ def test_any_split_into_reads_gives_the_same_result(case, data):
     folder = GOLDEN / fmt / name
     raw = case_input(folder)
     cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=8))
-    context = context_for(folder)
-    assert decode_in_chunks(ADAPTERS[fmt], raw, context, cuts) == \
-        decode_in_chunks(ADAPTERS[fmt], raw, context, [])
+    context, stream = context_for(folder), stream_name(folder)
+    assert decode_in_chunks(ADAPTERS[fmt], raw, context, cuts, stream) == \
+        decode_in_chunks(ADAPTERS[fmt], raw, context, [], stream)

@@ -260,3 +260,48 @@ wigos_id = "0-20000-0-54527"
         "WHERE element IN ('air_temperature', 'precipitation_amount') ORDER BY element") == [
         ("2025-11-03T06:00:00.000000Z", "air_temperature", 291.05, "K", None),
         ("2025-11-03T00:00:00.000000Z", "precipitation_amount", 12.5, "kg m-2", 21600)]
+
+
+def test_cma_hourly_and_minute_files_reach_the_catalog(deployment):
+    from datetime import datetime
+
+    from obslink.simulated_cma import hourly_record, minute_line, minute_values
+
+    config = deployment.add_station_with_sources("0-20000-0-58238", "+08:00", """\
+[sources.hourly]
+type = "directory"
+format = "cma_aws_hourly"
+path = "awsnet"
+pattern = "Z_SURF_I_*.txt"
+poll_interval = 0.1
+[sources.minute]
+type = "directory"
+format = "cma_aws_minute"
+path = "minute"
+pattern = "AWS_M_Z_*.txt"
+poll_interval = 0.1
+""")
+    deployment.start_collector()
+    deployment.run_agent(config)
+    for folder in ("awsnet", "minute"):
+        (config.parent / folder).mkdir()
+    hour = datetime(2025, 1, 14, 6)
+    (config.parent / "awsnet" / "Z_SURF_I_58238_20250114060000_O_AWS_FTM.txt").write_text(
+        hourly_record("58238", hour))
+    (config.parent / "awsnet" / "Z_SURF_I_58238_20250114060000_O_AWS_FTM-CCA.txt").write_text(
+        hourly_record("58238", hour, {"T": "-014"}, correction="CCA"))
+    minutes = config.parent / "minute" / "AWS_M_Z_58238_20250114.txt"
+    with open(minutes, "w", newline="") as stream:  # ISOS appends a line a minute
+        for hhmm in ("2359", "0000"):
+            stream.write(minute_line(hhmm, minute_values(0)))
+            stream.flush()
+    wait_until(lambda: deployment.catalog.count("observations") == 2 * 72 + 2 * 47,
+               message="two hourly records and two minutes")
+    assert deployment.catalog.query(
+        "SELECT observed_at, value, source_flag FROM observations WHERE source_field = 'T' "
+        "ORDER BY value") == [("2025-01-14T06:00:00.000000Z", -1.4, "CCA qc=099"),
+                              ("2025-01-14T06:00:00.000000Z", -1.2, "qc=099")]
+    assert deployment.catalog.query(
+        "SELECT observed_at FROM observations WHERE source_field = 'tempis' "
+        "ORDER BY observed_at") == [("2025-01-13T15:59:00.000000Z",),
+                                    ("2025-01-13T16:00:00.000000Z",)]
