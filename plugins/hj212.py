@@ -11,13 +11,14 @@ Annex A CRC, plain CRC-16/MODBUS or byte-swapped MODBUS: ``crc`` is a per-device
 from __future__ import annotations
 
 import re
+import sys
 from datetime import date
 
 from obslink.errors import ConfigError
 from obslink.plugins.formats import Decoded, FormatAdapter, Option, quarantine_span
 from obslink.plugins.hj212_codes import FACTORS, KINDS
 from obslink.plugins.registry import hookimpl
-from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading, non_finite_flag
+from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading
 
 # (CN, period in seconds or None): the uploads that carry observations
 DATA_COMMANDS = {"2011": None, "2051": 60, "2061": 3600, "2031": 86_400, "2041": 86_400}
@@ -29,6 +30,7 @@ LONGEST_START = len("##0000QN=")  # bytes before PACKET_START can match
 MAX_NOISE = 65_536  # noise held back waiting for a packet, at most
 CP_ITEM = re.compile(r"([^;,=]+)=([^;,]*)")  # key=value items of the CP section
 CP_SPLIT = re.compile(r"[;,]")
+CRC_DIGITS = re.compile(rb"[0-9A-Fa-f]{4}")
 CP_VALID = re.compile(r"(?:[^;,=]+=[^;,=]*(?:[;,]+|$))*")  # every item is key=value
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
@@ -46,17 +48,33 @@ _TABLE = _crc_table()
 _HIGH = bytes(value >> 8 for value in _TABLE)
 
 
+def _pair_table() -> bytes:
+    """Two steps of the high-byte loop at once, indexed by ``high ^ word`` where ``word``
+    is two input bytes as ``memoryview.cast("H")`` reads them (native byte order)."""
+    first, second = (lambda i: i & 0xFF, lambda i: i >> 8) if sys.byteorder == "little" \
+        else (lambda i: i >> 8, lambda i: i & 0xFF)
+    return bytes(_HIGH[_HIGH[first(i)] ^ second(i)] for i in range(65536))
+
+
+_PAIRS = _pair_table()
+
+
 def crc_hj212(data: bytes) -> int:
     """HJ 212 Annex A: crc = (crc >> 8) ^ byte, then 8 rounds of the 0xA001 polynomial.
 
     Each step keeps only the high byte of the previous CRC, so the loop runs on that byte
-    alone and looks up the full 16 bits once, at the last byte.
+    alone, two bytes a step, and looks up the full 16 bits once, at the last byte.
     """
     if not data:
         return 0xFFFF
-    high, table = 0xFF, _HIGH
-    for byte in data[:-1]:
-        high = table[high ^ byte]
+    body = data[:-1]
+    high = 0xFF
+    if len(body) % 2:
+        high = _HIGH[high ^ body[0]]
+        body = body[1:]
+    pairs = _PAIRS
+    for word in memoryview(body).cast("H"):
+        high = pairs[high ^ word]
     return _TABLE[high ^ data[-1]]
 
 
@@ -174,7 +192,7 @@ class HJ212Adapter(FormatAdapter):
                                    f"of {length + 6} bytes)")
         segment = data[body_start:body_start + length]
         trailer = data[body_start + length:packet_end]
-        if trailer[4:] != b"\r\n" or not re.fullmatch(rb"[0-9A-Fa-f]{4}", trailer[:4]):
+        if trailer[4:] != b"\r\n" or not CRC_DIGITS.fullmatch(trailer, 0, 4):
             actual = data.find(b"\r\n", body_start)
             detail = "" if actual < 0 else f" (the packet ends after {actual - body_start - 4})"
             end = len(data) if actual < 0 else actual + 2
@@ -235,9 +253,11 @@ class HJ212Adapter(FormatAdapter):
         except ValueError:
             return f"DataTime {data_time!r} is not YYYYMMDDhhmmss"
         period = self._periods[command]
-        flags = {key[:-5]: value for key, value in pairs if key.endswith("-Flag")}
+        flags = {key[:-5]: value for key, value in pairs if key.endswith("-Flag")} \
+            if "-Flag=" in cp else {}
         readings = result.readings
         fields = self._fields
+        new = tuple.__new__  # a Reading without NamedTuple's Python-level __new__: hot loop
         for key, text in pairs:
             field = fields.get(key)
             if field is None:
@@ -245,15 +265,19 @@ class HJ212Adapter(FormatAdapter):
             if field is False:
                 continue  # DataTime, Flag, SampleTime, EFlag … describe values, are not one
             try:
-                value = float(text) if text else None
+                value = float(text)
             except ValueError:
-                return f"value {key}={text!r} is not a number"
-            if value is None or non_finite_flag(value) is not None:
-                readings.append(Reading(observed_at, field[0], None, field[1], key,
-                                        flags.get(field[2]), QC_MISSING, period))
+                if text:
+                    return f"value {key}={text!r} is not a number"
+                value = None
+            if value is not None and value - value == 0.0:  # finite: not NaN, not ±inf
+                readings.append(new(Reading, (observed_at, field[0], value, field[1], key,
+                                              flags.get(field[2]), QC_NOT_CHECKED, period,
+                                              0, 0)))
             else:
-                readings.append(Reading(observed_at, field[0], value, field[1], key,
-                                        flags.get(field[2]), QC_NOT_CHECKED, period))
+                readings.append(new(Reading, (observed_at, field[0], None, field[1], key,
+                                              flags.get(field[2]), QC_MISSING, period, 0,
+                                              0)))
         return None
 
     def _field(self, key: str):
