@@ -15,6 +15,7 @@ provenance needs besides that batch's own body.
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,10 +185,14 @@ def decode_batch(body: bytes) -> Batch:
         _expect(all(isinstance(i, int) and isinstance(flag, str)
                     for i, flag in flags.items()), "flags")
         qc_checks, ran, failed = _qc_columns(data, count)
+        if int in map(type, values):  # msgpack gives ints for whole numbers a sender packed
+            values = [float(v) if type(v) is int else v for v in values]
+        flag_of = flags.get if flags else _no_flag
+        new = tuple.__new__  # Readings without NamedTuple's Python-level __new__: hot path
         readings = [
-            Reading(t, fields[f][0], None if v is None else float(v), fields[f][1],
-                    fields[f][2], flags.get(i), q, fields[f][3], a, b)
-            for i, (t, f, v, q, a, b) in enumerate(zip(times, index, values, qcs, ran, failed))]
+            new(Reading, (t, element, v, unit, source_field, flag_of(i), q, period, a, b))
+            for i, (t, (element, unit, source_field, period), v, q, a, b) in enumerate(zip(
+                times, map(fields.__getitem__, index), values, qcs, ran, failed))]
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"batch body is missing or has a malformed field ({exc})") from None
     return Batch(station, epoch, seq, created_at, readings, adapter[0], adapter[1], source,
@@ -211,9 +216,13 @@ def _qc_columns(data: dict, count: int) -> tuple[list[str], list[int], list[int]
     for column, what in ((ran, "qcr"), (failed, "qcf")):
         _expect(set(map(type, column)) <= {int} and (not count or (
             min(column) >= 0 and max(column) < limit)), what)
-    _expect(all(f & ~r == 0 for r, f in zip(ran, failed)), "qcf (a check flagged a reading "
-            "it did not run on)")
+    _expect(not any(map(operator.and_, failed, map(operator.invert, ran))),
+            "qcf (a check flagged a reading it did not run on)")
     return names, ran, failed
+
+
+def _no_flag(_index: int) -> None:
+    return None
 
 
 def _is_int(value: Any) -> bool:
