@@ -153,7 +153,9 @@ class Fleet:
             sid = station_id(index)
             outbox = Outbox(directory / f"{sid}.db", sid, "OFF")
             config = AgentConfig(path=directory, station=sid, network=NETWORK,
-                                 private_key=directory, outbox_path=outbox.path,
+                                 # keys live in memory: no key file to watch for rotation
+                                 private_key=directory / "in-memory.key",
+                                 outbox_path=outbox.path,
                                  synchronous="OFF", max_batch_readings=len(COLUMNS),
                                  broker_host="127.0.0.1", broker_port=broker_port,
                                  client_id=f"bench-{sid}", keepalive=60, ack_timeout=30,
