@@ -168,9 +168,9 @@ def decode_batch(body: bytes) -> Batch:
         source, clock = data.get("source", {}), data.get("clock", {})
         _expect(isinstance(source, dict) and isinstance(clock, dict), "source/clock")
         fields = [tuple(f) for f in data["fields"]]
-        _expect(all(len(f) == 4 and all(isinstance(x, str) for x in f[:3])
-                    and (f[3] is None or (_is_int(f[3]) and f[3] > 0)) for f in fields),
-                "fields")
+        _expect(all(len(f) == 4 and isinstance(f[0], str) and isinstance(f[1], str)
+                    and isinstance(f[2], str) and (f[3] is None or (_is_int(f[3]) and f[3] > 0))
+                    for f in fields), "fields")
         times, index, values, qcs = data["t"], data["f"], data["val"], data["qc"]
         count = len(times)
         _expect(len(index) == len(values) == len(qcs) == count, "column lengths")

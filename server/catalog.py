@@ -793,12 +793,21 @@ def _dicts(cursor) -> list[dict]:
 
 
 class _UTCCache(dict):
-    """format_utc for the many repeated times of a group (a record's readings share one)."""
+    """format_utc for the many repeated times of a group (a record's readings share one);
+    the times of a group that differ only below the second share one strftime."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: dict[int, str] = {}
 
     def __call__(self, us: int) -> str:
         text = self.get(us)
         if text is None:
-            text = self[us] = format_utc(us, fixed=True)
+            second, micros = divmod(us, 1_000_000)
+            prefix = self.seconds.get(second)
+            if prefix is None:  # "YYYY-MM-DDTHH:MM:SS" without the Z
+                prefix = self.seconds[second] = format_utc(second * 1_000_000)[:-1]
+            text = self[us] = f"{prefix}.{micros:06d}Z"
         return text
 
 
