@@ -242,7 +242,9 @@ class Outbox:
         with self.transaction() as conn:
             seq = int(self._meta("next_seq"))
             # the replay window's floor: every batch below it has left the outbox for good
-            floor = conn.execute("SELECT min(seq) FROM batches").fetchone()[0]
+            # or is parked (refused for good: never sent again)
+            floor = conn.execute("SELECT min(seq) FROM batches WHERE refused_reason IS NULL"
+                                 ).fetchone()[0]
             floor = seq if floor is None else floor
             for first in range(0, len(readings), max_batch_readings):
                 end = first + max_batch_readings

@@ -98,8 +98,8 @@ class Batch:
     # Names of the QC checks whose bits the readings' qc_ran/qc_failed masks use; empty when
     # the sender ran no QC (the collector then runs it).
     qc_checks: list[str] = field(default_factory=list)
-    # The lowest sequence number still unacknowledged in the station's outbox when this
-    # batch was made: every batch below it was acknowledged (or evicted) and is never sent
+    # The lowest sequence number still waiting in the station's outbox when this batch was
+    # made: every batch below it was acknowledged, evicted or parked and is never sent
     # again, so the collector refuses one arriving as a replay. None from older agents.
     floor: int | None = None
 
