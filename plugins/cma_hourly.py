@@ -80,7 +80,7 @@ class CMAHourlyAdapter(FormatAdapter):
                 record = None
             if record is None and stray is None:
                 result.consumed, self.line_number = line_end, line
-        if stray is not None and final:
+        if stray is not None and (final or len(data) - stray[0] > MAX_RECORD_BYTES):
             self._stray(data[stray[0]:], start + stray[0], stray[1], result)
             result.consumed, self.line_number = len(data), line
         elif record is not None and (final or len(data) - record[0] > MAX_RECORD_BYTES):

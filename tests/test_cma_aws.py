@@ -71,6 +71,13 @@ def test_an_hourly_record_waits_for_its_end_until_the_file_is_complete():
     assert whole.consumed == len(RECORD) and len(whole.readings) == 72
 
 
+def test_a_long_run_of_lines_that_are_not_records_is_quarantined_before_the_file_ends():
+    junk = b"x" * 100 + b"\n"
+    decoded = CMAHourlyAdapter().decode(junk * 700, start=0, final=False)  # 70 KB, no blank
+    assert decoded.consumed == len(junk) * 700 and len(decoded.quarantined) == 1
+    assert "not part of a record" in decoded.quarantined[0].reason
+
+
 def test_hour_to_date_rain_covers_the_minutes_since_the_hour():
     adapter = CMAMinuteAdapter(AdapterContext("X", 480))
     adapter.start_stream("AWS_M_Z_58238_20250114.txt")
