@@ -4,6 +4,10 @@ Each file's read offset and adapter state are committed with the readings. A fil
 identity (device, inode) changes or that shrinks below the committed offset was replaced:
 it is read again from the start, and the event is logged. A trailing partial record waits
 until the file has not changed for ``settle_seconds``; then it is decoded or quarantined.
+A record longer than ``max_read_bytes`` (a large BUFR message) gets a read window doubled
+until it fits, up to ``MAX_WINDOW_FACTOR`` times; beyond that, once the file has settled,
+the window is handed to the adapter as the end of the stream, which quarantines it, so
+one oversized record cannot stop the file from being read.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from obslink.plugins.registry import hookimpl
 from obslink.plugins.sources import ChunkOrigin, PolledSource, SourcePosition
 
 log = logging.getLogger(__name__)
+
+MAX_WINDOW_FACTOR = 16  # the read window grows to 16 x max_read_bytes for one long record
 
 
 class DirectorySource(PolledSource):
@@ -98,20 +104,26 @@ class DirectorySource(PolledSource):
             stream = open(path, "rb")
         except FileNotFoundError:
             return 0  # rotated away since the listing; the next poll finds it
+        window = int(self.setting("max_read_bytes"))
+        largest = MAX_WINDOW_FACTOR * window
         with stream:
             while True:
                 stream.seek(position.offset)
-                data = stream.read(int(self.setting("max_read_bytes")))
+                data = stream.read(window)
                 if not data:
                     break
-                final = settled and len(data) < self.setting("max_read_bytes")
-                adapter = self.make_adapter()
-                adapter.set_state(position.state)
-                if position.offset == 0:
-                    adapter.start_stream(path.name)
-                decoded = adapter.decode(data, start=position.offset, final=final)
+                full = len(data) == window
+                final = settled and not full
+                adapter, decoded = self._decode(path.name, position, data, final)
+                if decoded.consumed == 0 and full:
+                    if window < largest:
+                        window *= 2  # a record longer than the window: look further
+                        continue
+                    if settled:  # no record ends within the largest window: quarantined
+                        adapter, decoded = self._decode(path.name, position, data, True)
                 if decoded.consumed == 0:
                     break  # an incomplete record; more bytes will come
+                window = int(self.setting("max_read_bytes"))
                 chunk = data[:decoded.consumed]
                 origin = ChunkOrigin(self.name, path.name, position.offset,
                                      position.offset + decoded.consumed,
@@ -120,6 +132,14 @@ class DirectorySource(PolledSource):
                 self.sink.commit(origin, decoded, position, adapter)
                 committed += len(decoded.readings)
         return committed
+
+    def _decode(self, stream_name: str, position: SourcePosition, data: bytes, final: bool):
+        """A fresh adapter in the committed state decodes ``data``: (adapter, Decoded)."""
+        adapter = self.make_adapter()
+        adapter.set_state(position.state)
+        if position.offset == 0:
+            adapter.start_stream(stream_name)
+        return adapter, adapter.decode(data, start=position.offset, final=final)
 
 
 def _identity(stat: os.stat_result) -> str:

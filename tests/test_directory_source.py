@@ -10,7 +10,7 @@ from functools import partial
 
 from obslink.agent.outbox import Outbox
 from obslink.agent.runner import OutboxSink
-from obslink.plugins.directory_source import DirectorySource
+from obslink.plugins.directory_source import MAX_WINDOW_FACTOR, DirectorySource
 from obslink.plugins.formats import AdapterContext
 from obslink.plugins.toa5 import TOA5Adapter
 from obslink.simulator import KINDS, SimulatedLogger
@@ -88,6 +88,25 @@ def test_partial_last_line_waits_until_the_file_settles(tmp_path):
     source.poll()
     assert outbox.stats().quarantined == 1  # truncated: too few fields, kept with its reason
     assert "expected 5 fields" in outbox.recent_quarantine()[0]["reason"]
+
+
+def test_a_record_longer_than_the_read_window_is_read_and_an_endless_one_quarantined(tmp_path):
+    source, outbox = make_source(tmp_path, settle_seconds=60, max_read_bytes=256)
+    station = logger(tmp_path)
+    station.write_next()
+    header_and_record = station.path.read_bytes()
+    fields = header_and_record.rstrip(b"\r\n").rsplit(b"\n", 1)[1].split(b",")
+    fields[2] = b"0" * 1000 + fields[2]  # the same value, over 4 windows long
+    long_record = b",".join(fields) + b"\r\n"
+    endless = b"x" * (256 * MAX_WINDOW_FACTOR + 100)  # no line end within 16 windows
+    station.path.write_bytes(header_and_record + long_record + endless)
+    assert source.poll() == 6  # the first record's 3 readings, the long one's 3
+    assert outbox.stats().quarantined == 0  # the endless tail waits while the file is fresh
+    past = time.time() - 120
+    os.utime(station.path, (past, past))
+    source.poll()
+    assert outbox.stats().quarantined >= 1  # once settled, quarantined, never a stall
+    assert outbox.positions("logger")[station.path.name].offset == station.path.stat().st_size
 
 
 def test_missing_directory_is_waited_for(tmp_path):
