@@ -143,7 +143,7 @@ class Fleet:
     pump thread) in one process; a thread commits each station's live minute."""
 
     def __init__(self, directory: Path, keys: dict[int, Ed25519PrivateKey], broker_port: int,
-                 backlog_seqs: int) -> None:
+                 backlog_seqs: int, bundle: int) -> None:
         self.stations: dict[str, SimStation] = {}
         self.latencies: list[tuple[float, float]] = []  # (committed at, latency s)
         self.backlog_remaining = 0
@@ -160,7 +160,7 @@ class Fleet:
                                  broker_host="127.0.0.1", broker_port=broker_port,
                                  client_id=f"bench-{sid}", keepalive=60, ack_timeout=30,
                                  max_in_flight=64, reconnect_min=1, reconnect_max=5,
-                                 realtime_window=REALTIME_WINDOW)
+                                 realtime_window=REALTIME_WINDOW, backlog_bundle=bundle)
             uplink = MeasuredUplink(config, outbox, key)
             station = SimStation(sid, outbox, new_sink(outbox, uplink.wake), uplink,
                                  backlog_seqs)
@@ -244,13 +244,15 @@ STATIONS_PER_PROCESS = 120
 
 
 def fleet_worker(number: int, directory: Path, keys: dict[int, bytes], broker_port: int,
-                 backlog_seqs: int, go, stop, reports) -> None:
+                 backlog_seqs: int, bundle: int, go, stop, reports) -> None:
     """A fleet process: connect, report, run live until ``stop``, send the latencies."""
     fleet = Fleet(directory, {index: Ed25519PrivateKey.from_private_bytes(raw)
-                              for index, raw in keys.items()}, broker_port, backlog_seqs)
+                              for index, raw in keys.items()}, broker_port, backlog_seqs,
+                  bundle)
     fleet.connect()
     reports.put(("connected", number, 0, 0))
     go.wait()
+    cpu_at_go = time.process_time()  # this process's CPU: the stations' agent code
     fleet.live_thread.start()
     while not stop.wait(0.5):
         reports.put(("progress", number, fleet.backlog_acked(), len(fleet.latencies)))
@@ -259,20 +261,23 @@ def fleet_worker(number: int, directory: Path, keys: dict[int, bytes], broker_po
     deadline = time.monotonic() + 120
     while fleet.pending_live() and time.monotonic() < deadline:
         time.sleep(0.1)
-    reports.put(("done", number, fleet.backlog_acked(), fleet.latencies))
+    reports.put(("done", number, fleet.backlog_acked(),
+                 (fleet.latencies, time.process_time() - cpu_at_go)))
     fleet.close()
 
 
 def run_phase(directory: Path, keys: list[bytes], broker_port: int, backlog_seqs: int,
-              seconds: float | None, label: str) -> tuple[list[float], float, int]:
+              bundle: int, seconds: float | None, label: str) -> tuple[list[float], float, int, float]:
     """Live for ``seconds`` (None: until the backlog is acked). Returns the latencies of the
-    live minutes committed during the phase, its duration, and every live minute acked."""
+    live minutes committed during the phase, its duration, every live minute acked, and
+    the CPU-seconds the fleet's processes used."""
     context = multiprocessing.get_context("spawn")  # fresh interpreters, no inherited threads
     go, stop, reports = context.Event(), context.Event(), context.Queue()
     slices = [dict(list(enumerate(keys))[i:i + STATIONS_PER_PROCESS])
               for i in range(0, len(keys), STATIONS_PER_PROCESS)]
     workers = [context.Process(target=fleet_worker, args=(number, directory, part, broker_port,
-                                                          backlog_seqs, go, stop, reports))
+                                                          backlog_seqs, bundle, go, stop,
+                                                          reports))
                for number, part in enumerate(slices)]
     for worker in workers:
         worker.start()
@@ -305,16 +310,17 @@ def run_phase(directory: Path, keys: list[bytes], broker_port: int, backlog_seqs
     elapsed = time.monotonic() - started
     stop.set()
     latencies: list[tuple[float, float]] = []
-    done = 0
+    done, fleet_cpu = 0, 0.0
     while done < len(workers):
-        kind, _number, _acked, live = reports.get(timeout=300)
+        kind, _number, _acked, report = reports.get(timeout=300)
         if kind == "done":
             done += 1
-            latencies.extend(live)
+            latencies.extend(report[0])
+            fleet_cpu += report[1]
     for worker in workers:
         worker.join(60)
     return ([latency for committed, latency in latencies if committed <= started + elapsed],
-            elapsed, len(latencies))
+            elapsed, len(latencies), fleet_cpu)
 
 
 def main() -> int:
@@ -325,6 +331,8 @@ def main() -> int:
                         help="live-only phase that measures latency with no backlog")
     parser.add_argument("--collectors", type=int, default=1,
                         help="collector workers sharing the load (one catalog)")
+    parser.add_argument("--bundle", type=int, default=AgentConfig.backlog_bundle,
+                        help="backlog batches per message (the agent's uplink.backlog_bundle)")
     parser.add_argument("--quick", action="store_true",
                         help="100 stations, 2 hours of backlog, 20 s baseline")
     args = parser.parse_args()
@@ -368,14 +376,17 @@ def main() -> int:
                 print(f"no backlog: {args.stations} stations live for "
                       f"{args.baseline_seconds:.0f} s …", flush=True)
                 raw_keys = [private_bytes(key) for key in keys]
-                base_latency, _, base_live = run_phase(
-                    base / "baseline", raw_keys, broker.port, 0, args.baseline_seconds,
-                    "no backlog")
+                base_latency, _, base_live, _ = run_phase(
+                    base / "baseline", raw_keys, broker.port, 0, args.bundle,
+                    args.baseline_seconds, "no backlog")
                 print("backlog drain while every station reports live …", flush=True)
                 cpu_before = sum(cpu_seconds(c.pid) for c in collectors)
-                drain_latency, drain_seconds, drain_live = run_phase(
-                    base / "backlog", raw_keys, broker.port, args.hours * 60, None, "drain")
+                broker_before = cpu_seconds(broker.process.pid)
+                drain_latency, drain_seconds, drain_live, fleet_cpu = run_phase(
+                    base / "backlog", raw_keys, broker.port, args.hours * 60, args.bundle,
+                    None, "drain")
                 collector_cpu = sum(cpu_seconds(c.pid) for c in collectors) - cpu_before
+                broker_cpu = cpu_seconds(broker.process.pid) - broker_before
                 live_total = base_live + drain_live
                 expected = backlog_readings + live_total * len(COLUMNS)
                 time.sleep(1)
@@ -402,6 +413,8 @@ def main() -> int:
           f"drain phase = "
           f"{backlog_readings / collector_cpu:,.0f} readings per CPU-second of the collector "
           f"(the simulated fleet shares the machine's cores with it)")
+    print(f"CPU-seconds in the drain phase ({drain_seconds:.0f} s on {os.cpu_count()} cores): "
+          f"collector {collector_cpu:.0f}, fleet {fleet_cpu:.0f}, Mosquitto {broker_cpu:.0f}")
     print(f"catalog: {stored:,} readings stored, {expected:,} produced"
           + ("" if stored == expected else "  ← MISMATCH"))
     return 0 if stored == expected else 1
