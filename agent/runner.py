@@ -18,6 +18,7 @@ from obslink.agent.uplink import Uplink
 from obslink.errors import ObslinkError
 from obslink.keys import load_private_key
 from obslink.plugins.formats import Decoded, FormatAdapter
+from obslink.readings import finite_only
 from obslink.plugins.qc_runner import QCRunner
 from obslink.plugins.registry import PluginRegistry
 from obslink.plugins.sources import ChunkOrigin, Source, SourcePosition
@@ -48,6 +49,7 @@ class OutboxSink:
         """QC the readings and commit them with the source position; returns the sequence
         numbers of the batches made."""
         with self._lock:
+            decoded.readings = finite_only(decoded.readings)
             qc = self.qc.run(decoded.readings, origin.source)
             ingest = partial(self.outbox.ingest, origin, decoded, position, adapter,
                              self.max_batch_readings, clock=self.clock() if self.clock else None,

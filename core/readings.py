@@ -6,6 +6,7 @@ free of time-zone ambiguity. Conversion from logger-local time happens in the ad
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
@@ -20,6 +21,9 @@ QC_FLAG_NAMES = {QC_GOOD: "good", QC_SUSPECT: "suspect", QC_ERRONEOUS: "erroneou
                  QC_MISSING: "missing", QC_NOT_CHECKED: "not checked"}
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# The µs times a UTC text can show: 0001-01-01 to 9999-12-31 (what datetime represents)
+MIN_TIME_US = -62_135_596_800_000_000
+MAX_TIME_US = 253_402_300_799_999_999
 _INF = float("inf")
 _OFFSET_RE = re.compile(r"^(?:UTC|Z|([+-])(\d{1,2})(?::?(\d{2}))?)$", re.IGNORECASE)
 
@@ -53,6 +57,16 @@ def non_finite_flag(value: float) -> str | None:
     if value in (_INF, -_INF):
         return "INF" if value > 0 else "-INF"
     return None
+
+
+def finite_only(readings: list[Reading]) -> list[Reading]:
+    """The readings, with any NaN or infinite value (an adapter that let one through) made
+    a missing reading flagged as built-in adapters do; the collector refuses such values."""
+    if all(map(math.isfinite, [r.value for r in readings if r.value is not None])):
+        return readings
+    return [r if r.value is None or math.isfinite(r.value) else
+            r._replace(value=None, source_flag=r.source_flag or non_finite_flag(r.value),
+                       qc=QC_MISSING) for r in readings]
 
 
 def parse_utc_offset(text: str) -> int:

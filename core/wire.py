@@ -15,7 +15,9 @@ provenance needs besides that batch's own body.
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
+from itertools import chain
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from obslink.errors import WireError
-from obslink.readings import Reading
+from obslink.readings import MAX_TIME_US, MIN_TIME_US, Reading
 
 PROTOCOL_VERSION = 1
 TOPIC_ROOT = "obslink/v1"
@@ -143,8 +145,53 @@ def encode_batch(batch: Batch, qc_columns=None) -> bytes:
     return msgpack.packb(body, use_bin_type=True)
 
 
+@dataclass
+class BatchColumns:
+    """A decoded batch as the columns it travels in. The collector stores these as they
+    are; a :class:`Reading` per value is made only where something needs one."""
+
+    station: str
+    epoch: str
+    seq: int
+    created_at: int
+    adapter: str
+    adapter_version: str
+    source: dict[str, Any]
+    clock: dict[str, Any]
+    qc_checks: list[str]
+    floor: int | None
+    fields: list[tuple[str, str, str, int | None]]  # (element, unit, source_field, period_s)
+    times: list[int]
+    field_index: list[int]  # per reading, its entry in ``fields``
+    values: list[float | None]
+    qc: list[int]
+    qc_ran: list[int]
+    qc_failed: list[int]
+    flags: dict[int, str]  # reading index -> the source's flag
+
+    def readings(self) -> list[Reading]:
+        flag_of = self.flags.get if self.flags else _no_flag
+        new = tuple.__new__  # Readings without NamedTuple's Python-level __new__
+        return [new(Reading, (t, element, v, unit, source_field, flag_of(i), q, period, a, b))
+                for i, (t, (element, unit, source_field, period), v, q, a, b) in enumerate(zip(
+                    self.times, map(self.fields.__getitem__, self.field_index), self.values,
+                    self.qc, self.qc_ran, self.qc_failed))]
+
+    def to_batch(self) -> Batch:
+        return Batch(self.station, self.epoch, self.seq, self.created_at, self.readings(),
+                     self.adapter, self.adapter_version, self.source, self.clock,
+                     self.qc_checks, self.floor)
+
+
 def decode_batch(body: bytes) -> Batch:
     """Decode and validate a batch body; malformed input raises WireError, nothing else."""
+    return decode_batch_columns(body).to_batch()
+
+
+def decode_batch_columns(body: bytes) -> BatchColumns:
+    """Decode and validate a batch body into its columns; malformed input raises WireError,
+    nothing else. Runs once per batch at the collector, so checks are whole-column (in C)
+    and a field table or QC name list seen before is not checked again."""
     try:
         data = msgpack.unpackb(body, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
@@ -157,67 +204,98 @@ def decode_batch(body: bytes) -> Batch:
     try:
         station = check_station_id(data["station"])
         epoch, seq, created_at = data["epoch"], data["seq"], data["created_at"]
-        _expect(isinstance(epoch, str) and 0 < len(epoch) <= 64, "epoch")
-        _expect(_is_int(seq) and 0 <= seq < 2**63, "seq")
-        _expect(_is_int(created_at), "created_at")
+        _expect(type(epoch) is str and 0 < len(epoch) <= 64, "epoch")
+        _expect(type(seq) is int and 0 <= seq < 2**63, "seq")
+        _expect(type(created_at) is int and MIN_TIME_US <= created_at <= MAX_TIME_US,
+                "created_at")
         floor = data.get("floor")
-        _expect(floor is None or (_is_int(floor) and 0 <= floor <= seq), "floor")
+        _expect(floor is None or (type(floor) is int and 0 <= floor <= seq), "floor")
         adapter = data.get("adapter", ["", ""])
-        _expect(isinstance(adapter, list) and len(adapter) == 2
-                and all(isinstance(a, str) for a in adapter), "adapter")
+        _expect(type(adapter) is list and len(adapter) == 2
+                and type(adapter[0]) is str and type(adapter[1]) is str, "adapter")
         source, clock = data.get("source", {}), data.get("clock", {})
-        _expect(isinstance(source, dict) and isinstance(clock, dict), "source/clock")
-        fields = [tuple(f) for f in data["fields"]]
-        _expect(all(len(f) == 4 and isinstance(f[0], str) and isinstance(f[1], str)
-                    and isinstance(f[2], str) and (f[3] is None or (_is_int(f[3]) and f[3] > 0))
-                    for f in fields), "fields")
+        _expect(type(source) is dict and type(clock) is dict, "source/clock")
+        fields = _checked_fields(data["fields"])
         times, index, values, qcs = data["t"], data["f"], data["val"], data["qc"]
+        _expect(type(times) is list and type(index) is list and type(values) is list
+                and type(qcs) is list, "columns")
         count = len(times)
         _expect(len(index) == len(values) == len(qcs) == count, "column lengths")
-        # whole-column checks run in C; a batch carries thousands of readings
-        _expect(set(map(type, times)) <= {int}, "t")
-        _expect(set(map(type, index)) <= {int} and (not count or (
-            min(index) >= 0 and max(index) < len(fields))), "f")
-        _expect(set(map(type, qcs)) <= {int} and (not count or (
-            min(qcs) >= 0 and max(qcs) <= 255)), "qc")
-        _expect(set(map(type, values)) <= {int, float, type(None)}, "val")
-        flags = dict(data.get("flags", []))
-        _expect(all(isinstance(i, int) and isinstance(flag, str)
-                    for i, flag in flags.items()), "flags")
         qc_checks, ran, failed = _qc_columns(data, count)
-        if int in map(type, values):  # msgpack gives ints for whole numbers a sender packed
-            values = [float(v) if type(v) is int else v for v in values]
-        flag_of = flags.get if flags else _no_flag
-        new = tuple.__new__  # Readings without NamedTuple's Python-level __new__: hot path
-        readings = [
-            new(Reading, (t, element, v, unit, source_field, flag_of(i), q, period, a, b))
-            for i, (t, (element, unit, source_field, period), v, q, a, b) in enumerate(zip(
-                times, map(fields.__getitem__, index), values, qcs, ran, failed))]
+        if count:
+            _expect(set(map(type, chain(times, index, qcs, ran, failed))) == {int},
+                    "t, f, qc, qcr or qcf (integers expected)")
+            _expect(min(times) >= MIN_TIME_US and max(times) <= MAX_TIME_US,
+                    "t (a time outside the years 1 to 9999)")
+            _expect(min(index) >= 0 and max(index) < len(fields), "f")
+            _expect(min(qcs) >= 0 and max(qcs) <= 255, "qc")
+            if qc_checks:  # qcf's bits are a subset of qcr's, so qcr's bounds cover both
+                _expect(min(ran) >= 0 and max(ran) < 1 << len(qc_checks), "qcr")
+                _expect(not any(map(operator.and_, failed, map(operator.invert, ran))),
+                        "qcf (a check flagged a reading it did not run on)")
+            value_types = set(map(type, values))
+            _expect(value_types <= {int, float, type(None)}, "val")
+            if int in value_types:  # msgpack gives ints for whole numbers a sender packed
+                values = [float(v) if type(v) is int else v for v in values]
+            _expect(all(map(math.isfinite, [v for v in values if v is not None])),
+                    "val (NaN or infinity: a missing value travels as nil with a flag)")
+        flags = data.get("flags", [])
+        if flags:
+            flags = dict(flags)
+            _expect(all(type(i) is int and type(flag) is str for i, flag in flags.items()),
+                    "flags")
+        else:
+            flags = {}
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"batch body is missing or has a malformed field ({exc})") from None
-    return Batch(station, epoch, seq, created_at, readings, adapter[0], adapter[1], source,
-                 clock, qc_checks, floor)
+    return BatchColumns(station, epoch, seq, created_at, adapter[0], adapter[1], source, clock,
+                        qc_checks, floor, fields, times, index, values, qcs, ran, failed, flags)
+
+
+# Field tables and QC name lists already checked: a station sends the same ones in every
+# batch. Bounded, so a sender cannot grow it without limit.
+_CHECKED: dict[tuple, list] = {}
+_CHECKED_LIMIT = 65_536
+
+
+def _remember(key: tuple, value: list) -> list:
+    if len(_CHECKED) >= _CHECKED_LIMIT:
+        _CHECKED.clear()
+    _CHECKED[key] = value
+    return value
+
+
+def _checked_fields(raw) -> list[tuple[str, str, str, int | None]]:
+    _expect(type(raw) is list, "fields")
+    key = ("fields", *map(tuple, raw))  # unhashable contents raise TypeError: malformed
+    fields = _CHECKED.get(key)
+    if fields is None:
+        fields = key[1:]
+        _expect(all(len(f) == 4 and type(f[0]) is str and type(f[1]) is str
+                    and type(f[2]) is str and (f[3] is None or (type(f[3]) is int and f[3] > 0))
+                    for f in fields), "fields")
+        fields = _remember(key, list(fields))
+    return fields
 
 
 MAX_QC_CHECKS = 32
 
 
 def _qc_columns(data: dict, count: int) -> tuple[list[str], list[int], list[int]]:
-    """The optional QC check names and per-reading masks (absent: no QC ran)."""
+    """The optional QC check names and per-reading masks (absent: no QC ran). The caller
+    checks the masks' contents."""
     if "qcc" not in data:
         return [], [0] * count, [0] * count
     names, ran, failed = data["qcc"], data["qcr"], data["qcf"]
-    _expect(isinstance(names, list) and 0 < len(names) <= MAX_QC_CHECKS
-            and all(isinstance(n, str) and 0 < len(n) <= 64 for n in names)
-            and len(set(names)) == len(names), "qcc")
-    _expect(isinstance(ran, list) and isinstance(failed, list)
+    _expect(type(names) is list, "qcc")
+    key = ("qcc", *names)
+    if key not in _CHECKED:
+        _expect(0 < len(names) <= MAX_QC_CHECKS
+                and all(type(n) is str and 0 < len(n) <= 64 for n in names)
+                and len(set(names)) == len(names), "qcc")
+        _remember(key, names)
+    _expect(type(ran) is list and type(failed) is list
             and len(ran) == len(failed) == count, "qcr/qcf lengths")
-    limit = 1 << len(names)
-    for column, what in ((ran, "qcr"), (failed, "qcf")):
-        _expect(set(map(type, column)) <= {int} and (not count or (
-            min(column) >= 0 and max(column) < limit)), what)
-    _expect(not any(map(operator.and_, failed, map(operator.invert, ran))),
-            "qcf (a check flagged a reading it did not run on)")
     return names, ran, failed
 
 

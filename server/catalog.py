@@ -11,7 +11,8 @@ import hashlib
 import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
+from operator import add
 from pathlib import Path
 
 from obslink.errors import ObslinkError, StorageError
@@ -19,7 +20,7 @@ from obslink.plugins.qc_runner import QCRunner
 from obslink.readings import QC_NOT_CHECKED, format_utc, now_us
 from obslink.sqlite_store import apply_migrations, open_database, transaction
 from obslink import wire
-from obslink.wire import Batch
+from obslink.wire import BatchColumns
 
 MIGRATIONS = [
     ("create catalog tables", """
@@ -208,7 +209,7 @@ class SignedBundle:
 
 @dataclass(frozen=True)
 class AcceptedBatch:
-    batch: Batch
+    batch: BatchColumns
     topic: str
     key_id: str
     signature: bytes  # the batch's own signature, or its bundle's
@@ -472,14 +473,14 @@ class SQLiteCatalog(Catalog):
         if not new:
             return flags
         utc = _UTCCache()
-        committed_at = utc(now_us())
+        committed_at = utc[now_us()]
         bundle_ids = {bundle: self._insert_bundle(bundle, utc) for bundle in
                       dict.fromkeys(item.bundle for item in new if item.bundle is not None)}
         first_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM batches").fetchone()[0]
         batch_rows, observation_rows = [], []
         for batch_id, item in enumerate(new, start=first_id):
             batch, source = item.batch, item.batch.source
-            readings, translators, origin = self._qc_at_centre(batch, qc)
+            qcs, ran, failed, origin = self._qc_at_centre(batch, qc)
             raw_sha = source.get("sha256")
             batch_rows.append((
                 batch_id, batch.station, batch.epoch, batch.seq, item.key_id, item.signature,
@@ -488,12 +489,16 @@ class SQLiteCatalog(Catalog):
                 _int(source.get("start")), _int(source.get("end")),
                 raw_sha.hex() if isinstance(raw_sha, bytes) else None,
                 _bool(batch.clock.get("synced")), _float(batch.clock.get("offset_ms")),
-                len(readings), utc(batch.created_at), utc(item.received_at), committed_at,
+                len(batch.times), utc[batch.created_at], utc[item.received_at], committed_at,
                 origin, bundle_ids.get(item.bundle)))
-            observation_rows.extend(
-                (batch_id, batch.station, utc(r.observed_at), r.element, r.value, r.unit,
-                 r.source_field, r.source_flag, r.qc, r.period_s, to_bits(r.qc_ran),
-                 to_bits(r.qc_failed)) for r, to_bits in zip(readings, translators))
+            # A row is its field's constant part + the reading's own columns, joined in C:
+            # the drain rate depends on not running Python code per reading.
+            prefixes = [(batch_id, batch.station, *field) for field in batch.fields]
+            source_flags = map(batch.flags.get, range(len(batch.times))) if batch.flags else \
+                repeat(None)
+            observation_rows.append(map(add, map(prefixes.__getitem__, batch.field_index), zip(
+                map(utc.__getitem__, batch.times), batch.values, source_flags, qcs, ran,
+                failed)))
         # no ON CONFLICT: a duplicate here would be a bug, and the group is then not acked
         self.conn.executemany(
             "INSERT INTO batches (id, station, epoch, seq, key_id, signature, signed_sha256, "
@@ -502,9 +507,9 @@ class SQLiteCatalog(Catalog):
             "received_at, committed_at, qc_origin, bundle_id) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch_rows)
         self.conn.executemany(
-            "INSERT INTO observations (batch_id, station, observed_at, element, value, unit, "
-            "source_field, source_flag, qc, period_s, qc_ran, qc_failed) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", observation_rows)
+            "INSERT INTO observations (batch_id, station, element, unit, source_field, "
+            "period_s, observed_at, value, source_flag, qc, qc_ran, qc_failed) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", chain.from_iterable(observation_rows))
         return flags
 
     def _raise_floors(self, accepted: list[AcceptedBatch]) -> None:
@@ -552,32 +557,35 @@ class SQLiteCatalog(Catalog):
         return self.conn.execute(
             "INSERT INTO bundles (station, topic, key_id, signature, digests, received_at) "
             "VALUES (?,?,?,?,?,?)", (station, bundle.topic, bundle.key_id, bundle.signature,
-                                     bundle.digests, utc(bundle.received_at))).lastrowid
+                                     bundle.digests, utc[bundle.received_at])).lastrowid
 
-    def _qc_at_centre(self, batch: Batch, qc: QCRunner | None):
-        """Check the readings that arrived unchecked. Returns the readings, per reading the
-        function that turns its masks into catalog bits, and where QC ran."""
-        readings = batch.readings
+    def _qc_at_centre(self, batch: BatchColumns, qc: QCRunner | None):
+        """Check the readings that arrived unchecked. Returns the qc column, the ran and
+        failed masks as catalog bits, and where QC ran."""
         edge = self._mask_translator(batch.qc_checks)
+        ran, failed = batch.qc_ran, batch.qc_failed
+        if edge is not _same_mask:
+            ran, failed = list(map(edge, ran)), list(map(edge, failed))
         if qc is None or not qc.names:
             unchecked = []
         elif not batch.qc_checks:  # the sender ran no QC: all of it, missing values too
-            unchecked = list(range(len(readings)))
+            unchecked = list(range(len(batch.times)))
+        elif QC_NOT_CHECKED not in batch.qc:
+            unchecked = []
         else:  # what the sender's checks could not judge, the centre's may
-            unchecked = [i for i, r in enumerate(readings)
-                         if r.qc == QC_NOT_CHECKED and r.value is not None]
+            unchecked = [i for i, (q, value) in enumerate(zip(batch.qc, batch.values))
+                         if q == QC_NOT_CHECKED and value is not None]
         if not unchecked:
-            return readings, repeat(edge), "edge" if batch.qc_checks else "none"
-        readings = list(readings)
+            return batch.qc, ran, failed, "edge" if batch.qc_checks else "none"
+        readings = batch.readings()
         source = batch.source.get("name")
-        annotated = qc.annotate([readings[i] for i in unchecked],
-                                f"{batch.station}/{source if isinstance(source, str) else ''}")
-        translators = [edge] * len(readings)
+        checked = qc.run([readings[i] for i in unchecked],
+                         f"{batch.station}/{source if isinstance(source, str) else ''}")
+        qcs, ran, failed = list(batch.qc), list(ran), list(failed)
         centre = self._mask_translator(qc.names)
-        for i, reading in zip(unchecked, annotated):
-            readings[i] = reading
-            translators[i] = centre
-        return readings, translators, "edge+centre" if batch.qc_checks else "centre"
+        for i, q, r, f in zip(unchecked, checked.qc, checked.ran, checked.failed):
+            qcs[i], ran[i], failed[i] = q, centre(r), centre(f)
+        return qcs, ran, failed, "edge+centre" if batch.qc_checks else "centre"
 
     def _mask_translator(self, names: list[str]):
         """A function from a mask over ``names`` to a mask over the catalog's check bits."""
@@ -793,21 +801,22 @@ def _dicts(cursor) -> list[dict]:
 
 
 class _UTCCache(dict):
-    """format_utc for the many repeated times of a group (a record's readings share one);
-    the times of a group that differ only below the second share one strftime."""
+    """format_utc (fixed width) for the many repeated times of a group, by ``cache[us]``:
+    a record's readings share one time, and the times of one day share one strftime."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.seconds: dict[int, str] = {}
+        self.days: dict[int, str] = {}
 
-    def __call__(self, us: int) -> str:
-        text = self.get(us)
-        if text is None:
-            second, micros = divmod(us, 1_000_000)
-            prefix = self.seconds.get(second)
-            if prefix is None:  # "YYYY-MM-DDTHH:MM:SS" without the Z
-                prefix = self.seconds[second] = format_utc(second * 1_000_000)[:-1]
-            text = self[us] = f"{prefix}.{micros:06d}Z"
+    def __missing__(self, us: int) -> str:
+        day, in_day = divmod(us, 86_400_000_000)
+        prefix = self.days.get(day)
+        if prefix is None:  # "YYYY-MM-DDT"
+            prefix = self.days[day] = format_utc(day * 86_400_000_000)[:11]
+        seconds, micros = divmod(in_day, 1_000_000)
+        minutes, second = divmod(seconds, 60)
+        hour, minute = divmod(minutes, 60)
+        text = self[us] = f"{prefix}{hour:02d}:{minute:02d}:{second:02d}.{micros:06d}Z"
         return text
 
 

@@ -98,7 +98,7 @@ def verify_message(topic: str, payload: bytes, received_at: int, keys_for: KeyLo
 def _batch(topic: str, station: str, body: bytes, envelope: wire.Envelope,
            bundle: SignedBundle | None, received_at: int, refuse) -> Outcome:
     try:
-        batch = wire.decode_batch(body)
+        batch = wire.decode_batch_columns(body)
     except WireError as exc:
         return refuse("malformed", str(exc), station=station, key_id=envelope.key_id,
                       verified=True)

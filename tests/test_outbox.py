@@ -214,3 +214,22 @@ def test_recovery_keeps_every_readable_batch(tmp_path):
     assert 300 - 20 <= len(kept) < 300, result.unreadable  # one page's rows at most
     assert result.moved_to.exists() and result.batches == len(kept)
     assert ingest_at(recovered, 10**9) == [301]  # numbering goes on after the last one
+
+
+def test_a_value_that_is_not_finite_is_sent_as_a_flagged_missing_reading(tmp_path):
+    """An adapter that lets NaN or infinity through would have its batches refused by the
+    collector (the protocol never carries them); the sink makes them missing readings."""
+    import threading
+
+    from obslink.agent.runner import OutboxSink
+    from obslink.readings import QC_MISSING
+
+    outbox = Outbox(tmp_path / "o.db", "S1")
+    sink = OutboxSink(outbox, 100, threading.Event())
+    readings = [Reading(0, "air_temperature", value, "degC", "T", flag)
+                for value, flag in ((1.5, None), (float("nan"), None), (float("-inf"), "E"))]
+    origin = ChunkOrigin("logger", "a.dat", 0, 10, hashlib.sha256(b"x").digest())
+    sink.commit(origin, Decoded(readings, [], 10), SourcePosition(10, "", {}), TOA5Adapter())
+    sent = decode_batch(outbox.unsent(10, set())[0][1]).readings
+    assert [(r.value, r.source_flag) for r in sent] == [(1.5, None), (None, "NAN"), (None, "E")]
+    assert [r.qc for r in sent][1:] == [QC_MISSING, QC_MISSING]

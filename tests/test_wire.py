@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from obslink import sealing, wire
 from obslink.errors import WireError
 from obslink.keys import key_id, public_bytes
-from obslink.readings import Reading
+from obslink.readings import MAX_TIME_US, MIN_TIME_US, Reading
 from obslink.server.catalog import AcceptedBatch, Refusal
 from obslink.server.verify import verify_message
 
@@ -26,8 +26,9 @@ FUZZ = int(os.environ.get("OBSLINK_FUZZ_EXAMPLES", 2000))
 text = st.text(max_size=20)
 readings = st.builds(
     Reading,
-    observed_at=st.integers(-2**62, 2**62),
-    element=text, value=st.one_of(st.none(), st.floats(allow_nan=False)), unit=text,
+    observed_at=st.integers(MIN_TIME_US, MAX_TIME_US),
+    element=text, value=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+    unit=text,
     source_field=text, source_flag=st.one_of(st.none(), text), qc=st.integers(0, 255),
     period_s=st.one_of(st.none(), st.integers(1, 2**40)), qc_ran=st.just(0),
     qc_failed=st.just(0))
@@ -49,7 +50,7 @@ def qc_annotated(draw, readings):
 plain_batches = st.builds(
     wire.Batch, station=st.from_regex(wire.STATION_ID_RE, fullmatch=True),
     epoch=st.text(min_size=1, max_size=64), seq=st.integers(0, 2**63 - 1),
-    created_at=st.integers(-2**62, 2**62), readings=st.lists(readings, max_size=30),
+    created_at=st.integers(MIN_TIME_US, MAX_TIME_US), readings=st.lists(readings, max_size=30),
     adapter=text, adapter_version=text,
     source=st.fixed_dictionaries({"name": text, "start": st.integers(0, 2**40),
                                   "sha256": st.binary(min_size=32, max_size=32)}),
@@ -81,6 +82,19 @@ def test_a_floor_above_the_batchs_own_sequence_number_is_malformed():
             wire.decode_batch(msgpack.packb(data))
 
 
+def test_times_a_catalog_cannot_show_as_utc_text_are_malformed():
+    """Such a batch would fail every commit of the group it arrives in."""
+    reading = Reading(MAX_TIME_US, "air_temperature", 1.0, "degC", "T")
+    assert wire.decode_batch(wire.encode_batch(wire.Batch("S1", "ep", 1, MIN_TIME_US,
+                                                          [reading]))).readings == [reading]
+    for created_at, observed_at in ((0, MAX_TIME_US + 1), (0, MIN_TIME_US - 1),
+                                    (MAX_TIME_US + 1, 0), (-2**62, 0)):
+        body = wire.encode_batch(wire.Batch("S1", "ep", 1, created_at, [
+            reading._replace(observed_at=observed_at)]))
+        with pytest.raises(WireError, match="malformed"):
+            wire.decode_batch(body)
+
+
 def test_qc_masks_that_do_not_fit_the_check_names_are_malformed():
     import msgpack
 
@@ -99,6 +113,48 @@ def test_qc_masks_that_do_not_fit_the_check_names_are_malformed():
             assert "malformed" in str(exc)
         else:
             raise AssertionError(f"{key}={value} accepted")
+
+
+msgpack_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1),
+                            st.integers(-2, 300), st.floats(), st.floats(-1, 300),
+                            st.text(max_size=8), st.binary(max_size=8))
+msgpack_values = st.one_of(msgpack_scalars, st.recursive(
+    msgpack_scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=8))
+VALID = msgpack.unpackb(wire.encode_batch(wire.Batch("S1", "ep", 3, 0, [
+    Reading(60_000_000, "air_temperature", 1.5, "degC", "T", "A", 0, 60, 1, 0),
+    Reading(60_000_000, "wind_speed", None, "m/s", "WS", None, 1, None, 3, 2)],
+    qc_checks=["range", "step"], floor=2)))
+
+
+@settings(max_examples=FUZZ, deadline=None)
+@given(key=st.sampled_from(sorted(VALID)), value=msgpack_values, nested=st.booleans())
+def test_a_batch_with_one_field_replaced_decodes_well_typed_or_raises_wire_error(
+        key, value, nested):
+    """Structure-aware fuzzing of the collector's decoder (it checks whole columns at once
+    and remembers field tables): whatever one field holds, the result is well typed or
+    the error is a WireError."""
+    data = msgpack.unpackb(wire.encode_batch(wire.decode_batch(msgpack.packb(VALID))))
+    if nested and isinstance(data[key], list) and data[key]:
+        data[key][0] = value  # one element of a column or table
+    else:
+        data[key] = value
+    try:
+        batch = wire.decode_batch_columns(msgpack.packb(data))
+    except WireError:
+        return
+    count = len(batch.times)
+    assert len(batch.field_index) == len(batch.values) == len(batch.qc) == count
+    assert all(type(t) is int for t in batch.times)
+    assert all(type(i) is int and 0 <= i < len(batch.fields) for i in batch.field_index)
+    assert all(v is None or type(v) is float for v in batch.values)
+    assert all(type(q) is int and 0 <= q <= 255 for q in batch.qc)
+    for element, unit, source_field, period in batch.fields:
+        assert type(element) is type(unit) is type(source_field) is str
+        assert period is None or (type(period) is int and period > 0)
+    assert all(type(r) is int and r & f == f for r, f in zip(batch.qc_ran, batch.qc_failed))
+    assert batch.readings() == wire.decode_batch(msgpack.packb(data)).readings
 
 
 @settings(max_examples=FUZZ, deadline=None)
