@@ -272,7 +272,8 @@ def _checked_fields(raw) -> list[tuple[str, str, str, int | None]]:
     if fields is None:
         fields = key[1:]
         _expect(all(len(f) == 4 and type(f[0]) is str and type(f[1]) is str
-                    and type(f[2]) is str and (f[3] is None or (type(f[3]) is int and f[3] > 0))
+                    and type(f[2]) is str
+                    and (f[3] is None or (type(f[3]) is int and 0 < f[3] < 2**63))
                     for f in fields), "fields")
         fields = _remember(key, list(fields))
     return fields

@@ -829,7 +829,8 @@ def _text(value):
 
 
 def _int(value):
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An optional integer from a batch's free-form maps, if SQLite can hold it."""
+    return value if type(value) is int and -2**63 <= value < 2**63 else None
 
 
 def _float(value):

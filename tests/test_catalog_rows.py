@@ -8,7 +8,11 @@ catalog's bits, and readings the sender could not check, which the centre checks
 
 from __future__ import annotations
 
+import msgpack
+import pytest
+
 from obslink import wire
+from obslink.errors import WireError
 from obslink.readings import QC_NOT_CHECKED, Reading, format_utc
 from obslink.server.catalog import AcceptedBatch, SQLiteCatalog, Station
 from obslink.server.collector import centre_qc_runner
@@ -76,3 +80,19 @@ def test_readings_the_sender_could_not_check_are_checked_at_the_centre(tmp_path)
     assert rows[2][6] == QC_NOT_CHECKED and rows[2][5] == "NAN"
     origin = catalog.conn.execute("SELECT qc_origin FROM batches").fetchone()[0]
     assert origin == "edge+centre"
+
+
+def test_integers_beyond_sqlites_range_never_fail_a_commit(tmp_path):
+    """Such a batch failed its whole group's commit at every redelivery: a free-form
+    integer SQLite cannot hold is dropped, and such a period is malformed."""
+    catalog = SQLiteCatalog(tmp_path / "catalog.db")
+    catalog.add_station(Station("S3", "net"), None, None)
+    reading = Reading(T0, "air_temperature", 1.0, "degC", "T")
+    batch = wire.Batch("S3", "ep", 1, T0, [reading], source={"start": 2**64 - 1, "end": 2**63})
+    assert catalog.commit([accepted(batch)]) == [True]
+    assert catalog.conn.execute("SELECT source_start, source_end FROM batches").fetchone() == \
+        (None, None)
+    data = msgpack.unpackb(wire.encode_batch(wire.Batch("S3", "ep", 2, T0, [reading])))
+    data["fields"][0][3] = 2**63
+    with pytest.raises(WireError, match="fields"):
+        wire.decode_batch_columns(msgpack.packb(data))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import tempfile
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -16,7 +19,8 @@ from obslink import sealing, wire
 from obslink.errors import WireError
 from obslink.keys import key_id, public_bytes
 from obslink.readings import MAX_TIME_US, MIN_TIME_US, Reading
-from obslink.server.catalog import AcceptedBatch, Refusal
+from obslink.server.catalog import AcceptedBatch, Refusal, SQLiteCatalog, Station
+from obslink.server.collector import centre_qc_runner
 from obslink.server.verify import verify_message
 
 KEY = Ed25519PrivateKey.generate()
@@ -116,7 +120,8 @@ def test_qc_masks_that_do_not_fit_the_check_names_are_malformed():
 
 
 msgpack_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1),
-                            st.integers(-2, 300), st.floats(), st.floats(-1, 300),
+                            st.integers(-2, 300), st.sampled_from([2**63 - 1, 2**63, 2**64 - 1]),
+                            st.floats(), st.floats(-1, 300),
                             st.text(max_size=8), st.binary(max_size=8))
 msgpack_values = st.one_of(msgpack_scalars, st.recursive(
     msgpack_scalars, lambda inner: st.one_of(
@@ -129,15 +134,19 @@ VALID = msgpack.unpackb(wire.encode_batch(wire.Batch("S1", "ep", 3, 0, [
 
 
 @settings(max_examples=FUZZ, deadline=None)
-@given(key=st.sampled_from(sorted(VALID)), value=msgpack_values, nested=st.booleans())
+@given(key=st.sampled_from(sorted(VALID)), value=msgpack_values, nested=st.booleans(),
+       pick=st.integers(0, 15))
 def test_a_batch_with_one_field_replaced_decodes_well_typed_or_raises_wire_error(
-        key, value, nested):
+        key, value, nested, pick):
     """Structure-aware fuzzing of the collector's decoder (it checks whole columns at once
     and remembers field tables): whatever one field holds, the result is well typed or
     the error is a WireError."""
     data = msgpack.unpackb(wire.encode_batch(wire.decode_batch(msgpack.packb(VALID))))
-    if nested and isinstance(data[key], list) and data[key]:
-        data[key][0] = value  # one element of a column or table
+    container = data[key]
+    if nested and isinstance(container, list) and container:
+        container[pick % len(container)] = value  # one element of a column or table
+    elif nested and isinstance(container, dict) and container:
+        container[sorted(container)[pick % len(container)]] = value  # e.g. source start
     else:
         data[key] = value
     try:
@@ -155,6 +164,18 @@ def test_a_batch_with_one_field_replaced_decodes_well_typed_or_raises_wire_error
         assert period is None or (type(period) is int and period > 0)
     assert all(type(r) is int and r & f == f for r, f in zip(batch.qc_ran, batch.qc_failed))
     assert batch.readings() == wire.decode_batch(msgpack.packb(data)).readings
+    if batch.station == "S1":
+        # what decodes, the catalog stores: a batch it could not would fail its whole
+        # group's commit at every redelivery
+        fuzz_catalog().commit([AcceptedBatch(batch, "obslink/v1/net/S1/data", KID, b"s" * 64,
+                                             msgpack.packb(data), 0)], centre_qc_runner())
+
+
+@functools.cache
+def fuzz_catalog() -> SQLiteCatalog:
+    catalog = SQLiteCatalog(Path(tempfile.mkdtemp(prefix="obslink-fuzz-")) / "catalog.db")
+    catalog.add_station(Station("S1", "net"), None, None)
+    return catalog
 
 
 @settings(max_examples=FUZZ, deadline=None)
