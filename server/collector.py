@@ -80,6 +80,7 @@ class Collector:
         self._keys_version = None
         self._next_retirement: int | None = None  # µs: a key's grace period ends
         self.committed = self.duplicates = self.refused = 0
+        self.late_copies = 0  # copies of stored batches below their window: dropped
         self.stopping = False
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"obslink-collector-{group}",
@@ -152,8 +153,10 @@ class Collector:
             self.stopping = True
             self.client.disconnect()
             self.client.loop_stop()
-            log.info("collector stopped: %d batches committed, %d duplicates, %d refused",
-                     self.committed, self.duplicates, self.refused)
+            log.info("collector stopped: %d batches committed, %d duplicates (%d of them late "
+                     "copies below their window, not acknowledged), %d refused",
+                     self.committed, self.duplicates + self.late_copies, self.late_copies,
+                     self.refused)
 
     def _take_group(self, timeout: float) -> list[tuple[str, bytes, int]]:
         """Up to MAX_GROUP messages, live ones first, backlog up to about GROUP_BYTES."""
@@ -209,25 +212,35 @@ class Collector:
 
     def _outside_replay_window(self, accepted: list[AcceptedBatch],
                                refusals: list[Refusal]) -> list[AcceptedBatch]:
-        """Batches below their station's floor become refusals (reason replay): the
-        station had every one of them acknowledged before and never sends them again.
-        A duplicate at or above the floor is a redelivery (a lost ack) and is acked."""
+        """Batches at or above their station's floor go on to the commit (a duplicate there
+        is a redelivery: a lost ack; it is acked again). Below the floor the station no
+        longer holds the batch: a copy the catalog holds is a late one (a retry still in
+        flight when the first copy's ack arrived, or a replay that changes nothing) and is
+        dropped without an answer; one it does not hold is refused as a replay."""
         unknown = {(item.batch.station, item.batch.epoch) for item in accepted} - \
             self._floors.keys()
         if unknown:
             self._floors.update(self.catalog.replay_floors(unknown))
-        kept = []
+        kept, below = [], []
         for item in accepted:
             batch = item.batch
             floor = self._floors.get((batch.station, batch.epoch), 0)
-            if batch.seq >= floor:
-                kept.append(item)
+            (kept if batch.seq >= floor else below).append(item)
+        if not below:
+            return kept
+        stored = self.catalog.commit_times(below)
+        for item in below:
+            batch = item.batch
+            if (batch.station, batch.epoch, batch.seq) in stored:
+                self.late_copies += 1
                 continue
+            floor = self._floors[(batch.station, batch.epoch)]
             refusals.append(Refusal(
                 item.topic, "replay", f"batch {batch.epoch}/{batch.seq} is below the "
                 f"station's replay window (the station had every batch before {floor} "
-                "acknowledged); not stored", item.body, item.received_at,
-                station=batch.station, key_id=item.key_id, epoch=batch.epoch, seq=batch.seq))
+                "acknowledged, evicted or parked) and was never stored; not stored",
+                item.body, item.received_at, station=batch.station, key_id=item.key_id,
+                epoch=batch.epoch, seq=batch.seq))
         return kept
 
     def _raise_floors(self, committed: list[AcceptedBatch]) -> None:

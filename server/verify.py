@@ -32,8 +32,9 @@ REFUSAL_REASONS = {
     "revoked-key": "the key was revoked, or retired after its successor's grace period",
     "bad-signature": "the signature does not match topic and body",
     "key-in-use": "an announced key is registered to another station",
-    "replay": "a batch below its station's replay window arrived: the station had it and "
-              "every earlier batch acknowledged and never sends them again",
+    "replay": "a batch the catalog never stored arrived below its station's replay window: "
+              "the station had it and every earlier batch acknowledged, evicted or parked, "
+              "and never sends them again",
     "decryption-failed": "a sealed message does not open with the collector's key for its "
                          "topic",
 }

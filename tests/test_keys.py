@@ -135,7 +135,7 @@ def test_a_batch_below_the_stations_window_is_a_replay_and_a_redelivery_is_acked
     deployment.start_collector()
     publisher = Publisher(deployment.broker, wire.ack_topic(NETWORK, station.id))
     batches = {seq: signed_batch(station.id, station.private_key, seq=seq, floor=floor)
-               for seq, floor in ((5, 0), (6, 6))}
+               for seq, floor in ((4, 0), (5, 0), (6, 6))}
     try:
         publisher.publish(*batches[5])
         wait_until(lambda: len(publisher.acks) == 1, message="the ack of batch 5")
@@ -144,23 +144,29 @@ def test_a_batch_below_the_stations_window_is_a_replay_and_a_redelivery_is_acked
         publisher.publish(*batches[6])  # the station had 5 acked: its window now starts at 6
         wait_until(lambda: len(publisher.acks) == 3, message="the ack of batch 6")
         assert deployment.catalog.count("refusals") == 0
-        publisher.publish(*batches[5])  # the same bytes again: below the window, a replay
+        # below the window: a late copy of a stored batch is dropped without an answer ...
+        publisher.publish(*batches[5])
+        # ... and a batch never stored is a replay (published after it, so judged after it)
+        publisher.publish(*batches[4])
         wait_until(lambda: deployment.catalog.count("refusals") == 1, message="a replay")
         publisher.publish(*batches[6])  # at the window's floor: still a redelivery
         wait_until(lambda: len(publisher.acks) == 4, message="the redelivery's ack")
     finally:
         publisher.close()
-    # the replay got no answer: the station did not send it
+    # neither the late copy nor the replay got an answer: the station does not hold them
     assert [ack.committed for ack in publisher.acks] == [[5], [5], [6], [6]]
+    assert [ack.refused for ack in publisher.acks] == [[], [], [], []]
     assert deployment.catalog.count("observations") == 2  # each stored once
     reason, detail, seq = deployment.catalog.query("SELECT reason, detail, seq FROM refusals")[0]
-    assert reason == "replay" and seq == 5 and "replay window" in detail
+    assert reason == "replay" and seq == 4 and "replay window" in detail
     assert deployment.catalog.query("SELECT station, floor FROM replay_floors") == \
         [("KEYS-4", 6)]
 
 
-def test_an_agents_earlier_batch_published_again_is_refused_as_a_replay(deployment):
-    """The real agent's floors: a captured batch replayed after the station moved on."""
+def test_an_agents_earlier_batch_published_again_is_neither_stored_nor_answered(deployment):
+    """The real agent's floors: a captured batch published again after the station moved
+    on (a replay, or a retry that was still on its way) changes nothing and raises no
+    alarm: it is stored, so it is a late copy, not a refusal."""
     station = deployment.add_station("KEYS-7", kind_index=0)
     deployment.start_collector()
     outbox = station.directory / "outbox.db"
@@ -182,12 +188,14 @@ def test_an_agents_earlier_batch_published_again_is_refused_as_a_replay(deployme
     publisher = Publisher(deployment.broker)
     try:
         publisher.publish(captured[0].topic, first)
-        wait_until(lambda: deployment.catalog.count("refusals") == 1, message="a replay")
+        station.logger.write_next()  # judged after the copy: its commit marks the copy done
+        wait_until(lambda: deployment.catalog.count("observations") == 28, message="record 4")
     finally:
         publisher.close()
-    assert deployment.catalog.query("SELECT reason, seq FROM refusals") == [("replay", 1)]
-    assert deployment.catalog.count("observations") == 21
-    assert "parked" not in agent.log()  # the replay's refusal was not sent to the station
+    assert deployment.catalog.count("refusals") == 0
+    assert deployment.catalog.query("SELECT count(*), count(DISTINCT seq) FROM batches") == \
+        [(4, 4)]
+    assert "parked" not in agent.log()
 
 
 def test_malformed_misaddressed_and_oversized_messages_are_refused(deployment):
