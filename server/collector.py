@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import sys
 import threading
 import time
+from itertools import chain
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -43,6 +45,28 @@ GROUP_BYTES = 16 * 1024
 DECRYPTION_KEY_FILE = "collector-x25519.key"  # beside the catalog unless told otherwise
 DEFAULT_KEY_GRACE_S = 24 * 3600  # a rotated-out key signs in-flight batches this long
 KEY_CACHE_SECONDS = 5.0  # a station's keys are looked up again after this at the latest
+
+
+def is_transient(error: Exception) -> bool:
+    """The database's state (disk full, locked, I/O, damaged), not the message: a
+    redelivery may succeed. Anything else (a value SQLite cannot hold, a catalog limit)
+    fails again each time."""
+    return isinstance(error, (sqlite3.OperationalError, OSError, MemoryError)) or \
+        type(error) is sqlite3.DatabaseError
+
+
+def unstorable(item: AcceptedBatch | AcceptedGap | AcceptedKey, error: Exception) -> Refusal:
+    detail = (f"the catalog cannot store it ({type(error).__name__}: {error}); see the "
+              "collector's log")
+    if isinstance(item, AcceptedBatch):
+        batch = item.batch
+        return Refusal(item.topic, "unstorable", detail, item.body, item.received_at,
+                       station=batch.station, key_id=item.key_id, epoch=batch.epoch,
+                       seq=batch.seq, verified=True)
+    station = item.gap.station if isinstance(item, AcceptedGap) else item.rotation.station
+    signer = item.key_id if isinstance(item, AcceptedGap) else item.signer
+    return Refusal(item.topic, "unstorable", detail, b"", item.received_at, station=station,
+                   key_id=signer)
 
 
 def centre_qc_runner() -> QCRunner:
@@ -143,12 +167,15 @@ class Collector:
                     continue
                 try:
                     self.process(group)
-                except Exception:
-                    # Nothing of the group was acknowledged, so every agent publishes its
-                    # batches again after its ack timeout: logged, not lost.
-                    log.exception("could not commit %d messages; they will be redelivered "
-                                  "by their stations", len(group))
-                    time.sleep(1)
+                except Exception as exc:
+                    if is_transient(exc):
+                        # Nothing of the group was acknowledged, so every agent publishes
+                        # its batches again after its ack timeout: logged, not lost.
+                        log.exception("could not commit %d messages; they will be "
+                                      "redelivered by their stations", len(group))
+                        time.sleep(1)
+                    else:
+                        self._store_one_by_one(group, exc)
         finally:
             self.stopping = True
             self.client.disconnect()
@@ -175,6 +202,10 @@ class Collector:
         return group
 
     def process(self, group: list[tuple[str, bytes, int]]) -> None:
+        self._store(*self._verify(group))
+
+    def _verify(self, group: list[tuple[str, bytes, int]]):
+        """The group's outcomes sorted: batches, gap reports, announced keys, refusals."""
         # a key revoked, added or retired since the last group counts from this group on
         version = self.catalog.keys_version()
         retired = self._next_retirement is not None and now_us() >= self._next_retirement
@@ -191,6 +222,10 @@ class Collector:
             for outcome in verify_message(topic, payload, received_at, self._keys_for,
                                           self.decryption_key):
                 sorted_into.get(type(outcome), refusals).append(outcome)
+        return accepted, gaps, announced, refusals
+
+    def _store(self, accepted: list[AcceptedBatch], gaps: list[AcceptedGap],
+               announced: list[AcceptedKey], refusals: list[Refusal]) -> None:
         registered = self._register_keys(announced, refusals)
         accepted = self._outside_replay_window(accepted, refusals)
         new_flags = self.catalog.commit(accepted, self.qc) if accepted else []
@@ -209,6 +244,33 @@ class Collector:
         self.refused += len(refusals)
         fault_point("after-commit")  # fault injection: a crash between commit and ack
         self._acknowledge(accepted, gaps, refusals, registered)
+
+    def _store_one_by_one(self, group: list[tuple[str, bytes, int]], error: Exception) -> None:
+        """A group failed for a reason in its content, not the database's state: it would
+        fail again at every redelivery, and take other stations' batches with it. Each
+        batch (gap report, key) is stored alone; one that fails alone is refused as
+        ``unstorable`` (a batch's refusal is acknowledged, so its station parks it, with the
+        reason, instead of sending it forever)."""
+        log.error("could not commit %d messages (%s: %s); storing them one at a time to "
+                  "find what the catalog cannot store", len(group), type(error).__name__,
+                  error)
+        accepted, gaps, announced, refusals = self._verify(group)
+        singles = [([item], [], [], []) for item in accepted] + \
+            [([], [item], [], []) for item in gaps] + [([], [], [item], []) for item in announced]
+        for parts in [([], [], [], refusals)] + singles:
+            try:
+                self._store(*parts)
+            except Exception as exc:
+                item = next(chain.from_iterable(parts), None)
+                if is_transient(exc) or isinstance(item, Refusal) or item is None:
+                    log.exception("could not store %s; its station will send it again", item)
+                    continue
+                log.exception("the catalog cannot store a message on %s", item.topic)
+                try:
+                    self._store([], [], [], [unstorable(item, exc)])
+                except Exception:
+                    log.exception("could not record the refusal either; its station will "
+                                  "send the message again")
 
     def _outside_replay_window(self, accepted: list[AcceptedBatch],
                                refusals: list[Refusal]) -> list[AcceptedBatch]:

@@ -35,6 +35,9 @@ REFUSAL_REASONS = {
     "replay": "a batch the catalog never stored arrived below its station's replay window: "
               "the station had it and every earlier batch acknowledged, evicted or parked, "
               "and never sends them again",
+    "unstorable": "the catalog cannot store a verified batch (a value or limit it cannot "
+                  "hold); its station parks it with the reason; the collector's log has the "
+                  "error",
     "decryption-failed": "a sealed message does not open with the collector's key for its "
                          "topic",
 }

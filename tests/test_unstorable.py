@@ -1,0 +1,74 @@
+"""A verified batch the catalog cannot store: refused alone, never blocking its group.
+
+Before, such a batch failed its group's commit at every redelivery, and every other
+station's batch that shared the group failed with it. Real collector, broker and catalog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+
+from obslink import wire
+from obslink.keys import key_id, load_private_key
+from obslink.readings import Reading, now_us
+from obslink.server.catalog import MAX_CATALOG_CHECKS
+from obslink.server.collector import centre_qc_runner
+from tests.conftest import NETWORK, wait_until
+from tests.test_end_to_end import Publisher, signed_batch
+
+
+def batch_with_qc_checks(station_id: str, key_path, names: list[str]) -> tuple[str, bytes]:
+    key = load_private_key(key_path)
+    reading = Reading(now_us(), "air_temperature", 21.5, "degC", "AirTC", None, 0, None, 1, 0)
+    body = wire.encode_batch(wire.Batch(station_id, "e1", 1, now_us(), [reading], "toa5", "1",
+                                        qc_checks=names))
+    topic = wire.data_topic(NETWORK, station_id)
+    return topic, wire.seal(body, topic, key, key_id(key.public_key()))
+
+
+def test_a_batch_the_catalog_cannot_store_is_refused_and_its_group_stored(deployment):
+    poisoned = deployment.add_station("UNSTORABLE-1")
+    healthy = deployment.add_station("UNSTORABLE-2")
+    # The catalog is one QC check name short of full: the centre's checks are in it,
+    # a sender's new check name cannot get a bit.
+    names = centre_qc_runner().names
+    fillers = [f"filler-{n}" for n in range(MAX_CATALOG_CHECKS - len(names))]
+    with contextlib.closing(sqlite3.connect(deployment.catalog_path)) as conn, conn:
+        conn.executemany("INSERT INTO qc_checks (bit, name) VALUES (?, ?)",
+                         enumerate(names + fillers))
+    deployment.start_collector()
+    publisher = Publisher(deployment.broker, wire.ack_topic(NETWORK, "+"))
+    try:
+        # published back to back: usually one group, which then cannot commit as a whole
+        publisher.publish(*batch_with_qc_checks(poisoned.id, poisoned.private_key,
+                                                ["novel-check"]))
+        publisher.publish(*signed_batch(healthy.id, healthy.private_key, seq=1))
+        publisher.publish(*signed_batch(healthy.id, healthy.private_key, seq=2))
+        wait_until(lambda: deployment.catalog.count("observations") == 2,
+                   message="the healthy station's batches")
+        wait_until(lambda: any(ack.refused for ack in publisher.acks),
+                   message="the refusal's ack")
+    finally:
+        publisher.close()
+    assert deployment.catalog.query("SELECT station, reason, seq FROM refusals") == \
+        [("UNSTORABLE-1", "unstorable", 1)]
+    detail = deployment.catalog.query("SELECT detail FROM refusals")[0][0]
+    assert "novel-check" in detail and "QC check names" in detail
+    refused = [ack.refused for ack in publisher.acks if ack.refused]
+    assert len(refused) == 1 and refused[0][0][0] == 1 and "unstorable" in refused[0][0][1]
+    assert sorted(seq for ack in publisher.acks for seq in ack.committed) == [1, 2]
+    assert deployment.catalog.query("SELECT DISTINCT station FROM observations") == \
+        [("UNSTORABLE-2",)]
+
+
+def test_only_the_databases_state_counts_as_a_failure_worth_a_redelivery():
+    from obslink.errors import StorageError
+    from obslink.server.collector import is_transient
+
+    for error in (sqlite3.OperationalError("database or disk is full"),
+                  sqlite3.DatabaseError("database disk image is malformed"), OSError(28, "")):
+        assert is_transient(error), error
+    for error in (sqlite3.IntegrityError("UNIQUE"), OverflowError("int too large"),
+                  StorageError("62 QC check names"), ValueError("x")):
+        assert not is_transient(error), error
