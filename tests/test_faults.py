@@ -210,7 +210,10 @@ def test_a_filling_disk_evicts_backlog_reports_the_gap_and_keeps_the_newest(depl
                         + s["evictions"]["readings"] == len(station.logger.expected) and s,
                         message="every record read")
     assert agent.alive()
-    assert free_bytes(small_disk) > 512 * 1024  # the outbox stopped growing near the mark
+    # The outbox stopped growing near the 1 MiB mark: below it by at most the write-ahead
+    # log's 512 KiB and some page slack (512 KiB here failed about one run in four on a
+    # slow machine: 487 KiB left, the outbox still reusing its evicted pages).
+    assert free_bytes(small_disk) > 256 * 1024
     assert "disk full" not in agent.log()  # the watermark kept SQLite from ever failing
     deliver_what_was_kept(deployment, station, agent, status)
     reasons = {row[0] for row in deployment.catalog.query("SELECT reason FROM gaps")}
