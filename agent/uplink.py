@@ -34,6 +34,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from obslink import wire
+from obslink.agent.ack_timer import AckTimer
 from obslink.agent.config import AgentConfig
 from obslink.agent.outbox import Outbox
 from obslink.errors import ObslinkError, WireError
@@ -71,6 +72,7 @@ class InFlight:  # a published batch awaiting its ack
     attempt: int  # publications so far
     lane: Properties  # LIVE or BACKLOG, as first published
     message: int  # batches published together (a bundle) share this number
+    sent_at: float  # monotonic time of this publication
 
 
 class TokenBucket:
@@ -114,6 +116,7 @@ class Uplink:
         self._connected = threading.Event()
         self._reset_in_flight = threading.Event()
         self.in_flight: dict[int, InFlight] = {}
+        self.ack_timer = AckTimer(config.ack_timeout, config.ack_timeout_max)
         self._messages = 0  # numbers the messages published
         # backlog batches per message: 1 until an ack says the collector takes bundles
         self.bundle_limit = 1
@@ -282,8 +285,13 @@ class Uplink:
                 self.collector_offset_ms = round((ack.now - now_us()) / 1000, 1)
             self.bundle_limit = max(1, min(self.config.backlog_bundle, ack.bundles or 1))
             removed, parked = self.outbox.apply_ack(ack)
+            arrived, measured = time.monotonic(), set()
             for seq in ack.committed:
-                self.in_flight.pop(seq, None)
+                item = self.in_flight.pop(seq, None)
+                # one round trip per message, and only from a first publication
+                if item is not None and item.attempt == 1 and item.message not in measured:
+                    measured.add(item.message)
+                    self.ack_timer.sample(arrived - item.sent_at)
             for gap in ack.gaps:
                 self.gaps_in_flight.pop(gap, None)
             for seq, reason in ack.refused:
@@ -382,7 +390,7 @@ class Uplink:
         self._messages += 1
         deadline = now + self._backoff(attempt)
         for seq, _body in batches:
-            self.in_flight[seq] = InFlight(deadline, attempt, lane, self._messages)
+            self.in_flight[seq] = InFlight(deadline, attempt, lane, self._messages, now)
         return True
 
     def sealed(self, payload: bytes, topic: str) -> bytes:
@@ -390,7 +398,7 @@ class Uplink:
         return seal_to(payload, topic, self.recipient) if self.recipient else payload
 
     def _backoff(self, attempt: int) -> float:
-        wait = min(self.config.ack_timeout * 2 ** (attempt - 1), self.config.ack_timeout_max)
+        wait = min(self.ack_timer.timeout() * 2 ** (attempt - 1), self.config.ack_timeout_max)
         return wait * random.uniform(0.8, 1.2)  # jitter: stations do not retry in step
 
     def _publish_gaps(self, now: float) -> bool:
