@@ -18,10 +18,10 @@ from obslink.agent.uplink import Uplink
 from obslink.errors import ObslinkError
 from obslink.keys import load_private_key
 from obslink.plugins.formats import Decoded, FormatAdapter
-from obslink.readings import finite_only
 from obslink.plugins.qc_runner import QCRunner
 from obslink.plugins.registry import PluginRegistry
 from obslink.plugins.sources import ChunkOrigin, Source, SourcePosition
+from obslink.readings import finite_only
 
 log = logging.getLogger(__name__)
 

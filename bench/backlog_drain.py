@@ -267,7 +267,8 @@ def fleet_worker(number: int, directory: Path, keys: dict[int, bytes], broker_po
 
 
 def run_phase(directory: Path, keys: list[bytes], broker_port: int, backlog_seqs: int,
-              bundle: int, seconds: float | None, label: str) -> tuple[list[float], float, int, float]:
+              bundle: int, seconds: float | None, label: str
+              ) -> tuple[list[float], float, int, float]:
     """Live for ``seconds`` (None: until the backlog is acked). Returns the latencies of the
     live minutes committed during the phase, its duration, every live minute acked, and
     the CPU-seconds the fleet's processes used."""

@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import math
 import operator
-from itertools import chain
 import re
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import msgpack

@@ -56,8 +56,9 @@ def is_transient(error: Exception) -> bool:
 
 
 def unstorable(item: AcceptedBatch | AcceptedGap | AcceptedKey, error: Exception) -> Refusal:
-    detail = (f"the catalog cannot store it ({type(error).__name__}: {error}); see the "
-              "collector's log")
+    detail = (f"the catalog cannot store it ({type(error).__name__}: {error}); the batch "
+              "stays parked in the station's outbox; the collector's operator has the error "
+              "in the collector's log")
     if isinstance(item, AcceptedBatch):
         batch = item.batch
         return Refusal(item.topic, "unstorable", detail, item.body, item.received_at,
@@ -67,6 +68,17 @@ def unstorable(item: AcceptedBatch | AcceptedGap | AcceptedKey, error: Exception
     signer = item.key_id if isinstance(item, AcceptedGap) else item.signer
     return Refusal(item.topic, "unstorable", detail, b"", item.received_at, station=station,
                    key_id=signer)
+
+
+def _describe(item, parts) -> str:
+    """What a log line names, never the whole body."""
+    if isinstance(item, AcceptedBatch):
+        return f"batch {item.batch.station}/{item.batch.epoch}/{item.batch.seq} on {item.topic}"
+    if isinstance(item, AcceptedGap):
+        return f"gap report {item.gap.id} on {item.topic}"
+    if isinstance(item, AcceptedKey):
+        return f"key announcement {item.rotation.key_id} on {item.topic}"
+    return f"the group's {len(parts[3])} refusal(s)"
 
 
 def centre_qc_runner() -> QCRunner:
@@ -263,9 +275,11 @@ class Collector:
             except Exception as exc:
                 item = next(chain.from_iterable(parts), None)
                 if is_transient(exc) or isinstance(item, Refusal) or item is None:
-                    log.exception("could not store %s; its station will send it again", item)
+                    log.exception("could not store %s; it is not acknowledged, so its "
+                                  "station sends it again", _describe(item, parts))
                     continue
-                log.exception("the catalog cannot store a message on %s", item.topic)
+                log.exception("the catalog cannot store %s; refusing it as unstorable",
+                              _describe(item, parts))
                 try:
                     self._store([], [], [], [unstorable(item, exc)])
                 except Exception:
