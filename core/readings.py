@@ -104,7 +104,8 @@ def format_utc(us: int, fixed: bool = False) -> str:
     """ISO 8601 with ``Z``. Fractional seconds are kept without trailing zeros, or as six
     digits when ``fixed`` (fixed width sorts correctly as text)."""
     moment = _EPOCH + timedelta(microseconds=us)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    # the year by hand: strftime's %Y leaves years before 1000 unpadded on glibc
+    text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
     if fixed:
         return f"{text}.{moment.microsecond:06d}Z"
     if moment.microsecond:

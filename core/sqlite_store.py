@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +11,8 @@ import sqlite_utils
 
 from obslink.errors import StorageError
 from obslink.readings import format_utc, now_us
+
+log = logging.getLogger(__name__)
 
 
 def open_database(path: Path, synchronous: str, what: str) -> sqlite_utils.Database:
@@ -49,6 +52,8 @@ def apply_migrations(conn: sqlite3.Connection, migrations: list[tuple[str, str]]
     for number, (name, sql) in enumerate(migrations, start=1):
         if number in applied:
             continue
+        if applied:  # an existing file: converting its rows may take a while
+            log.warning("upgrading %s: migration %d, %s …", database_name(conn), number, name)
         with transaction(conn):
             for statement in filter(str.strip, sql.split(";")):
                 conn.execute(statement)
@@ -56,3 +61,9 @@ def apply_migrations(conn: sqlite3.Connection, migrations: list[tuple[str, str]]
                          (number, name, format_utc(now_us(), fixed=True)))
             if number == 1 and on_first is not None:
                 on_first(conn)
+
+
+def database_name(conn: sqlite3.Connection) -> str:
+    """The file behind ``conn``, for messages."""
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return row[2] or "an in-memory database"

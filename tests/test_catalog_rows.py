@@ -8,13 +8,20 @@ catalog's bits, and readings the sender could not check, which the centre checks
 
 from __future__ import annotations
 
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from obslink import wire
 from obslink.errors import WireError
-from obslink.readings import QC_NOT_CHECKED, Reading, format_utc
-from obslink.server.catalog import AcceptedBatch, SQLiteCatalog, Station
+from obslink.readings import MAX_TIME_US, MIN_TIME_US, QC_NOT_CHECKED, Reading, format_utc
+from obslink.server.catalog import (MIGRATIONS, _TEXT_TO_US, _US_TO_TEXT, AcceptedBatch,
+                                    SQLiteCatalog, Station)
+from obslink.sqlite_store import apply_migrations
 from obslink.server.collector import centre_qc_runner
 
 T0 = 1_795_000_000_000_000
@@ -34,7 +41,7 @@ def stored(catalog: SQLiteCatalog, station: str) -> list[tuple]:
 
     rows = catalog.conn.execute(
         "SELECT observed_at, element, value, unit, source_field, source_flag, qc, period_s, "
-        "qc_ran, qc_failed FROM observations WHERE station = ? ORDER BY rowid", (station,))
+        "qc_ran, qc_failed FROM observations WHERE station = ? ORDER BY id", (station,))
     return [(*row[:8], named(row[8]), named(row[9])) for row in rows]
 
 
@@ -96,3 +103,78 @@ def test_integers_beyond_sqlites_range_never_fail_a_commit(tmp_path):
     data["fields"][0][3] = 2**63
     with pytest.raises(WireError, match="fields"):
         wire.decode_batch_columns(msgpack.packb(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=MIN_TIME_US, max_value=MAX_TIME_US))
+def test_the_views_time_text_is_format_utc_and_converts_back(us):
+    """observed_at (text, as before the compact table) is made in SQL from observed_us, and
+    the migration makes observed_us from the old text: both must be exact to the µs."""
+    conn = sqlite3.connect(":memory:")
+    text, back = conn.execute(f"SELECT {_US_TO_TEXT.format('?1')}, "
+                              f"{_TEXT_TO_US.format(_US_TO_TEXT.format('?1'))}",
+                              (us,)).fetchone()
+    assert text == format_utc(us, fixed=True)
+    assert back == us
+    short = format_utc(us)  # without trailing zeros, as some older rows may hold
+    assert conn.execute(f"SELECT {_TEXT_TO_US.format('?1')}", (short,)).fetchone()[0] == us
+
+
+def test_one_series_per_station_and_field_with_or_without_a_period(tmp_path):
+    catalog = SQLiteCatalog(tmp_path / "catalog.db")
+    for station in ("S4", "S5"):
+        catalog.add_station(Station(station, "net"), None, None)
+    readings = [Reading(T0, "wind_speed", 1.0, "m/s", "WS"),
+                Reading(T0, "wind_speed", 2.0, "m/s", "WS", period_s=600),
+                Reading(T0 + 1, "wind_speed", 3.0, "m/s", "WS")]
+    catalog.commit([accepted(wire.Batch("S4", "ep", 1, T0, readings)),
+                    accepted(wire.Batch("S5", "ep", 1, T0, readings[:1]))])
+    reopened = SQLiteCatalog(tmp_path / "catalog.db")  # the series are found, not made again
+    reopened.commit([accepted(wire.Batch("S4", "ep", 2, T0, readings))])
+    series = reopened.conn.execute(
+        "SELECT station, period_s, count(*) FROM observations GROUP BY series ORDER BY series"
+    ).fetchall()
+    assert series == [("S4", None, 4), ("S4", 600, 2), ("S5", None, 1)]
+    assert reopened.stats()["observations"] == 7
+
+
+def test_a_catalog_with_text_observations_is_migrated_row_for_row(tmp_path):
+    """Catalogs made before the compact table keep every observation, in order, and read
+    the same through the view; new batches are stored beside them."""
+    path = tmp_path / "catalog.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    apply_migrations(conn, MIGRATIONS[:-1])  # the schema before the compact table
+    conn.execute("INSERT INTO stations (id, network, created_at) VALUES ('S6', 'net', 'x')")
+    conn.execute("INSERT INTO batches (id, station, epoch, seq, key_id, signature, "
+                 "signed_sha256, body, topic, readings, created_at, received_at, "
+                 "committed_at) VALUES (1, 'S6', 'ep', 1, 'k', x'00', 'h', x'00', 't', 3, "
+                 "'x', 'x', 'x')")
+    old_rows = [
+        (1, "S6", format_utc(T0, fixed=True), "air_temperature", 1.5, "degC", "T", None, 0,
+         None, 1, 0),
+        (1, "S6", format_utc(T0 - 10**15 + 7, fixed=True), "wind_speed", None, "m/s", "WS",
+         "NAN", 9, 600, 0, 0),
+        (1, "S6", format_utc(T0 + 250_000), "air_temperature", -3.0, "degC", "T", None, 1,
+         None, 1, 1),
+    ]
+    conn.executemany("INSERT INTO observations (batch_id, station, observed_at, element, "
+                     "value, unit, source_field, source_flag, qc, period_s, qc_ran, "
+                     "qc_failed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", old_rows)
+    conn.close()
+    catalog = SQLiteCatalog(path)
+    rows = catalog.conn.execute(
+        "SELECT batch_id, station, observed_at, element, value, unit, source_field, "
+        "source_flag, qc, period_s, qc_ran, qc_failed FROM observations ORDER BY id").fetchall()
+    fixed = [(*row[:2], format_utc(_us(row[2]), fixed=True), *row[3:]) for row in old_rows]
+    assert rows == fixed
+    assert catalog.conn.execute("SELECT observed_us FROM observation_values ORDER BY id"
+                                ).fetchall() == [(T0,), (T0 - 10**15 + 7,), (T0 + 250_000,)]
+    catalog.commit([accepted(wire.Batch("S6", "ep", 2, T0, [
+        Reading(T0 + 60_000_000, "air_temperature", 2.5, "degC", "T")]))])
+    assert catalog.conn.execute("SELECT count(DISTINCT series), count(*) FROM observations"
+                                ).fetchone() == (2, 4)
+
+
+def _us(text: str) -> int:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)

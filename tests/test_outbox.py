@@ -118,6 +118,37 @@ def test_live_lane_is_newest_first_and_backlog_oldest_first(tmp_path):
     assert outbox.lanes(1000)["live"]["readings"] == 20
 
 
+def sqlite_steps(conn, work) -> int:
+    """SQLite virtual-machine instructions ``work`` runs on ``conn``, in hundreds."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    conn.set_progress_handler(count, 100)
+    try:
+        work()
+    finally:
+        conn.set_progress_handler(None, 100)
+    return steps[0]
+
+
+def test_taking_from_the_backlog_does_not_read_the_whole_backlog(tmp_path):
+    """A drain takes a bundle at a time: each must cost the same whatever still waits,
+    or draining a long outage's backlog is quadratic in it."""
+    outbox = Outbox(tmp_path / "o.db", "S1", synchronous="OFF")
+    costs = []
+    for waiting in (100, 2000):
+        while outbox.stats().batches < waiting:
+            ingest_at(outbox, outbox.stats().next_seq * 1000, count=1)
+        taken = outbox.lane(10**12, 32, {1, 2, 3}, newest_first=False)
+        assert [row[0] for row in taken] == list(range(4, 36))
+        costs.append(sqlite_steps(outbox.conn, lambda: outbox.lane(
+            10**12, 32, {1, 2, 3}, newest_first=False)))
+    assert costs[1] <= costs[0] * 1.5, costs
+
+
 @pytest.mark.parametrize("policy,evicted", [("oldest", [1, 2, 3]), ("thin", [1, 2, 4])])
 def test_a_full_outbox_evicts_by_policy_and_records_gaps(tmp_path, policy, evicted):
     outbox = Outbox(tmp_path / "o.db", "S1")
