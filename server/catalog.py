@@ -223,7 +223,7 @@ MIGRATIONS = [
 
 
 MAX_CATALOG_CHECKS = 62  # bits of a signed 64-bit integer column
-MAX_CACHED_SERIES = 100_000  # series numbers remembered between commits
+MAX_CACHED_FIELD_TABLES = 10_000  # field tables' series numbers remembered
 
 
 class KeyInUseError(ObslinkError):
@@ -381,8 +381,8 @@ class SQLiteCatalog(Catalog):
         apply_migrations(self.conn, MIGRATIONS)
         self._check_bits: dict[str, int] = {}
         self._translators: dict[tuple[str, ...], object] = {}
-        # (station, (element, unit, source_field, period_s)) -> series id
-        self._series: dict[tuple[str, tuple], int] = {}
+        # (station, a batch's field table) -> its series numbers
+        self._series: dict[tuple[str, tuple], list[int]] = {}
 
     def add_station(self, station: Station, public_key: bytes | None, key_id: str | None
                     ) -> None:
@@ -549,8 +549,8 @@ class SQLiteCatalog(Catalog):
                 origin, bundle_ids.get(item.bundle)))
             # A row is its series' constant part + the reading's own columns, joined in C:
             # the drain rate depends on not running Python code per reading.
-            prefixes = [(batch_id, self._series_id(batch.station, field))
-                        for field in batch.fields]
+            prefixes = [(batch_id, series)
+                        for series in self._series_ids(batch.station, batch.fields)]
             source_flags = map(batch.flags.get, range(len(batch.times))) if batch.flags else \
                 repeat(None)
             observation_rows.append(map(add, map(prefixes.__getitem__, batch.field_index), zip(
@@ -568,22 +568,26 @@ class SQLiteCatalog(Catalog):
             chain.from_iterable(observation_rows))
         return flags
 
-    def _series_id(self, station: str, field: tuple[str, str, str, int | None]) -> int:
-        """The number of a station's series (element, unit, source field, period), made
-        the first time it is seen. Runs inside the commit's transaction."""
-        key = (station, field)
+    def _series_ids(self, station: str, fields: list[tuple[str, str, str, int | None]]
+                    ) -> list[int]:
+        """The numbers of a station's series (element, unit, source field, period), in the
+        order of a batch's field table; a series is made the first time it is seen. A
+        station sends the same field table in every batch, so whole tables are remembered.
+        Runs inside the commit's transaction."""
+        key = (station, tuple(fields))
         found = self._series.get(key)
         if found is None:
-            element, unit, source_field, period_s = field
-            row = self.conn.execute(
-                "SELECT id FROM series WHERE station = ? AND element = ? AND unit = ? AND "
-                "source_field = ? AND coalesce(period_s, -1) = coalesce(?, -1)",
-                (station, element, unit, source_field, period_s)).fetchone()
-            found = row[0] if row else self.conn.execute(
-                "INSERT INTO series (station, element, unit, source_field, period_s) "
-                "VALUES (?,?,?,?,?)", (station, element, unit, source_field, period_s)
-            ).lastrowid
-            if len(self._series) >= MAX_CACHED_SERIES:  # a station inventing field names
+            found = []
+            for element, unit, source_field, period_s in fields:
+                row = self.conn.execute(
+                    "SELECT id FROM series WHERE station = ? AND element = ? AND unit = ? AND "
+                    "source_field = ? AND coalesce(period_s, -1) = coalesce(?, -1)",
+                    (station, element, unit, source_field, period_s)).fetchone()
+                found.append(row[0] if row else self.conn.execute(
+                    "INSERT INTO series (station, element, unit, source_field, period_s) "
+                    "VALUES (?,?,?,?,?)", (station, element, unit, source_field, period_s)
+                ).lastrowid)
+            if len(self._series) >= MAX_CACHED_FIELD_TABLES:  # a station inventing fields
                 self._series.clear()
             self._series[key] = found
         return found
