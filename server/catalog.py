@@ -383,6 +383,8 @@ class SQLiteCatalog(Catalog):
         self._translators: dict[tuple[str, ...], object] = {}
         # (station, a batch's field table) -> its series numbers
         self._series: dict[tuple[str, tuple], list[int]] = {}
+        self._keys_version: tuple | None = None  # keys_version's answer, and when it was
+        self._data_version: int | None = None
 
     def add_station(self, station: Station, public_key: bytes | None, key_id: str | None
                     ) -> None:
@@ -399,8 +401,8 @@ class SQLiteCatalog(Catalog):
             if public_key is not None:
                 self._add_key(conn, station.id, public_key, key_id)
 
-    @staticmethod
-    def _add_key(conn, station: str, public_key: bytes, key_id: str) -> None:
+    def _add_key(self, conn, station: str, public_key: bytes, key_id: str) -> None:
+        self._keys_version = None
         conn.execute(
             "INSERT INTO station_keys (key_id, station, public_key, status, created_at) "
             "VALUES (?,?,?,'active',?) ON CONFLICT (key_id) DO NOTHING",
@@ -478,6 +480,7 @@ class SQLiteCatalog(Catalog):
                     outcomes.append(str(exc))
                     continue
                 if item.signer != rotation.key_id:
+                    self._keys_version = None
                     conn.execute(
                         "UPDATE station_keys SET status = 'retiring', retire_at = ? "
                         "WHERE key_id = ? AND status = 'active'",
@@ -806,6 +809,7 @@ class SQLiteCatalog(Catalog):
                 raise StorageError(f"no key {key_id!r} in the catalog; `obslink collector "
                                    "keys list` shows the key ids")
             if row[1] != "revoked":
+                self._keys_version = None
                 conn.execute("UPDATE station_keys SET status = 'revoked', revoked_at = ? "
                              "WHERE key_id = ?", (format_utc(now_us(), fixed=True), key_id))
         return next(key for key in self.keys(row[0]) if key["key_id"] == key_id)
@@ -836,8 +840,15 @@ class SQLiteCatalog(Catalog):
                                  "ORDER BY username").fetchall()
 
     def keys_version(self) -> tuple:
-        return self.conn.execute("SELECT count(*), count(revoked_at), max(revoked_at), "
-                                 "count(retire_at) FROM station_keys").fetchone()
+        # Asked before every group: the count runs only after a key change through this
+        # connection or a commit by another one (which is what PRAGMA data_version tells).
+        data_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._keys_version is None or data_version != self._data_version:
+            self._data_version = data_version
+            self._keys_version = self.conn.execute(
+                "SELECT count(*), count(revoked_at), max(revoked_at), count(retire_at) "
+                "FROM station_keys").fetchone()
+        return self._keys_version
 
     def stats(self) -> dict[str, int]:
         count = lambda table: self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

@@ -8,8 +8,10 @@ catalog's bits, and readings the sender could not check, which the centre checks
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -178,3 +180,34 @@ def test_a_catalog_with_text_observations_is_migrated_row_for_row(tmp_path):
 def _us(text: str) -> int:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+
+
+def test_the_catalog_page_lists_the_views_columns_and_its_query_runs(tmp_path):
+    page = (Path(__file__).parent.parent / "docs" / "catalog.md").read_text()
+    catalog = SQLiteCatalog(tmp_path / "catalog.db")
+    catalog.add_station(Station("0-20000-0-54511", "net"), None, None)
+    catalog.commit([accepted(wire.Batch("0-20000-0-54511", "ep", 1, T0, [
+        Reading(1795000000000000 + 60_000_000, "air_temperature", 1.5, "degC", "T"),
+        Reading(1794999999000000, "air_temperature", 1.0, "degC", "T")]))])
+    view = catalog.conn.execute("SELECT * FROM observations").description
+    section = page.split("## `observations`")[1].split("\n## ")[0]
+    documented = set(re.findall(r"`(\w+)`", section.split("The view joins")[0]))
+    assert {column[0] for column in view} <= documented
+    query = re.search(r"```sql\n(.*?)```", page, re.S).group(1)
+    assert catalog.conn.execute(query).fetchall() == [
+        ("air_temperature", 1795000000000000 + 60_000_000, 1.5, QC_NOT_CHECKED)]
+
+
+def test_the_keys_version_follows_key_changes_from_this_and_other_connections(tmp_path):
+    """The collector asks before every group whether keys changed; the answer is cached
+    until this connection changes a key or another connection commits anything."""
+    catalog = SQLiteCatalog(tmp_path / "catalog.db")
+    catalog.add_station(Station("S7", "net"), b"k" * 32, "kid-1")
+    first = catalog.keys_version()
+    assert catalog.keys_version() == first
+    catalog.add_station(Station("S7", "net"), b"l" * 32, "kid-2")  # this connection
+    second = catalog.keys_version()
+    assert second != first
+    other = SQLiteCatalog(tmp_path / "catalog.db")  # the CLI, the HTTP API
+    other.revoke_key("kid-1")
+    assert catalog.keys_version() != second
