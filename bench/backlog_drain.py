@@ -235,6 +235,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def collector_cpu_seconds(pid: int) -> float:
+    """A collector's CPU time with its child processes' (a plugin's decoder, say)."""
+    children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    return cpu_seconds(pid) + sum(cpu_seconds(child) for child in children)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -381,12 +388,13 @@ def main() -> int:
                     base / "baseline", raw_keys, broker.port, 0, args.bundle,
                     args.baseline_seconds, "no backlog")
                 print("backlog drain while every station reports live …", flush=True)
-                cpu_before = sum(cpu_seconds(c.pid) for c in collectors)
+                cpu_before = sum(collector_cpu_seconds(c.pid) for c in collectors)
                 broker_before = cpu_seconds(broker.process.pid)
                 drain_latency, drain_seconds, drain_live, fleet_cpu = run_phase(
                     base / "backlog", raw_keys, broker.port, args.hours * 60, args.bundle,
                     None, "drain")
-                collector_cpu = sum(cpu_seconds(c.pid) for c in collectors) - cpu_before
+                collector_cpu = sum(collector_cpu_seconds(c.pid) for c in collectors) - \
+                    cpu_before
                 broker_cpu = cpu_seconds(broker.process.pid) - broker_before
                 live_total = base_live + drain_live
                 expected = backlog_readings + live_total * len(COLUMNS)
