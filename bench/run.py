@@ -40,7 +40,6 @@ from obslink.plugins.delimited import DelimitedAdapter
 from obslink.plugins.hj212 import HJ212Adapter, frame
 from obslink.plugins.toa5 import TOA5Adapter
 from obslink.plugins.tob1 import TOB1Adapter
-from obslink.readings import format_utc
 from obslink.server.catalog import MIGRATIONS, SQLiteCatalog, Station
 from obslink.simulator import KINDS, SimulatedLogger, write_agent_config
 from obslink.simulated_cma import hourly_record, minute_line, minute_values
@@ -105,12 +104,13 @@ def bench_raw_sqlite(base: Path, rows: int) -> float:
         for statement in filter(str.strip, sql.split(";")):
             conn.execute(statement)
     conn.execute("PRAGMA foreign_keys=OFF")
-    batch = [(1, "BENCH1", format_utc(i * 60_000_000, fixed=True), "air_temperature",
-              20.5, "degC", "AirTC_Avg", None, 0, None, 5, 0) for i in range(5000)]
+    batch = [(1, 1, i * 60_000_000, 20.5, None, 0, 5, 0) for i in range(5000)]
     started = time.perf_counter()
     for _ in range(rows // len(batch)):
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", batch)
+        conn.executemany("INSERT INTO observation_values (batch_id, series, observed_us, "
+                         "value, source_flag, qc, qc_ran, qc_failed) VALUES (?,?,?,?,?,?,?,?)",
+                         batch)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
