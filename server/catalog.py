@@ -383,8 +383,8 @@ class SQLiteCatalog(Catalog):
         self._translators: dict[tuple[str, ...], object] = {}
         # (station, a batch's field table) -> its series numbers
         self._series: dict[tuple[str, tuple], list[int]] = {}
-        self._keys_version: tuple | None = None  # keys_version's answer, and when it was
-        self._data_version: int | None = None
+        self._keys_version: tuple | None = None  # keys_version()'s last count, made at
+        self._data_version: int | None = None  # this PRAGMA data_version
 
     def add_station(self, station: Station, public_key: bytes | None, key_id: str | None
                     ) -> None:

@@ -56,14 +56,17 @@ def is_transient(error: Exception) -> bool:
 
 
 def unstorable(item: AcceptedBatch | AcceptedGap | AcceptedKey, error: Exception) -> Refusal:
-    detail = (f"the catalog cannot store it ({type(error).__name__}: {error}); the batch "
-              "stays parked in the station's outbox; the collector's operator has the error "
-              "in the collector's log")
+    cannot = f"the catalog cannot store it ({type(error).__name__}: {error})"
     if isinstance(item, AcceptedBatch):
         batch = item.batch
+        detail = (f"{cannot}; the batch stays parked in the station's outbox; the collector's "
+                  "operator has the error in the collector's log")
         return Refusal(item.topic, "unstorable", detail, item.body, item.received_at,
                        station=batch.station, key_id=item.key_id, epoch=batch.epoch,
                        seq=batch.seq, verified=True)
+    # a gap report or key announcement is not acknowledged: its station sends it again
+    detail = (f"{cannot}; not acknowledged, so the station sends it again; the collector's "
+              "operator has the error in the collector's log")
     station = item.gap.station if isinstance(item, AcceptedGap) else item.rotation.station
     signer = item.key_id if isinstance(item, AcceptedGap) else item.signer
     return Refusal(item.topic, "unstorable", detail, b"", item.received_at, station=station,

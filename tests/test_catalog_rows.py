@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 import msgpack
@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from obslink import wire
 from obslink.errors import WireError
-from obslink.readings import MAX_TIME_US, MIN_TIME_US, QC_NOT_CHECKED, Reading, format_utc
+from obslink.readings import (MAX_TIME_US, MIN_TIME_US, QC_NOT_CHECKED, Reading, format_utc,
+                              utc_us_from_datetime)
 from obslink.server.catalog import (MIGRATIONS, _TEXT_TO_US, _US_TO_TEXT, AcceptedBatch,
                                     SQLiteCatalog, Station)
 from obslink.sqlite_store import apply_migrations
@@ -178,8 +179,7 @@ def test_a_catalog_with_text_observations_is_migrated_row_for_row(tmp_path):
 
 
 def _us(text: str) -> int:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+    return utc_us_from_datetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def test_the_catalog_page_lists_the_views_columns_and_its_query_runs(tmp_path):
