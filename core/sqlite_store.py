@@ -53,7 +53,9 @@ def apply_migrations(conn: sqlite3.Connection, migrations: list[tuple[str, str]]
         if number in applied:
             continue
         if applied:  # an existing file: converting its rows may take a while
-            log.warning("upgrading %s: migration %d, %s …", database_name(conn), number, name)
+            log.warning("upgrading %s: migration %d, %s … (a large file takes a while; "
+                        "stopping now is safe, the upgrade starts over)", database_name(conn),
+                        number, name)
         with transaction(conn):
             for statement in filter(str.strip, sql.split(";")):
                 conn.execute(statement)
