@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 
@@ -10,6 +11,7 @@ def load_bench(name: str):
     path = Path(__file__).parent.parent / "bench" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -17,3 +19,14 @@ def load_bench(name: str):
 def test_the_raw_sqlite_baseline_inserts_into_the_catalogs_own_tables(tmp_path):
     run = load_bench("run")
     assert run.bench_raw_sqlite(tmp_path, 5000) > 0
+
+
+def test_the_drain_benchs_collector_alone_baseline_stores_every_backlog_reading(tmp_path):
+    drain = load_bench("backlog_drain")
+    keys = [drain.Ed25519PrivateKey.generate() for _ in range(3)]
+    (tmp_path / "backlog").mkdir()
+    newest = drain.now_us() // drain.MINUTE_US * drain.MINUTE_US
+    readings = drain.build_backlogs((tmp_path / "backlog", [0, 1, 2], 1, newest))
+    rate, stored = drain.collector_capacity(tmp_path / "backlog", keys, 2, 16, tmp_path)
+    assert readings == 3 * 60 * len(drain.COLUMNS)
+    assert stored == 2 * 60 * len(drain.COLUMNS) and rate > 0  # the first two stations'
