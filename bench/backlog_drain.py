@@ -283,8 +283,7 @@ def collector_capacity(outboxes: Path, keys: list[Ed25519PrivateKey], stations: 
     collector's own code takes in (groups, signature checks, decoding, catalog commit) with
     nothing else on the machine. The first ``stations`` outboxes' backlog goes, in bundles
     and interleaved across stations as a broker would deliver it, straight into a scratch
-    catalog: no broker, no fleet. The outboxes are only read. The machine's speed varies
-    from hour to hour, and this ratio shows how much of a drain rate is the machine's."""
+    catalog: no broker, no fleet. The outboxes are only read."""
     from obslink.server.collector import Collector
 
     catalog = SQLiteCatalog(scratch / "capacity.db")
