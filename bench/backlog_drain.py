@@ -277,6 +277,14 @@ def fleet_worker(number: int, directory: Path, keys: dict[int, bytes], broker_po
     fleet.close()
 
 
+def enrol_stations(catalog: SQLiteCatalog, keys: list[Ed25519PrivateKey]) -> None:
+    """Station ``index`` of the fleet, with the public half of ``keys[index]``."""
+    for index, key in enumerate(keys):
+        public = key.public_key()
+        catalog.add_station(Station(station_id(index), NETWORK, interval_seconds=60),
+                            public_bytes(public), key_id(public))
+
+
 def collector_capacity(outboxes: Path, keys: list[Ed25519PrivateKey], stations: int,
                        bundle: int, scratch: Path) -> tuple[float, int]:
     """The baseline for the drain rate, measured in the same run: readings/s that the
@@ -284,14 +292,15 @@ def collector_capacity(outboxes: Path, keys: list[Ed25519PrivateKey], stations: 
     nothing else on the machine. The first ``stations`` outboxes' backlog goes, in bundles
     and interleaved across stations as a broker would deliver it, straight into a scratch
     catalog: no broker, no fleet. The outboxes are only read."""
+    from paho.mqtt.client import MQTTMessage
+
     from obslink.server.collector import Collector
 
     catalog = SQLiteCatalog(scratch / "capacity.db")
+    enrol_stations(catalog, keys[:stations])
     per_station = []
     for index, key in enumerate(keys[:stations]):
         public = key.public_key()
-        catalog.add_station(Station(station_id(index), NETWORK, interval_seconds=60),
-                            public_bytes(public), key_id(public))
         outbox = Outbox(outboxes / f"{station_id(index)}.db", station_id(index), "OFF")
         bodies = [body for _seq, body in outbox.unsent(1_000_000, set())]
         outbox.close()
@@ -302,8 +311,9 @@ def collector_capacity(outboxes: Path, keys: list[Ed25519PrivateKey], stations: 
     collector = Collector(catalog, "127.0.0.1", 1)  # never connects: acks stay queued
     for messages in zip(*per_station):  # a bundle from each station in turn
         for topic, payload in messages:
-            collector.messages.put((topic, payload, now_us()))
-            collector.arrived.release()
+            message = MQTTMessage(topic=topic.encode())
+            message.payload = payload
+            collector._on_message(None, None, message)  # as the broker would hand it over
     started = time.perf_counter()
     while group := collector._take_group(timeout=0):
         collector.process(group)
@@ -392,10 +402,7 @@ def main() -> int:
         keys = [Ed25519PrivateKey.generate() for _ in range(args.stations)]
         catalog_path = base / "catalog.db"
         catalog = SQLiteCatalog(catalog_path)
-        for index, key in enumerate(keys):
-            public = key.public_key()
-            catalog.add_station(Station(station_id(index), NETWORK, interval_seconds=60),
-                                public_bytes(public), key_id(public))
+        enrol_stations(catalog, keys)
         catalog.close()
 
         print(f"building {args.stations} outboxes with {args.hours} h of one-minute "
