@@ -30,6 +30,22 @@ def write_secret(path: Path, data: bytes | str, exclusive: bool = False) -> None
         out.write(data.encode() if isinstance(data, str) else data)
 
 
+def publish_secret_once(path: Path, data: bytes) -> bool:
+    """Create ``path`` (mode 0600) holding ``data``, complete or not at all: written beside
+    it first, then linked into place, so that a process starting at the same moment never
+    reads it half-written. False when the file exists already (another process won)."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    write_secret(partial, data)
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        return False
+    finally:
+        partial.unlink()
+    return True
+
+
 def write_keypair(private_path: Path, public_path: Path, overwrite: bool = False) -> str:
     """Create a key pair; the private key file is created with mode 0600. Returns the key id."""
     private_path, public_path = Path(private_path), Path(public_path)

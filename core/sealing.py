@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from obslink.errors import ConfigError, WireError
-from obslink.keys import write_secret
+from obslink.keys import publish_secret_once
 
 SCHEME = "x25519-hkdf-sha256-chacha20poly1305"
 SEAL_CONTEXT = b"obslink-seal-v1\n"
@@ -78,15 +78,16 @@ def unseal(payload: bytes, topic: str, key: X25519PrivateKey | None) -> bytes:
 
 
 def load_or_create_decryption_key(path: Path) -> X25519PrivateKey:
-    """The collector's X25519 key (PEM, mode 0600), created on first use."""
+    """The collector's X25519 key (PEM, mode 0600), created on first use. Collector workers
+    sharing a catalog may start together: one creates the key, the others load it."""
     path = Path(path)
     if not path.exists():
         key = X25519PrivateKey.generate()
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_secret(path, key.private_bytes(serialization.Encoding.PEM,
-                                             serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()), exclusive=True)
-        return key
+        if publish_secret_once(path, key.private_bytes(serialization.Encoding.PEM,
+                                                       serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption())):
+            return key
     if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"{path} is readable by others; chmod 600 {path}")
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import multiprocessing
 import os
 import tempfile
 from pathlib import Path
@@ -349,6 +350,25 @@ def test_a_sealed_message_opens_only_with_the_collectors_key_on_its_topic():
                        (COLLECTOR_X25519, wire.data_topic("net", "S2"))):
         refusal = only(verify_message(where, box, 0, keys_for, key))
         assert refusal.reason in ("decryption-failed",) and refusal.detail
+
+
+def _decryption_key_of(path: str, start) -> bytes:
+    start.wait()
+    return sealing.raw_public(sealing.load_or_create_decryption_key(Path(path)).public_key())
+
+
+def test_collector_workers_starting_together_share_one_decryption_key(tmp_path):
+    """Workers of one catalog start at once: one creates the key, the others load that
+    one, and none finds the file missing, half-written or taken."""
+    path = tmp_path / "collector-x25519.key"
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        start = manager.Barrier(6)
+        with context.Pool(6) as pool:
+            publics = pool.starmap(_decryption_key_of, [(str(path), start)] * 6)
+    assert len(set(publics)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no partial file left
+    assert path.stat().st_mode & 0o077 == 0
 
 
 @settings(max_examples=FUZZ // 4, deadline=None)
