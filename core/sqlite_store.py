@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from contextlib import contextmanager
@@ -14,12 +15,16 @@ from obslink.readings import format_utc, now_us
 
 log = logging.getLogger(__name__)
 
+ROWS_PER_STATEMENT = 32  # rows one INSERT of insert_rows carries (32 x 24 values < 999)
+STATEMENT_CACHE = 512  # prepared statements kept: insert_rows' remainders add up to 31 each
+
 
 def open_database(path: Path, synchronous: str, what: str) -> sqlite_utils.Database:
     """Open (or create) a WAL database in autocommit mode; transactions are explicit."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False,
+                               cached_statements=STATEMENT_CACHE)
         db = sqlite_utils.Database(conn)
         db.enable_wal()
         conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -41,6 +46,28 @@ def transaction(conn: sqlite3.Connection):
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def insert_rows(conn: sqlite3.Connection, into: str, row: str, values: list) -> None:
+    """Insert rows given as one flat list of values, row after row, up to
+    ROWS_PER_STATEMENT rows per INSERT statement. ``row`` is one row's VALUES tuple, such as
+    ``"(?,?,NULL)"``. ``executemany`` with one row per statement costs more per row than
+    the insert itself: a statement step per row, and the interpreter lock given up and
+    taken back around each, which lets the MQTT thread in at every row."""
+    width = row.count("?")
+    per_statement = ROWS_PER_STATEMENT * width
+    whole = len(values) - len(values) % per_statement
+    if whole:
+        conn.executemany(_multi_row_insert(into, row, ROWS_PER_STATEMENT),
+                         [values[i:i + per_statement] for i in range(0, whole, per_statement)])
+    if whole < len(values):
+        conn.execute(_multi_row_insert(into, row, (len(values) - whole) // width),
+                     values[whole:])
+
+
+@functools.lru_cache(maxsize=STATEMENT_CACHE)
+def _multi_row_insert(into: str, row: str, rows: int) -> str:
+    return f"INSERT INTO {into} VALUES {','.join([row] * rows)}"
 
 
 def apply_migrations(conn: sqlite3.Connection, migrations: list[tuple[str, str]],

@@ -11,14 +11,14 @@ import hashlib
 import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain
 from operator import add
 from pathlib import Path
 
 from obslink.errors import ObslinkError, StorageError
 from obslink.plugins.qc_runner import QCRunner
 from obslink.readings import QC_NOT_CHECKED, format_utc, now_us
-from obslink.sqlite_store import apply_migrations, open_database, transaction
+from obslink.sqlite_store import apply_migrations, insert_rows, open_database, transaction
 from obslink import wire
 from obslink.wire import BatchColumns
 
@@ -536,12 +536,14 @@ class SQLiteCatalog(Catalog):
         bundle_ids = {bundle: self._insert_bundle(bundle, utc) for bundle in
                       dict.fromkeys(item.bundle for item in new if item.bundle is not None)}
         first_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM batches").fetchone()[0]
-        batch_rows, observation_rows = [], []
+        batch_values: list = []
+        plain: list = []  # observation values of batches without source flags
+        flagged: list = []  # … and of those with (their rows carry a source_flag column)
         for batch_id, item in enumerate(new, start=first_id):
             batch, source = item.batch, item.batch.source
             qcs, ran, failed, origin = self._qc_at_centre(batch, qc)
             raw_sha = source.get("sha256")
-            batch_rows.append((
+            batch_values += (
                 batch_id, batch.station, batch.epoch, batch.seq, item.key_id, item.signature,
                 hashlib.sha256(item.body).hexdigest(), item.body, item.topic, batch.adapter,
                 batch.adapter_version, _text(source.get("name")), _text(source.get("stream")),
@@ -549,26 +551,30 @@ class SQLiteCatalog(Catalog):
                 raw_sha.hex() if isinstance(raw_sha, bytes) else None,
                 _bool(batch.clock.get("synced")), _float(batch.clock.get("offset_ms")),
                 len(batch.times), utc[batch.created_at], utc[item.received_at], committed_at,
-                origin, bundle_ids.get(item.bundle)))
+                origin, bundle_ids.get(item.bundle))
             # A row is its series' constant part + the reading's own columns, joined in C:
             # the drain rate depends on not running Python code per reading.
             prefixes = [(batch_id, series)
                         for series in self._series_ids(batch.station, batch.fields)]
-            source_flags = map(batch.flags.get, range(len(batch.times))) if batch.flags else \
-                repeat(None)
-            observation_rows.append(map(add, map(prefixes.__getitem__, batch.field_index), zip(
-                batch.times, batch.values, source_flags, qcs, ran, failed)))
+            series_parts = map(prefixes.__getitem__, batch.field_index)
+            if batch.flags:
+                source_flags = map(batch.flags.get, range(len(batch.times)))
+                flagged += chain.from_iterable(map(add, series_parts, zip(
+                    batch.times, batch.values, source_flags, qcs, ran, failed)))
+            else:  # binding None costs a lookup per value in the sqlite3 module: NULL in SQL
+                plain += chain.from_iterable(map(add, series_parts, zip(
+                    batch.times, batch.values, qcs, ran, failed)))
         # no ON CONFLICT: a duplicate here would be a bug, and the group is then not acked
-        self.conn.executemany(
-            "INSERT INTO batches (id, station, epoch, seq, key_id, signature, signed_sha256, "
-            "body, topic, adapter, adapter_version, source_name, source_stream, source_start, "
-            "source_end, raw_sha256, clock_synced, clock_offset_ms, readings, created_at, "
-            "received_at, committed_at, qc_origin, bundle_id) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch_rows)
-        self.conn.executemany(
-            "INSERT INTO observation_values (batch_id, series, observed_us, value, "
-            "source_flag, qc, qc_ran, qc_failed) VALUES (?,?,?,?,?,?,?,?)",
-            chain.from_iterable(observation_rows))
+        insert_rows(self.conn, "batches (id, station, epoch, seq, key_id, signature, "
+                    "signed_sha256, body, topic, adapter, adapter_version, source_name, "
+                    "source_stream, source_start, source_end, raw_sha256, clock_synced, "
+                    "clock_offset_ms, readings, created_at, received_at, committed_at, "
+                    "qc_origin, bundle_id)", "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    batch_values)
+        observations = ("observation_values (batch_id, series, observed_us, value, "
+                        "source_flag, qc, qc_ran, qc_failed)")
+        insert_rows(self.conn, observations, "(?,?,?,?,NULL,?,?,?)", plain)
+        insert_rows(self.conn, observations, "(?,?,?,?,?,?,?,?)", flagged)
         return flags
 
     def _series_ids(self, station: str, fields: list[tuple[str, str, str, int | None]]
