@@ -198,11 +198,18 @@ def decode_batch_columns(body: bytes) -> BatchColumns:
         raise WireError(f"batch body is not valid msgpack ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise WireError("batch body is not a map")
+    return _usual_batch(data) or _checked_batch(data)
+
+
+def _checked_batch(data: dict) -> BatchColumns:
+    """Every check, one at a time, so that an error names the field that failed."""
     if data.get("v") != PROTOCOL_VERSION:
         raise WireError(f"unsupported batch version {data.get('v')!r}; this collector speaks "
                         f"version {PROTOCOL_VERSION}")
     try:
         station = check_station_id(data["station"])
+        if ("station", station) not in _CHECKED:
+            _remember(("station", station), [])
         epoch, seq, created_at = data["epoch"], data["seq"], data["created_at"]
         _expect(type(epoch) is str and 0 < len(epoch) <= 64, "epoch")
         _expect(type(seq) is int and 0 <= seq < 2**63, "seq")
@@ -250,6 +257,63 @@ def decode_batch_columns(body: bytes) -> BatchColumns:
         raise WireError(f"batch body is missing or has a malformed field ({exc})") from None
     return BatchColumns(station, epoch, seq, created_at, adapter[0], adapter[1], source, clock,
                         qc_checks, floor, fields, times, index, values, qcs, ran, failed, flags)
+
+
+def _usual_batch(data: dict) -> BatchColumns | None:
+    """The batch as _checked_batch would decode it, or None when it is not the usual case:
+    a known station id, field table and QC name list, no source flags, every value a finite
+    float. The checks are the same, joined into a few expressions, which costs half as much
+    at a collector that decodes every batch; anything unusual or wrong goes the thorough way
+    and gets its precise error."""
+    get = data.get
+    station, epoch, seq, created_at = get("station"), get("epoch"), get("seq"), get("created_at")
+    times, index, values, qcs = get("t"), get("f"), get("val"), get("qc")
+    floor, adapter = get("floor"), get("adapter", _NO_ADAPTER)
+    source, clock, names = get("source", _NOTHING), get("clock", _NOTHING), get("qcc")
+    if not (get("v") == PROTOCOL_VERSION and type(station) is str
+            and ("station", station) in _CHECKED
+            and type(epoch) is str and 0 < len(epoch) <= 64
+            and type(seq) is int and 0 <= seq < 2**63
+            and type(created_at) is int and MIN_TIME_US <= created_at <= MAX_TIME_US
+            and (floor is None or (type(floor) is int and 0 <= floor <= seq))
+            and type(adapter) is list and len(adapter) == 2
+            and type(adapter[0]) is str and type(adapter[1]) is str
+            and type(source) is dict and type(clock) is dict and not get("flags")
+            and type(times) is list and type(index) is list and type(values) is list
+            and type(qcs) is list and 0 < len(times) == len(index) == len(values) == len(qcs)
+            and type(names) is list):
+        return None
+    ran, failed, raw_fields = get("qcr"), get("qcf"), get("fields")
+    try:
+        fields = _CHECKED.get(("fields", *map(tuple, raw_fields)))
+        known_names = ("qcc", *names) in _CHECKED
+    except TypeError:  # not lists, or unhashable contents
+        return None
+    count = len(times)
+    if not (fields is not None and known_names and type(ran) is list and type(failed) is list
+            and len(ran) == len(failed) == count):
+        return None
+    small = index + qcs + ran + failed
+    try:
+        bytes(small)  # each an integer from 0 to 255, in one call
+    except (ValueError, TypeError):
+        return None
+    if not ([*map(type, times + small)].count(int) == count + len(small)  # bools are not
+            and [*map(type, values)].count(float) == count
+            and math.isfinite(sum(values))  # NaN or an infinity makes the sum one
+            and min(times) >= MIN_TIME_US and max(times) <= MAX_TIME_US
+            and max(index) < len(fields)
+            and (len(names) >= 8 or max(ran) < 1 << len(names))
+            and (not any(failed)
+                 or not any(map(operator.and_, failed, map(operator.invert, ran))))):
+        return None
+    return BatchColumns(station, epoch, seq, created_at, adapter[0], adapter[1],
+                        {} if source is _NOTHING else source, {} if clock is _NOTHING else clock,
+                        names, floor, fields, times, index, values, qcs, ran, failed, {})
+
+
+_NO_ADAPTER = ["", ""]
+_NOTHING: dict = {}
 
 
 # Field tables and QC name lists already checked: a station sends the same ones in every

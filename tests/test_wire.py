@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import multiprocessing
 import os
 import tempfile
@@ -13,7 +14,7 @@ import msgpack
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from obslink import sealing, wire
@@ -170,6 +171,51 @@ def test_a_batch_with_one_field_replaced_decodes_well_typed_or_raises_wire_error
         # group's commit at every redelivery
         fuzz_catalog().commit([AcceptedBatch(batch, "obslink/v1/net/S1/data", KID, b"s" * 64,
                                              msgpack.packb(data), 0)], centre_qc_runner())
+
+
+# the usual batch: every value there, no source flags (the collector's shorter path)
+USUAL = msgpack.unpackb(wire.encode_batch(wire.Batch("S1", "ep", 3, 0, [
+    Reading(60_000_000, "air_temperature", 1.5, "degC", "T", None, 0, 60, 1, 0),
+    Reading(60_000_000, "wind_speed", 2.0, "m/s", "WS", None, 1, None, 3, 2)],
+    qc_checks=["range", "step"], floor=2)))
+
+
+@settings(max_examples=FUZZ, deadline=None)
+@given(key=st.sampled_from(sorted(USUAL)), value=msgpack_values, nested=st.booleans(),
+       pick=st.integers(0, 15))
+@example(key="val", value=math.nan, nested=True, pick=1)
+@example(key="val", value=-math.inf, nested=True, pick=0)
+@example(key="val", value=3, nested=True, pick=0)
+@example(key="t", value=True, nested=True, pick=0)
+@example(key="t", value=MAX_TIME_US + 1, nested=True, pick=1)
+@example(key="f", value=2, nested=True, pick=0)
+@example(key="qc", value=256, nested=True, pick=0)
+@example(key="qcr", value=4, nested=True, pick=0)
+@example(key="qcf", value=2, nested=True, pick=0)
+@example(key="floor", value=4, nested=False, pick=0)
+@example(key="flags", value=[[0, "NAN"]], nested=False, pick=0)
+def test_the_decoders_usual_case_path_agrees_with_the_thorough_one(key, value, nested, pick):
+    """The collector decodes the usual batch on a shorter path; whatever it accepts, the
+    thorough path (which names the failing field) accepts with the same result."""
+    wire.decode_batch_columns(msgpack.packb(USUAL))  # its station and tables are known
+    data = msgpack.unpackb(msgpack.packb(USUAL))
+    container = data[key]
+    if nested and isinstance(container, list) and container:
+        container[pick % len(container)] = value
+    elif nested and isinstance(container, dict) and container:
+        container[sorted(container)[pick % len(container)]] = value
+    else:
+        data[key] = value
+    usual = wire._usual_batch(data)
+    if usual is not None:
+        assert usual == wire._checked_batch(data)  # raises WireError if it should not decode
+
+
+def test_the_usual_case_path_takes_the_usual_batch():
+    """Otherwise the test above would compare nothing."""
+    wire.decode_batch_columns(msgpack.packb(USUAL))
+    assert wire._usual_batch(USUAL) is not None
+    assert wire._usual_batch(USUAL) == wire._checked_batch(USUAL)
 
 
 @functools.cache
