@@ -317,6 +317,7 @@ def collector_capacity(outboxes: Path, keys: list[Ed25519PrivateKey], stations: 
     started = time.perf_counter()
     while group := collector._take_group(timeout=0):
         collector.process(group)
+    collector.flush()  # the last group's commit
     elapsed = time.perf_counter() - started
     readings = catalog.stats()["observations"]
     catalog.close()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import chain
 from operator import add
 from pathlib import Path
+from typing import Callable
 
 from obslink.errors import ObslinkError, StorageError
 from obslink.plugins.qc_runner import QCRunner
@@ -324,12 +325,25 @@ class Catalog(ABC):
     def station_keys(self, station: str) -> dict[str, tuple[bytes, str]]:
         """key id -> (raw public key, status) for a station; empty if unknown."""
 
-    @abstractmethod
     def commit(self, accepted: list[AcceptedBatch], qc: QCRunner | None = None) -> list[bool]:
         """Store batches in one transaction; per batch True when new, False when a duplicate.
 
         With ``qc``, readings that arrive unchecked are checked before they are stored, and
         the checks' history is stored in the same transaction."""
+        return self.stage(accepted, qc)()
+
+    @abstractmethod
+    def stage(self, accepted: list[AcceptedBatch], qc: QCRunner | None = None
+              ) -> Callable[[], list[bool]]:
+        """:meth:`commit` in two steps: the batches are written in a transaction left open,
+        and the function returned commits it (durably) and returns the flags, or rolls it
+        back and raises. It may run on another thread, so that the wait for the disk
+        overlaps other work; nothing else may use this catalog until it has returned."""
+
+    @abstractmethod
+    def reader(self) -> "Catalog":
+        """Another connection to the same catalog, for lookups (keys) while this one
+        writes."""
 
     @abstractmethod
     def qc_state(self) -> list[tuple[str, str, str]]:
@@ -492,27 +506,44 @@ class SQLiteCatalog(Catalog):
         return self.conn.execute("SELECT 1 FROM stations WHERE id = ?",
                                  (station,)).fetchone() is not None
 
-    def commit(self, accepted: list[AcceptedBatch], qc: QCRunner | None = None) -> list[bool]:
+    def stage(self, accepted: list[AcceptedBatch], qc: QCRunner | None = None
+              ) -> Callable[[], list[bool]]:
+        self.conn.execute("BEGIN IMMEDIATE")
         try:
-            with transaction(self.conn):
-                flags = self._insert_batches(accepted, qc)
-                self._raise_floors(accepted)
-                if qc is not None:
-                    self.conn.executemany(
-                        "INSERT INTO qc_state (check_name, series, state) VALUES (?,?,?) "
-                        "ON CONFLICT (check_name, series) DO UPDATE SET state = excluded.state",
-                        qc.pending_state())
-        except BaseException:
+            flags = self._insert_batches(accepted, qc)
+            self._raise_floors(accepted)
             if qc is not None:
-                qc.rollback_state()
-            # bits assigned in the failed transaction are gone with it
-            self._check_bits.clear()
-            self._translators.clear()
-            self._series.clear()
+                self.conn.executemany(
+                    "INSERT INTO qc_state (check_name, series, state) VALUES (?,?,?) "
+                    "ON CONFLICT (check_name, series) DO UPDATE SET state = excluded.state",
+                    qc.pending_state())
+        except BaseException:
+            self._roll_back(qc)
             raise
+
+        def finish() -> list[bool]:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self._roll_back(qc)
+                raise
+            if qc is not None:
+                qc.commit_state()
+            return flags
+        return finish
+
+    def _roll_back(self, qc: QCRunner | None) -> None:
+        if self.conn.in_transaction:  # SQLite rolls back by itself on some errors (disk full)
+            self.conn.execute("ROLLBACK")
         if qc is not None:
-            qc.commit_state()
-        return flags
+            qc.rollback_state()
+        # bits assigned in the failed transaction are gone with it
+        self._check_bits.clear()
+        self._translators.clear()
+        self._series.clear()
+
+    def reader(self) -> "SQLiteCatalog":
+        return SQLiteCatalog(self.path)
 
     def qc_state(self) -> list[tuple[str, str, str]]:
         return self.conn.execute("SELECT check_name, series, state FROM qc_state").fetchall()

@@ -4,7 +4,8 @@ Messages are taken from an MQTT 5 shared subscription (so several workers can sh
 load), verified, committed in groups in one catalog transaction, and only then acknowledged
 on each station's ack topic. Messages an agent marks as live (MQTT 5 user property
 ``obslink-lane``) are taken before backlog messages, so a fleet draining a day's backlog
-does not hold up the minute that just happened.
+does not hold up the minute that just happened. A group's commit (the wait for the disk) and
+its acks run on a second thread while the next group is verified.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sqlite3
 import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
 
 import paho.mqtt.client as mqtt
@@ -107,6 +109,11 @@ class Collector:
         # complete whatever the sender ran (docs/qc.md).
         self.qc = qc if qc is not None else centre_qc_runner()
         self.qc.load_state(catalog.qc_state())
+        # keys are looked up on a connection of their own: the catalog's may be committing
+        self._lookups = catalog.reader()
+        # one commit at a time runs here while the main thread verifies the next group
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="catalog-commit")
+        self._pending: tuple[list, Future] | None = None  # the group being committed
         self.broker = (broker_host, broker_port)
         self.subscriptions = [wire.collector_subscription(group, network, kind)
                               for kind in ("data", "gap", "key")]
@@ -178,20 +185,14 @@ class Collector:
         try:
             while not stop.is_set():
                 group = self._take_group(timeout=0.5)
-                if not group:
-                    continue
-                try:
+                if group:
                     self.process(group)
-                except Exception as exc:
-                    if is_transient(exc):
-                        # Nothing of the group was acknowledged, so every agent publishes
-                        # its batches again after its ack timeout: logged, not lost.
-                        log.exception("could not commit %d messages; they will be "
-                                      "redelivered by their stations", len(group))
-                        time.sleep(1)
-                    else:
-                        self._store_one_by_one(group, exc)
+                else:
+                    self.flush()  # nothing to overlap with: finish the last group's commit
         finally:
+            self.flush()
+            self._committer.shutdown()
+            self._lookups.close()
             self.stopping = True
             self.client.disconnect()
             self.client.loop_stop()
@@ -217,17 +218,47 @@ class Collector:
         return group
 
     def process(self, group: list[tuple[str, bytes, int]]) -> None:
-        self._store(*self._verify(group))
+        """Verify a group while the previous group's commit finishes, then write it; its
+        commit and acks go on in the background until the next group or :meth:`flush`."""
+        outcomes = self._verify(group)
+        self.flush()
+        try:
+            finish = self._stage(*outcomes)
+        except Exception as exc:
+            self._failed(group, exc)
+            return
+        self._pending = (group, self._committer.submit(finish))
+
+    def flush(self) -> None:
+        """Wait until the group in flight is committed and acknowledged (or has failed)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        group, done = pending
+        try:
+            done.result()
+        except Exception as exc:
+            self._failed(group, exc)
+
+    def _failed(self, group: list[tuple[str, bytes, int]], error: Exception) -> None:
+        """Called while handling ``error``: nothing of the group was acknowledged."""
+        if is_transient(error):
+            # every agent publishes its batches again after its ack timeout: logged, not lost
+            log.exception("could not commit %d messages; they will be redelivered by their "
+                          "stations", len(group))
+            time.sleep(1)
+        else:
+            self._store_one_by_one(group, error)
 
     def _verify(self, group: list[tuple[str, bytes, int]]):
         """The group's outcomes sorted: batches, gap reports, announced keys, refusals."""
         # a key revoked, added or retired since the last group counts from this group on
-        version = self.catalog.keys_version()
+        version = self._lookups.keys_version()
         retired = self._next_retirement is not None and now_us() >= self._next_retirement
         if version != self._keys_version or retired:
             self._key_cache.clear()
             self._keys_version = version
-            self._next_retirement = self.catalog.next_retirement()
+            self._next_retirement = self._lookups.next_retirement()
         accepted: list[AcceptedBatch] = []
         gaps: list[AcceptedGap] = []
         announced: list[AcceptedKey] = []
@@ -241,24 +272,34 @@ class Collector:
 
     def _store(self, accepted: list[AcceptedBatch], gaps: list[AcceptedGap],
                announced: list[AcceptedKey], refusals: list[Refusal]) -> None:
+        self._stage(accepted, gaps, announced, refusals)()
+
+    def _stage(self, accepted: list[AcceptedBatch], gaps: list[AcceptedGap],
+               announced: list[AcceptedKey], refusals: list[Refusal]):
+        """Write the group's batches in an open transaction. Returns what finishes it:
+        the commit, the gap reports and refusals, and only then the acks."""
         registered = self._register_keys(announced, refusals)
         accepted = self._outside_replay_window(accepted, refusals)
-        new_flags = self.catalog.commit(accepted, self.qc) if accepted else []
-        self._raise_floors(accepted)
-        self.catalog.record_gaps(gaps)
-        for item in gaps:
-            log.warning("station %s reports a gap: %d readings (%d batches) evicted from its "
-                        "outbox (%s)", item.gap.station, item.gap.readings, item.gap.batches,
-                        item.gap.reason)
-        self.catalog.record_refusals(refusals)
-        for refusal in refusals:
-            log.warning("refused message on %s: %s (%s)", refusal.topic, refusal.reason,
-                        refusal.detail)
-        self.committed += sum(new_flags)
-        self.duplicates += len(new_flags) - sum(new_flags)
-        self.refused += len(refusals)
-        fault_point("after-commit")  # fault injection: a crash between commit and ack
-        self._acknowledge(accepted, gaps, refusals, registered)
+        commit = self.catalog.stage(accepted, self.qc) if accepted else list
+
+        def finish() -> None:
+            new_flags = commit()
+            self._raise_floors(accepted)
+            self.catalog.record_gaps(gaps)
+            for item in gaps:
+                log.warning("station %s reports a gap: %d readings (%d batches) evicted from "
+                            "its outbox (%s)", item.gap.station, item.gap.readings,
+                            item.gap.batches, item.gap.reason)
+            self.catalog.record_refusals(refusals)
+            for refusal in refusals:
+                log.warning("refused message on %s: %s (%s)", refusal.topic, refusal.reason,
+                            refusal.detail)
+            self.committed += sum(new_flags)
+            self.duplicates += len(new_flags) - sum(new_flags)
+            self.refused += len(refusals)
+            fault_point("after-commit")  # fault injection: a crash between commit and ack
+            self._acknowledge(accepted, gaps, refusals, registered)
+        return finish
 
     def _store_one_by_one(self, group: list[tuple[str, bytes, int]], error: Exception) -> None:
         """A group failed for a reason in its content, not the database's state: it would
@@ -380,6 +421,6 @@ class Collector:
         cached = self._key_cache.get(station)
         now = time.monotonic()
         if cached is None or now - cached[0] > KEY_CACHE_SECONDS or not cached[1]:
-            cached = (now, self.catalog.station_keys(station))
+            cached = (now, self._lookups.station_keys(station))
             self._key_cache[station] = cached
         return cached[1]
