@@ -19,26 +19,23 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
 
-import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from obslink import wire
 from obslink.readings import now_us
 from obslink.plugins.qc_limits import default_settings
 from obslink.plugins.qc_runner import QCRunner
 from obslink.plugins.registry import load_registry
+from obslink.errors import TransportError
 from obslink.faults import fault_point
-from obslink.mqtt_tcp import send_without_delay, use_account, use_tls
+from obslink.mqtt_tcp import read_password
 from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Catalog,
                                      Refusal)
+from obslink.server.mqtt_link import CONNECTED, MESSAGE, LinkSettings, MqttLink
 from obslink.server.verify import verify_message
 
 log = logging.getLogger(__name__)
 
-SESSION_EXPIRY_SECONDS = 24 * 3600  # batches wait at the broker while the collector restarts
 # One transaction commits a group: every live message queued (up to MAX_GROUP), then backlog
 # messages up to about GROUP_BYTES. A live message waits for one group at most, and a
 # group is large enough that the commit's fsync is shared by many batches.
@@ -115,8 +112,15 @@ class Collector:
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="catalog-commit")
         self._pending: tuple[list, Future] | None = None  # the group being committed
         self.broker = (broker_host, broker_port)
-        self.subscriptions = [wire.collector_subscription(group, network, kind)
-                              for kind in ("data", "gap", "key")]
+        self.link_settings = LinkSettings(
+            broker_host, broker_port, client_id or f"obslink-collector-{group}",
+            tuple(wire.collector_subscription(group, network, kind)
+                  for kind in ("data", "gap", "key")),
+            tls, ca_file, username, str(password_file) if password_file else None,
+            logging.getLogger().getEffectiveLevel())
+        if username is not None:
+            read_password(password_file)  # an unreadable file is reported here, not later
+        self._link: MqttLink | None = None  # the MQTT connection's process, while running
         # live data first: a backlog drain must not sit in front of the newest minute
         self.live: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
         self.messages: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
@@ -128,62 +132,53 @@ class Collector:
         self.committed = self.duplicates = self.refused = 0
         self.late_copies = 0  # copies of stored batches below their window: dropped
         self.stopping = False
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or f"obslink-collector-{group}",
-                                  protocol=mqtt.MQTTv5)
-        if tls:
-            use_tls(self.client, ca_file)
-        use_account(self.client, username, password_file)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_connect_fail = lambda client, userdata: log.warning(
-            "cannot reach broker %s:%d; retrying", *self.broker)
-        self.client.reconnect_delay_set(1, 30)
 
-    # -- paho callbacks ------------------------------------------------------------------------
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.error("broker refused the collector: %s", reason_code)
-            return
-        send_without_delay(client)
-        client.subscribe([(topic, 1) for topic in self.subscriptions])
-        self.connected.set()
-        log.info("collector connected to %s:%d", *self.broker)
-
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        if any(code.is_failure for code in reason_codes):
-            log.error("broker refused the subscriptions %s: %s; does it support MQTT 5 "
-                      "shared subscriptions?", self.subscriptions, reason_codes)
-            return
-        log.info("collector ready: subscribed to %s", ", ".join(self.subscriptions))
-
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self.connected.clear()
-        if not self.stopping:
-            log.warning("collector disconnected from broker (%s); reconnecting", reason_code)
+    # -- messages from the broker --------------------------------------------------------------
 
     def _on_message(self, client, userdata, message) -> None:
+        """A paho message, as a broker would hand it over (tests and the bench use it)."""
         lanes = getattr(message.properties, "UserProperty", None) or ()
-        target = self.live if (wire.LANE_PROPERTY, "live") in lanes else self.messages
-        target.put((message.topic, message.payload, now_us()))
+        self._arrive(message.topic, message.payload, (wire.LANE_PROPERTY, "live") in lanes,
+                     now_us())
+
+    def _arrive(self, topic: str, payload: bytes, live: bool, received_at: int) -> None:
+        (self.live if live else self.messages).put((topic, payload, received_at))
         self.arrived.release()
+
+    def _receive(self, link: MqttLink) -> None:
+        """Thread: queue what the link process forwards until it ends."""
+        try:
+            while True:
+                event = link.receive()
+                if event[0] == MESSAGE:
+                    self._arrive(*event[1:])
+                elif event[0] == CONNECTED:
+                    self.connected.set()
+                else:
+                    self.connected.clear()
+                    if not self.stopping:
+                        log.warning("collector disconnected from broker (%s); reconnecting",
+                                    event[1])
+        except (EOFError, OSError):  # the link has ended: run() reports it
+            self.connected.clear()
 
     # -- work ----------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        # The network thread must get the interpreter soon after a live message arrives,
-        # not after the committing thread's default 5 ms turn.
+        # The receiving thread must get the interpreter soon after a live message arrives,
+        # not after the verifying thread's default 5 ms turn.
         sys.setswitchinterval(0.001)
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
-        self.client.connect_async(*self.broker, keepalive=30, clean_start=False,
-                                  properties=properties)
-        self.client.loop_start()
+        self._link = MqttLink(self.link_settings)
+        receiver = threading.Thread(target=self._receive, args=(self._link,),
+                                    name="mqtt-link-receiver", daemon=True)
+        receiver.start()
         try:
             while not stop.is_set():
+                if not self._link.process.is_alive():
+                    raise TransportError(
+                        f"the collector's MQTT process ended (exit code "
+                        f"{self._link.process.exitcode}); its log lines above say why; "
+                        "batches not acknowledged are sent again once a collector runs")
                 group = self._take_group(timeout=0.5)
                 if group:
                     self.process(group)
@@ -194,8 +189,8 @@ class Collector:
             self._committer.shutdown()
             self._lookups.close()
             self.stopping = True
-            self.client.disconnect()
-            self.client.loop_stop()
+            self._link.close()
+            receiver.join(5)
             log.info("collector stopped: %d batches committed, %d duplicates (%d of them late "
                      "copies below their window, not acknowledged), %d refused",
                      self.committed, self.duplicates + self.late_copies, self.late_copies,
@@ -415,7 +410,14 @@ class Collector:
         for (topic, _epoch), ack in acks.items():
             ack.now = now_us()  # lets a station without a disciplined clock estimate it
             ack.bundles = wire.MAX_BUNDLE_BATCHES  # backlog may come in bundles this large
-            self.client.publish(topic, wire.encode_ack(ack), qos=1)
+            self._publish(topic, wire.encode_ack(ack))
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        if self._link is not None:  # not running (a test, the bench): nobody to tell
+            try:
+                self._link.publish(topic, payload)
+            except OSError:  # the link has ended; the stations send the batches again
+                log.warning("could not hand an ack for %s to the MQTT process", topic)
 
     def _keys_for(self, station: str) -> dict:
         cached = self._key_cache.get(station)

@@ -32,12 +32,12 @@ def test_each_ack_leaves_after_its_batches_are_committed(tmp_path):
     collector = Collector(catalog, "127.0.0.1", 1)  # never connects: acks are only recorded
     acked_then_stored = []
 
-    def publish(topic, payload, qos):
+    def publish(topic, payload):
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as other:
             stored = {seq for (seq,) in other.execute("SELECT seq FROM batches")}
         acked_then_stored.append((wire.decode_ack(payload).committed, stored))
 
-    collector.client.publish = publish
+    collector._publish = publish
     for first in range(1, 40, 3):  # groups of three batches, one after the other
         collector.process([signed_batch(key, seq) for seq in range(first, first + 3)])
     collector.flush()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -92,6 +93,42 @@ def test_collector_killed_also_between_commit_and_ack(deployment):
     deployment.start_collector()  # the last one without faults, to drain everything
     settle_and_compare(deployment, *stations)
     assert crashes_between >= 3 and kills_outside >= 1, (crashes_between, kills_outside)
+
+
+def mqtt_process(collector_pid: int) -> int:
+    """The collector's child that holds its MQTT connection (multiprocessing spawned it)."""
+    [link] = [child for task in os.listdir(f"/proc/{collector_pid}/task")
+              for child in map(int, open(f"/proc/{collector_pid}/task/{task}/children").read()
+                               .split())
+              if b"spawn_main" in open(f"/proc/{child}/cmdline", "rb").read()]
+    return link
+
+
+def test_a_collector_whose_mqtt_process_dies_stops_and_says_so(deployment):
+    """The MQTT connection runs in a child process; without it nothing arrives, so the
+    collector must not sit there looking healthy: it exits, non-zero, with the reason."""
+    station = deployment.add_station("FAULT-LINK", kind_index=0)
+    collector = deployment.start_collector()
+    link = mqtt_process(collector.process.pid)
+    os.kill(link, signal.SIGKILL)
+    wait_until(lambda: not collector.alive(), timeout=10, message="the collector to stop")
+    assert collector.process.returncode == 2
+    assert "MQTT process ended (exit code -9)" in collector.log()
+    # a new collector takes over: what the station sends in the meantime is not lost
+    deployment.start_agent(station)
+    for _ in range(3):
+        station.logger.write_next()
+    deployment.start_collector()
+    settle_and_compare(deployment, station)
+
+
+def test_the_mqtt_process_ends_with_a_killed_collector(deployment):
+    collector = deployment.start_collector()
+    link = mqtt_process(collector.process.pid)
+    collector.kill()
+    wait_until(lambda: not os.path.exists(f"/proc/{link}") or
+               open(f"/proc/{link}/stat").read().split(") ")[1].startswith("Z"),
+               timeout=10, message="the MQTT process to end")
 
 
 def test_broker_restarted_and_wiped_loses_nothing(tmp_path):
