@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import queue
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -336,7 +337,8 @@ def run_phase(directory: Path, keys: list[bytes], broker_port: int, backlog_seqs
               for i in range(0, len(keys), STATIONS_PER_PROCESS)]
     workers = [context.Process(target=fleet_worker, args=(number, directory, part, broker_port,
                                                           backlog_seqs, bundle, go, stop,
-                                                          reports))
+                                                          reports),
+                               daemon=True)  # ended with the bench, whatever ends it
                for number, part in enumerate(slices)]
     for worker in workers:
         worker.start()
@@ -395,6 +397,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="100 stations, 2 hours of backlog, 20 s baseline")
     args = parser.parse_args()
+    # stopped with SIGTERM, the bench still stops its broker, collector and fleet and
+    # deletes its files (Python's default would leave them running)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.quick:
         args.stations, args.hours, args.baseline_seconds = 100, 2, 20
 
