@@ -5,7 +5,9 @@ load), verified, committed in groups in one catalog transaction, and only then a
 on each station's ack topic. Messages an agent marks as live (MQTT 5 user property
 ``obslink-lane``) are taken before backlog messages, so a fleet draining a day's backlog
 does not hold up the minute that just happened. A group's commit (the wait for the disk) and
-its acks run on a second thread while the next group is verified.
+its acks run on a second thread while the next group is verified, and the MQTT connection
+runs in a child process (server/mqtt_link.py) so that it does not take turns with them for
+the interpreter.
 """
 
 from __future__ import annotations
