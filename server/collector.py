@@ -33,7 +33,7 @@ from obslink.faults import fault_point
 from obslink.mqtt_tcp import read_password
 from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Catalog,
                                      Refusal)
-from obslink.server.mqtt_link import CONNECTED, MESSAGE, LinkSettings, MqttLink
+from obslink.server.mqtt_link import CONNECTED, MESSAGE, LinkSettings, MqttLink, is_live
 from obslink.server.verify import verify_message
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,6 @@ class Collector:
         # one commit at a time runs here while the main thread verifies the next group
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="catalog-commit")
         self._pending: tuple[list, Future] | None = None  # the group being committed
-        self.broker = (broker_host, broker_port)
         self.link_settings = LinkSettings(
             broker_host, broker_port, client_id or f"obslink-collector-{group}",
             tuple(wire.collector_subscription(group, network, kind)
@@ -141,9 +140,7 @@ class Collector:
 
     def _on_message(self, client, userdata, message) -> None:
         """A paho message, as a broker would hand it over (tests and the bench use it)."""
-        lanes = getattr(message.properties, "UserProperty", None) or ()
-        self._arrive(message.topic, message.payload, (wire.LANE_PROPERTY, "live") in lanes,
-                     now_us())
+        self._arrive(message.topic, message.payload, is_live(message), now_us())
 
     def _arrive(self, topic: str, payload: bytes, live: bool, received_at: int) -> None:
         (self.live if live else self.messages).put((topic, payload, received_at))
@@ -181,8 +178,9 @@ class Collector:
                 if not self._link.process.is_alive():
                     raise TransportError(
                         f"the collector's MQTT process ended (exit code "
-                        f"{self._link.process.exitcode}); its log lines above say why; "
-                        "batches not acknowledged are sent again once a collector runs")
+                        f"{self._link.process.exitcode}); its log lines above say why. "
+                        "Restart the collector: the stations send every batch not "
+                        "acknowledged again once one runs")
                 group = self._take_group(timeout=0.5)
                 if group:
                     self.process(group)

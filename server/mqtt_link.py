@@ -85,6 +85,13 @@ class MqttLink:
         self._events.close()
 
 
+def is_live(message: mqtt.MQTTMessage) -> bool:
+    """Whether the agent marked the message as live data (its lane, an MQTT 5 user
+    property): scheduling advice, never trusted for anything else."""
+    lanes = getattr(message.properties, "UserProperty", None) or ()
+    return (wire.LANE_PROPERTY, "live") in lanes
+
+
 def run_link(settings: LinkSettings, events, acks) -> None:
     """The link process: forward every message to the collector, publish what it returns."""
     from obslink.cli import configure_logging
@@ -122,9 +129,7 @@ def run_link(settings: LinkSettings, events, acks) -> None:
         forward(DISCONNECTED, str(reason_code))
 
     def on_message(client, userdata, message) -> None:
-        lanes = getattr(message.properties, "UserProperty", None) or ()
-        forward(MESSAGE, message.topic, message.payload, (wire.LANE_PROPERTY, "live") in lanes,
-                now_us())
+        forward(MESSAGE, message.topic, message.payload, is_live(message), now_us())
 
     client.on_connect, client.on_subscribe = on_connect, on_subscribe
     client.on_disconnect, client.on_message = on_disconnect, on_message
