@@ -5,30 +5,43 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from obslink.plugins.cma_aws_items import (HOURLY_SECTIONS, MINUTE_COLUMNS, QUALITY_ORDER)
+from obslink.plugins.cma_aws_items import (HOURLY_SECTIONS, MINUTE_COLUMNS, QUALITY_DIGITS,
+                                          QUALITY_ORDER)
 
-# A plausible winter hour at a station near Nanjing, as the file writes it (tenths etc.).
+
+def thousand_minus(tenths: int) -> str:
+    """How the hourly file writes a temperature of ``tenths`` / 10: 1000 - tenths, 4 digits
+    (−1.2 °C is 1012, +3.9 °C is 0961)."""
+    return f"{1000 - tenths:04d}"
+
+
+# A plausible winter hour at a station near Nanjing, as the file writes it: tenths, and
+# temperatures (with the pressure tendencies) as 1000 - tenths.
 HOURLY_VALUES: dict[str, str] = {
-    "P": "10183", "SP": "10251", "VP3": "-012", "VP24": "035", "MaxP": "10186",
-    "MaxPT": "0512", "MinP": "10179", "MinPT": "0547",
-    "T": "-012", "MaxT": "0001", "MaxTT": "0503", "MinT": "-025", "MinTT": "0549",
-    "VT24": "-031", "MaxT24": "0084", "MinT24": "-041", "TD": "-051", "RH": "075",
-    "MinRH": "071", "MinRHT": "0511", "WP": "0043",
-    "HRain": "0000", "HRain3": "0000", "HRain6": "0002", "HRain12": "0002",
-    "HRain24": "0013", "RainMT": "////", "RainM": "////", "E": "0001",
+    "P": "10183", "SP": "10251", "VP3": thousand_minus(-12), "VP24": thousand_minus(35),
+    "MaxP": "10186", "MaxPT": "0512", "MinP": "10179", "MinPT": "0547",
+    "T": thousand_minus(-12), "MaxT": thousand_minus(1), "MaxTT": "0503",
+    "MinT": thousand_minus(-25), "MinTT": "0549", "VT24": thousand_minus(-31),
+    "MaxT24": thousand_minus(84), "MinT24": thousand_minus(-41), "TD": thousand_minus(-51),
+    "RH": "075", "MinRH": "071", "MinRHT": "0511", "WP": "0043",
+    "HRain": ",,,,", "HRain3": "00002", "HRain6": "00002", "HRain12": "00002",
+    "HRain24": "00013", "RainMT": "//", "RainM": "/////", "E": "0001",
     "WD2": "045", "WS2": "023", "WD10": "050", "WS10": "021", "MaxWD": "047", "MaxWS": "034",
     "MaxWST": "0522", "WD": "040", "WS": "026", "ExWD": "052", "ExWS": "061",
     "ExWST": "0531", "ExWS6": "072", "ExWD6": "058", "ExWS12": "081", "ExWD12": "061",
-    "ET": "-031", "MaxET": "-018", "MaxETT": "0501", "MinET": "-035", "MinETT": "0555",
-    "MinET12": "-047", "ET5": "0012", "ET10": "0025", "ET15": "0033", "ET20": "0041",
-    "ET40": "0064", "ET80": "0098", "ET160": "0141", "ET320": "0176", "GT": "-044",
-    "MaxGT": "-030", "MaxGTT": "0500", "MinGT": "-049", "MinGTT": "0558",
+    "ET": thousand_minus(-31), "MaxET": thousand_minus(-18), "MaxETT": "0501",
+    "MinET": thousand_minus(-35), "MinETT": "0555", "MinET12": thousand_minus(-47),
+    **{f"ET{depth}": thousand_minus(tenths) for depth, tenths in (
+        (5, 12), (10, 25), (15, 33), (20, 41), (40, 64), (80, 98), (160, 141), (320, 176))},
+    "GT": thousand_minus(-44), "MaxGT": thousand_minus(-30), "MaxGTT": "0500",
+    "MinGT": thousand_minus(-49), "MinGTT": "0558",
     "V1": "08500", "V10": "08700", "MinV": "07900", "MinVT": "0533",
     "V": "/////", "CA": "///", "LCA": "///", "RCA": "///", "CH": "/////", "CF": "/////////",
     "CFC": "//", "WW": "//", "WT": "//", "W1": "/", "W2": "/", "EC": "//",
-    "SnowD": "////", "SnowP": "////", "FE1U": "///", "FE1D": "///", "FE2U": "///",
+    "SnowD": "////", "SnowP": "///", "FE1U": "///", "FE1D": "///", "FE2U": "///",
     "FE2D": "///", "TRT": "///", "TRD": "///", "GA": "///", "HA": "///",
-    "HMRain": "/" * 60,
+    # two digits a minute, tenths of mm: a trace in the hour's 41st minute
+    "HMRain": "00" * 40 + ",," + "00" * 19,
 }
 
 
@@ -44,7 +57,7 @@ def hourly_record(station: str, time: datetime, values: dict[str, str] | None = 
     if quality is not None:
         lines.append("QC")
         for level, digit in zip(("Q1", "Q2", "Q3"), quality):
-            lines.append(" ".join([level, *(digit * len(HOURLY_SECTIONS[s])
+            lines.append(" ".join([level, *(digit * QUALITY_DIGITS[s]
                                             for s in QUALITY_ORDER)]))
     lines += ["=", "NNNN"]
     return "\r\n".join(lines) + "\r\n"

@@ -1,11 +1,16 @@
 """What the items of the CMA surface AWS files mean: element, unit, scale, period.
 
 Field order of the hourly ``Z_SURF_I_…_O_AWS_FTM`` file and the fixed columns of the ISOS
-minute file ``AWS_M_Z_…`` follow the public AHQC tool's tables (docs/formats.md names
-them). The files write integers: tenths of hPa, °C, mm and m/s, whole degrees, metres and
-percent. An item whose scale or meaning is not certain is kept as written (its CMA code as
-element, no unit), never rescaled by a guess; clock times of extremes (``hhmm``), codes and
-free text are not observations.
+minute file ``AWS_M_Z_…`` follow the public AHQC tool's tables; how each hourly item is
+written follows the national centre's own decoder (NMIC's CIMISS2 ``DecodeBABJ`` and its
+``SurfaceObservationDataNation`` field rules), which AHQC's ``zItemsShouldMinusByThousand``
+confirms for temperatures (docs/formats.md names the source of each item). The files write
+integers: tenths of hPa, °C, mm, m/s and cm, whole degrees, metres and percent. The hourly
+file writes temperatures (and the pressure tendencies VP3/VP24) as 1000 − 10·x, so ``0961``
+is +3.9 °C and ``1116`` is −11.6 °C; the minute file writes plain signed tenths. An item
+whose scale or meaning is not certain is kept as written (its CMA code as element, no
+unit), never rescaled by a guess; clock times of extremes (``hhmm``), codes and free text
+are not observations.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ class Item(NamedTuple):
     unit: str
     scale: float | None  # None: not an observation (clock time, code, text)
     period_s: int | None = None  # seconds the value covers, ending at the observation time
+    minus_thousand: bool = False  # written as 1000 - value/scale (hourly temperatures)
+    direction: bool = False  # a wind direction: PPC is calm
 
 
 HOUR_TO_DATE = -1  # period_s marker: accumulated since the top of the hour (minute file)
@@ -40,6 +47,15 @@ def _tenths(code, element, unit, period_s=None) -> Item:
     return Item(code, element, unit, 0.1, period_s)
 
 
+def _thousand_minus(code, element, unit, period_s=None) -> Item:
+    """Tenths written as 1000 − 10·x: AHQC's zItemsShouldMinusByThousand, DecodeBABJ."""
+    return Item(code, element, unit, 0.1, period_s, minus_thousand=True)
+
+
+def _direction(code, element, period_s=None) -> Item:
+    return Item(code, element, "deg", 1.0, period_s, direction=True)
+
+
 HOUR, DAY = 3600, 86400
 
 # Hourly file: the header line, then sections, each an id followed by its items.
@@ -48,16 +64,19 @@ HEADER_ITEMS = ("stationNum", "time", "latitude", "longitude", "height", "PPHeig
 
 HOURLY_SECTIONS: dict[str, tuple[Item, ...]] = {
     "PP": (_tenths("P", "air_pressure", "hPa"), _tenths("SP", "sea_level_pressure", "hPa"),
-           _tenths("VP3", None, "hPa", 3 * HOUR), _tenths("VP24", None, "hPa", DAY),
+           _thousand_minus("VP3", None, "hPa", 3 * HOUR),
+           _thousand_minus("VP24", None, "hPa", DAY),
            _tenths("MaxP", None, "hPa", HOUR), _not_observed("MaxPT"),
            _tenths("MinP", None, "hPa", HOUR), _not_observed("MinPT")),
-    "TH": (_tenths("T", "air_temperature", "degC"),
-           _tenths("MaxT", "air_temperature_max", "degC", HOUR), _not_observed("MaxTT"),
-           _tenths("MinT", "air_temperature_min", "degC", HOUR), _not_observed("MinTT"),
-           _tenths("VT24", None, "degC", DAY),
-           _tenths("MaxT24", "air_temperature_max", "degC", DAY),
-           _tenths("MinT24", "air_temperature_min", "degC", DAY),
-           _tenths("TD", "dew_point_temperature", "degC"),
+    "TH": (_thousand_minus("T", "air_temperature", "degC"),
+           _thousand_minus("MaxT", "air_temperature_max", "degC", HOUR),
+           _not_observed("MaxTT"),
+           _thousand_minus("MinT", "air_temperature_min", "degC", HOUR),
+           _not_observed("MinTT"),
+           _thousand_minus("VT24", None, "degC", DAY),
+           _thousand_minus("MaxT24", "air_temperature_max", "degC", DAY),
+           _thousand_minus("MinT24", "air_temperature_min", "degC", DAY),
+           _thousand_minus("TD", "dew_point_temperature", "degC"),
            _value("RH", "relative_humidity", "%", 1.0),
            _value("MinRH", None, "%", 1.0, HOUR), _not_observed("MinRHT"),
            _tenths("WP", None, "hPa")),
@@ -66,45 +85,53 @@ HOURLY_SECTIONS: dict[str, tuple[Item, ...]] = {
            _tenths("HRain6", "precipitation_amount", "mm", 6 * HOUR),
            _tenths("HRain12", "precipitation_amount", "mm", 12 * HOUR),
            _tenths("HRain24", "precipitation_amount", "mm", DAY),
-           _as_written("RainMT"), _as_written("RainM"), _tenths("E", None, "mm", HOUR)),
-    "WI": (_value("WD2", "wind_direction", "deg", 1.0, 120),
+           # the manual amount RainM covers RainMT hours, set by hand: a period, not a value
+           _not_observed("RainMT"), _tenths("RainM", None, "mm"),
+           _tenths("E", None, "mm", HOUR)),
+    "WI": (_direction("WD2", "wind_direction", 120),
            _tenths("WS2", "wind_speed", "m/s", 120),
-           _value("WD10", "wind_direction", "deg", 1.0, 600),
+           _direction("WD10", "wind_direction", 600),
            _tenths("WS10", "wind_speed", "m/s", 600),
-           _value("MaxWD", None, "deg", 1.0, HOUR), _tenths("MaxWS", None, "m/s", HOUR),
+           _direction("MaxWD", None, HOUR), _tenths("MaxWS", None, "m/s", HOUR),
            _not_observed("MaxWST"),
-           _value("WD", "wind_direction", "deg", 1.0), _tenths("WS", "wind_speed", "m/s"),
-           _value("ExWD", None, "deg", 1.0, HOUR),
+           _direction("WD", "wind_direction"), _tenths("WS", "wind_speed", "m/s"),
+           _direction("ExWD", None, HOUR),
            _tenths("ExWS", "wind_speed_max", "m/s", HOUR), _not_observed("ExWST"),
            _tenths("ExWS6", "wind_speed_max", "m/s", 6 * HOUR),
-           _value("ExWD6", None, "deg", 1.0, 6 * HOUR),
+           _direction("ExWD6", None, 6 * HOUR),
            _tenths("ExWS12", "wind_speed_max", "m/s", 12 * HOUR),
-           _value("ExWD12", None, "deg", 1.0, 12 * HOUR)),
-    "DT": (_tenths("ET", None, "degC"), _tenths("MaxET", None, "degC", HOUR),
-           _not_observed("MaxETT"), _tenths("MinET", None, "degC", HOUR),
-           _not_observed("MinETT"), _tenths("MinET12", None, "degC", 12 * HOUR),
-           *(_tenths(f"ET{depth}", None, "degC") for depth in (5, 10, 15, 20, 40, 80, 160,
-                                                               320)),
-           _tenths("GT", None, "degC"), _tenths("MaxGT", None, "degC", HOUR),
-           _not_observed("MaxGTT"), _tenths("MinGT", None, "degC", HOUR),
-           _not_observed("MinGTT")),
+           _direction("ExWD12", None, 12 * HOUR)),
+    "DT": (_thousand_minus("ET", None, "degC"),
+           _thousand_minus("MaxET", None, "degC", HOUR), _not_observed("MaxETT"),
+           _thousand_minus("MinET", None, "degC", HOUR), _not_observed("MinETT"),
+           _thousand_minus("MinET12", None, "degC", 12 * HOUR),
+           *(_thousand_minus(f"ET{depth}", None, "degC") for depth in (5, 10, 15, 20, 40, 80,
+                                                                       160, 320)),
+           _thousand_minus("GT", None, "degC"),
+           _thousand_minus("MaxGT", None, "degC", HOUR), _not_observed("MaxGTT"),
+           _thousand_minus("MinGT", None, "degC", HOUR), _not_observed("MinGTT")),
     "VV": (_value("V1", "visibility", "m", 1.0, 60), _value("V10", "visibility", "m", 1.0, 600),
            _value("MinV", None, "m", 1.0, HOUR), _not_observed("MinVT")),
-    "CW": (_as_written("V"), _as_written("CA"), _as_written("LCA"), _as_written("RCA"),
+    # V: the hour's visibility in 0.1 km (NMIC: "multiply by 100")
+    "CW": (_value("V", "visibility", "m", 100.0), _as_written("CA"), _as_written("LCA"), _as_written("RCA"),
            _value("CH", None, "m", 1.0), _not_observed("CF"), _not_observed("CFC"),
            _not_observed("WW"), _not_observed("WT"), _not_observed("W1"),
            _not_observed("W2"), _as_written("EC")),
-    "SP": (_value("SnowD", "snow_depth", "cm", 1.0),
-           *(_as_written(code) for code in ("SnowP", "FE1U", "FE1D", "FE2U", "FE2D", "TRT",
-                                            "TRD", "GA", "HA"))),
-    "MR": (_not_observed("HMRain"),),  # the hour's 60 minute amounts as one code string
+    "SP": (_tenths("SnowD", "snow_depth", "cm"), _tenths("SnowP", None, "g/cm2"),
+           *(_as_written(code) for code in ("FE1U", "FE1D", "FE2U", "FE2D", "TRT", "TRD",
+                                            "GA", "HA"))),
+    # the hour's 60 minute amounts, two digits each (tenths of mm), as one token
+    "MR": (_tenths("HMRain", "precipitation_amount", "mm", 60),),
 }
+MINUTE_AMOUNTS = 60  # MR: minutes of the hour, each two digits and one quality digit
 # Free text (present weather) up to the next section id, then the quality sections: QC is
 # a heading, Q1/Q2/Q3 (station, province, national level) give one digit per item of each
-# of the sections above, in this order.
+# of the sections above, in this order (MR: one digit per minute).
 TEXT_SECTION = "MW"
 QUALITY_SECTIONS = ("Q1", "Q2", "Q3")
 QUALITY_ORDER = ("PP", "TH", "RE", "WI", "DT", "VV", "CW", "SP", "MR")
+QUALITY_DIGITS = {section: MINUTE_AMOUNTS if section == "MR" else len(HOURLY_SECTIONS[section])
+                  for section in QUALITY_ORDER}
 SECTION_IDS = (*HOURLY_SECTIONS, TEXT_SECTION, "QC", *QUALITY_SECTIONS)
 
 
@@ -124,11 +151,11 @@ def _columns(*spec: tuple[Item, int]) -> tuple[Column, ...]:
 
 
 MINUTE_COLUMNS = _columns(
-    (_value("WD2", "wind_direction", "deg", 1.0, 120), 4),
+    (_direction("WD2", "wind_direction", 120), 4),
     (_tenths("WS2", "wind_speed", "m/s", 120), 4),
-    (_value("WD10", "wind_direction", "deg", 1.0, 600), 4),
+    (_direction("WD10", "wind_direction", 600), 4),
     (_tenths("WS10", "wind_speed", "m/s", 600), 4),
-    (_value("WD", "wind_direction", "deg", 1.0), 4), (_tenths("WS", "wind_speed", "m/s"), 4),
+    (_direction("WD", "wind_direction"), 4), (_tenths("WS", "wind_speed", "m/s"), 4),
     (_as_written("WS2F"), 4), (_as_written("WD10F"), 4), (_as_written("WDF"), 4),
     (_tenths("minuR", "precipitation_amount", "mm", 60), 4),
     (_tenths("hourR", "precipitation_amount", "mm", HOUR_TO_DATE), 4),

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from obslink.plugins.cma_aws_items import (HOURLY_SECTIONS, QUALITY_ORDER, QUALITY_SECTIONS,
-                                          SECTION_IDS, TEXT_SECTION)
+from obslink.plugins.cma_aws_items import (HOURLY_SECTIONS, MINUTE_AMOUNTS, QUALITY_DIGITS,
+                                          QUALITY_ORDER, QUALITY_SECTIONS, SECTION_IDS,
+                                          TEXT_SECTION)
 from obslink.plugins.cma_aws_values import (ENCODING_OPTION, BadValue, checked_encoding,
                                            decode_cma_text, quality_flag, reading_for)
 from obslink.plugins.formats import Decoded, FormatAdapter, Option, Quarantined
@@ -100,9 +101,10 @@ class CMAHourlyAdapter(FormatAdapter):
 
     def _take_record(self, raw: bytes, position: int, first_line: int, result: Decoded) -> None:
         first_end = raw.find(b"\n") + 1 or len(raw)
-        # the header matched HEADER_RE: nine tokens split exactly as the match saw them
-        header = raw[:first_end].removeprefix(b"\xef\xbb\xbf").decode("ascii",
-                                                                      "replace").split()
+        # The header matched HEADER_RE: nine tokens, split at the same ASCII whitespace as
+        # its \s (str.split() would also split at control bytes such as 0x1C).
+        header = [token.decode("ascii", "replace") for token in
+                  raw[:first_end].removeprefix(b"\xef\xbb\xbf").split()]
         lines = decode_cma_text(raw[first_end:], self.option_values["encoding"]).split("\n")
         try:
             observed_at = utc_us_from_datetime(
@@ -128,34 +130,52 @@ class CMAHourlyAdapter(FormatAdapter):
         for section_index, (section, items) in enumerate(HOURLY_SECTIONS.items()):
             tokens = sections.get(section)
             line = where.get(section, first_line)
-            problem = None
             if tokens is None:
                 problem = f"section {section} is missing"
             elif len(tokens) != len(items):
                 problem = (f"section {section} has {len(tokens)} values, {len(items)} "
                            "expected")
             else:
-                readings, skipped = [], 0
-                for item_index, (item, token) in enumerate(zip(items, tokens)):
-                    if item.scale is None:
-                        skipped += 1
-                        continue
-                    digits = [level[section_index][item_index] if level else "/"
-                              for level in quality]
-                    flag = " ".join(filter(None, (correction, quality_flag(digits))))
-                    try:
-                        readings.append(reading_for(item, token, observed_at, item.period_s,
-                                                    flag or None))
-                    except BadValue as exc:
-                        problem = f"section {section}: {exc}"
-                        break
-                else:
-                    result.readings.extend(readings)
-                    result.skipped_text += skipped
+                problem = self._take_section(section, section_index, items, tokens, quality,
+                                             correction, observed_at, result)
             if problem:
                 result.quarantined.append(Quarantined(position, line, f"line {line}: "
                                                       f"{problem}", raw))
         result.skipped_text += TEXT_SECTION in sections
+
+    @staticmethod
+    def _take_section(section: str, section_index: int, items, tokens: list[str],
+                      quality: list[list[str] | None], correction: str | None,
+                      observed_at: int, result: Decoded) -> str | None:
+        """Add one section's readings; or return why it cannot be read (nothing added)."""
+        if section == "MR":  # 60 two-digit minute amounts, each of the minute ending at
+            item, text = items[0], tokens[0]
+            if len(text) != 2 * MINUTE_AMOUNTS:
+                return (f"section MR has {len(text)} characters, {2 * MINUTE_AMOUNTS} "
+                        f"expected (the hour's {MINUTE_AMOUNTS} minute amounts, two digits "
+                        "each)")
+            cells = [(item, text[2 * minute:2 * minute + 2], minute,
+                      observed_at - (MINUTE_AMOUNTS - 1 - minute) * 60_000_000)
+                     for minute in range(MINUTE_AMOUNTS)]
+        else:
+            cells = [(item, token, item_index, observed_at)
+                     for item_index, (item, token) in enumerate(zip(items, tokens))]
+        readings, skipped = [], 0
+        for item, token, quality_index, end in cells:
+            if item.scale is None:
+                skipped += 1
+                continue
+            digits = [level[section_index][quality_index] if level else "/"
+                      for level in quality]
+            flag = " ".join(filter(None, (correction, quality_flag(digits))))
+            try:
+                readings.append(reading_for(item, token, end, item.period_s, flag or None,
+                                            north_is_zero=True))
+            except BadValue as exc:
+                return f"section {section}: {exc}"
+        result.readings.extend(readings)
+        result.skipped_text += skipped
+        return None
 
     def _quality(self, sections: dict[str, list[str]], where: dict[str, int], position: int,
                  raw: bytes, result: Decoded) -> list[list[str] | None]:
@@ -167,7 +187,7 @@ class CMAHourlyAdapter(FormatAdapter):
             if groups is None:
                 levels.append(None)
                 continue
-            sizes = [len(HOURLY_SECTIONS[s]) for s in QUALITY_ORDER]
+            sizes = [QUALITY_DIGITS[s] for s in QUALITY_ORDER]
             if [len(g) for g in groups] != sizes:
                 result.quarantined.append(Quarantined(
                     position, where[level], f"line {where[level]}: quality section {level} "

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from obslink.errors import ConfigError
@@ -15,11 +16,16 @@ from obslink.plugins.cma_aws_items import (HEADER_ITEMS, HOURLY_SECTIONS, MINUTE
 from obslink.plugins.cma_hourly import CMAHourlyAdapter
 from obslink.plugins.cma_minute import CMAMinuteAdapter
 from obslink.plugins.formats import AdapterContext
+from obslink.readings import utc_us_from_datetime
 from obslink.simulated_cma import hourly_record, minute_line, minute_values
 
 ADAPTER_FUZZ = int(os.environ.get("OBSLINK_ADAPTER_FUZZ_EXAMPLES", 10_000))
 RECORD = hourly_record("58238", datetime(2025, 1, 14, 6)).encode()
 MINUTE = minute_line("1200", minute_values(0)).encode()
+GOLDEN = Path(__file__).parent / "golden" / "cma_aws_hourly"
+# the header with its observation-mode item replaced by the control byte 0x1C, which the
+# header pattern takes for a value and str.split() for a space (it crashed the reader)
+CONTROL_BYTE_IN_HEADER = RECORD.replace(b"00099 1 000", b"00099 \x1c 000", 1)
 
 
 def test_the_layouts_add_up():
@@ -48,6 +54,9 @@ def mutations(sample: bytes):
 
 @settings(max_examples=ADAPTER_FUZZ, deadline=None)
 @given(payload=mutations(RECORD), final=st.booleans())
+@example(payload=CONTROL_BYTE_IN_HEADER, final=True)
+@example(payload=CONTROL_BYTE_IN_HEADER, final=False)
+@example(payload=RECORD.replace(b" 1 000 000", b" 1 000\x1d000", 1), final=True)
 def test_hourly_arbitrary_bytes_never_raise(payload, final):
     decoded = CMAHourlyAdapter(AdapterContext("X", 480)).decode(payload, start=0, final=final)
     assert 0 <= decoded.consumed <= len(payload)
@@ -68,7 +77,7 @@ def test_an_hourly_record_waits_for_its_end_until_the_file_is_complete():
     partial = adapter.decode(RECORD[:-8], start=0, final=False)
     assert partial.consumed == 0 and not partial.readings and not partial.quarantined
     whole = adapter.decode(RECORD, start=0, final=False)
-    assert whole.consumed == len(RECORD) and len(whole.readings) == 72
+    assert whole.consumed == len(RECORD) and len(whole.readings) == 131  # 60 of them MR
 
 
 def test_a_long_run_of_lines_that_are_not_records_is_quarantined_before_the_file_ends():
@@ -109,3 +118,62 @@ def test_bad_options_are_config_errors():
         CMAHourlyAdapter(AdapterContext("X", 0, {"encoding": "latin-1"}))
     with pytest.raises(ConfigError, match="yyyyMMdd"):
         CMAMinuteAdapter(AdapterContext("X", 0, {"day": "2025-01-14"}))
+
+
+def test_a_control_byte_in_the_header_is_a_value_of_the_header_not_a_space():
+    later = hourly_record("58238", datetime(2025, 1, 14, 7)).encode()
+    decoded = CMAHourlyAdapter().decode(CONTROL_BYTE_IN_HEADER + later, start=0, final=True)
+    hours = {r.observed_at for r in decoded.readings if r.source_field == "T"}
+    assert hours == {utc_us_from_datetime(datetime(2025, 1, 14, hour, tzinfo=timezone.utc))
+                     for hour in (6, 7)}  # the mode item is not a reading: both records read
+    assert decoded.consumed == len(CONTROL_BYTE_IN_HEADER + later)
+
+
+# NMIC's CIMISS2 decoder (DecodeBABJ, with its field rules in SurfaceObservationDataNation)
+# applied by hand to the sample record of its own documentation: temperatures and pressure
+# tendencies are (1000 - x) / 10, pressures, winds and rain x / 10, humidity and directions
+# as written. Written from the decoder's rules, not from obslink's output.
+NMIC_SAMPLE = {
+    "P": 1510.2, "VP3": 137.9, "VP24": 137.6, "MaxP": 1510.2, "MinP": 1510.2,
+    "T": 3.9, "MaxT": 3.9, "MinT": 0.6, "VT24": 3.6, "MaxT24": 4.1, "MinT24": -8.1,
+    "TD": -11.6, "RH": 31, "MinRH": 31, "WP": 2.5,
+    "HRain": 0.0, "HRain3": 0.0, "HRain6": 0.0, "HRain12": 0.0, "HRain24": 0.0,
+    "WD2": 203, "WS2": 2.3, "WD10": 209, "WS10": 2.7, "MaxWD": 209, "MaxWS": 2.9, "WD": 205,
+    "WS": 2.7, "ExWD": 229, "ExWS": 4.7, "ExWS6": 4.7, "ExWD6": 229, "ExWS12": 4.7,
+    "ExWD12": 229,
+    "ET": 8.9, "MaxET": 8.9, "MinET": 3.5, "MinET12": -11.4, "ET5": -1.8, "ET10": -1.8,
+    "ET15": -0.6, "ET20": 0.6, "ET40": 1.9, "ET80": 7.3, "ET160": 12.3, "ET320": 16.8,
+    "GT": 12.7, "MaxGT": 12.7, "MinGT": 7.9,
+    "V1": 15102, "V10": 15102, "MinV": 15102, "V": 13800,
+}
+
+
+def test_the_national_decoders_sample_record_reads_as_that_decoder_reads_it():
+    data = (GOLDEN / "nmic_decoder_sample" / "input.txt").read_bytes()
+    decoded = CMAHourlyAdapter().decode(data, start=0, final=True)
+    assert decoded.quarantined == []
+    values = {r.source_field: r.value for r in decoded.readings
+              if r.source_field != "HMRain" and r.value is not None}
+    assert values == NMIC_SAMPLE
+    minutes = [r for r in decoded.readings if r.source_field == "HMRain"]
+    assert len(minutes) == 60 and {r.value for r in minutes} == {0.0}
+    # Q1 of PP is 03000303, Q2 27002828, Q3 99999999: P's digits are 0, 2, 9
+    assert next(r.source_flag for r in decoded.readings if r.source_field == "P") == "qc=029"
+
+
+def test_trace_calm_and_missing_markers():
+    from obslink.plugins.cma_aws_items import HOURLY_SECTIONS
+    from obslink.plugins.cma_aws_values import reading_for
+
+    rain = HOURLY_SECTIONS["RE"][0]
+    direction = HOURLY_SECTIONS["WI"][0]
+    trace = reading_for(rain, ",,,,", 0, rain.period_s, "qc=000")
+    assert (trace.value, trace.source_flag, trace.qc) == (0.0, "trace qc=000", 9)
+    calm = reading_for(direction, "PPC", 0, None, None)
+    assert (calm.value, calm.source_flag) == (0.0, "PPC")
+    north = reading_for(direction, "000", 0, None, None, north_is_zero=True)
+    assert north.value == 360.0
+    missing = reading_for(rain, "////", 0, None, None)
+    assert (missing.value, missing.source_flag, missing.qc) == (None, "////", 8)
+    with pytest.raises(ValueError, match="PPC"):
+        reading_for(rain, "PPC", 0, None, None)  # calm is a direction's marker only

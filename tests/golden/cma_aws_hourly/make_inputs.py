@@ -5,7 +5,7 @@ and review."""
 from datetime import datetime
 from pathlib import Path
 
-from obslink.simulated_cma import hourly_record
+from obslink.simulated_cma import hourly_record, thousand_minus
 
 HERE = Path(__file__).parent
 HOUR = datetime(2025, 1, 14, 6)  # UTC, as in the file name Z_SURF_I_58238_20250114060000_…
@@ -14,16 +14,16 @@ HOUR = datetime(2025, 1, 14, 6)  # UTC, as in the file name Z_SURF_I_58238_20250
 def cases() -> dict[str, tuple[bytes, str]]:
     """name -> (file bytes, case.toml)"""
     plain = hourly_record("58238", HOUR)
-    second = hourly_record("58238", HOUR.replace(hour=7), {"T": "-008", "P": "10185"})
+    second = hourly_record("58238", HOUR.replace(hour=7), {"T": thousand_minus(-8), "P": "10185"})
     bad = hourly_record("58238", HOUR, quality=("0", "9", "9"))
-    bad = bad.replace("TH -012 0001 0503", "TH 0001 0503")  # one value short
+    bad = bad.replace("TH 1012 0999 0503", "TH 0999 0503")  # one value short
     bad = bad.replace("WI 045 023", "WI 045 02x")  # a value that is not one
     bad = bad.replace("Q2 " + "9" * 8, "Q2 " + "9" * 7)  # quality digits short
     return {
         "original_record": (plain.encode(), 'stream = "Z_SURF_I_58238_20250114060000_O_AWS'
                             '_FTM.txt"\n'),
         "correction_with_bom": (b"\xef\xbb\xbf" + hourly_record(
-            "58238", HOUR, {"T": "-014"}, correction="CCA").encode(),
+            "58238", HOUR, {"T": thousand_minus(-14)}, correction="CCA").encode(),
             'stream = "Z_SURF_I_58238_20250114060000_O_AWS_FTM-CCA.txt"\n'),
         "two_records_and_noise": ((plain + "\x00garbage line\r\n\r\n" + second).encode(),
                                   ""),
@@ -33,6 +33,11 @@ def cases() -> dict[str, tuple[bytes, str]]:
                                            quality=None).encode("gbk"), ""),
         "other_station": (hourly_record("58239", HOUR).encode(),
                           '[options]\nstation_number = "58238"\n'),
+        # calm (PPC, speed 0), north written 000, snow in tenths of cm, rain in the hour
+        "calm_snow_and_minute_rain": (hourly_record("58238", HOUR, {
+            "WD2": "PPC", "WS2": "000", "WD10": "000", "WS10": "012", "WD": "PPC",
+            "WS": "000", "SnowD": "0125", "SnowP": "035", "T": thousand_minus(-116),
+            "HRain": "0003", "HMRain": "00" * 30 + "0102" + "00" * 28}).encode(), ""),
     }
 
 

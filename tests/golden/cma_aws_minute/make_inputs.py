@@ -16,8 +16,9 @@ def cases() -> dict[str, tuple[bytes, str]]:
     boundary = "".join(minute_line(hhmm, minute_values(i))
                        for i, hhmm in enumerate(("2001", "2359", "0000", "0001", "2000")))
     markers = minute_values(0, temperature_tenths=-105)
-    markers.update({"WD2": "////", "WS2": ",,,,", "Pressure": "/////", "Snowdeep": "----",
-                    "Vis_1min": "    0"})
+    # calm, missing, a trace of rain, not observed, a blank column
+    markers.update({"WD2": "PPC ", "WS2": 0, "WD10": "////", "minuR": ",,,,",
+                    "Pressure": "/////", "Snowdeep": "----", "Vis_1min": "    0"})
     quality = "0" * 4 + "8" + "0" * 18 + "8" + "1" + "0" * 23
     flagged = minute_line("0802", markers, quality) + minute_line("0803", minute_values(1),
                                                                   quality=None)
