@@ -90,12 +90,16 @@ class DelimitedAdapter(FormatAdapter):
             return
         fields = [f.strip() for f in fields]
         header_line = self.line_number - self.option_values["skip_lines"]
-        if self.option_values["names_line"] and header_line == 1:
-            self.names = fields
-            return
-        if self.option_values["units_line"] and header_line == 1 + \
-                self.option_values["names_line"]:
-            self.units = fields
+        names_line = self.option_values["names_line"] and header_line == 1
+        units_line = self.option_values["units_line"] and header_line == 1 + \
+            self.option_values["names_line"]
+        # A record where the names or units line was expected is read as a record, never
+        # taken for a header line and lost (a logger that writes no header)
+        if (names_line or units_line) and not self._is_record(fields):
+            if names_line:
+                self.names = fields
+            else:
+                self.units = fields
             return
         if not self.names:
             self.names = [str(i + 1) for i in range(len(fields))]
@@ -133,6 +137,18 @@ class DelimitedAdapter(FormatAdapter):
             else:
                 result.readings.append(Reading(observed_at, element, value, unit, name, None,
                                                QC_NOT_CHECKED))
+
+    def _is_record(self, fields: list[str]) -> bool:
+        """Whether a line holds a time where the configured time column(s) are: names given
+        by position only, since a record has no names."""
+        columns = [c.strip() for c in self.option_values["time_columns"].split(",")]
+        if not all(c.isdigit() and 0 < int(c) <= len(fields) for c in columns):
+            return False
+        try:
+            self._time_us(" ".join(fields[int(c) - 1] for c in columns))
+        except ValueError:
+            return False
+        return True
 
     def _time_indexes(self) -> list[int]:
         indexes = []

@@ -31,6 +31,7 @@ MAX_NOISE = 65_536  # noise held back waiting for a packet, at most
 CP_ITEM = re.compile(r"([^;,=]+)=([^;,]*)")  # key=value items of the CP section
 CP_SPLIT = re.compile(r"[;,]")
 CRC_DIGITS = re.compile(rb"[0-9A-Fa-f]{4}")
+LINE_END = re.compile(rb"[\r\n]{0,4}")  # after the CRC: CRLF, or a log's CR CR LF
 CP_VALID = re.compile(r"(?:[^;,=]+=[^;,=]*(?:[;,]+|$))*")  # every item is key=value
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
@@ -171,7 +172,9 @@ class HJ212Adapter(FormatAdapter):
         return result
 
     def _noise(self, data, begin, end, start, result) -> None:
-        if end > begin and NOT_NOISE.search(data, begin, end):
+        found = NOT_NOISE.search(data, begin, end) if end > begin else None
+        if found:  # from its first byte that is not a line end or NUL
+            begin = found.start()
             quarantine_span(result, data, begin, end, start,
                             f"{end - begin} bytes that are not an HJ 212 packet skipped")
 
@@ -179,41 +182,55 @@ class HJ212Adapter(FormatAdapter):
         """Decode the packet at ``match``; return the offset after it, or None to wait."""
         length = int(match.group(1))
         body_start = match.end()
-        packet_end = body_start + length + 6  # CRC digits and CRLF
         if length > self.option_values["max_packet"]:
             return quarantine_span(result, data, match.start(), match.end(), start,
                                    f"declared data length {length} exceeds max_packet "
                                    f"{self.option_values['max_packet']}")
-        if packet_end > len(data):
+        crc_end = body_start + length + 4  # the standard then ends the packet with CRLF
+        if crc_end >= len(data):
             if not final:
-                return None
-            return quarantine_span(result, data, match.start(), len(data), start,
-                                   f"stream ends inside a packet ({len(data) - body_start} "
-                                   f"of {length + 6} bytes)")
+                return None  # the CRC, or the line end after it, is still to come
+            if crc_end > len(data):
+                return quarantine_span(result, data, match.start(), len(data), start,
+                                       f"stream ends inside a packet ({len(data) - body_start}"
+                                       f" of {length + 6} bytes)")
         segment = data[body_start:body_start + length]
-        trailer = data[body_start + length:packet_end]
-        if trailer[4:] != b"\r\n" or not CRC_DIGITS.fullmatch(trailer, 0, 4):
-            actual = data.find(b"\r\n", body_start)
-            detail = "" if actual < 0 else f" (the packet ends after {actual - body_start - 4})"
-            end = len(data) if actual < 0 else actual + 2
-            if actual < 0 and not final:
-                return None
-            return quarantine_span(result, data, match.start(), end, start,
-                                   f"declared data length {length} does not match the packet"
-                                   f"{detail}")
-        if self._check is not None:
-            expected = self._check(segment)
-            if int(trailer[:4], 16) != expected:
-                return quarantine_span(
-                    result, data, match.start(), packet_end, start,
-                    f"CRC {trailer[:4].decode()} does not match {expected:04X} "
-                    f"({self.option_values['crc']} variant); check the device's CRC setting "
-                    "(option crc = hj212, modbus or modbus-swapped)")
+        crc, follows = data[crc_end - 4:crc_end], data[crc_end:crc_end + 2]
+        if not (CRC_DIGITS.fullmatch(crc) and self._vouches(segment, crc, follows)):
+            return self._misframed(data, match, body_start, crc_end, start, final, result)
+        # Declared length and CRC agree: a packet, whatever follows it (receive logs end
+        # their lines with CR CR LF; the bytes up to the next packet are noise).
+        end = LINE_END.match(data, crc_end).end()
         problem = self._take_segment(segment, result)
         if problem:
-            return quarantine_span(result, data, match.start(), packet_end, start, problem)
-        return packet_end
+            return quarantine_span(result, data, match.start(), end, start, problem)
+        return end
 
+    def _vouches(self, segment: bytes, crc: bytes, follows: bytes) -> bool:
+        """The CRC matches; with no CRC to check, a line end right after it must do."""
+        if self._check is None:
+            return follows[:1] in (b"\r", b"\n", b"")
+        return self._check(segment) == int(crc, 16)
+
+    def _misframed(self, data, match, body_start, crc_end, start, final,
+                   result) -> int | None:
+        """Quarantine a packet whose CRC or declared length is wrong; None to wait."""
+        crc, follows = data[crc_end - 4:crc_end], data[crc_end:crc_end + 2]
+        if CRC_DIGITS.fullmatch(crc) and follows == b"\r\n":  # framed right, CRC wrong
+            return quarantine_span(
+                result, data, match.start(), crc_end + 2, start,
+                f"CRC {crc.decode()} does not match "
+                f"{self._check(data[body_start:crc_end - 4]):04X} "
+                f"({self.option_values['crc']} variant); check the device's CRC setting "
+                "(option crc = hj212, modbus or modbus-swapped)")
+        actual = data.find(b"\r\n", body_start)
+        if actual < 0 and not final:
+            return None
+        detail = "" if actual < 0 else f" (the packet ends after {actual - body_start - 4})"
+        return quarantine_span(result, data, match.start(),
+                               len(data) if actual < 0 else actual + 2, start,
+                               f"declared data length {crc_end - 4 - body_start} does not "
+                               f"match the packet{detail}")
 
     def _take_segment(self, segment: bytes, result: Decoded) -> str | None:
         try:

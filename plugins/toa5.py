@@ -96,7 +96,10 @@ class TOA5Adapter(FormatAdapter):
                 self.header = []  # a later line must not be taken as the wrong header line
             self._quarantine(result, position, raw, reason)
             return
-        if fields and fields[0] in ("TOA5", "TIMESTAMP"):
+        # a new header starts (mid-file too, after a program change); field names right
+        # after the environment line continue its header
+        if fields and (fields[0] == "TOA5" or (fields[0] == "TIMESTAMP" and not (
+                len(self.header) == 1 and self.header[0][0] == "TOA5"))):
             self.header = []
             self.header_complete = False
         if not self.header_complete:
@@ -107,6 +110,21 @@ class TOA5Adapter(FormatAdapter):
                           and not raw.endswith(b"\n"), quoting_known=quoting_known)
 
     def _take_header_line(self, fields, raw, position, result, at_end, final) -> None:
+        if len(self.header) >= 2 and self._is_record(fields):
+            # A record where the units or processing line belongs: the writer left those
+            # lines out. Its records are kept here, with the reason, never taken for header.
+            self.line_number += 1
+            found = ["field names", "units"][:len(self.header) - 1]
+            if self.header[0] != ["TOA5"]:  # a real environment line, not the stand-in
+                found.insert(0, "environment")
+            self._quarantine(result, position, raw,
+                             f"a data record where TOA5 has its "
+                             f"{('units', 'processing')[len(self.header) - 2]} line: the "
+                             f"file has {len(found)} header line{'s' * (len(found) != 1)} "
+                             f"({', '.join(found)}) before the data; TOA5 has 3 or 4 "
+                             "(environment, field names, units, processing): try --format "
+                             "delimited (option time_columns = TIMESTAMP)")
+            return
         fields = [f if isinstance(f, str) else _number_text(f) for f in fields]
         if not self.header:
             if fields[0] == "TOA5":
@@ -147,6 +165,19 @@ class TOA5Adapter(FormatAdapter):
             return
         self.header_complete = True
         self._plan = None  # a new header: columns are planned again at the next record
+
+    def _is_record(self, fields: list) -> bool:
+        """Whether a line after the field names is a record: an unquoted number (header
+        lines quote every entry), or a timestamp in the TIMESTAMP column."""
+        names = self.header[1]
+        if len(fields) != len(names) or any(isinstance(f, float) for f in fields):
+            return len(fields) == len(names)
+        stamp = fields[names.index("TIMESTAMP")] if "TIMESTAMP" in names else fields[0]
+        try:
+            self._timestamp_us(stamp)
+        except TimestampError:
+            return False
+        return True
 
     def _take_record(self, fields, raw, position, result, truncated: bool,
                      quoting_known: bool) -> None:

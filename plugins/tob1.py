@@ -82,15 +82,14 @@ class TOB1Adapter(FormatAdapter):
 
     def decode(self, data: bytes, *, start: int, final: bool) -> Decoded:
         result = Decoded()
-        if self.broken:  # reported once; the rest of the file stays on disk for a person
-            result.consumed = len(data)
-            return result
         offset = 0
-        if len(self.header) < 5:
+        if len(self.header) < 5 and not self.broken:
             offset = self._take_header(data, start, final, result)
-            if len(self.header) < 5 or self.layout is None:
-                result.consumed = offset
-                return result
+        if self.broken:
+            return self._unread(data, offset, start, final, result)
+        if len(self.header) < 5 or self.layout is None:
+            result.consumed = offset
+            return result
         size = self.layout.size
         count = (len(data) - offset) // size
         end = offset + count * size
@@ -129,20 +128,37 @@ class TOB1Adapter(FormatAdapter):
                 problem = problem or 'no TOB1 header (expected a line starting with "TOB1")'
             if problem:
                 return self._broken(result, start + offset, len(self.header) + 1, problem,
-                                    data[offset:newline + 2], len(data))
+                                    data[offset:newline + 2], newline + 2)
             self.header.append(fields)
             offset = newline + 2
         problem = self._make_layout()
         if problem:  # reported at the data-type line, wherever the read began
             return self._broken(result, start + line_start, 5, problem,
-                                data[line_start:offset], len(data))
+                                data[line_start:offset], offset)
         return offset
 
     def _broken(self, result, position, line, problem, raw, end) -> int:
         result.quarantined.append(Quarantined(
-            position, line, f"header: {problem}; the rest of the file is not read", raw))
+            position, line, f"header: {problem}; the records after it are kept unread",
+            raw))
         self.broken = True
         return end
+
+    @staticmethod
+    def _unread(data: bytes, offset: int, start: int, final: bool,
+                result: Decoded) -> Decoded:
+        """Records after a header that cannot be read cannot be told apart: at the end of
+        the stream they are quarantined whole, with the reason."""
+        if not final:
+            result.consumed = offset
+            return result
+        if offset < len(data):
+            result.quarantined.append(Quarantined(
+                start + offset, None, f"{len(data) - offset} bytes of records after a TOB1 "
+                "header obslink cannot read (the header's quarantined record says why)",
+                data[offset:]))
+        result.consumed = len(data)
+        return result
 
     def _make_layout(self) -> str | None:
         names, types = self.header[1], self.header[4]

@@ -15,6 +15,18 @@ def packet(cn="2011", flag=5, time="20251103101500", values="a34004-Rtd=35.2,a34
     return frame(AIR.format(cn=cn, flag=flag, time=time, values=values).encode(), crc)
 
 
+def receive_log(packets: list[bytes]) -> bytes:
+    """What a data centre's receiver logs: a timestamp line, the packet on a line of its own
+    ended CR CR LF, the Modbus exchange with the instrument in hex between packets."""
+    lines = []
+    for second, framed in enumerate(packets):
+        lines.append(f"[2025-11-03 10:15:{second:02d}.120] RECV 10.2.0.17:5000 "
+                     f"({len(framed) - 2} bytes):\r\n".encode())
+        lines.append(framed[:-2] + b"\r\r\n")
+        lines.append(b"SEND 01 03 00 00 00 0A C5 CD\r\nRECV 01 03 14 00 01 00 02\r\n")
+    return b"".join(lines)
+
+
 CASES = {
     "realtime_with_reply": packet(),
     "minute_data_flags": packet("2051", 4, "20251103101400", ";".join([
@@ -44,6 +56,9 @@ CASES = {
     + packet(values="a34004-Rtd=,a34004-Flag=D"),
     "truncated_stream": packet() + packet()[:40],
     "equipment_runtime_2041": packet("2041", 4, "20251102000000", "SB1-RT=23.5;SB2-RT=12"),
+    "receive_log": receive_log([
+        packet(), packet(values="a34002-Rtd=61,a34002-Flag=N"),
+        packet("2051", 4, "20251103101400", "a21026-Avg=0.012,a21026-Flag=N")]),
 }
 
 if __name__ == "__main__":
