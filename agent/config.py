@@ -271,13 +271,13 @@ class _Checker:
         source_type, format_name = table.get("type"), table.get("format")
         source_class = format_class = None
         if source_type not in registry.sources:
-            self.fail(prefix + "type", f"{source_type!r} is not an installed source type; "
-                      f"choose one of: {', '.join(sorted(registry.sources))}")
+            self.fail(prefix + "type", self._choice(source_type, "source type", "where the "
+                      "data comes from", registry.sources))
         else:
             source_class = registry.sources[source_type]
         if format_name not in registry.formats:
-            self.fail(prefix + "format", f"{format_name!r} is not an installed format; "
-                      f"choose one of: {', '.join(sorted(registry.formats))}")
+            self.fail(prefix + "format", self._choice(format_name, "format", "how its bytes "
+                      "are read", registry.formats))
         else:
             format_class = registry.formats[format_name]
         settings = {k: v for k, v in table.items() if k not in SOURCE_KEYS}
@@ -301,6 +301,13 @@ class _Checker:
         return SourceConfig(name, str(source_type), str(format_name), settings,
                             AdapterContext(station, offset, options,
                                            self.elements(table.get("elements", {}), prefix)))
+
+    @staticmethod
+    def _choice(given: Any, what: str, meaning: str, installed: dict) -> str:
+        choices = ", ".join(sorted(installed))
+        if given is None:
+            return f"required: the {what} ({meaning}), one of: {choices}"
+        return f"{given!r} is not an installed {what}; choose one of: {choices}"
 
     def elements(self, table: Any, prefix: str) -> dict[str, tuple[str, str | None]]:
         mapping: dict[str, tuple[str, str | None]] = {}

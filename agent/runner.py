@@ -17,6 +17,7 @@ from obslink.agent.outbox import DISK_FULL_EVICT, Outbox, OutboxLimits
 from obslink.agent.uplink import Uplink
 from obslink.errors import ObslinkError
 from obslink.keys import load_private_key
+from obslink.plugins.adapter_guard import guarded_factory
 from obslink.plugins.formats import Decoded, FormatAdapter
 from obslink.plugins.qc_runner import QCRunner
 from obslink.plugins.registry import PluginRegistry
@@ -122,7 +123,7 @@ def run_agent(config: AgentConfig, registry: PluginRegistry,
         adapter_class = registry.format(source_config.format)
         source = registry.source(source_config.type)(
             source_config.name, source_config.settings,
-            partial(adapter_class, source_config.adapter_context), sink)
+            guarded_factory(adapter_class, source_config.adapter_context), sink)
         if hasattr(source, "poll"):
             source.poll = guarded(source, source.poll)
         sources.append(source)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from obslink import __version__
-from obslink.errors import ConfigError, ObslinkError, TransportError
+from obslink.errors import ConfigError, ObslinkError, ToolMissingError, TransportError
 from obslink.readings import format_utc, now_us
 
 
@@ -25,11 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except ConfigError as exc:
-        where = f"{exc.source}: " if exc.source else ""
-        print(f"error: {where}configuration has {len(exc.problems)} problem(s):",
-              file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        if exc.source:  # a configuration file: every problem with its key path
+            count = len(exc.problems)
+            print(f"error: {exc.source}: configuration has {count} "
+                  f"problem{'s' * (count != 1)}:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+        else:  # a command-line option
+            for problem in exc.problems:
+                print(f"error: {problem}", file=sys.stderr)
         return 2
     except ObslinkError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -62,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     parse = commands.add_parser("parse", help="decode a logger file and show its readings",
                                 description="Decode FILE with a format adapter and print "
-                                "its readings; bad records are reported with line and reason.")
+                                "its readings; bad records are reported with line and reason.",
+                                epilog="exit status: 0 every record was read; 1 a non-empty "
+                                "file gave no reading (the last line says why); 2 the command "
+                                "or the config is wrong; 3 readings were read and some "
+                                "records quarantined")
     parse.add_argument("file", type=Path)
     parse.add_argument("--format", default=None,
                        help="format name (see `obslink plugins`), or auto to recognise it; "
@@ -357,11 +365,11 @@ def cmd_agent_keygen(args) -> int:
 
 
 def cmd_agent_check(args) -> int:
-    config, registry = _load_agent_config(args.config)
-    from obslink.keys import load_private_key
+    from obslink.agent.preflight import check_deployment
     from obslink.plugins.qc_limits import DEFAULT_LIMITS
 
-    load_private_key(config.private_key)
+    config, registry = _load_agent_config(args.config)
+    check_deployment(config, registry)
     print(f"{args.config}: OK — station {config.station} (network {config.network}), "
           f"{len(config.sources)} source(s): " + ", ".join(
               f"{s.name} ({s.type}, {s.format})" for s in config.sources))
@@ -374,9 +382,11 @@ def cmd_agent_check(args) -> int:
 
 
 def cmd_agent_run(args) -> int:
+    from obslink.agent.preflight import check_deployment
     from obslink.agent.runner import run_agent
 
     config, registry = _load_agent_config(args.config)
+    check_deployment(config, registry)
     return run_agent(config, registry)
 
 
@@ -476,12 +486,17 @@ def cmd_station_add(args) -> int:
 
 
 def cmd_collector_http(args) -> int:
-    import uvicorn
+    try:
+        import uvicorn
 
+        from obslink.server.http_api import create_app
+    except ImportError as exc:  # an agent-only install (pip install obslink)
+        raise ToolMissingError(f"`obslink collector http` needs the collector's extra, and "
+                               f"{exc.name} is not installed: pip install 'obslink[server]'"
+                               ) from None
     from obslink.keys import load_private_key, write_keypair
     from obslink.sealing import load_or_create_decryption_key
     from obslink.server.collector import DECRYPTION_KEY_FILE
-    from obslink.server.http_api import create_app
 
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
@@ -657,8 +672,9 @@ def cmd_catalog_stats(args) -> int:
     if args.json:
         print(json.dumps(stats))
     else:
+        width = max(map(len, stats)) + 2
         for key, value in stats.items():
-            print(f"{key:<14}{value}")
+            print(f"{key:<{width}}{value}")
     return 0
 
 

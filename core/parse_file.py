@@ -1,14 +1,20 @@
-"""``obslink parse``: decode a logger file the way the agent would, run QC, show the result."""
+"""``obslink parse``: decode a logger file the way the agent would, run QC, show the result.
+
+Exit codes (``obslink parse --help`` and the README list them): 0 every record was read,
+1 a non-empty file gave no reading at all, 2 the command or a config is wrong, 3 readings
+were read but some records were quarantined."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from obslink.errors import ConfigError
+from obslink.errors import ConfigError, FormatError
+from obslink.plugins.adapter_guard import GuardedAdapter
 from obslink.plugins.formats import AdapterContext, FormatAdapter
 from obslink.plugins.qc import QCSettings
 from obslink.plugins.qc_limits import default_settings
@@ -17,6 +23,8 @@ from obslink.readings import (QC_FLAG_NAMES, QC_NOT_CHECKED, Reading, format_utc
                               parse_utc_offset)
 
 CHUNK_BYTES = 4 * 1024 * 1024
+EXIT_ALL_READ, EXIT_NOTHING_READ, EXIT_USAGE, EXIT_SOME_QUARANTINED = 0, 1, 2, 3
+_LINE_PREFIX = re.compile(r"^line \d+: ")
 TABLE_HEADER = ("observed_at (UTC)", "element", "value", "unit", "source_field", "flag", "qc",
                 "flagged by")
 TABLE_WIDTHS = (27, 22, 12, 10, 20, 6, 2, 30)
@@ -97,13 +105,15 @@ def parse_file(path: Path, plan: ParsePlan, registry, as_json: bool, out=None,
     out = out or sys.stdout
     err = err or sys.stderr
     qc = QCRunner.from_registry(registry, plan.qc)
-    adapter = plan.adapter_class(plan.context)
+    adapter = GuardedAdapter(lambda: plan.adapter_class(plan.context))
     adapter.start_stream(path.name)
     size = path.stat().st_size
     show_progress = err.isatty() and size > 4 * CHUNK_BYTES
-    readings = quarantined = skipped = 0
+    readings = skipped = 0
+    quarantined: Counter[str] = Counter()  # reasons without their line numbers
     flags: Counter[int] = Counter()
     flagged_by: Counter[str] = Counter()
+    fields: set[str] = set()  # source fields the file has
     if not as_json:
         print(_row(TABLE_HEADER), file=out)
     with open(path, "rb") as stream:
@@ -123,11 +133,13 @@ def parse_file(path: Path, plan: ParsePlan, registry, as_json: bool, out=None,
                 flagged_by.update(failed)
                 print(_as_json(reading, qc.names) if as_json else _as_row(reading, failed),
                       file=out)
+            fields.update(reading.source_field for reading in decoded.readings)
             for bad in decoded.quarantined:
                 where = f"line {bad.line}" if bad.line else f"byte {bad.position}"
-                print(f"{path}: quarantined at {where}: {bad.reason}", file=err)
+                print(f"{path}: quarantined at {where}: {_LINE_PREFIX.sub('', bad.reason)}",
+                      file=err)
+                quarantined[_LINE_PREFIX.sub("", bad.reason)] += 1
             readings += len(decoded.readings)
-            quarantined += len(decoded.quarantined)
             skipped += decoded.skipped_text
             if show_progress:
                 print(f"\r{path.name}: {position * 100 // max(size, 1)} % "
@@ -136,7 +148,8 @@ def parse_file(path: Path, plan: ParsePlan, registry, as_json: bool, out=None,
                 break
     if show_progress:
         print(file=err)
-    summary = f"{path}: {readings} readings, {quarantined} records quarantined"
+    total_quarantined = sum(quarantined.values())
+    summary = f"{path}: {readings} readings, {total_quarantined} records quarantined"
     if skipped:
         summary += f", {skipped} items skipped that are not observations (text fields, " \
             "replies, other stations' data)"
@@ -144,7 +157,49 @@ def parse_file(path: Path, plan: ParsePlan, registry, as_json: bool, out=None,
         summary += f", {len(pending)} trailing bytes not decoded"
     print(summary, file=err)
     print(qc_summary(flags, flagged_by, readings), file=err)
-    return 0
+    hint = mapping_hint(plan.context.element_map, fields, plan.origin)
+    if hint:
+        print(hint, file=err)
+    if readings == 0 and size > 0:
+        print(f"{path}: nothing was read: {why_nothing(quarantined, skipped, pending)}",
+              file=err)
+        return EXIT_NOTHING_READ
+    return EXIT_SOME_QUARANTINED if total_quarantined else EXIT_ALL_READ
+
+
+def why_nothing(quarantined: Counter, skipped: int, pending: bytes) -> str:
+    """Why a non-empty file gave no reading, for a technician."""
+    if quarantined:
+        reason, count = quarantined.most_common(1)[0]
+        others = sum(quarantined.values()) - count
+        return (f"{count} record{'s' * (count != 1)} quarantined because {reason}"
+                + (f" (and {others} for other reasons, listed above)" if others else ""))
+    if skipped:
+        return (f"its {skipped} values are text fields or replies, not observations; "
+                "check --format")
+    if pending:
+        return f"its last {len(pending)} bytes are not a complete record"
+    return "it holds no records (only header or blank lines)"
+
+
+def mapping_hint(element_map: dict, fields: set[str], source: str) -> str | None:
+    """With a station config: which mapped source fields the file lacks, and which fields
+    it has; None when every mapped field occurs (or nothing is mapped)."""
+    mapped = set(element_map)
+    # a mapping names a column (TOA5, delimited), a code (HJ 212 "a34004" of
+    # "a34004-Rtd") or a BUFR key (the part after "#")
+    present = fields | {f.partition("-")[0] for f in fields} | \
+        {f.rpartition("#")[2] for f in fields}
+    missing = sorted(mapped - present)
+    if not missing:
+        return None
+    lead = ("none of the fields" if missing == sorted(mapped) else
+            f"{len(missing)} of the {len(mapped)} fields")
+    has = ", ".join(sorted(fields)) or "none that are read"
+    return (f"{lead} mapped in [sources.{source}.elements] occur in this file: "
+            f"{', '.join(missing)} (the file has: {has}); unmapped fields keep their own "
+            "names, so QC has no limits for them. Check the spelling (names are "
+            "case-sensitive) or the source")
 
 
 def qc_summary(flags: Counter, flagged_by: Counter, total: int) -> str:
@@ -174,9 +229,9 @@ def sniff_format(path: Path, registry) -> type[FormatAdapter]:
         return matches[0]
     known = ", ".join(sorted(registry.formats))
     if not matches:
-        raise ConfigError(f"{path}: cannot tell the format from its first bytes "
+        raise FormatError(f"{path}: cannot tell the format from its first bytes "
                           f"({head[:40]!r}…); name it with --format (one of: {known})")
-    raise ConfigError(f"{path}: looks like several formats "
+    raise FormatError(f"{path}: looks like several formats "
                       f"({', '.join(sorted(c.name for c in matches))}); name it with --format")
 
 

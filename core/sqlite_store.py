@@ -20,8 +20,12 @@ STATEMENT_CACHE = 512  # prepared statements kept: insert_rows' remainders add u
 
 
 def open_database(path: Path, synchronous: str, what: str) -> sqlite_utils.Database:
-    """Open (or create) a WAL database in autocommit mode; transactions are explicit."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Open (or create) a WAL database in autocommit mode; transactions are explicit.
+
+    Its directory must exist: a mistyped path must not make directories anywhere."""
+    if not path.parent.is_dir():
+        raise StorageError(f"{what} {path}: its directory {path.parent} does not exist; "
+                           f"create it (mkdir -p {path.parent}) or correct the path")
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False,
                                cached_statements=STATEMENT_CACHE)

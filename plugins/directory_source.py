@@ -31,7 +31,7 @@ class DirectorySource(PolledSource):
     type = "directory"
     summary = "files a logger writes into a directory (appended, rotated, rewritten)"
     defaults = {"path": None, "pattern": "*", "poll_interval": 5.0, "settle_seconds": 300.0,
-                "max_read_bytes": 4 * 1024 * 1024}
+                "max_read_bytes": 4 * 1024 * 1024, "wait_for_path": False}
 
     @classmethod
     def check_settings(cls, settings):
@@ -44,9 +44,29 @@ class DirectorySource(PolledSource):
                 problems.append((key, f"must be a positive number, not {value!r}"))
         if not isinstance(settings.get("pattern", "*"), str):
             problems.append(("pattern", "must be a glob pattern such as \"*.dat\""))
+        if not isinstance(settings.get("wait_for_path", False), bool):
+            problems.append(("wait_for_path", "must be true or false"))
         return problems
 
+    @classmethod
+    def check_environment(cls, settings):
+        path = Path(settings["path"])
+        if path.is_dir():
+            if not os.access(path, os.R_OK | os.X_OK):
+                return [("path", f"{path} cannot be read by this user; give it read access "
+                                 "(the agent only reads the logger's files)")]
+            return []
+        if settings.get("wait_for_path", False):
+            return []  # a mount that appears later: the source waits for it
+        what = "is not a directory" if path.exists() else "does not exist"
+        return [("path", f"{path} {what}; correct the path, or set wait_for_path = true if "
+                         "it appears later (a mount)")]
+
     _missing_reported = False
+
+    def __init__(self, name, settings, make_adapter, sink) -> None:
+        super().__init__(name, settings, make_adapter, sink)
+        self._unreadable: set[str] = set()  # files whose read failure is logged already
 
     def setting(self, key):
         return self.settings.get(key, self.defaults[key])
@@ -55,8 +75,9 @@ class DirectorySource(PolledSource):
         directory = Path(self.settings["path"])
         if not directory.is_dir():
             if not self._missing_reported:
-                log.warning("source %s: directory %s does not exist (yet); waiting for it",
-                            self.name, directory)
+                log.warning("source %s: directory %s does not exist (%s); waiting for it",
+                            self.name, directory, "wait_for_path = true" if self.setting(
+                                "wait_for_path") else "it was there when the agent started")
                 self._missing_reported = True
             return 0
         self._missing_reported = False
@@ -81,7 +102,15 @@ class DirectorySource(PolledSource):
             position = positions.get(path.name)
             if position is None or position.identity != identities[path.name]:
                 position = moved.pop(identities[path.name], None)
-            committed += self._read_file(path, stat, position)
+            try:
+                committed += self._read_file(path, stat, position)
+            except OSError as exc:  # this file only: the others are still read
+                if path.name not in self._unreadable:
+                    log.warning("source %s: cannot read %s (%s); trying it again at every "
+                                "poll", self.name, path.name, exc.strerror or exc)
+                    self._unreadable.add(path.name)
+            else:
+                self._unreadable.discard(path.name)
         for stream in set(positions) - present:
             self.sink.forget(self.name, stream)  # gone, or followed under its new name
         return committed

@@ -3,7 +3,9 @@
 A source reads bytes, hands them to a fresh format adapter restored from the committed
 state, and passes what was decoded to the ingest sink, which commits readings, quarantined
 records and the new source position in one transaction. Only after that commit may a source
-acknowledge anything upstream.
+acknowledge anything upstream. The adapters a source makes are guarded
+(obslink.plugins.adapter_guard): decode() never raises; a plugin's failure comes back as
+its bytes quarantined and consumed, so the source simply goes on.
 """
 
 from __future__ import annotations
@@ -62,6 +64,13 @@ class Source:
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> list[tuple[str, str]]:
         """Problems with ``settings`` as (key, message) pairs; empty when all is well."""
+        return []
+
+    @classmethod
+    def check_environment(cls, settings: dict[str, Any]) -> list[tuple[str, str]]:
+        """Problems of the machine the source would run on (a directory that does not
+        exist, a device that cannot be opened) as (key, message) pairs. ``agent check`` and
+        ``agent run`` ask; ``parse --config`` on another machine does not."""
         return []
 
     def start(self, scheduler) -> None:

@@ -124,13 +124,8 @@ class TCPSource(Source):
                 if not chunk:
                     break
                 buffer += chunk
-                try:
-                    decoded = adapter.decode(buffer, start=position, final=False)
-                except Exception:  # a format plugin's bug: name it, keep the agent running
-                    log.exception("source %s: format plugin %s failed on data from %s; "
-                                  "closing the connection", self.name,
-                                  type(adapter).__module__, peer)
-                    return
+                # a format plugin's bug is contained by the agent's guard (adapter_guard)
+                decoded = adapter.decode(buffer, start=position, final=False)
                 if decoded.consumed == 0:
                     continue
                 taken = buffer[:decoded.consumed]

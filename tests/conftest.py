@@ -136,6 +136,7 @@ class Deployment:
 
     def __init__(self, base: Path, broker: Mosquitto) -> None:
         self.base = base
+        base.mkdir(parents=True, exist_ok=True)
         self.broker = broker
         self.catalog_path = base / "catalog.db"
         self.catalog = CatalogView(self.catalog_path)

@@ -36,7 +36,8 @@ def test_help_on_every_level(command):
 
 def test_parse_json_lines_and_summary():
     result = obslink("parse", GOLDEN / "bad_records" / "input.dat", "--format", "toa5",
-                     "--json", check=True)
+                     "--json")
+    assert result.returncode == 3, result.stderr  # read, with records quarantined
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[0] == {"observed_at": "2025-03-01T00:00:00Z", "element": "A", "value": 1.0,
                         "unit": "degC", "source_field": "A", "source_flag": None, "qc": 9,
@@ -149,7 +150,52 @@ def test_parse_never_crashes_on_garbage(tmp_path):
     garbage = tmp_path / "garbage.dat"
     garbage.write_bytes(os.urandom(5000) + b"\n\x00\"TOA5\n")
     result = obslink("parse", garbage, "--format", "toa5", "--json")
-    assert result.returncode == 0 and "quarantined" in result.stderr
+    assert result.returncode == 1 and "quarantined" in result.stderr
+    assert "nothing was read" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_parse_says_why_a_file_gave_nothing_and_exits_1(tmp_path):
+    names_only = tmp_path / "CR1000X_Min1.csv"
+    names_only.write_text('"TIMESTAMP","RECORD","AirTC_Avg","RH"\n'
+                          '"2025-03-01 00:00:00",1,3.4,80\n"2025-03-01 00:01:00",2,3.5,81\n')
+    toa5 = obslink("parse", names_only, "--format", "toa5")
+    assert toa5.returncode == 1
+    assert ("nothing was read: 2 records quarantined because a data record where TOA5 has "
+            "its units line: the file has 1 header line (field names) before the data; TOA5 "
+            "has 3 or 4") in toa5.stderr
+    assert "try --format delimited" in toa5.stderr
+    delimited = obslink("parse", names_only, "--format", "delimited", "--json")
+    assert delimited.returncode == 0, delimited.stderr
+    assert len(delimited.stdout.splitlines()) == 6  # RECORD, AirTC_Avg, RH of two rows
+    empty = tmp_path / "empty.dat"
+    empty.write_bytes(b"")
+    assert obslink("parse", empty, "--format", "toa5").returncode == 0  # nothing to read
+    header = obslink("parse", GOLDEN / "header_only" / "input.dat", "--format", "toa5")
+    assert header.returncode == 1 and "holds no records" in header.stderr
+
+
+def test_parse_with_a_config_names_the_mapped_fields_a_file_lacks(tmp_path):
+    (tmp_path / "logger").mkdir()
+    data = tmp_path / "logger" / "Min1.dat"
+    data.write_text(LOGGER_TOA5)
+    config = tmp_path / "agent.toml"
+    config.write_text(f"""\
+[station]
+id = "ST1"
+private_key = "station.key"
+[sources.logger]
+type = "directory"
+format = "toa5"
+path = "{tmp_path / 'logger'}"
+[sources.logger.elements]
+AirT_C_Avg = "air_temperature"
+Batt_Volt = "battery_voltage"
+""")
+    result = obslink("parse", data, "--config", config)
+    assert result.returncode == 0, result.stderr
+    assert "coverage 0.0 %" in result.stderr
+    assert ("none of the fields mapped in [sources.logger.elements] occur in this file: "
+            "AirT_C_Avg, Batt_Volt (the file has: AirTC, BattV)") in result.stderr
 
 
 def test_keygen_station_add_and_stats(tmp_path):
@@ -198,13 +244,14 @@ def test_demo_without_mosquitto_says_how_to_install_it(tmp_path):
     assert "apt-get install mosquitto" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("path, name", [
-    (GOLDEN / "hourly_lf" / "input.dat", "toa5"),
-    (GOLDEN / "no_environment_line" / "input.dat", "toa5"),
-    (GOLDEN.parent / "hj212" / "noise_between_packets" / "input.bin", "hj212"),
+@pytest.mark.parametrize("path, name, code", [
+    (GOLDEN / "hourly_lf" / "input.dat", "toa5", 0),
+    (GOLDEN / "no_environment_line" / "input.dat", "toa5", 0),
+    (GOLDEN.parent / "hj212" / "noise_between_packets" / "input.bin", "hj212", 3),
 ])
-def test_parse_format_auto_recognises_the_file(path, name):
-    result = obslink("parse", path, "--format", "auto", "--json", check=True)
+def test_parse_format_auto_recognises_the_file(path, name, code):
+    result = obslink("parse", path, "--format", "auto", "--json")
+    assert result.returncode == code, result.stderr
     assert f"looks like {name}" in result.stderr
     assert result.stdout.strip()
 
@@ -215,3 +262,59 @@ def test_parse_format_auto_says_when_it_cannot_tell(tmp_path):
     result = obslink("parse", unknown, "--format", "auto")
     assert result.returncode == 2
     assert "cannot tell the format" in result.stderr and "--format" in result.stderr
+    assert "configuration" not in result.stderr  # not a configuration problem
+
+
+def test_agent_check_reports_what_the_config_points_at_with_key_paths(tmp_path):
+    config = tmp_path / "agent.toml"
+    config.write_text('[station]\nid = "S1"\nprivate_key = "keys/station.key"\n'
+                      '[outbox]\npath = "/var/lib/no-such-dir/outbox.db"\n'
+                      '[sources.logger]\ntype = "directory"\nformat = "toa5"\n'
+                      'path = "no-such-logger-dir"\n')
+    result = obslink("agent", "check", config)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"error: {config}: configuration has 3 problems:" in result.stderr
+    assert f"station.private_key: cannot read private key {tmp_path}/keys/station.key" \
+        in result.stderr
+    assert "outbox.path: the directory /var/lib/no-such-dir does not exist" in result.stderr
+    assert "sources.logger.path:" in result.stderr and "wait_for_path = true" in result.stderr
+    run = obslink("agent", "run", config)  # refuses to start, makes no directory
+    assert run.returncode == 2 and not (tmp_path / "no-such-logger-dir").exists()
+    assert not Path("/var/lib/no-such-dir").exists()
+
+    obslink("agent", "keygen", "--private", tmp_path / "keys" / "station.key", check=True)
+    config.write_text(config.read_text().replace("/var/lib/no-such-dir/outbox.db", "o.db")
+                      + "wait_for_path = true\n")
+    assert obslink("agent", "check", config, check=True).stdout.startswith(f"{config}: OK")
+
+
+def test_a_source_without_format_or_type_says_it_is_required(tmp_path):
+    config = tmp_path / "agent.toml"
+    config.write_text('[station]\nid = "S1"\nprivate_key = "station.key"\n'
+                      '[sources.logger]\npath = "."\n')
+    result = obslink("agent", "check", config)
+    assert result.returncode == 2 and "None" not in result.stderr
+    assert "sources.logger.format: required: the format (how its bytes are read), one of:" \
+        in result.stderr
+    assert "sources.logger.type: required: the source type" in result.stderr
+
+
+def test_catalog_stats_lines_keep_names_and_numbers_apart(tmp_path):
+    db = tmp_path / "catalog.db"
+    from obslink.server.catalog import SQLiteCatalog
+    SQLiteCatalog(db).close()
+    lines = obslink("catalog", "stats", "--db", db, check=True).stdout.splitlines()
+    assert "readings_lost_in_gaps  0" in lines and all("  " in line for line in lines)
+
+
+def test_collector_http_on_an_agent_only_install_names_the_extra(tmp_path):
+    blocked = tmp_path / "site" / "uvicorn"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'uvicorn'\", name='uvicorn')\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
+    result = subprocess.run([sys.executable, "-m", "obslink", "collector", "http", "--db",
+                             str(tmp_path / "c.db"), "--broker-url", "mqtt://x"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "pip install 'obslink[server]'" in result.stderr and "uvicorn" in result.stderr

@@ -98,12 +98,21 @@ def test_missing_file_and_broken_toml_say_what_to_do(tmp_path):
 
 @pytest.mark.parametrize("path", FIRMWARE_CONFIGS, ids=lambda p: p.name)
 def test_shipped_hardware_configs_pass_agent_check(path, tmp_path):
-    """A technician's first step: `obslink agent check` on the shipped file (with a key)."""
+    """A technician's first step: `obslink agent check` on the shipped file (with a key),
+    on a gateway whose /var/lib/obslink (here under tmp_path) holds what the file names."""
+    state = tmp_path / "var" / "lib" / "obslink"
+    state.mkdir(parents=True)
     config = tmp_path / path.name
-    config.write_text(path.read_text())
+    config.write_text(path.read_text().replace("/var/lib/obslink", str(state)))
     write_keypair(tmp_path / "station.key", tmp_path / "station.pub")
-    result = subprocess.run([sys.executable, "-m", "obslink", "agent", "check", str(config)],
-                            capture_output=True, text=True)
+    check = [sys.executable, "-m", "obslink", "agent", "check", str(config)]
+    result = subprocess.run(check, capture_output=True, text=True)
+    directories = [line.split(": ", 1)[1].split()[0] for line in result.stderr.splitlines()
+                   if line.strip().startswith("sources.")]
+    assert result.returncode == (2 if directories else 0), result.stderr
+    for directory in directories:  # the logger's directories, as the installer makes them
+        Path(directory).mkdir(parents=True)
+    result = subprocess.run(check, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout and "QC: " in result.stdout
 
@@ -117,6 +126,7 @@ def test_agent_check_exits_non_zero_listing_problems(tmp_path):
     assert "station.private_key" not in result.stderr  # only once the config itself is valid
     write_keypair(tmp_path / "station.key", tmp_path / "station.pub")
     (tmp_path / "agent.toml").write_text(GOOD)
+    (tmp_path / "data").mkdir()
     ok = subprocess.run([sys.executable, "-m", "obslink", "agent", "check", str(config)],
                         capture_output=True, text=True)
     assert ok.returncode == 0 and "1 source(s)" in ok.stdout

@@ -265,7 +265,7 @@ wigos_id = "0-20000-0-54527"
 def test_cma_hourly_and_minute_files_reach_the_catalog(deployment):
     from datetime import datetime
 
-    from obslink.simulated_cma import hourly_record, minute_line, minute_values
+    from obslink.simulated_cma import hourly_record, minute_line, minute_values, thousand_minus
 
     config = deployment.add_station_with_sources("0-20000-0-58238", "+08:00", """\
 [sources.hourly]
@@ -274,6 +274,7 @@ format = "cma_aws_hourly"
 path = "awsnet"
 pattern = "Z_SURF_I_*.txt"
 poll_interval = 0.1
+wait_for_path = true
 [sources.minute]
 type = "directory"
 format = "cma_aws_minute"
@@ -282,20 +283,20 @@ pattern = "AWS_M_Z_*.txt"
 poll_interval = 0.1
 """)
     deployment.start_collector()
+    (config.parent / "minute").mkdir()
     deployment.run_agent(config)
-    for folder in ("awsnet", "minute"):
-        (config.parent / folder).mkdir()
+    (config.parent / "awsnet").mkdir()  # appears after the agent started (wait_for_path)
     hour = datetime(2025, 1, 14, 6)
     (config.parent / "awsnet" / "Z_SURF_I_58238_20250114060000_O_AWS_FTM.txt").write_text(
         hourly_record("58238", hour))
     (config.parent / "awsnet" / "Z_SURF_I_58238_20250114060000_O_AWS_FTM-CCA.txt").write_text(
-        hourly_record("58238", hour, {"T": "-014"}, correction="CCA"))
+        hourly_record("58238", hour, {"T": thousand_minus(-14)}, correction="CCA"))
     minutes = config.parent / "minute" / "AWS_M_Z_58238_20250114.txt"
     with open(minutes, "w", newline="") as stream:  # ISOS appends a line a minute
         for hhmm in ("2359", "0000"):
             stream.write(minute_line(hhmm, minute_values(0)))
             stream.flush()
-    wait_until(lambda: deployment.catalog.count("observations") == 2 * 72 + 2 * 47,
+    wait_until(lambda: deployment.catalog.count("observations") == 2 * 131 + 2 * 47,
                message="two hourly records and two minutes")
     assert deployment.catalog.query(
         "SELECT observed_at, value, source_flag FROM observations WHERE source_field = 'T' "

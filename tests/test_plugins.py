@@ -157,3 +157,44 @@ def test_obslink_register_qc_checks_adds_a_third_party_check_to_the_runner():
     manager.register(impostor, name="impostor3")
     with pytest.raises(PluginConflictError, match="QC check 'range'"):
         load_registry(manager)
+
+
+def test_a_plugin_that_raises_costs_its_file_not_the_source(third_party_site, tmp_path):
+    """The pairs plugin raises on a line it cannot split: the agent quarantines that file,
+    naming the plugin, and reads the source's next file; parse says the same."""
+    from tests.conftest import wait_until
+
+    logger = tmp_path / "logger"
+    logger.mkdir()
+    (logger / "a_bad.txt").write_text("0,1.5\noops\n")
+    (logger / "b_good.txt").write_text("60,2.5\n120,3.5\n")
+    os.utime(logger / "a_bad.txt", (1, 1))  # read first
+    assert run_obslink(["agent", "keygen", "--private", str(tmp_path / "s.key")]).returncode == 0
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[station]\nid = "P1"\nprivate_key = "s.key"\n'
+                      f'[uplink]\nbroker = "mqtt://127.0.0.1:9"\n'  # nobody there: it buffers
+                      f'[sources.logger]\ntype = "directory"\nformat = "pairs"\n'
+                      f'path = "{logger}"\nsettle_seconds = 0.1\npoll_interval = 0.1\n')
+    env = dict(os.environ, PYTHONPATH=str(third_party_site))
+    agent = subprocess.Popen([sys.executable, "-m", "obslink", "agent", "run", str(config)],
+                             env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        def status():
+            done = run_obslink(["agent", "status", str(config), "--json"], third_party_site)
+            return json.loads(done.stdout) if done.returncode == 0 else None
+        found = wait_until(lambda: (s := status()) and s["unacked_readings"] == 2 and
+                           s["quarantined_records"] == 1 and s, timeout=30,
+                           message="the good file read and the bad one quarantined")
+        reason = found["recent_quarantine"][0]["reason"]
+        assert "format plugin obslink_pairs (pairs 0.3) failed on these 11 bytes" in reason
+        assert "ValueError" in reason
+    finally:
+        agent.terminate()
+        log = agent.communicate(timeout=15)[1]
+    assert agent.returncode == 0, log
+    assert "Traceback" not in log and "format plugin obslink_pairs" in log
+
+    parsed = run_obslink(["parse", str(logger / "a_bad.txt"), "--format", "pairs"],
+                         third_party_site)
+    assert parsed.returncode == 1 and "Traceback" not in parsed.stderr
+    assert "format plugin obslink_pairs (pairs 0.3) failed" in parsed.stderr
