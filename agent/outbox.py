@@ -282,13 +282,15 @@ class Outbox:
                 "ON CONFLICT (check_name, series) DO UPDATE SET state = excluded.state",
                 qc_state)
             if limits is not None and created:
-                self._enforce(conn, limits, now, keep_from=created[0])
+                # only the newest batch is safe from the caps: a read that made several
+                # (a day's file after an outage) keeps the cap to within one batch
+                self._enforce(conn, limits, now, keep_from=created[-1])
         return created
 
     # -- caps ------------------------------------------------------------------------------
 
     def _enforce(self, conn, limits: OutboxLimits, now: int, keep_from: int) -> list[Gap]:
-        """Evict what the caps ask for, never a batch at or after ``keep_from`` (the ones
+        """Evict what the caps ask for, never a batch at or after ``keep_from`` (the one
         just committed: the newest data stays)."""
         gaps = []
         if limits.min_free_bytes and \

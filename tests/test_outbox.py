@@ -264,3 +264,21 @@ def test_a_value_that_is_not_finite_is_sent_as_a_flagged_missing_reading(tmp_pat
     sent = decode_batch(outbox.unsent(10, set())[0][1]).readings
     assert [(r.value, r.source_flag) for r in sent] == [(1.5, None), (None, "NAN"), (None, "E")]
     assert [r.qc for r in sent][1:] == [QC_MISSING, QC_MISSING]
+
+
+def test_the_byte_cap_holds_to_within_one_batch_when_a_read_makes_several(tmp_path):
+    """A day's file read at once after an outage makes several batches in one commit: all
+    but the newest may go, so the outbox never holds more than the cap and one batch."""
+    outbox = Outbox(tmp_path / "o.db", "S1")
+    readings = [Reading(i * 60_000_000, "air_temperature", 1.5, "degC", "T")
+                for i in range(4000)]
+    created = outbox.ingest(ChunkOrigin("logger", "a.dat", 0, 10, b""),
+                            Decoded(readings, [], 10), SourcePosition(10, "1:2", {}),
+                            TOA5Adapter(), 500, limits=OutboxLimits(max_bytes=20_000))
+    with outbox.reading() as conn:
+        held, newest = conn.execute("SELECT sum(bytes), max(bytes) FROM batches").fetchone()
+        kept = [row[0] for row in conn.execute("SELECT seq FROM batches ORDER BY seq")]
+    assert len(created) == 8 and created[-1] in kept
+    assert held <= 20_000 + newest
+    gaps = outbox.evictions()
+    assert gaps["readings"] == 4000 - outbox.stats().readings  # every eviction reported
