@@ -298,6 +298,9 @@ class _Checker:
                 format_class.resolve_options(options)
             except ConfigError as exc:
                 self.fail(prefix + "options", exc.problems[0])
+            for key, option in format_class.options.items():
+                if option.required and not options.get(key):
+                    self.fail(f"{prefix}options.{key}", f"required: {option.help}")
         return SourceConfig(name, str(source_type), str(format_name), settings,
                             AdapterContext(station, offset, options,
                                            self.elements(table.get("elements", {}), prefix)))

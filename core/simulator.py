@@ -260,6 +260,8 @@ class SimulatedDAU:
 type = "tcp"
 format = "hj212"
 listen = "127.0.0.1:{self.port}"
+[sources.dau.options]
+mn = "{self.station}"
 """
 
     def _connect(self) -> bool:

@@ -62,6 +62,8 @@ class Option:
     default: Any
     help: str
     kind: type = str
+    # a station's config must set it (agent check says so); `obslink parse` may leave it
+    required: bool = False
 
 
 class FormatAdapter:

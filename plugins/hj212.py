@@ -128,7 +128,10 @@ class HJ212Adapter(FormatAdapter):
         "crc": Option("hj212", "CRC variant the device uses: hj212 (Annex A), modbus, "
                       "modbus-swapped or none"),
         "reply_crc": Option("hj212", "CRC variant of the CN 9014 replies obslink sends"),
-        "mn": Option("", "accept only packets with this MN (device id); empty: any"),
+        "mn": Option("", "the MN (device id) of the station's data acquisition unit, or "
+                     "several comma-separated; packets with another MN are quarantined. A "
+                     "station config must set it; `obslink parse` accepts any when empty",
+                     required=True),
         "minute_period": Option(60, "seconds covered by CN 2051 minute data", int),
         "max_packet": Option(9999, "largest data segment accepted, bytes", int),
     }
@@ -139,6 +142,7 @@ class HJ212Adapter(FormatAdapter):
                 self.option_values["reply_crc"] not in CRC_VARIANTS:
             raise ConfigError(f"crc must be one of {', '.join(CRC_VARIANTS)}")
         self._check = CRC_VARIANTS[self.option_values["crc"]]
+        self._devices = {mn.strip() for mn in self.option_values["mn"].split(",") if mn.strip()}
         self._periods = dict(DATA_COMMANDS, **{"2051": self.option_values["minute_period"]})
         self._day_cache: dict[str, int] = {}
         self._fields: dict[str, tuple[str, str, str] | bool] = {}
@@ -242,9 +246,10 @@ class HJ212Adapter(FormatAdapter):
         except ValueError as exc:
             return f"malformed data segment: {exc}"
         command = header.get("CN", "")
-        expected_mn = self.option_values["mn"]
-        if expected_mn and header.get("MN") != expected_mn:
-            return f"MN {header.get('MN')!r} is not this station's device ({expected_mn!r})"
+        if self._devices and header.get("MN") not in self._devices:
+            return (f"MN {header.get('MN')!r} is not this station's device (option mn: "
+                    f"{', '.join(sorted(self._devices))}); a second device of the station "
+                    "goes into mn, a device of another station into that station's agent")
         if command in RESPONSE_COMMANDS:
             result.skipped_text += 1
             return None

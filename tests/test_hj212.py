@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,7 +47,26 @@ def test_only_the_configured_device_is_accepted():
     adapter = HJ212Adapter(AdapterContext("X", 0, {"mn": "OTHER"}))
     decoded = adapter.decode(PACKET, start=0, final=True)
     assert not decoded.readings and not decoded.replies
-    assert "MN 'AQ0001' is not this station's device" in decoded.quarantined[0].reason
+    assert "MN 'AQ0001' is not this station's device (option mn: OTHER)" in \
+        decoded.quarantined[0].reason
+    both = HJ212Adapter(AdapterContext("X", 0, {"mn": "OTHER, AQ0001"}))
+    assert len(both.decode(PACKET, start=0, final=True).readings) == 1
+
+
+def test_a_station_config_must_name_its_devices(tmp_path):
+    from obslink.agent.config import load_config
+    from obslink.errors import ConfigError
+    from obslink.plugins.registry import load_registry
+
+    config = tmp_path / "agent.toml"
+    config.write_text('[station]\nid = "AQ1"\nprivate_key = "k"\n[sources.dau]\n'
+                      'type = "tcp"\nformat = "hj212"\nlisten = "127.0.0.1:9000"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(config, load_registry())
+    assert [p for p in info.value.problems if "mn" in p] == [
+        "sources.dau.options.mn: required: the MN (device id) of the station's data "
+        "acquisition unit, or several comma-separated; packets with another MN are "
+        "quarantined. A station config must set it; `obslink parse` accepts any when empty"]
 
 
 def test_element_mapping_overrides_code_and_unit():

@@ -80,6 +80,8 @@ def test_agent_connects_out_to_a_device_and_replies_after_commit(deployment):
 type = "tcp"
 format = "hj212"
 connect = "127.0.0.1:{port}"
+[sources.dau.options]
+mn = "AQ0001"
 """)
     deployment.start_collector()
     deployment.run_agent(config)
