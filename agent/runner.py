@@ -22,7 +22,7 @@ from obslink.plugins.formats import Decoded, FormatAdapter
 from obslink.plugins.qc_runner import QCRunner
 from obslink.plugins.registry import PluginRegistry
 from obslink.plugins.sources import ChunkOrigin, Source, SourcePosition
-from obslink.readings import finite_only
+from obslink.plugins.units import as_stored
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class OutboxSink:
         """QC the readings and commit them with the source position; returns the sequence
         numbers of the batches made."""
         with self._lock:
-            decoded.readings = finite_only(decoded.readings)
+            decoded.readings = as_stored(decoded.readings)
             qc = self.qc.run(decoded.readings, origin.source)
             ingest = partial(self.outbox.ingest, origin, decoded, position, adapter,
                              self.max_batch_readings, clock=self.clock() if self.clock else None,

@@ -19,6 +19,7 @@ from obslink.plugins.formats import AdapterContext, FormatAdapter
 from obslink.plugins.qc import QCSettings
 from obslink.plugins.qc_limits import default_settings
 from obslink.plugins.qc_runner import QCRunner
+from obslink.plugins.units import as_stored
 from obslink.readings import (QC_FLAG_NAMES, QC_NOT_CHECKED, Reading, format_utc,
                               parse_utc_offset)
 
@@ -125,7 +126,7 @@ def parse_file(path: Path, plan: ParsePlan, registry, as_json: bool, out=None,
             decoded = adapter.decode(data, start=position, final=final)
             pending = data[decoded.consumed:]
             position += decoded.consumed
-            checked = qc.annotate(decoded.readings, plan.origin)
+            checked = qc.annotate(as_stored(decoded.readings), plan.origin)
             qc.commit_state()
             for reading in checked:
                 failed = _names(qc.names, reading.qc_failed)

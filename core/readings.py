@@ -44,6 +44,9 @@ class Reading(NamedTuple):
     # checks applied to this reading, and which of them flagged it.
     qc_ran: int = 0
     qc_failed: int = 0
+    # The unit the source wrote when it is not ``unit`` (obslink.plugins.units converted
+    # the value, or renamed the spelling), kept for provenance; None: the source's own.
+    source_unit: str | None = None
 
 
 def non_finite_flag(value: float) -> str | None:

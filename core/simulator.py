@@ -3,7 +3,8 @@ writing TOA5 or TOB1 files, and an HJ 212 data acquisition unit pushing packets 
 
 Each kind has its own fields, UTC offset and element mapping, so the demo exercises the same
 configuration paths a real deployment does. Every simulator records what it produced in
-``expected`` (observed_at µs UTC, element, value, unit) and offers its agent ``[sources]``.
+``expected`` (observed_at µs UTC, element, value, unit as the catalog stores it) and offers
+its agent ``[sources]``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from obslink.plugins.units import stored_unit
 from obslink.readings import utc_us_from_datetime
 
 
@@ -113,14 +115,14 @@ class SimulatedLogger:
         for index, (_field, unit, _processing, element) in enumerate(self.kind.columns):
             if nan_column and index == self.records % len(self.kind.columns):
                 values.append('"NAN"')
-                self.expected.append((observed_at, element, None, unit))
+                self.expected.append((observed_at, element, None, stored_unit(element, unit)))
                 continue
             mean, amplitude = PLAUSIBLE[element]
             # a daily cycle plus a little noise, never below zero where that is impossible
             value = mean + amplitude * (math.sin(phase + index) + self.rng.uniform(-.02, .02))
             value = round(max(value, 0.0) if mean - amplitude >= 0 else value, 3)
             values.append(f"{value:.3f}")
-            self.expected.append((observed_at, element, value, unit))
+            self.expected.append((observed_at, element, value, stored_unit(element, unit)))
         line = (f'"{local:%Y-%m-%d %H:%M:%S}",{self.records},' + ",".join(values) + "\r\n")
         self.records += 1
         return observed_at, line
@@ -229,7 +231,7 @@ step_max = 0.5
             out.write(data)
         observed_at = utc_us_from_datetime(moment)
         for (_name, unit, _type), element, value in zip(self.FIELDS, self.ELEMENTS, values):
-            self.expected.append((observed_at, element, value, unit))
+            self.expected.append((observed_at, element, value, stored_unit(element, unit)))
         self.records += 1
         return observed_at
 
@@ -306,7 +308,7 @@ mn = "{self.station}"
             return None
         observed_at = utc_us_from_datetime(moment)
         for (_code, element, unit), value in zip(self.FACTORS, values):
-            self.expected.append((observed_at, element, value, unit))
+            self.expected.append((observed_at, element, value, stored_unit(element, unit)))
         self.records += 1
         return observed_at
 

@@ -111,10 +111,11 @@ def encode_batch(batch: Batch, qc_columns=None) -> bytes:
 
     ``qc_columns`` (anything with ``qc``, ``ran`` and ``failed`` lists aligned with the
     readings, as QC produces them) takes the place of the readings' own QC fields."""
-    fields: dict[tuple[str, str, str, int | None], int] = {}
+    fields: dict[tuple[str, str, str, int | None, str | None], int] = {}
     times, field_index, values, flags = [], [], [], []
     for i, reading in enumerate(batch.readings):
-        key = (reading.element, reading.unit, reading.source_field, reading.period_s)
+        key = (reading.element, reading.unit, reading.source_field, reading.period_s,
+               reading.source_unit)
         index = fields.get(key)
         if index is None:
             index = fields[key] = len(fields)
@@ -133,7 +134,8 @@ def encode_batch(batch: Batch, qc_columns=None) -> bytes:
         "v": PROTOCOL_VERSION, "station": batch.station, "epoch": batch.epoch,
         "seq": batch.seq, "created_at": batch.created_at, "clock": batch.clock,
         "adapter": [batch.adapter, batch.adapter_version], "source": batch.source,
-        "fields": [list(key) for key in fields], "t": times, "f": field_index,
+        "fields": [list(key if key[4] is not None else key[:4]) for key in fields],
+        "t": times, "f": field_index,
         "val": values, "qc": qcs, "flags": flags,
     }
     if batch.floor is not None:
@@ -160,7 +162,8 @@ class BatchColumns:
     clock: dict[str, Any]
     qc_checks: list[str]
     floor: int | None
-    fields: list[tuple[str, str, str, int | None]]  # (element, unit, source_field, period_s)
+    # (element, unit, source_field, period_s, source_unit or None)
+    fields: list[tuple[str, str, str, int | None, str | None]]
     times: list[int]
     field_index: list[int]  # per reading, its entry in ``fields``
     values: list[float | None]
@@ -172,8 +175,10 @@ class BatchColumns:
     def readings(self) -> list[Reading]:
         flag_of = self.flags.get if self.flags else _no_flag
         new = tuple.__new__  # Readings without NamedTuple's Python-level __new__
-        return [new(Reading, (t, element, v, unit, source_field, flag_of(i), q, period, a, b))
-                for i, (t, (element, unit, source_field, period), v, q, a, b) in enumerate(zip(
+        return [new(Reading, (t, element, v, unit, source_field, flag_of(i), q, period, a, b,
+                              source_unit))
+                for i, (t, (element, unit, source_field, period, source_unit), v, q, a, b)
+                in enumerate(zip(
                     self.times, map(self.fields.__getitem__, self.field_index), self.values,
                     self.qc, self.qc_ran, self.qc_failed))]
 
@@ -329,17 +334,20 @@ def _remember(key: tuple, value: list) -> list:
     return value
 
 
-def _checked_fields(raw) -> list[tuple[str, str, str, int | None]]:
+def _checked_fields(raw) -> list[tuple[str, str, str, int | None, str | None]]:
+    """The field table, each entry made (element, unit, source field, period, source unit);
+    the source unit (the unit the station converted from) is there only where it differs."""
     _expect(type(raw) is list, "fields")
     key = ("fields", *map(tuple, raw))  # unhashable contents raise TypeError: malformed
     fields = _CHECKED.get(key)
     if fields is None:
         fields = key[1:]
-        _expect(all(len(f) == 4 and type(f[0]) is str and type(f[1]) is str
+        _expect(all(len(f) in (4, 5) and type(f[0]) is str and type(f[1]) is str
                     and type(f[2]) is str
                     and (f[3] is None or (type(f[3]) is int and 0 < f[3] < 2**63))
+                    and (len(f) == 4 or type(f[4]) is str)
                     for f in fields), "fields")
-        fields = _remember(key, list(fields))
+        fields = _remember(key, [f if len(f) == 5 else (*f, None) for f in fields])
     return fields
 
 

@@ -113,7 +113,8 @@ HOURLY_SECTIONS: dict[str, tuple[Item, ...]] = {
     "VV": (_value("V1", "visibility", "m", 1.0, 60), _value("V10", "visibility", "m", 1.0, 600),
            _value("MinV", None, "m", 1.0, HOUR), _not_observed("MinVT")),
     # V: the hour's visibility in 0.1 km (NMIC: "multiply by 100")
-    "CW": (_value("V", "visibility", "m", 100.0), _as_written("CA"), _as_written("LCA"), _as_written("RCA"),
+    "CW": (_value("V", "visibility", "m", 100.0), _as_written("CA"), _as_written("LCA"),
+           _as_written("RCA"),
            _value("CH", None, "m", 1.0), _not_observed("CF"), _not_observed("CFC"),
            _not_observed("WW"), _not_observed("WT"), _not_observed("W1"),
            _not_observed("W2"), _as_written("EC")),

@@ -295,11 +295,11 @@ class HJ212Adapter(FormatAdapter):
             if value is not None and value - value == 0.0:  # finite: not NaN, not ±inf
                 readings.append(new(Reading, (observed_at, field[0], value, field[1], key,
                                               flags.get(field[2]), QC_NOT_CHECKED, period,
-                                              0, 0)))
+                                              0, 0, None)))
             else:
                 readings.append(new(Reading, (observed_at, field[0], None, field[1], key,
                                               flags.get(field[2]), QC_MISSING, period, 0,
-                                              0)))
+                                              0, None)))
         return None
 
     def _field(self, key: str):

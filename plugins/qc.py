@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, ClassVar, Sequence
 
+from obslink.plugins.units import conversion
 from obslink.readings import QC_ERRONEOUS, QC_GOOD, QC_SUSPECT, Reading
 
 __all__ = ["QCCheck", "ElementLimits", "QCSettings", "SeriesState", "series_key", "series_of",
@@ -201,36 +202,12 @@ def series_of(readings: Sequence[Reading], origin: str) -> list[Series]:
     return readings.series(origin)
 
 
-# unit -> (element unit, factor, offset): value_in_element_unit = value * factor + offset
-_CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
-    ("kPa", "hPa"): (10.0, 0.0), ("Pa", "hPa"): (0.01, 0.0), ("mbar", "hPa"): (1.0, 0.0),
-    ("K", "degC"): (1.0, -273.15), ("mg/m3", "ug/m3"): (1000.0, 0.0),
-    ("ug/m3", "mg/m3"): (0.001, 0.0), ("km", "m"): (1000.0, 0.0), ("mm", "cm"): (0.1, 0.0),
-    ("cm", "m"): (0.01, 0.0), ("kJ/m2", "MJ/m2"): (0.001, 0.0), ("%", "m3/m3"): (0.01, 0.0),
-    ("h", "min"): (60.0, 0.0), ("s", "min"): (1 / 60, 0.0), ("knot", "m/s"): (0.514444, 0.0),
-    ("J/m2", "MJ/m2"): (1e-6, 0.0),
-}
-
-
-# How loggers spell the vocabulary's units (Campbell's "Deg C", "meters/second", …)
-UNIT_ALIASES: dict[str, str] = {
-    "Deg C": "degC", "DegC": "degC", "deg C": "degC", "°C": "degC", "℃": "degC", "C": "degC",
-    "meters/second": "m/s", "m/sec": "m/s", "W/m^2": "W/m2", "MJ/m^2": "MJ/m2",
-    "Volts": "V", "volts": "V", "degrees": "deg", "Degrees": "deg", "m^3/m^3": "m3/m3",
-    "millibar": "mbar", "mb": "mbar", "%RH": "%", "percent": "%", "μg/m3": "ug/m3",
-    "µg/m3": "ug/m3", "ug/m^3": "ug/m3", "mg/m^3": "mg/m3", "mg/l": "mg/L", "meters": "m",
-    "knots": "knot", "kts": "knot",
-    # ecCodes (BUFR) spellings
-    "m s-1": "m/s", "kg m-2": "mm", "J m-2": "J/m2", "W m-2": "W/m2",
-}
-
-
 def to_unit(unit: str, target: str) -> tuple[float, float] | None:
-    """(factor, offset) turning a value in ``unit`` into ``target``; None if unknown."""
-    unit = UNIT_ALIASES.get(unit, unit)
-    if unit == target:
-        return 1.0, 0.0
-    return _CONVERSIONS.get((unit, target))
+    """(factor, offset) turning a value in ``unit`` into ``target``; None if unknown. The
+    agent stores readings in their elements' units already (obslink.plugins.units); this
+    serves limits a station states in another unit, and readings from older agents."""
+    found = conversion(unit, target)
+    return None if found is None else (float(found[0]), float(found[1]))
 
 
 class QCCheck:

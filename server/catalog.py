@@ -220,6 +220,21 @@ MIGRATIONS = [
                    o.qc, s.period_s, o.qc_ran, o.qc_failed, o.series
             FROM observation_values o JOIN series s ON s.id = o.series
     """),
+    # A station converts to its elements' units before signing (obslink.plugins.units);
+    # the unit its source wrote stays on the series, and a change of it starts a new one.
+    ("series keep the unit their source wrote", f"""
+        ALTER TABLE series ADD COLUMN source_unit TEXT;
+        DROP INDEX series_identity;
+        CREATE UNIQUE INDEX series_identity ON series (station, element, unit, source_field,
+            coalesce(period_s, -1), coalesce(source_unit, ''));
+        DROP VIEW observations;
+        CREATE VIEW observations AS
+            SELECT o.id, o.batch_id, s.station, {_US_TO_TEXT.format("o.observed_us")}
+                       AS observed_at,
+                   o.observed_us, s.element, o.value, s.unit, s.source_field, o.source_flag,
+                   o.qc, s.period_s, o.qc_ran, o.qc_failed, o.series, s.source_unit
+            FROM observation_values o JOIN series s ON s.id = o.series
+    """),
 ]
 
 
@@ -608,8 +623,8 @@ class SQLiteCatalog(Catalog):
         insert_rows(self.conn, observations, "(?,?,?,?,?,?,?,?)", flagged)
         return flags
 
-    def _series_ids(self, station: str, fields: list[tuple[str, str, str, int | None]]
-                    ) -> list[int]:
+    def _series_ids(self, station: str,
+                    fields: list[tuple[str, str, str, int | None, str | None]]) -> list[int]:
         """The numbers of a station's series (element, unit, source field, period), in the
         order of a batch's field table; a series is made the first time it is seen. A
         station sends the same field table in every batch, so whole tables are remembered.
@@ -618,15 +633,16 @@ class SQLiteCatalog(Catalog):
         found = self._series.get(key)
         if found is None:
             found = []
-            for element, unit, source_field, period_s in fields:
+            for element, unit, source_field, period_s, source_unit in fields:
                 row = self.conn.execute(
                     "SELECT id FROM series WHERE station = ? AND element = ? AND unit = ? AND "
-                    "source_field = ? AND coalesce(period_s, -1) = coalesce(?, -1)",
-                    (station, element, unit, source_field, period_s)).fetchone()
+                    "source_field = ? AND coalesce(period_s, -1) = coalesce(?, -1) AND "
+                    "coalesce(source_unit, '') = coalesce(?, '')",
+                    (station, element, unit, source_field, period_s, source_unit)).fetchone()
                 found.append(row[0] if row else self.conn.execute(
-                    "INSERT INTO series (station, element, unit, source_field, period_s) "
-                    "VALUES (?,?,?,?,?)", (station, element, unit, source_field, period_s)
-                ).lastrowid)
+                    "INSERT INTO series (station, element, unit, source_field, period_s, "
+                    "source_unit) VALUES (?,?,?,?,?,?)",
+                    (station, element, unit, source_field, period_s, source_unit)).lastrowid)
             if len(self._series) >= MAX_CACHED_FIELD_TABLES:  # a station inventing fields
                 self._series.clear()
             self._series[key] = found

@@ -195,8 +195,8 @@ ignore_columns = "Record"
 "WL_m" = { element = "water_level", unit = "m" }
 """)
     deployment.start_collector()
-    deployment.run_agent(config)
     (config.parent / "csv").mkdir()
+    deployment.run_agent(config)
     (config.parent / "csv" / "wl.csv").write_text(
         "Date,Time,Record,WL_m\n01/03/2025,12:00,1,1.25\n01/03/2025,12:15,2,-9999\n")
     wait_until(lambda: deployment.catalog.count("observations") == 2, message="2 readings")
@@ -225,16 +225,16 @@ poll_interval = 0.1
                            [(datetime(2026, 3, 1, 8, minute), [20.5 + minute, 12.75])
                             for minute in range(3)])
     deployment.start_collector()
-    deployment.run_agent(config)
     (config.parent / "tob1").mkdir()
+    deployment.run_agent(config)
     (config.parent / "tob1" / "CR1000X_Min.dat").write_bytes(binary)
     wait_until(lambda: deployment.catalog.count("observations") == 6, message="6 readings")
-    assert deployment.catalog.query(
-        "SELECT observed_at, element, value, unit FROM observations "
+    assert deployment.catalog.query(  # Campbell's spelling of the unit, kept as its source
+        "SELECT observed_at, element, value, unit, source_unit FROM observations "
         "WHERE element = 'air_temperature' ORDER BY observed_at") == [
-        ("2026-03-01T00:00:00.000000Z", "air_temperature", 20.5, "Deg C"),
-        ("2026-03-01T00:01:00.000000Z", "air_temperature", 21.5, "Deg C"),
-        ("2026-03-01T00:02:00.000000Z", "air_temperature", 22.5, "Deg C")]
+        ("2026-03-01T00:00:00.000000Z", "air_temperature", 20.5, "degC", "Deg C"),
+        ("2026-03-01T00:01:00.000000Z", "air_temperature", 21.5, "degC", "Deg C"),
+        ("2026-03-01T00:02:00.000000Z", "air_temperature", 22.5, "degC", "Deg C")]
 
 
 def test_bufr_files_reach_the_catalog(deployment):
@@ -250,16 +250,16 @@ poll_interval = 0.1
 wigos_id = "0-20000-0-54527"
 """)
     deployment.start_collector()
-    deployment.run_agent(config)
     (config.parent / "bufr").mkdir()
+    deployment.run_agent(config)
     (config.parent / "bufr" / "ISMD01.bufr").write_bytes(
         case_input(GOLDEN / "bufr" / "compressed_three_stations"))
     wait_until(lambda: deployment.catalog.count("observations") == 6, message="6 readings")
-    assert deployment.catalog.query(
-        "SELECT observed_at, element, value, unit, period_s FROM observations "
+    assert deployment.catalog.query(  # in the elements' units, exactly: 291.05 K is 17.9 °C
+        "SELECT observed_at, element, value, unit, period_s, source_unit FROM observations "
         "WHERE element IN ('air_temperature', 'precipitation_amount') ORDER BY element") == [
-        ("2025-11-03T06:00:00.000000Z", "air_temperature", 291.05, "K", None),
-        ("2025-11-03T00:00:00.000000Z", "precipitation_amount", 12.5, "kg m-2", 21600)]
+        ("2025-11-03T06:00:00.000000Z", "air_temperature", 17.9, "degC", None, "K"),
+        ("2025-11-03T00:00:00.000000Z", "precipitation_amount", 12.5, "mm", 21600, "kg m-2")]
 
 
 def test_cma_hourly_and_minute_files_reach_the_catalog(deployment):

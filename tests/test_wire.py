@@ -37,7 +37,7 @@ readings = st.builds(
     unit=text,
     source_field=text, source_flag=st.one_of(st.none(), text), qc=st.integers(0, 255),
     period_s=st.one_of(st.none(), st.integers(1, 2**40)), qc_ran=st.just(0),
-    qc_failed=st.just(0))
+    qc_failed=st.just(0), source_unit=st.one_of(st.none(), text))
 
 
 @st.composite
@@ -161,9 +161,10 @@ def test_a_batch_with_one_field_replaced_decodes_well_typed_or_raises_wire_error
     assert all(type(i) is int and 0 <= i < len(batch.fields) for i in batch.field_index)
     assert all(v is None or type(v) is float for v in batch.values)
     assert all(type(q) is int and 0 <= q <= 255 for q in batch.qc)
-    for element, unit, source_field, period in batch.fields:
+    for element, unit, source_field, period, source_unit in batch.fields:
         assert type(element) is type(unit) is type(source_field) is str
         assert period is None or (type(period) is int and period > 0)
+        assert source_unit is None or type(source_unit) is str
     assert all(type(r) is int and r & f == f for r, f in zip(batch.qc_ran, batch.qc_failed))
     assert batch.readings() == wire.decode_batch(msgpack.packb(data)).readings
     if batch.station == "S1":
