@@ -37,9 +37,9 @@ def run(check_class, readings, settings=None, state=None):
 # --- range -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("value,expected", [
-    (-80.0, 1),  # at the physical minimum: inside it, but below suspect_min
-    (-80.01, 2), (60.0, 1), (60.01, 2), (-60.0, 0), (50.0, 0), (50.01, 1), (-60.01, 1),
-    (20.0, 0)])
+    (-90.0, 1),  # at the physical minimum: inside it, but below suspect_min
+    (-90.01, 2), (60.0, 1), (60.01, 2), (-60.0, 0), (50.0, 0), (50.01, 1), (-60.01, 1),
+    (20.0, 0), (-89.2, 1)])  # the world's lowest, at Vostok: suspect, not impossible
 def test_range_air_temperature_boundaries(value, expected):
     assert run(RangeCheck, [r("air_temperature", value)]) == [expected]
 
@@ -48,7 +48,7 @@ def test_range_converts_units_and_skips_unknown_units_and_elements():
     readings = [r("air_pressure", 101.3, "kPa"), r("air_pressure", 49.0, "kPa"),
                 r("air_temperature", 300.0, "K"), r("air_temperature", 20.0, "furlong"),
                 r("water_level", 3.2), r("w99999", 1.0, "mg/L"), r("air_temperature", None)]
-    assert run(RangeCheck, readings) == [0, 2, 0, None, None, None, None]
+    assert run(RangeCheck, readings) == [0, 2, 0, None, 0, None, None]
 
 
 def test_range_month_limits_apply_in_their_month_only():
@@ -249,7 +249,7 @@ def test_station_limits_override_defaults_per_month():
         "suspect_max": 42, "months": {"1": {"suspect_max": 15}}}}}, CHECKS)
     assert problems == []
     limits = settings.limits["air_temperature"]
-    assert limits.suspect_max == 42 and limits.min == -80
+    assert limits.suspect_max == 42 and limits.min == -90
     assert limits.for_month(1).suspect_max == 15 and limits.for_month(2).suspect_max == 42
 
 
@@ -344,3 +344,18 @@ def test_fast_paths_chunks_and_order_do_not_change_any_flag(records, rng):
     annotated = runner().annotate([r for _pos, r in shuffled], "src")
     restored = [r for _pos, r in sorted(zip((pos for pos, _r in shuffled), annotated))]
     assert flags(restored) == reference
+
+
+def test_every_element_has_physical_limits_and_a_source_for_them():
+    from obslink.plugins.qc_limits import LIMIT_SOURCES
+
+    settings = default_settings()
+    for element in ELEMENTS:
+        limits = settings.limits_for(element)
+        assert limits is not None and limits.max is not None, element
+        assert LIMIT_SOURCES[element.removesuffix("_max").removesuffix("_min")], element
+
+
+def test_an_ozone_reading_of_63_mg_m3_is_erroneous():
+    """A real HJ 212 packet said O3 = 63 mg/m³, and QC called it good."""
+    assert run(RangeCheck, [r("o3", 63.0), r("o3", 0.16), r("o3", 1.2)]) == [2, 0, 1]
