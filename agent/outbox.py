@@ -22,7 +22,7 @@ from obslink.errors import StorageError
 from obslink.plugins.formats import Decoded, FormatAdapter
 from obslink.plugins.qc_runner import QCColumns
 from obslink.plugins.sources import ChunkOrigin, SourcePosition
-from obslink.readings import now_us
+from obslink.readings import MAX_TIME_US, now_us
 from obslink.sqlite_store import apply_migrations, open_database, transaction
 from obslink.wire import Ack, Batch, encode_batch
 
@@ -416,19 +416,22 @@ class Outbox:
                 self.lane(None, limit, exclude, newest_first=False)]
 
     def lane(self, live_since: int | None, limit: int, exclude: set[int],
-             newest_first: bool) -> list[tuple[int, bytes, int, int]]:
+             newest_first: bool, live_until: int = MAX_TIME_US
+             ) -> list[tuple[int, bytes, int, int]]:
         """(seq, body, readings, bytes) of unrefused batches not in ``exclude``: the live
-        lane (newest observation at or after ``live_since``, newest first) or, with
-        ``newest_first`` False, the backlog (older, oldest first; all with None)."""
+        lane (newest observation from ``live_since`` to ``live_until``, newest first) or,
+        with ``newest_first`` False, the backlog (the others, oldest first; all with None).
+        A batch dated after ``live_until`` (a clock in the future) never counts as live."""
         if newest_first:  # the few batches of the realtime window, found by the lane index
-            table, where, order = "batches", "last_observed >= ?", "seq DESC"
+            table, where, order = "batches", "last_observed BETWEEN ? AND ?", "seq DESC"
         else:
             # The backlog in sequence order is the table's own order, read until the limit.
             # Through the lane index, every waiting batch would be read and sorted at every
             # turn, a day's backlog for each bundle published: a drain quadratic in it.
             table, order = "batches NOT INDEXED", "seq"
-            where = "last_observed < ?" if live_since is not None else "1"
-        params = (live_since,) if live_since is not None else ()
+            where = "(last_observed < ? OR last_observed > ?)" if live_since is not None \
+                else "1"
+        params = (live_since, live_until) if live_since is not None else ()
         with self.reading() as conn:
             rows = conn.execute(
                 f"SELECT seq, body, readings, bytes FROM {table} WHERE refused_reason IS NULL "
@@ -486,13 +489,13 @@ class Outbox:
                            int(last_ack) if last_ack else None, self.epoch,
                            int(self._meta("next_seq")))
 
-    def lanes(self, live_since: int) -> dict:
+    def lanes(self, live_since: int, live_until: int = MAX_TIME_US) -> dict:
         """Batches and readings waiting in the live lane and in the backlog."""
         with self.reading() as conn:
             rows = conn.execute(
-                "SELECT last_observed >= ?, count(*), coalesce(sum(readings), 0), "
+                "SELECT last_observed BETWEEN ? AND ?, count(*), coalesce(sum(readings), 0), "
                 "coalesce(sum(bytes), 0) FROM batches WHERE refused_reason IS NULL GROUP BY 1",
-                (live_since,)).fetchall()
+                (live_since, live_until)).fetchall()
         lanes = {"live": {"batches": 0, "readings": 0, "bytes": 0},
                  "backlog": {"batches": 0, "readings": 0, "bytes": 0}}
         for live, batches, readings, size in rows:

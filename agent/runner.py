@@ -6,6 +6,7 @@ import logging
 import signal
 import sqlite3
 import threading
+from dataclasses import replace
 from functools import partial
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from obslink.plugins.qc_runner import QCRunner
 from obslink.plugins.registry import PluginRegistry
 from obslink.plugins.sources import ChunkOrigin, Source, SourcePosition
 from obslink.plugins.units import as_stored
+from obslink.readings import now_us
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +118,19 @@ def run_agent(config: AgentConfig, registry: PluginRegistry,
             state.update(offset_ms=uplink.collector_offset_ms, offset_source="collector")
         return state
 
+    def present() -> int | None:
+        """The present as well as the gateway knows it (the time check's reference)."""
+        state = clock_state()
+        if state["synced"]:
+            return now_us()
+        if state.get("offset_source") == "collector":
+            return now_us() + int(state["offset_ms"] * 1000)
+        return None  # a clock nobody disciplines, and no ack yet: times are not judged
+
+    qc_settings = replace(config.qc, now=present)
     sink = OutboxSink(outbox, config.max_batch_readings, uplink.wake,
-                      QCRunner.from_registry(registry, config.qc), config.limits, clock_state)
+                      QCRunner.from_registry(registry, qc_settings), config.limits,
+                      clock_state)
     sources = []
     for source_config in config.sources:
         adapter_class = registry.format(source_config.format)

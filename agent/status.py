@@ -15,7 +15,8 @@ def collect_status(config: AgentConfig) -> dict:
     try:
         stats = outbox.stats()
         now = now_us()
-        lanes = outbox.lanes(now - int(config.realtime_window * 1_000_000))
+        lanes = outbox.lanes(now - int(config.realtime_window * 1_000_000),
+                             now + config.qc.time.max_future_s * 1_000_000)
         rate = outbox.drain_rate()
         backlog = lanes["backlog"]["readings"]
         evictions = outbox.evictions()

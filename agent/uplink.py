@@ -314,8 +314,9 @@ class Uplink:
         room = self.config.max_in_flight - len(messages)
         if room <= 0:
             return
-        live_since = now_us() - int(self.config.realtime_window * 1_000_000)
-        live = self.outbox.lane(live_since, room, set(self.in_flight), newest_first=True)
+        live_since, live_until = self.live_window()
+        live = self.outbox.lane(live_since, room, set(self.in_flight), newest_first=True,
+                                live_until=live_until)
         for seq, body, _readings, _size in live:
             if not self._publish([(seq, body)], now, attempt=1, lane=LIVE):
                 return
@@ -329,7 +330,8 @@ class Uplink:
         bundle: list[tuple[int, bytes]] = []
         size = 0
         for seq, body, readings, batch_bytes in self.outbox.lane(
-                live_since, room * self.bundle_limit, set(self.in_flight), newest_first=False):
+                live_since, room * self.bundle_limit, set(self.in_flight), newest_first=False,
+                live_until=live_until):
             if bundle and (len(bundle) == self.bundle_limit
                            or size + batch_bytes > BUNDLE_MAX_BYTES):
                 if not self._publish(bundle, now, attempt=1):
@@ -345,6 +347,14 @@ class Uplink:
             size += batch_bytes
         if bundle:
             self._publish(bundle, now, attempt=1)
+
+    def live_window(self) -> tuple[int, int]:
+        """(since, until) in µs: a batch whose newest reading falls in between is live. It
+        reaches no further ahead than the time check lets a reading be dated, so a clock in
+        the future never puts its batches before the present's."""
+        now = now_us()
+        return (now - int(self.config.realtime_window * 1_000_000),
+                now + self.config.qc.time.max_future_s * 1_000_000)
 
     def _publish_again(self, now: float) -> bool:
         """Re-publish batches whose ack is overdue, each after a doubling, jittered wait;

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from obslink.plugins.units import conversion
-from obslink.readings import QC_ERRONEOUS, QC_GOOD, QC_SUSPECT, Reading
+from obslink.readings import QC_ERRONEOUS, QC_GOOD, QC_SUSPECT, Reading, now_us
 
-__all__ = ["QCCheck", "ElementLimits", "QCSettings", "SeriesState", "series_key", "series_of",
-           "QC_GOOD", "QC_SUSPECT", "QC_ERRONEOUS", "to_unit"]
+__all__ = ["QCCheck", "ElementLimits", "QCSettings", "SeriesState", "TimeLimits", "series_key",
+           "series_of", "QC_GOOD", "QC_SUSPECT", "QC_ERRONEOUS", "to_unit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +55,27 @@ class ElementLimits:
 
 
 @dataclass(frozen=True)
+class TimeLimits:
+    """How far an observation time may be from the present before the ``time`` check
+    flags it: ahead (erroneous: no instrument observes the future) and behind (suspect:
+    a clock set wrong, or an archive loaded long after)."""
+
+    max_future_s: int = 600
+    # ten years: a logger clock reset to its epoch (2000, 1990) is caught; an archive loaded
+    # months late is not
+    max_past_s: int = 315_576_000
+
+
+@dataclass(frozen=True)
 class QCSettings:
     """What the checks run with: the limits per element, and which checks run."""
 
     limits: dict[str, ElementLimits]
     checks: tuple[str, ...] | None = None  # None: every installed check
+    time: TimeLimits = field(default_factory=TimeLimits)
+    # The present (µs since the epoch, UTC) as far as it is known, or None when no clock
+    # can be trusted: the agent's follows its clock state (obslink.agent.clock).
+    now: Callable[[], int | None] = now_us
 
     def limits_for(self, element: str) -> ElementLimits | None:
         """An element's limits; ``x_max``/``x_min`` extremes fall back on ``x``'s range."""

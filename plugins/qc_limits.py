@@ -20,7 +20,7 @@ import difflib
 from dataclasses import replace
 from typing import Any
 
-from obslink.plugins.qc import ElementLimits, MonthLimits, QCSettings
+from obslink.plugins.qc import ElementLimits, MonthLimits, QCSettings, TimeLimits
 from obslink.plugins.vocabulary import ELEMENTS
 
 L = ElementLimits
@@ -176,7 +176,8 @@ LIMIT_SOURCES: dict[str, str] = {
 RANGE_KEYS = ("min", "max", "suspect_min", "suspect_max")
 ELEMENT_KEYS = set(RANGE_KEYS) | {"step_max", "step_interval_s", "persistence_window_s",
                                   "persistence_min_variation", "months"}
-QC_KEYS = {"checks", "limits"}
+QC_KEYS = {"checks", "limits", "time"}
+TIME_KEYS = {"max_future_s", "max_past_s"}
 
 
 def default_settings() -> QCSettings:
@@ -211,6 +212,7 @@ def read_qc_section(table: Any, installed_checks: set[str],
     if not isinstance(overrides, dict):
         fail("limits", "must be a table of elements: [qc.limits.air_temperature]")
         overrides = {}
+    time = _time_limits(table.get("time", {}), fail)
     for element, values in overrides.items():
         key = f"limits.{element}"
         if element not in ELEMENTS:
@@ -224,7 +226,23 @@ def read_qc_section(table: Any, installed_checks: set[str],
             continue
         base = limits.get(element) or ElementLimits(ELEMENTS[element][0])
         limits[element] = _element_limits(base, values, key, fail)
-    return QCSettings(limits, checks), problems
+    return QCSettings(limits, checks, time), problems
+
+
+def _time_limits(table: Any, fail) -> TimeLimits:
+    """``[qc.time]``: how far ahead and behind the present an observation may be dated."""
+    if not isinstance(table, dict):
+        fail("time", "must be a table: [qc.time] with max_future_s, max_past_s")
+        return TimeLimits()
+    values = {}
+    for name, value in table.items():
+        if name not in TIME_KEYS:
+            fail(f"time.{name}", f"unknown key; known keys: {', '.join(sorted(TIME_KEYS))}")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            fail(f"time.{name}", f"must be a whole number of seconds >= 0, not {value!r}")
+        else:
+            values[name] = value
+    return TimeLimits(**values)
 
 
 def _element_limits(base: ElementLimits, values: dict, key: str, fail) -> ElementLimits:

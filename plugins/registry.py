@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "obslink.plugins.qc_persistence",
     "obslink.plugins.qc_consistency",
     "obslink.plugins.qc_source_flags",
+    "obslink.plugins.qc_time",
 )
 
 

@@ -318,3 +318,20 @@ def test_collector_http_on_an_agent_only_install_names_the_extra(tmp_path):
                             capture_output=True, text=True, env=env)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "pip install 'obslink[server]'" in result.stderr and "uvicorn" in result.stderr
+
+
+def test_parse_flags_a_record_dated_years_ahead(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    rows = "".join(f'"{moment:%Y-%m-%d %H:%M:%S}",{n},20.5\n' for n, moment in enumerate(
+        (now - timedelta(minutes=5), now + timedelta(days=3 * 365))))
+    path = tmp_path / "clock.dat"
+    path.write_text('"TOA5","S","CR1000X","1","OS","P","1","T"\n"TIMESTAMP","RECORD","AirTC"\n'
+                    '"TS","RN","Deg C"\n"","","Smp"\n' + rows)
+    result = obslink("parse", path, "--format", "toa5", "--json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()
+             if json.loads(line)["element"] == "AirTC"]
+    assert [(line["qc"], line["qc_failed"]) for line in lines] == [(9, []), (2, ["time"])]
+    assert lines[0]["unit"] == "degC"  # Campbell's "Deg C", in the vocabulary's spelling

@@ -158,7 +158,7 @@ def test_shipped_qc_examples_are_valid_once_uncommented(path, tmp_path):
     config = write(tmp_path, text[:start] + section + text[end:])
     loaded = load_config(config, REGISTRY)
     assert loaded.qc.checks == ("range", "step", "persistence", "consistency",
-                                "source_flags")
+                                "source_flags", "time")
     assert any(limits != DEFAULT_LIMITS.get(element)
                for element, limits in loaded.qc.limits.items())
 
@@ -174,3 +174,11 @@ ack_timeout_max = 30
     assert [p.split(":")[0] for p in found] == ["uplink.ack_timeout_max",
                                                 "uplink.backlog_in_flight"]
     assert "above max_in_flight 4" in found[1]
+
+
+def test_time_check_tolerances_are_read_and_checked(tmp_path):
+    config = write(tmp_path, GOOD + "[qc.time]\nmax_future_s = 120\nmax_past_s = 86400\n")
+    assert load_config(config, REGISTRY).qc.time.max_future_s == 120
+    found = problems(tmp_path, GOOD + "[qc.time]\nmax_future_s = -1\nmax_futur_s = 1\n")
+    assert "qc.time.max_future_s: must be a whole number of seconds >= 0, not -1" in found
+    assert any(p.startswith("qc.time.max_futur_s: unknown key") for p in found)

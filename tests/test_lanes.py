@@ -159,3 +159,23 @@ def test_without_the_collector_announcing_bundles_every_batch_goes_alone(tmp_pat
     uplink.take_ack(wire.encode_ack(wire.Ack("another-epoch", now=now_us())))
     uplink.step()
     assert uplink.bundle_limit == 1
+
+
+def test_a_batch_dated_in_the_future_never_jumps_the_queue(tmp_path, broker):
+    """A logger clock a year ahead: its batch is newest by date, but it is backlog."""
+    config = dataclasses.replace(agent_config(tmp_path, broker), backlog_in_flight=2)
+    outbox = Outbox(config.outbox_path, config.station)
+    commit_batch(outbox, now_us() + 365 * 24 * HOUR_US)  # seq 1: from the future
+    commit_batch(outbox, now_us())  # seq 2: the minute that just happened
+    assert outbox.lanes(*Uplink(config, outbox, load_private_key(
+        config.private_key)).live_window())["live"]["batches"] == 1
+    with listening(broker.port, wire.data_topic("lanes", "LANES1")) as received:
+        uplink = Uplink(config, outbox, load_private_key(config.private_key))
+        uplink.start()
+        try:
+            wait_until(lambda: len(received) == 2, message="both batches published")
+        finally:
+            uplink.stop()
+    sent = [(wire.decode_batch(wire.open_envelope(m.payload).body).seq,
+             dict(m.properties.UserProperty)[wire.LANE_PROPERTY]) for m in received]
+    assert sent == [(2, "live"), (1, "backlog")]

@@ -129,7 +129,7 @@ def test_obslink_register_qc_checks_adds_a_third_party_check_to_the_runner():
     from obslink.plugins.qc import QCCheck
     from obslink.plugins.qc_limits import default_settings
     from obslink.plugins.qc_runner import QCRunner
-    from obslink.readings import Reading
+    from obslink.readings import Reading, now_us
 
     class BatteryLow(QCCheck):
         name = "battery_low"
@@ -145,10 +145,10 @@ def test_obslink_register_qc_checks_adds_a_third_party_check_to_the_runner():
         lambda registry: registry.add_qc_check(BatteryLow))
     manager.register(plugin, name="battery_plugin")
     registry = load_registry(manager)
-    assert {"range", "step", "persistence", "consistency", "source_flags",
+    assert {"range", "step", "persistence", "consistency", "source_flags", "time",
             "battery_low"} == set(registry.qc_checks)
     qc = QCRunner.from_registry(registry, default_settings())
-    low = qc.annotate([Reading(0, "battery_voltage", 11.2, "V", "BattV")], "logger")[0]
+    low = qc.annotate([Reading(now_us(), "battery_voltage", 11.2, "V", "BattV")], "logger")[0]
     assert low.qc == 1 and low.qc_failed == 1 << qc.names.index("battery_low")
 
     impostor = types.ModuleType("impostor3")

@@ -359,3 +359,27 @@ def test_every_element_has_physical_limits_and_a_source_for_them():
 def test_an_ozone_reading_of_63_mg_m3_is_erroneous():
     """A real HJ 212 packet said O3 = 63 mg/m³, and QC called it good."""
     assert run(RangeCheck, [r("o3", 63.0), r("o3", 0.16), r("o3", 1.2)]) == [2, 0, 1]
+
+
+# --- time ------------------------------------------------------------------------------------
+
+def test_time_flags_readings_from_the_future_and_from_long_ago():
+    from dataclasses import replace
+
+    from obslink.plugins.qc_time import TimeCheck
+
+    now = 1_800_000_000_000_000
+    settings = replace(default_settings(), now=lambda: now)
+    year = 365 * 86_400_000_000
+    readings = [r("air_temperature", 1.0, t=now), r("air_temperature", 1.0, t=now + year),
+                r("air_temperature", 1.0, t=now - 11 * year),
+                r("air_temperature", 1.0, t=now + 300_000_000),  # 5 min: a logger's drift
+                # an hour's amount that ends 20 minutes from now
+                r("precipitation_amount", 1.0, t=now - 2_400_000_000, period=3600),
+                r("air_temperature", None, t=now + year)]
+    assert run(TimeCheck, readings, settings) == [None, 2, 1, None, 2, None]
+    assert run(TimeCheck, readings[:1] + readings[3:4], settings) == [None, None]
+    unknown = replace(settings, now=lambda: None)  # no clock to trust: times not judged
+    assert run(TimeCheck, readings, unknown) == [None] * 6
+    stricter = replace(settings, time=replace(settings.time, max_future_s=60))
+    assert run(TimeCheck, readings[3:4], stricter) == [2]
