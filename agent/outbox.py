@@ -199,6 +199,15 @@ class Outbox:
         with self._lock:
             yield self.conn
 
+    def meta(self, key: str) -> str | None:
+        with self.reading():
+            return self._meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                         "value = excluded.value", (key, value))
+
     def _meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
@@ -466,7 +475,7 @@ class Outbox:
                              [(now, gap) for gap in ack.gaps])
             parked = conn.executemany(
                 "UPDATE batches SET refused_reason = ?, refused_at = ? WHERE seq = ?",
-                [(reason, now, seq) for seq, reason in ack.refused]).rowcount
+                [(refusal[1], now, refusal[0]) for refusal in ack.refused]).rowcount
             conn.execute("INSERT INTO meta VALUES ('last_ack_at', ?) ON CONFLICT (key) "
                          "DO UPDATE SET value = excluded.value", (str(now),))
         return removed, parked

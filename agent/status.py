@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from obslink.agent.config import AgentConfig
+from obslink.agent.link_state import read_link_state
 from obslink.agent.outbox import Outbox
 from obslink.readings import format_utc, now_us
 
@@ -37,6 +38,7 @@ def collect_status(config: AgentConfig) -> dict:
                 dict(gap, first_observed=show(gap["first_observed"]),
                      last_observed=show(gap["last_observed"]), at=show(gap["at"]),
                      reported_at=show(gap["reported_at"])) for gap in evictions["recent"]]),
+            "link": read_link_state(outbox),
             "refused_batches": stats.refused, "refused": outbox.refused(),
             "quarantined_records": stats.quarantined,
             "recent_quarantine": [dict(q, at=format_utc(q["at"]))
@@ -61,8 +63,19 @@ def print_status(config: AgentConfig, as_json: bool) -> int:
           + (f", oldest {age:.0f} s old" if age is not None else ""))
     print(f"    live lane: {live['batches']} batches, {live['readings']} readings; backlog: "
           f"{backlog['batches']} batches, {backlog['readings']} readings")
+    link = status["link"]
+    linked = link is None or link["state"] == "connected"
+    if link is not None:
+        print(f"  broker link: {link['state']} since {link['since']}"
+              + (f": {link['detail']}" if link["detail"] else ""))
+    revoked = any(item["reason"].startswith("revoked-key") for item in status["refused"])
+    if revoked:
+        print("  the collector refuses this station's key (revoked-key): its batches are "
+              "parked, not sent again; enrol a new key: move the key file away and run "
+              "`obslink agent enrol` with a new token from the operator")
     print(f"  draining at {status['drain_rate_readings_per_s']} readings/s (last 5 min)"
           + ("" if not backlog["readings"] else
+             "; backlog done: not while the broker link is down" if not linked else
              f"; backlog done in {'?' if eta is None else f'about {eta} s'}"))
     print(f"  last ack: {status['last_ack'] or 'never'}")
     evictions = status["evictions"]

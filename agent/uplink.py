@@ -36,19 +36,17 @@ from paho.mqtt.properties import Properties
 from obslink import wire
 from obslink.agent.ack_timer import AckTimer
 from obslink.agent.config import AgentConfig
+from obslink.agent.link_state import LinkState
 from obslink.agent.outbox import Outbox
 from obslink.errors import ObslinkError, WireError
 from obslink.keys import key_id, load_private_key
-from obslink.mqtt_tcp import send_without_delay, use_account, use_tls
+from obslink.mqtt_tcp import explain_connect_failure, send_without_delay, use_account, use_tls
 from obslink.readings import now_us
 from obslink.sealing import public_key_from_hex, seal_to
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600  # the broker keeps our acks queued through outages
-# CONNACK reason codes after which retrying cannot help until someone changes the config.
-FATAL_CONNECT_REASONS = {"Bad user name or password", "Not authorized", "Banned",
-                         "Client identifier not valid"}
 
 
 def lane_properties(lane: str) -> Properties:
@@ -121,7 +119,8 @@ class Uplink:
         # backlog batches per message: 1 until an ack says the collector takes bundles
         self.bundle_limit = 1
         self.gaps_in_flight: dict[int, float] = {}  # gap id -> monotonic deadline
-        self.fatal_error: str | None = None
+        self.link = LinkState(outbox, f"{config.broker_host}:{config.broker_port}",
+                              config.username)
         self.gap_topic = wire.gap_topic(config.network, config.station)
         self.backlog_readings = TokenBucket(config.backlog_readings_per_s,
                                             config.max_batch_readings)
@@ -175,18 +174,14 @@ class Uplink:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            if str(reason_code) in FATAL_CONNECT_REASONS:
-                self.fatal_error = (f"broker {self.config.broker_host}:"
-                                    f"{self.config.broker_port} refused the connection: "
-                                    f"{reason_code}; check the station's broker credentials")
-                log.error("%s", self.fatal_error)
-                client.disconnect()
-                self._stop.set()
-            else:
-                log.warning("broker refused the connection (%s); retrying", reason_code)
+            # Never fatal: an account the broker does not know yet (it reloads later) or a
+            # wrong password is fixed elsewhere, while the sources keep buffering; paho
+            # tries again after its reconnect delay, which doubles up to reconnect_max.
+            self.link.refused(str(reason_code))
             return
         log.info("connected to broker %s:%d (session present: %s)", self.config.broker_host,
                  self.config.broker_port, flags.session_present)
+        self.link.connected()
         send_without_delay(client)
         client.subscribe(self.ack_topic, qos=1)
         client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
@@ -207,13 +202,17 @@ class Uplink:
         self.wake.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
-        log.warning("cannot reach broker %s:%d; readings wait in the outbox, retrying",
-                    self.config.broker_host, self.config.broker_port)
+        # paho does not say why; trying the connection again the same way does (a TLS
+        # certificate's fault, a refused port …)
+        self.link.unreachable(explain_connect_failure(
+            self.config.broker_host, self.config.broker_port, self.config.tls,
+            str(self.config.ca_file) if self.config.ca_file else None))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was_connected = self._connected.is_set()
         self._connected.clear()
-        if not self._stop.is_set():
-            log.warning("disconnected from broker (%s); reconnecting", reason_code)
+        if was_connected and not self._stop.is_set():
+            self.link.disconnected(str(reason_code))
 
     def _on_message(self, client, userdata, message) -> None:
         self.take_ack(message.payload)
@@ -284,6 +283,7 @@ class Uplink:
             if ack.now is not None:
                 self.collector_offset_ms = round((ack.now - now_us()) / 1000, 1)
             self.bundle_limit = max(1, min(self.config.backlog_bundle, ack.bundles or 1))
+            ack.refused = self._own_refusals(ack.refused)
             removed, parked = self.outbox.apply_ack(ack)
             arrived, measured = time.monotonic(), set()
             for seq in ack.committed:
@@ -294,12 +294,27 @@ class Uplink:
                     self.ack_timer.sample(arrived - item.sent_at)
             for gap in ack.gaps:
                 self.gaps_in_flight.pop(gap, None)
-            for seq, reason in ack.refused:
+            for seq, reason, *_key in ack.refused:
                 self.in_flight.pop(seq, None)
                 log.error("collector refused batch %d: %s (parked; see `obslink agent "
                           "status`)", seq, reason)
             if removed or parked:
                 self.wake.set()  # room in the window: publish more
+
+    def _own_refusals(self, refused: list[tuple]) -> list[tuple]:
+        """The refusals to park. One that names the key that signed the refused message is
+        kept only if that is the key this agent signs with: a message signed with an older
+        key (before a rotation) is simply published again with the current one, and one
+        signed by a key this agent does not hold was not its own."""
+        own = []
+        for refusal in refused:
+            if len(refusal) > 2 and refusal[2] != self.kid:
+                log.warning("the collector refused batch %d signed with key %s (%s); this "
+                            "agent signs with key %s now and publishes it again", refusal[0],
+                            refusal[2], refusal[1], self.kid)
+                continue
+            own.append(refusal)
+        return own
 
     def _publish_due(self) -> None:
         now = time.monotonic()

@@ -13,6 +13,7 @@ from pathlib import Path
 from obslink import __version__
 from obslink.errors import ConfigError, ObslinkError, ToolMissingError, TransportError
 from obslink.readings import format_utc, now_us
+from obslink.station_commands import add_station_commands
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +50,10 @@ def configure_logging(level: str) -> None:
     logging.Formatter.converter = time.gmtime
     logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
                         format="%(asctime)sZ %(levelname)s %(name)s: %(message)s")
+
+
+def db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", required=True, type=Path, help="the catalog (SQLite file)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     collector = commands.add_parser("collector", help="the central collector").add_subparsers(
         title="collector commands", metavar="COMMAND")
     serve = collector.add_parser("serve", help="verify, commit and acknowledge batches")
-    serve.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
+    db_option(serve)
     serve.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="broker URL")
     serve.add_argument("--group", default="collectors",
                        help="shared-subscription group; workers in one group share the load")
@@ -161,24 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="X25519 key that opens messages stations sealed to the collector "
                        "(created if missing; default collector-x25519.key beside the catalog)")
     serve.set_defaults(run=cmd_collector_serve)
-    station = collector.add_parser("station", help="stations").add_subparsers(
-        title="station commands", metavar="COMMAND")
-    add = station.add_parser("add", help="register a station and its public key")
-    add.add_argument("id", help="station id, e.g. WIGOS id 0-20000-0-54511")
-    add.add_argument("--public-key", type=Path, help="the station's .pub file (or --enrol)")
-    add.add_argument("--enrol", metavar="VALID_FOR", nargs="?", const="24h", default=None,
-                     help="issue a one-time enrolment token instead of taking a key file, "
-                     "valid for VALID_FOR (default 24h; e.g. 90m, 7d)")
-    add.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
-    add.add_argument("--name")
-    add.add_argument("--lat", type=float)
-    add.add_argument("--lon", type=float)
-    add.add_argument("--interval", type=int, help="expected reporting interval, seconds")
-    add.add_argument("--network", default="default")
-    add.set_defaults(run=cmd_station_add)
+    add_station_commands(collector, db_option)
     http = collector.add_parser("http", help="the collector's HTTP API: enrolment "
                                 "(OpenAPI at /docs)")
-    http.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
+    db_option(http)
     http.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to listen on")
     http.add_argument("--broker-url", required=True,
                       help="the broker URL enrolled stations are told to publish to")
@@ -192,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     broker_config = collector.add_parser(
         "broker-config", help="a closed Mosquitto configuration: TLS, an account per station, "
         "an ACL keeping each station to its own topics")
-    broker_config.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
+    db_option(broker_config)
     broker_config.add_argument("--dir", type=Path, default=Path("broker"),
                                help="where to write mosquitto.conf, passwd, acl (default "
                                "./broker)")
@@ -201,14 +192,6 @@ def build_parser() -> argparse.ArgumentParser:
     broker_config.add_argument("--port", type=int, default=8883)
     broker_config.add_argument("--address", default="0.0.0.0", help="address to listen on")
     broker_config.set_defaults(run=cmd_broker_config)
-    credentials = station.add_parser("credentials", help="a new broker password for a "
-                                     "station (its id is the user name)")
-    credentials.add_argument("id", help="station id")
-    credentials.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
-    credentials.add_argument("--out", type=Path, default=None,
-                             help="write the password to this file (mode 0600) instead of "
-                             "printing it")
-    credentials.set_defaults(run=cmd_station_credentials)
     tls = collector.add_parser("tls", help="certificates for the broker").add_subparsers(
         title="tls commands", metavar="COMMAND")
     tls_init = tls.add_parser("init", help="create a CA and the broker's certificate")
@@ -222,18 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     keys = collector.add_parser("keys", help="stations' signing keys").add_subparsers(
         title="keys commands", metavar="COMMAND")
     keys_list = keys.add_parser("list", help="keys with their station and status")
-    keys_list.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
+    db_option(keys_list)
     keys_list.add_argument("--station", default=None, help="only this station")
     keys_list.add_argument("--json", action="store_true")
     keys_list.set_defaults(run=cmd_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key: the collector refuses its next "
                              "batch (revoked-key)")
     revoke.add_argument("key_id", help="key id as `keys list` shows it")
-    revoke.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
+    db_option(revoke)
     revoke.set_defaults(run=cmd_keys_revoke)
     refusals = collector.add_parser("refusals", help="messages the collector refused, counted "
                                     "per reason, newest first")
-    refusals.add_argument("--db", required=True, type=Path, help="catalog (SQLite file)")
+    db_option(refusals)
     refusals.add_argument("--station", default=None, help="only this station")
     refusals.add_argument("--since", default=None,
                           help="only refusals at or after this time: ISO 8601 UTC or an age "
@@ -245,18 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
     catalog = commands.add_parser("catalog", help="query the catalog").add_subparsers(
         title="catalog commands", metavar="COMMAND")
     stats = catalog.add_parser("stats", help="counts of stations, batches, observations")
-    stats.add_argument("--db", required=True, type=Path)
+    db_option(stats)
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(run=cmd_catalog_stats)
     gaps = catalog.add_parser("gaps", help="data stations evicted from their outbox (caps, "
                               "disk full), as they reported it")
-    gaps.add_argument("--db", required=True, type=Path)
+    db_option(gaps)
     gaps.add_argument("--station", default=None, help="only this station")
     gaps.add_argument("--json", action="store_true")
     gaps.set_defaults(run=cmd_catalog_gaps)
     qc = catalog.add_parser("qc", help="QC summary of a station: counts per flag and check, "
                             "coverage")
-    qc.add_argument("--db", required=True, type=Path)
+    db_option(qc)
     qc.add_argument("--station", required=True, help="station id")
     qc.add_argument("--since", default=None,
                     help="only observations at or after this time: ISO 8601 UTC "
@@ -453,38 +436,6 @@ def cmd_collector_serve(args) -> int:
     return 0
 
 
-def cmd_station_add(args) -> int:
-    from obslink import wire
-    from obslink.keys import key_id, load_public_key, public_bytes
-    from obslink.server.catalog import Station, open_catalog
-    from obslink.server.qc_report import parse_age
-
-    try:
-        wire.check_station_id(args.id)
-    except ObslinkError as exc:
-        raise ConfigError(str(exc)) from None
-    if (args.public_key is None) == (args.enrol is None):
-        raise ConfigError("give the station's key with --public-key FILE, or --enrol to issue "
-                          "a one-time token the gateway enrols with (not both)")
-    key = load_public_key(args.public_key) if args.public_key else None
-    catalog = open_catalog(args.db)
-    try:
-        catalog.add_station(Station(args.id, args.network, args.name, args.lat, args.lon,
-                                    args.interval), key and public_bytes(key),
-                            key and key_id(key))
-        if key is not None:
-            print(f"station {args.id} registered with key {key_id(key)}")
-            return 0
-        token, expires = catalog.issue_enrolment_token(args.id, parse_age(args.enrol,
-                                                                          "--enrol"))
-    finally:
-        catalog.close()
-    print(f"station {args.id} registered; enrolment token (valid until "
-          f"{format_utc(expires, fixed=True)}, works once):\n  {token}\n"
-          f"on the gateway: obslink agent enrol --collector URL --token {token}")
-    return 0
-
-
 def cmd_collector_http(args) -> int:
     try:
         import uvicorn
@@ -531,22 +482,6 @@ def cmd_broker_config(args) -> int:
           f"{args.port}); run `mosquitto -c {written['config']}` (or send SIGHUP to reload); "
           f"the collector logs in with --username {COLLECTOR_ACCOUNT} --password-file "
           f"{written['collector_password']}")
-    return 0
-
-
-def cmd_station_credentials(args) -> int:
-    from obslink.keys import write_secret
-
-    password = _from_catalog(args.db, lambda catalog: catalog.issue_broker_password(args.id,
-                                                                                    args.id))
-    if args.out:
-        write_secret(args.out, password + "\n")
-        where = f"written to {args.out}"
-    else:
-        where = f"password: {password}"
-    print(f"broker account {args.id}: {where}; regenerate the broker configuration "
-          f"(`obslink collector broker-config`) and set [uplink] username = \"{args.id}\", "
-          f"password_file on the gateway")
     return 0
 
 

@@ -1,8 +1,11 @@
-"""Connection settings for obslink's own MQTT connections: broker URLs, TLS, TCP."""
+"""Connection settings for obslink's own MQTT connections: broker URLs, TLS, TCP, and what
+to say when a connection fails."""
 
 from __future__ import annotations
 
 import socket
+import ssl
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -54,3 +57,58 @@ def read_password(path) -> str:
         return open(path, encoding="utf-8").read().strip()
     except OSError as exc:
         raise ConfigError(f"cannot read the broker password file {path}: {exc}") from None
+
+
+def explain_connect_failure(host: str, port: int, tls: bool, ca_file: str | None,
+                            timeout: float = 3.0) -> str:
+    """Why a connection to the broker fails, found by trying it the way paho does (TCP, then
+    TLS with the same certificate checks): a sentence that says what to do."""
+    where = f"{host}:{port}"
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except socket.gaierror:
+        return f"the broker's host name {host!r} does not resolve; check [uplink] broker"
+    except ConnectionRefusedError:
+        return f"nothing listens on {where}; is the broker running, and is the port right?"
+    except TimeoutError:
+        return f"no answer from {where} within {timeout:g} s (a firewall, or the link is down)"
+    except OSError as exc:
+        return f"cannot reach {where}: {exc.strerror or exc}"
+    with raw:
+        if not tls:
+            return f"{where} accepts connections now; the broker closed the last one"
+        context = ssl.create_default_context(cafile=ca_file)
+        try:
+            with context.wrap_socket(raw, server_hostname=host) as wrapped:
+                wrapped.do_handshake()
+        except ssl.SSLCertVerificationError as exc:
+            return _certificate_problem(exc, host, ca_file)
+        except ssl.SSLError as exc:
+            if "WRONG_VERSION_NUMBER" in str(exc) or "wrong version number" in str(exc):
+                return (f"{where} does not speak TLS: the broker URL says mqtts:// but the "
+                        "listener there is plain MQTT (use mqtt://, or the TLS port)")
+            return f"TLS with {where} failed: {exc.reason or exc}"
+        except (OSError, ValueError) as exc:
+            return f"TLS with {where} failed: {exc}"
+    return f"{where} accepts TLS connections now; the broker closed the last one"
+
+
+def _certificate_problem(error: ssl.SSLCertVerificationError, host: str,
+                         ca_file: str | None) -> str:
+    trusted = f"the CA in {ca_file}" if ca_file else "the system's CAs"
+    code = error.verify_code
+    if code == 10:  # X509_V_ERR_CERT_HAS_EXPIRED
+        return ("the broker's certificate has expired: renew it (`obslink collector tls "
+                "init` makes a new one) and restart the broker")
+    if code == 9:  # X509_V_ERR_CERT_NOT_YET_VALID
+        return (f"the broker's certificate is not valid yet: this gateway's clock says "
+                f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; check the clock")
+    if code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
+        return (f"the broker's certificate is not valid for the host name {host!r}: use "
+                "the name it was made for in [uplink] broker, or make it for this name "
+                f"(`obslink collector tls init --host {host}`)")
+    if code in (18, 19, 20, 21):  # self-signed, or no path to a trusted CA
+        return (f"the broker's certificate is not signed by a CA this gateway trusts "
+                f"({trusted}): set [uplink] ca_file to the network's ca.pem (from "
+                "`obslink collector tls init`)")
+    return f"the broker's certificate was refused: {error.verify_message}"

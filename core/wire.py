@@ -474,7 +474,9 @@ class Ack:
 
     epoch: str
     committed: list[int] = field(default_factory=list)
-    refused: list[tuple[int, str]] = field(default_factory=list)  # (seq, reason)
+    # (seq, reason) or (seq, reason, key id): with the key that signed what was refused,
+    # a station parks only what it signed itself with that key
+    refused: list[tuple] = field(default_factory=list)
     gaps: list[int] = field(default_factory=list)  # ids of gap reports now in the catalog
     now: int | None = None  # the collector's clock (µs) when it sent the ack
     bundles: int | None = None  # the most batches the collector takes in one bundle
@@ -501,7 +503,8 @@ def decode_ack(payload: bytes) -> Ack:
         if not isinstance(data, dict) or data.get("v") != PROTOCOL_VERSION:
             raise WireError("not an obslink v1 ack")
         committed = [int(s) for s in data["committed"]]
-        refused = [(int(s), str(reason)) for s, reason in data["refused"]]
+        refused = [(int(item[0]), str(item[1])) + ((str(item[2]),) if len(item) > 2 else ())
+                   for item in data["refused"]]
         gaps = [int(g) for g in data.get("gaps", [])]
         now, bundles = data.get("now"), data.get("bundles")
         keys = [str(k) for k in data.get("keys", [])]

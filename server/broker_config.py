@@ -13,8 +13,8 @@ from obslink import wire
 from obslink.errors import ConfigError
 from obslink.keys import write_secret
 from obslink.server.catalog import SQLiteCatalog
+from obslink.server.station_records import COLLECTOR_ACCOUNT, StationRecords
 
-COLLECTOR_ACCOUNT = "obslink-collector"
 ROOT = wire.TOPIC_ROOT
 
 ACL = f"""\
@@ -63,11 +63,13 @@ def write_broker_config(catalog_path: Path, directory: Path, tls_directory: Path
     directory.mkdir(parents=True, exist_ok=True)
     password_file = directory / "collector.password"
     catalog = SQLiteCatalog(catalog_path)
+    records = StationRecords(catalog)
     try:
-        accounts = dict(catalog.broker_accounts())
+        accounts = dict(records.broker_accounts())
         if COLLECTOR_ACCOUNT not in accounts or not password_file.exists():
-            write_secret(password_file, catalog.issue_broker_password(COLLECTOR_ACCOUNT, None))
-        accounts = catalog.broker_accounts()
+            write_secret(password_file, records.collector_password())
+        accounts = records.broker_accounts()
+        records.record_broker_config(directory)
     finally:
         catalog.close()
     write_secret(directory / "passwd", "".join(f"{user}:{digest}\n"

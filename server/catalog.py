@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import sqlite3
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from itertools import chain
@@ -235,6 +236,29 @@ MIGRATIONS = [
                    o.qc, s.period_s, o.qc_ran, o.qc_failed, o.series, s.source_unit
             FROM observation_values o JOIN series s ON s.id = o.series
     """),
+    ("operators' station records: retirement, withdrawn tokens, derived broker accounts, "
+     "the enrolment log, the broker configurations written", """
+        ALTER TABLE stations ADD COLUMN retired_at TEXT;
+        ALTER TABLE enrolment_tokens ADD COLUMN revoked_at TEXT;
+        ALTER TABLE broker_accounts ADD COLUMN generation INTEGER;
+        ALTER TABLE broker_accounts ADD COLUMN updated_at TEXT;
+        UPDATE broker_accounts SET updated_at = created_at;
+        CREATE TABLE enrolment_attempts (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            station TEXT,
+            key_id TEXT,
+            client TEXT,
+            outcome TEXT NOT NULL,
+            reason TEXT,
+            detail TEXT NOT NULL
+        );
+        CREATE TABLE broker_configs (
+            id INTEGER PRIMARY KEY,
+            directory TEXT NOT NULL,
+            written_at TEXT NOT NULL
+        )
+    """),
 ]
 
 
@@ -246,12 +270,22 @@ class KeyInUseError(ObslinkError):
     """A public key is registered to another station."""
 
 
-class EnrolmentError(ObslinkError):
-    """An enrolment token was refused; ``reason`` is invalid, used or expired."""
+class KeyRevokedError(ObslinkError):
+    """A key that was revoked (or retired) is offered again: it never becomes valid again."""
 
-    def __init__(self, reason: str, message: str) -> None:
+
+class StationExistsError(ObslinkError):
+    """A station id is registered already (or was, and is retired)."""
+
+
+class EnrolmentError(ObslinkError):
+    """An enrolment was refused; ``reason`` is invalid, used, revoked, expired, key-revoked
+    or key-in-use; ``station`` the token's station where it is known."""
+
+    def __init__(self, reason: str, message: str, station: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.station = station
 
 
 @dataclass(frozen=True)
@@ -285,6 +319,7 @@ class AcceptedBatch:
     body: bytes
     received_at: int  # µs
     bundle: SignedBundle | None = None
+    payload: bytes = b""  # the MQTT message as received (a bundle's batches share it)
 
 
 @dataclass(frozen=True)
@@ -294,6 +329,7 @@ class AcceptedGap:
     key_id: str
     signature: bytes
     received_at: int  # µs
+    payload: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -304,6 +340,7 @@ class AcceptedKey:
     topic: str
     signer: str  # the key id that signed the announcement
     received_at: int
+    payload: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -384,6 +421,12 @@ class Catalog(ABC):
         """When the catalog committed those of ``accepted`` it holds (UTC text)."""
 
     @abstractmethod
+    def evicted(self, outboxes: set[tuple[str, str]]
+                ) -> dict[tuple[str, str], list[tuple[int, int, int, str]]]:
+        """(station, epoch) -> (first seq, last seq, gap id, reason) of every run of
+        batches its gap reports say the station's outbox evicted."""
+
+    @abstractmethod
     def keys_version(self) -> tuple:
         """Changes whenever a key is added or revoked: the collector's cue to look again."""
 
@@ -417,73 +460,55 @@ class SQLiteCatalog(Catalog):
 
     def add_station(self, station: Station, public_key: bytes | None, key_id: str | None
                     ) -> None:
-        """Register (or update) a station, with its key unless it will enrol for one."""
+        """Register a new station, with its key unless it will enrol for one (operators go
+        through obslink.server.station_records, which also makes its broker account)."""
         with transaction(self.conn) as conn:
-            conn.execute(
-                "INSERT INTO stations (id, name, network, latitude, longitude, "
-                "interval_seconds, created_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (id) DO "
-                "UPDATE SET name = excluded.name, network = excluded.network, "
-                "latitude = excluded.latitude, longitude = excluded.longitude, "
-                "interval_seconds = excluded.interval_seconds",
-                (station.id, station.name, station.network, station.latitude,
-                 station.longitude, station.interval_seconds, format_utc(now_us(), fixed=True)))
+            try:
+                conn.execute(
+                    "INSERT INTO stations (id, name, network, latitude, longitude, "
+                    "interval_seconds, created_at) VALUES (?,?,?,?,?,?,?)",
+                    (station.id, station.name, station.network, station.latitude,
+                     station.longitude, station.interval_seconds,
+                     format_utc(now_us(), fixed=True)))
+            except sqlite3.IntegrityError:
+                raise StationExistsError(f"station {station.id} is registered already; "
+                                         "`obslink collector station update` changes it"
+                                         ) from None
             if public_key is not None:
-                self._add_key(conn, station.id, public_key, key_id)
+                self.add_key_in(conn, station.id, public_key, key_id)
 
-    def _add_key(self, conn, station: str, public_key: bytes, key_id: str) -> None:
+    def add_key(self, station: str, public_key: bytes, key_id: str) -> None:
+        """Register another key of an existing station."""
+        with transaction(self.conn) as conn:
+            if conn.execute("SELECT 1 FROM stations WHERE id = ? AND retired_at IS NULL",
+                            (station,)).fetchone() is None:
+                raise StorageError(f"no active station {station!r}; add it first")
+            self.add_key_in(conn, station, public_key, key_id)
+
+    def add_key_in(self, conn, station: str, public_key: bytes, key_id: str) -> None:
+        """add_key inside the caller's transaction. A key of another station, or one that
+        was revoked or retired, is refused."""
         self._keys_version = None
-        conn.execute(
-            "INSERT INTO station_keys (key_id, station, public_key, status, created_at) "
-            "VALUES (?,?,?,'active',?) ON CONFLICT (key_id) DO NOTHING",
-            (key_id, station, public_key, format_utc(now_us(), fixed=True)))
-        owner = conn.execute("SELECT station FROM station_keys WHERE key_id = ?",
-                             (key_id,)).fetchone()[0]
+        found = conn.execute("SELECT station, status, revoked_at FROM station_keys WHERE "
+                             "key_id = ?", (key_id,)).fetchone()
+        if found is None:
+            conn.execute("INSERT INTO station_keys (key_id, station, public_key, status, "
+                         "created_at) VALUES (?,?,?,'active',?)",
+                         (key_id, station, public_key, format_utc(now_us(), fixed=True)))
+            return
+        owner, status, revoked_at = found
         if owner != station:
             raise KeyInUseError(f"key {key_id} is already registered to station {owner}; "
                                 "every station needs its own key pair")
+        if status != "active":
+            raise KeyRevokedError(f"key {key_id} of station {owner} was {status}"
+                                  + (f" at {revoked_at}" if revoked_at else "") + "; a key "
+                                  "that stopped being valid never becomes valid again: make a "
+                                  "new key pair (obslink agent keygen)")
 
-    def issue_enrolment_token(self, station: str, valid_s: int) -> tuple[str, int]:
-        """A one-time token that lets a gateway bind its key to ``station``; only its hash
-        is stored. Returns (token, expiry in µs)."""
-        token = secrets.token_hex(20)  # 160 bits; hex never starts with "-" (argparse would
-        # take it for an option on the gateway's command line)
-        expires = now_us() + valid_s * 1_000_000
-        with transaction(self.conn) as conn:
-            if conn.execute("SELECT 1 FROM stations WHERE id = ?", (station,)).fetchone() is None:
-                raise StorageError(f"no station {station!r}; add it first")
-            conn.execute("INSERT INTO enrolment_tokens (token_sha256, station, created_at, "
-                         "expires_at) VALUES (?,?,?,?)",
-                         (_token_hash(token), station, format_utc(now_us(), fixed=True),
-                          expires))
-        return token, expires
-
-    def enrol(self, token: str, public_key: bytes, key_id: str) -> Station:
-        """Bind ``public_key`` to the token's station, once. Raises EnrolmentError."""
-        with transaction(self.conn) as conn:
-            row = conn.execute("SELECT station, expires_at, used_at FROM enrolment_tokens "
-                               "WHERE token_sha256 = ?", (_token_hash(token),)).fetchone()
-            if row is None:
-                raise EnrolmentError("invalid", "the enrolment token is not valid; check it "
-                                     "or ask the operator for a new one")
-            station, expires, used = row
-            if used is not None:
-                raise EnrolmentError("used", f"the enrolment token was already used ({used}); "
-                                     "tokens work once: ask the operator for a new one")
-            if now_us() > expires:
-                raise EnrolmentError("expired", "the enrolment token expired at "
-                                     f"{format_utc(expires, fixed=True)}; ask the operator "
-                                     "for a new one")
-            self._add_key(conn, station, public_key, key_id)
-            conn.execute("UPDATE enrolment_tokens SET used_at = ?, key_id = ? "
-                         "WHERE token_sha256 = ?",
-                         (format_utc(now_us(), fixed=True), key_id, _token_hash(token)))
-            row = conn.execute("SELECT id, network, name, latitude, longitude, "
-                               "interval_seconds FROM stations WHERE id = ?",
-                               (station,)).fetchone()
-        return Station(*row)
-
-    def stations(self) -> list[dict]:
-        return list(self.db["stations"].rows)
+    def keys_changed(self) -> None:
+        """Another object changed keys through this connection: count them again."""
+        self._keys_version = None
 
     def station_keys(self, station: str) -> dict[str, tuple[bytes, str]]:
         """A key being replaced counts as active until its grace period ends, then as
@@ -503,9 +528,9 @@ class SQLiteCatalog(Catalog):
             for item in announced:
                 rotation = item.rotation
                 try:
-                    self._add_key(conn, rotation.station, rotation.public_key,
-                                  rotation.key_id)
-                except KeyInUseError as exc:
+                    self.add_key_in(conn, rotation.station, rotation.public_key,
+                                    rotation.key_id)
+                except (KeyInUseError, KeyRevokedError) as exc:
                     outcomes.append(str(exc))
                     continue
                 if item.signer != rotation.key_id:
@@ -802,6 +827,15 @@ class SQLiteCatalog(Catalog):
                   show(g.gap.last_observed), g.gap.reason, show(g.gap.at),
                   show(g.received_at), g.key_id, g.signature) for g in gaps])
 
+    def evicted(self, outboxes: set[tuple[str, str]]
+                ) -> dict[tuple[str, str], list[tuple[int, int, int, str]]]:
+        found: dict[tuple[str, str], list[tuple[int, int, int, str]]] = {}
+        for station, epoch in outboxes:
+            found[(station, epoch)] = self.conn.execute(
+                "SELECT first_seq, last_seq, gap_id, reason FROM gaps WHERE station = ? AND "
+                "epoch = ?", (station, epoch)).fetchall()
+        return found
+
     def gaps(self, station: str | None = None) -> list[dict]:
         where, params = ("WHERE station = ?", (station,)) if station else ("", ())
         cursor = self.conn.execute(
@@ -872,26 +906,6 @@ class SQLiteCatalog(Catalog):
         return self.conn.execute("SELECT min(retire_at) FROM station_keys WHERE status = "
                                  "'retiring' AND retire_at > ?", (now_us(),)).fetchone()[0]
 
-    def issue_broker_password(self, username: str, station: str | None) -> str:
-        """A new broker password for ``username`` (a station's id, or the collector's
-        account with ``station`` None); only its Mosquitto hash is kept. Returns it once."""
-        password = secrets.token_hex(20)
-        with transaction(self.conn) as conn:
-            if station is not None and conn.execute(
-                    "SELECT 1 FROM stations WHERE id = ?", (station,)).fetchone() is None:
-                raise StorageError(f"no station {station!r}; add it first")
-            conn.execute("INSERT INTO broker_accounts (username, station, password_hash, "
-                         "created_at) VALUES (?,?,?,?) ON CONFLICT (username) DO UPDATE SET "
-                         "password_hash = excluded.password_hash",
-                         (username, station, mosquitto_password_hash(password),
-                          format_utc(now_us(), fixed=True)))
-        return password
-
-    def broker_accounts(self) -> list[tuple[str, str]]:
-        """(username, Mosquitto password hash) of every account."""
-        return self.conn.execute("SELECT username, password_hash FROM broker_accounts "
-                                 "ORDER BY username").fetchall()
-
     def keys_version(self) -> tuple:
         # Asked before every group: the count runs only after a key change through this
         # connection or a commit by another one (which is what PRAGMA data_version tells).
@@ -933,10 +947,6 @@ def mosquitto_password_hash(password: str) -> str:
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PASSWORD_HASH_ITERATIONS)
     return (f"$7${PASSWORD_HASH_ITERATIONS}${base64.b64encode(salt).decode()}$"
             f"{base64.b64encode(digest).decode()}")
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _dicts(cursor) -> list[dict]:

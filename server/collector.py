@@ -64,7 +64,7 @@ def unstorable(item: AcceptedBatch | AcceptedGap | AcceptedKey, error: Exception
         batch = item.batch
         detail = (f"{cannot}; the batch stays parked in the station's outbox; the collector's "
                   "operator has the error in the collector's log")
-        return Refusal(item.topic, "unstorable", detail, item.body, item.received_at,
+        return Refusal(item.topic, "unstorable", detail, item.payload, item.received_at,
                        station=batch.station, key_id=item.key_id, epoch=batch.epoch,
                        seq=batch.seq, verified=True)
     # a gap report or key announcement is not acknowledged: its station sends it again
@@ -72,8 +72,8 @@ def unstorable(item: AcceptedBatch | AcceptedGap | AcceptedKey, error: Exception
               "operator has the error in the collector's log")
     station = item.gap.station if isinstance(item, AcceptedGap) else item.rotation.station
     signer = item.key_id if isinstance(item, AcceptedGap) else item.signer
-    return Refusal(item.topic, "unstorable", detail, b"", item.received_at, station=station,
-                   key_id=signer)
+    return Refusal(item.topic, "unstorable", detail, item.payload, item.received_at,
+                   station=station, key_id=signer)
 
 
 def _describe(item, parts) -> str:
@@ -105,6 +105,9 @@ class Collector:
         # (station, epoch) -> the replay window's floor: the lowest sequence number that
         # station's outbox could still send (docs/protocol.md, "Replays")
         self._floors: dict[tuple[str, str], int] = {}
+        # (station, epoch) -> runs of batches its gap reports say its outbox evicted:
+        # (first seq, last seq, gap id, reason); a copy of one of those is a replay
+        self._evicted: dict[tuple[str, str], list[tuple[int, int, int, str]]] = {}
         self.key_grace_s = key_grace_s  # how long a replaced key stays valid
         # Readings that arrive unchecked are checked here, so coverage at the centre is
         # complete whatever the sender ran (docs/qc.md).
@@ -133,7 +136,7 @@ class Collector:
         self._keys_version = None
         self._next_retirement: int | None = None  # µs: a key's grace period ends
         self.committed = self.duplicates = self.refused = 0
-        self.late_copies = 0  # copies of stored batches below their window: dropped
+        self.late_copies = 0  # copies of stored batches below their window: refused
         self.stopping = False
 
     # -- messages from the broker --------------------------------------------------------------
@@ -193,10 +196,9 @@ class Collector:
             self.stopping = True
             self._link.close()
             receiver.join(5)
-            log.info("collector stopped: %d batches committed, %d duplicates (%d of them late "
-                     "copies below their window, not acknowledged), %d refused",
-                     self.committed, self.duplicates + self.late_copies, self.late_copies,
-                     self.refused)
+            log.info("collector stopped: %d batches committed, %d duplicates acknowledged "
+                     "again, %d refused (%d of them late copies of stored batches)",
+                     self.committed, self.duplicates, self.refused, self.late_copies)
 
     def _take_group(self, timeout: float) -> list[tuple[str, bytes, int]]:
         """Up to MAX_GROUP messages, live ones first, backlog up to about GROUP_BYTES."""
@@ -283,6 +285,7 @@ class Collector:
             new_flags = commit()
             self._raise_floors(accepted)
             self.catalog.record_gaps(gaps)
+            self._remember_evictions(gaps)
             for item in gaps:
                 log.warning("station %s reports a gap: %d readings (%d batches) evicted from "
                             "its outbox (%s)", item.gap.station, item.gap.readings,
@@ -330,35 +333,67 @@ class Collector:
     def _outside_replay_window(self, accepted: list[AcceptedBatch],
                                refusals: list[Refusal]) -> list[AcceptedBatch]:
         """Batches at or above their station's floor go on to the commit (a duplicate there
-        is a redelivery: a lost ack; it is acked again). Below the floor the station no
-        longer holds the batch: a copy the catalog holds is a late one (a retry still in
-        flight when the first copy's ack arrived, or a replay that changes nothing) and is
-        dropped without an answer; one it does not hold is refused as a replay."""
-        unknown = {(item.batch.station, item.batch.epoch) for item in accepted} - \
-            self._floors.keys()
+        is a redelivery: a lost ack; it is acked again), unless the station reported them
+        evicted. Below the floor the station no longer holds the batch: a copy is a late
+        one (a retry still in flight when the first copy's ack arrived) or a replay. Both,
+        and a copy of an evicted batch, are refused as replays, without an answer: the
+        station does not hold them."""
+        outboxes = {(item.batch.station, item.batch.epoch) for item in accepted}
+        unknown = outboxes - self._floors.keys()
         if unknown:
             self._floors.update(self.catalog.replay_floors(unknown))
+        unknown = outboxes - self._evicted.keys()
+        if unknown:
+            self._evicted.update(self.catalog.evicted(unknown))
         kept, below = [], []
         for item in accepted:
             batch = item.batch
-            floor = self._floors.get((batch.station, batch.epoch), 0)
-            (kept if batch.seq >= floor else below).append(item)
+            key = (batch.station, batch.epoch)
+            evicted = self._evicted[key] and next(
+                (run for run in self._evicted[key] if run[0] <= batch.seq <= run[1]), None)
+            if evicted:
+                refusals.append(self._replay(item, f"batch {batch.epoch}/{batch.seq} was "
+                                f"evicted by the station's outbox (gap report {evicted[2]}, "
+                                f"{evicted[3]}): the station holds no copy, so this one was "
+                                "captured or replayed; not stored"))
+            elif batch.seq >= self._floors.get(key, 0):
+                kept.append(item)
+            else:
+                below.append(item)
         if not below:
             return kept
         stored = self.catalog.commit_times(below)
         for item in below:
             batch = item.batch
-            if (batch.station, batch.epoch, batch.seq) in stored:
-                self.late_copies += 1
-                continue
             floor = self._floors[(batch.station, batch.epoch)]
-            refusals.append(Refusal(
-                item.topic, "replay", f"batch {batch.epoch}/{batch.seq} is below the "
-                f"station's replay window (the station had every batch before {floor} "
-                "acknowledged, evicted or parked) and was never stored; not stored",
-                item.body, item.received_at, station=batch.station, key_id=item.key_id,
-                epoch=batch.epoch, seq=batch.seq))
+            at = stored.get((batch.station, batch.epoch, batch.seq))
+            if at is not None:
+                self.late_copies += 1
+                refusals.append(self._replay(
+                    item, f"a copy of batch {batch.epoch}/{batch.seq}, stored at {at}, arrived "
+                    f"below the station's replay window (the station had every batch before "
+                    f"{floor} acknowledged, evicted or parked): a retry still on its way, or "
+                    "a captured copy; not stored again"))
+            else:
+                refusals.append(self._replay(
+                    item, f"batch {batch.epoch}/{batch.seq} is below the station's replay "
+                    f"window (the station had every batch before {floor} acknowledged, "
+                    "evicted or parked) and was never stored; not stored"))
         return kept
+
+    @staticmethod
+    def _replay(item: AcceptedBatch, detail: str) -> Refusal:
+        batch = item.batch
+        return Refusal(item.topic, "replay", detail, item.payload, item.received_at,
+                       station=batch.station, key_id=item.key_id, epoch=batch.epoch,
+                       seq=batch.seq)
+
+    def _remember_evictions(self, gaps: list[AcceptedGap]) -> None:
+        for item in gaps:
+            gap = item.gap
+            runs = self._evicted.get((gap.station, gap.epoch))
+            if runs is not None:
+                runs.append((gap.first_seq, gap.last_seq, gap.id, gap.reason))
 
     def _raise_floors(self, committed: list[AcceptedBatch]) -> None:
         """Move the cached floors up to what the committed batches declare (the catalog
@@ -380,9 +415,9 @@ class Collector:
         for item, problem in zip(announced, self.catalog.rotate_keys(announced,
                                                                      self.key_grace_s)):
             if problem:
-                refusals.append(Refusal(item.topic, "key-in-use", problem,
-                                        item.rotation.public_key, item.received_at,
-                                        station=item.rotation.station, key_id=item.signer))
+                refusals.append(Refusal(item.topic, "key-in-use", problem, item.payload,
+                                        item.received_at, station=item.rotation.station,
+                                        key_id=item.signer))
             else:
                 registered.append(item)
                 log.info("station %s rotated to key %s; key %s retires in %.0f s",
@@ -408,7 +443,8 @@ class Collector:
         for refusal in refusals:
             if refusal.verified and refusal.epoch is not None and refusal.seq is not None:
                 ack_for(refusal.topic, refusal.epoch).refused.append(
-                    (refusal.seq, f"{refusal.reason}: {refusal.detail}"))
+                    (refusal.seq, f"{refusal.reason}: {refusal.detail}", refusal.key_id)
+                    if refusal.key_id else (refusal.seq, f"{refusal.reason}: {refusal.detail}"))
         for (topic, _epoch), ack in acks.items():
             ack.now = now_us()  # lets a station without a disciplined clock estimate it
             ack.bundles = wire.MAX_BUNDLE_BATCHES  # backlog may come in bundles this large

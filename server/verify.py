@@ -32,9 +32,10 @@ REFUSAL_REASONS = {
     "revoked-key": "the key was revoked, or retired after its successor's grace period",
     "bad-signature": "the signature does not match topic and body",
     "key-in-use": "an announced key is registered to another station",
-    "replay": "a batch the catalog never stored arrived below its station's replay window: "
-              "the station had it and every earlier batch acknowledged, evicted or parked, "
-              "and never sends them again",
+    "replay": "a batch arrived that its station no longer holds: below the station's replay "
+              "window (it had that batch and every earlier one acknowledged, evicted or "
+              "parked), whether the catalog stored it already (a late copy) or not, or one "
+              "the station reported evicted; never stored again",
     "unstorable": "the catalog cannot store a verified batch (a value or limit it cannot "
                   "hold); its station parks it with the reason; the collector's log has the "
                   "error",
@@ -79,28 +80,53 @@ def verify_message(topic: str, payload: bytes, received_at: int, keys_for: KeyLo
         return [refuse("unknown-key", f"key {envelope.key_id!r} is not a key of {station!r}",
                        station=station, key_id=envelope.key_id)]
     raw_key, status = keys[envelope.key_id]
-    if status != "active":
-        return [refuse("revoked-key", f"key {envelope.key_id!r} is {status}", station=station,
-                       key_id=envelope.key_id)]
     if not wire.verify(envelope, topic, Ed25519PublicKey.from_public_bytes(raw_key)):
         return [refuse("bad-signature", "signature does not verify against the station key "
                        "for this topic", station=station, key_id=envelope.key_id)]
+    if status != "active":
+        # Signed by the key, so the station (or whoever holds the key) is told: its batches
+        # are refused for good, and it parks them instead of sending them forever.
+        return _revoked(topic, station, envelope, kind, status, refuse)
     if kind in ("gap", "key"):
         if envelope.is_bundle:
             return [refuse("malformed", f"{kind} messages travel alone, not in a bundle",
                            station=station, key_id=envelope.key_id)]
         handle = _gap if kind == "gap" else _key
-        return [handle(topic, station, envelope, received_at, refuse)]
+        return [handle(topic, station, envelope, received_at, refuse, payload)]
     if not envelope.is_bundle:
-        return [_batch(topic, station, envelope.body, envelope, None, received_at, refuse)]
+        return [_batch(topic, station, envelope.body, envelope, None, received_at, refuse,
+                       payload)]
     bundle = SignedBundle(topic, envelope.key_id, envelope.signature,
                           wire.bundle_digests(envelope.bodies), received_at)
-    return [_batch(topic, station, body, envelope, bundle, received_at, refuse)
+    return [_batch(topic, station, body, envelope, bundle, received_at, refuse, payload)
             for body in envelope.bodies]
 
 
+def _revoked(topic: str, station: str, envelope: wire.Envelope, kind: str, status: str,
+             refuse) -> list[Outcome]:
+    """A verified refusal per batch of a message signed by a key that is no longer valid:
+    acknowledged with the reason (naming the key), so the agent parks those batches."""
+    detail = (f"key {envelope.key_id!r} is {status}: the collector refuses what it signs for "
+              "good; enrol a new key (obslink agent enrol with a new token)")
+    if kind != "data":
+        return [refuse("revoked-key", detail, station=station, key_id=envelope.key_id)]
+    refusals = []
+    for body in ((envelope.body,) if not envelope.is_bundle else envelope.bodies):
+        try:
+            batch = wire.decode_batch_columns(body)
+        except WireError:
+            refusals.append(refuse("revoked-key", detail, station=station,
+                                   key_id=envelope.key_id))
+            continue
+        same = batch.station == station
+        refusals.append(refuse("revoked-key", detail, station=station,
+                               key_id=envelope.key_id, epoch=batch.epoch if same else None,
+                               seq=batch.seq if same else None, verified=same))
+    return refusals
+
+
 def _batch(topic: str, station: str, body: bytes, envelope: wire.Envelope,
-           bundle: SignedBundle | None, received_at: int, refuse) -> Outcome:
+           bundle: SignedBundle | None, received_at: int, refuse, payload: bytes) -> Outcome:
     try:
         batch = wire.decode_batch_columns(body)
     except WireError as exc:
@@ -111,10 +137,11 @@ def _batch(topic: str, station: str, body: bytes, envelope: wire.Envelope,
                       f"the topic of {station!r}", station=station, key_id=envelope.key_id,
                       epoch=batch.epoch, seq=batch.seq, verified=True)
     return AcceptedBatch(batch, topic, envelope.key_id, envelope.signature, body,
-                         received_at, bundle)
+                         received_at, bundle, payload)
 
 
-def _gap(topic: str, station: str, envelope: wire.Envelope, received_at: int, refuse):
+def _gap(topic: str, station: str, envelope: wire.Envelope, received_at: int, refuse,
+         payload: bytes):
     try:
         gap = wire.decode_gap(envelope.body)
     except WireError as exc:
@@ -122,10 +149,11 @@ def _gap(topic: str, station: str, envelope: wire.Envelope, received_at: int, re
     if gap.station != station:
         return refuse("wrong-topic", f"gap report names station {gap.station!r} but came on "
                       f"the topic of {station!r}", station=station, key_id=envelope.key_id)
-    return AcceptedGap(gap, topic, envelope.key_id, envelope.signature, received_at)
+    return AcceptedGap(gap, topic, envelope.key_id, envelope.signature, received_at, payload)
 
 
-def _key(topic: str, station: str, envelope: wire.Envelope, received_at: int, refuse):
+def _key(topic: str, station: str, envelope: wire.Envelope, received_at: int, refuse,
+         payload: bytes):
     try:
         rotation = wire.decode_key_rotation(envelope.body)
         public = Ed25519PublicKey.from_public_bytes(rotation.public_key)
@@ -138,4 +166,4 @@ def _key(topic: str, station: str, envelope: wire.Envelope, received_at: int, re
     if key_id(public) != rotation.key_id:
         return refuse("malformed", f"announced key id {rotation.key_id!r} is not the id of "
                       "the announced key", station=station, key_id=envelope.key_id)
-    return AcceptedKey(rotation, topic, envelope.key_id, received_at)
+    return AcceptedKey(rotation, topic, envelope.key_id, received_at, payload)

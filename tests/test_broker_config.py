@@ -18,8 +18,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from obslink import wire
 from obslink.broker import find_mosquitto, free_port
-from obslink.server.broker_config import COLLECTOR_ACCOUNT
 from obslink.server.catalog import SQLiteCatalog
+from obslink.server.station_records import COLLECTOR_ACCOUNT, StationRecords
 from tests.conftest import NETWORK, Deployment, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -110,7 +110,8 @@ def test_stations_are_kept_to_their_own_topics(closed):
     deployment, broker = closed
     a, b = (deployment.add_station(name) for name in ("ACL-A", "ACL-B"))
     catalog = SQLiteCatalog(deployment.catalog_path)
-    passwords = {s.id: catalog.issue_broker_password(s.id, s.id) for s in (a, b)}
+    passwords = {s.id: StationRecords(catalog).new_broker_password(s.id).password
+                 for s in (a, b)}
     catalog.close()
     broker.configure_and_start(deployment.catalog_path)
     collector_password = (broker.directory / "collector.password").read_text().strip()

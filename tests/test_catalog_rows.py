@@ -207,7 +207,7 @@ def test_the_keys_version_follows_key_changes_from_this_and_other_connections(tm
     catalog.add_station(Station("S7", "net"), b"k" * 32, "kid-1")
     first = catalog.keys_version()
     assert catalog.keys_version() == first
-    catalog.add_station(Station("S7", "net"), b"l" * 32, "kid-2")  # this connection
+    catalog.add_key("S7", b"l" * 32, "kid-2")  # this connection
     second = catalog.keys_version()
     assert second != first
     other = SQLiteCatalog(tmp_path / "catalog.db")  # the CLI, the HTTP API

@@ -24,8 +24,13 @@ def obslink(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def issue_token(deployment, station: str, valid_for: str = "1h") -> str:
-    out = obslink("collector", "station", "add", station, "--enrol", valid_for, "--db",
-                  str(deployment.catalog_path), "--network", "test").stdout
+    """`station add --enrol` for a new station, `token issue` for a registered one."""
+    db = str(deployment.catalog_path)
+    registered = obslink("collector", "station", "show", station, "--db", db,
+                         check=False).returncode == 0
+    out = obslink(*(["collector", "token", "issue", station, "--valid", valid_for]
+                    if registered else ["collector", "station", "add", station, "--enrol",
+                                        valid_for, "--network", "test"]), "--db", db).stdout
     assert "works once" in out
     return out.splitlines()[1].strip()
 

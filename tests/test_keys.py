@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -14,6 +15,7 @@ import pytest
 
 from obslink import wire
 from obslink.keys import key_id, load_private_key
+from obslink.readings import now_us
 from tests.conftest import NETWORK, listening, wait_until
 from tests.test_end_to_end import Publisher, signed_batch
 
@@ -27,6 +29,8 @@ def obslink(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def test_a_revoked_key_is_refused_from_the_next_batch_and_the_refusal_is_listed(deployment):
     station = deployment.add_station("KEYS-1", kind_index=0)
+    station.config.write_text(station.config.read_text().replace("ack_timeout = 10",
+                                                                 "ack_timeout = 1"))
     db = str(deployment.catalog_path)
     kid = key_id(load_private_key(station.private_key).public_key())
     deployment.start_collector()
@@ -60,6 +64,19 @@ def test_a_revoked_key_is_refused_from_the_next_batch_and_the_refusal_is_listed(
     assert "revoked" in listed and kid in listed
     text = obslink("collector", "refusals", "--db", db, "--station", "KEYS-1").stdout
     assert "revoked-key" in text and "the key was revoked" in text
+
+    # The refusals were acknowledged: the agent parks those batches, says why, and does
+    # not send them again (each was refused once).
+    status = wait_until(lambda: (s := json.loads(obslink(
+        "agent", "status", str(station.config), "--json").stdout))["refused_batches"] == 3
+        and s, message="three parked batches")
+    assert all(item["reason"].startswith("revoked-key: key") for item in status["refused"])
+    assert status["unacked_batches"] == 0 and status["backlog_eta_s"] == 0
+    text = obslink("agent", "status", str(station.config)).stdout
+    assert "the collector refuses this station's key (revoked-key)" in text
+    assert "obslink agent enrol" in text
+    time.sleep(2.5)  # past two ack timeouts of 1 s: anything sent again would be here
+    assert deployment.catalog.count("refusals") == 3
 
 
 def test_key_and_refusal_commands_explain_mistakes(deployment):
@@ -144,11 +161,11 @@ def test_a_batch_below_the_stations_window_is_a_replay_and_a_redelivery_is_acked
         publisher.publish(*batches[6])  # the station had 5 acked: its window now starts at 6
         wait_until(lambda: len(publisher.acks) == 3, message="the ack of batch 6")
         assert deployment.catalog.count("refusals") == 0
-        # below the window: a late copy of a stored batch is dropped without an answer ...
+        # below the window: a late copy of a stored batch is a replay ...
         publisher.publish(*batches[5])
-        # ... and a batch never stored is a replay (published after it, so judged after it)
+        # ... and so is a batch never stored (published after it, so judged after it)
         publisher.publish(*batches[4])
-        wait_until(lambda: deployment.catalog.count("refusals") == 1, message="a replay")
+        wait_until(lambda: deployment.catalog.count("refusals") == 2, message="two replays")
         publisher.publish(*batches[6])  # at the window's floor: still a redelivery
         wait_until(lambda: len(publisher.acks) == 4, message="the redelivery's ack")
     finally:
@@ -157,16 +174,22 @@ def test_a_batch_below_the_stations_window_is_a_replay_and_a_redelivery_is_acked
     assert [ack.committed for ack in publisher.acks] == [[5], [5], [6], [6]]
     assert [ack.refused for ack in publisher.acks] == [[], [], [], []]
     assert deployment.catalog.count("observations") == 2  # each stored once
-    reason, detail, seq = deployment.catalog.query("SELECT reason, detail, seq FROM refusals")[0]
-    assert reason == "replay" and seq == 4 and "replay window" in detail
+    refused = deployment.catalog.query("SELECT reason, seq, detail, payload_sha256 FROM "
+                                       "refusals ORDER BY id")
+    assert [(reason, seq) for reason, seq, _d, _h in refused] == [("replay", 5), ("replay", 4)]
+    assert "stored at" in refused[0][2] and "never stored" in refused[1][2]
+    # the hash of the message as it came over MQTT, not of the batch inside it
+    assert [row[3] for row in refused] == [hashlib.sha256(batches[seq][1]).hexdigest()
+                                           for seq in (5, 4)]
     assert deployment.catalog.query("SELECT station, floor FROM replay_floors") == \
         [("KEYS-4", 6)]
 
 
-def test_an_agents_earlier_batch_published_again_is_neither_stored_nor_answered(deployment):
+def test_an_agents_earlier_batch_published_again_is_refused_not_stored_or_answered(
+        deployment):
     """The real agent's floors: a captured batch published again after the station moved
-    on (a replay, or a retry that was still on its way) changes nothing and raises no
-    alarm: it is stored, so it is a late copy, not a refusal."""
+    on (a replay, or a retry that was still on its way) changes nothing in the catalog but
+    its refusals, and the station, which does not hold it, gets no answer."""
     station = deployment.add_station("KEYS-7", kind_index=0)
     deployment.start_collector()
     outbox = station.directory / "outbox.db"
@@ -192,7 +215,7 @@ def test_an_agents_earlier_batch_published_again_is_neither_stored_nor_answered(
         wait_until(lambda: deployment.catalog.count("observations") == 28, message="record 4")
     finally:
         publisher.close()
-    assert deployment.catalog.count("refusals") == 0
+    assert deployment.catalog.query("SELECT reason, seq FROM refusals") == [("replay", 1)]
     assert deployment.catalog.query("SELECT count(*), count(DISTINCT seq) FROM batches") == \
         [(4, 4)]
     assert "parked" not in agent.log()
@@ -216,3 +239,28 @@ def test_malformed_misaddressed_and_oversized_messages_are_refused(deployment):
                                 "--json").stdout)["counts"]
     assert counts == {"malformed": 1, "wrong-topic": 1, "oversized": 1}
     assert deployment.catalog.count("observations") == 0
+
+
+def test_a_copy_of_a_batch_the_station_reported_evicted_is_a_replay(deployment):
+    """Batches 3-5 were evicted by the station's outbox and reported as a gap: a copy of
+    batch 4 can only be a captured one, even above the window's floor."""
+    station = deployment.add_station("KEYS-8", kind_index=0)
+    key = load_private_key(station.private_key)
+    deployment.start_collector()
+    gap = wire.GapReport(station.id, "e1", 1, 3, 5, 3, 21, None, None, "size-cap", now_us())
+    gap_topic = wire.gap_topic(NETWORK, station.id)
+    publisher = Publisher(deployment.broker, wire.ack_topic(NETWORK, station.id))
+    try:
+        publisher.publish(gap_topic, wire.seal(wire.encode_gap(gap), gap_topic, key,
+                                               key_id(key.public_key())))
+        wait_until(lambda: deployment.catalog.count("gaps") == 1, message="the gap report")
+        publisher.publish(*signed_batch(station.id, station.private_key, seq=4, floor=2))
+        publisher.publish(*signed_batch(station.id, station.private_key, seq=6, floor=2))
+        wait_until(lambda: deployment.catalog.count("observations") == 1, message="batch 6")
+        wait_until(lambda: deployment.catalog.count("refusals") == 1, message="the replay")
+    finally:
+        publisher.close()
+    reason, seq, detail = deployment.catalog.query("SELECT reason, seq, detail FROM refusals")[0]
+    assert (reason, seq) == ("replay", 4)
+    assert "evicted by the station's outbox (gap report 1, size-cap)" in detail
+    assert all(not ack.refused for ack in publisher.acks)  # no answer: nothing to park
