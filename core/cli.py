@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
                                help="server.pem and server.key from `collector tls init`")
     broker_config.add_argument("--port", type=int, default=8883)
     broker_config.add_argument("--address", default="0.0.0.0", help="address to listen on")
+    broker_config.add_argument("--user", default=None,
+                               help="the account the broker runs as, which owns its files "
+                               "(default: mosquitto when run as root, else yourself)")
     broker_config.set_defaults(run=cmd_broker_config)
     tls = collector.add_parser("tls", help="certificates for the broker").add_subparsers(
         title="tls commands", metavar="COMMAND")
@@ -474,14 +477,17 @@ def cmd_collector_http(args) -> int:
 
 
 def cmd_broker_config(args) -> int:
-    from obslink.server.broker_config import COLLECTOR_ACCOUNT, write_broker_config
+    from obslink.server.broker_config import write_broker_config
+    from obslink.server.station_records import COLLECTOR_ACCOUNT
 
     _open_existing_catalog(args.db).close()
-    written = write_broker_config(args.db, args.dir, args.tls_dir, args.port, args.address)
+    written = write_broker_config(args.db, args.dir, args.tls_dir, args.port, args.address,
+                                  args.user)
     print(f"wrote {written['config']} with {written['accounts']} accounts (TLS on port "
-          f"{args.port}); run `mosquitto -c {written['config']}` (or send SIGHUP to reload); "
-          f"the collector logs in with --username {COLLECTOR_ACCOUNT} --password-file "
-          f"{written['collector_password']}")
+          f"{args.port}), its files owned by {written['user']}, the account the broker runs "
+          f"as; start it with `mosquitto -c {written['config']}` (or send a running one "
+          f"SIGHUP to reload); the collector logs in with --username {COLLECTOR_ACCOUNT} "
+          f"--password-file {written['collector_password']}")
     return 0
 
 
@@ -547,14 +553,28 @@ def cmd_agent_enrol(args) -> int:
     args.save.write_text(json.dumps(answer, indent=2) + "\n")
     print(f"enrolled: key {key_id(public)} now belongs to station {answer['station']} "
           f"(network {answer['network']}); saved {args.save}\n"
-          f"in agent.toml:\n  [station]\n  id = \"{answer['station']}\"\n"
-          f"  network = \"{answer['network']}\"\n  private_key = \"{args.private}\"\n"
-          f"  [uplink]\n  broker = \"{answer['broker']}\"\n"
-          f"  username = \"{answer['broker_username']}\"\n"
-          f"  password_file = \"{password_file}\"\n"
-          f"  # to seal every message to the collector (brokers you do not control):\n"
-          f"  # encrypt_to = \"{answer.get('collector_encryption_key', '')}\"")
+          "in agent.toml:\n"
+          + agent_config_snippet(answer, args.private, password_file, args.ca_file))
+    if answer.get("broker_note"):
+        print(f"note: {answer['broker_note']}")
     return 0
+
+
+def agent_config_snippet(answer: dict, private: Path, password_file: Path,
+                         ca_file: Path | None) -> str:
+    """The [station] and [uplink] lines an enrolled gateway's agent.toml needs; paths are
+    absolute, so the lines work wherever the config file lives."""
+    lines = ["[station]", f'id = "{answer["station"]}"', f'network = "{answer["network"]}"',
+             f'private_key = "{private.resolve()}"', "[uplink]",
+             f'broker = "{answer["broker"]}"', f'username = "{answer["broker_username"]}"',
+             f'password_file = "{password_file.resolve()}"']
+    if answer["broker"].startswith("mqtts://"):
+        lines += [f'ca_file = "{ca_file.resolve()}"'] if ca_file else [
+            "# the system's CAs check the broker's certificate; if it is the network's own",
+            '# (`obslink collector tls init`), copy its ca.pem here: ca_file = "ca.pem"']
+    lines += ["# to seal every message to the collector (brokers you do not control):",
+              f'# encrypt_to = "{answer.get("collector_encryption_key", "")}"']
+    return "\n".join(f"  {line}" for line in lines)
 
 
 def cmd_keys_list(args) -> int:

@@ -30,6 +30,14 @@ def write_secret(path: Path, data: bytes | str, exclusive: bool = False) -> None
         out.write(data.encode() if isinstance(data, str) else data)
 
 
+def share_owner(path: Path, like: Path) -> None:
+    """Give ``path`` the owner of ``like`` when root writes it: a secret an operator makes
+    with sudo beside a service's catalog must stay readable by the service's account."""
+    if os.geteuid() == 0:
+        owner = Path(like).stat()
+        os.chown(path, owner.st_uid, owner.st_gid)
+
+
 def publish_secret_once(path: Path, data: bytes) -> bool:
     """Create ``path`` (mode 0600) holding ``data``, complete or not at all: written beside
     it first, then linked into place, so that a process starting at the same moment never

@@ -88,6 +88,9 @@ def explain_connect_failure(host: str, port: int, tls: bool, ca_file: str | None
                 return (f"{where} does not speak TLS: the broker URL says mqtts:// but the "
                         "listener there is plain MQTT (use mqtt://, or the TLS port)")
             return f"TLS with {where} failed: {exc.reason or exc}"
+        except (ConnectionResetError, BrokenPipeError):
+            return (f"{where} closed the connection at the TLS greeting: the listener there "
+                    "is plain MQTT, it seems (use mqtt://, or the TLS port)")
         except (OSError, ValueError) as exc:
             return f"TLS with {where} failed: {exc}"
     return f"{where} accepts TLS connections now; the broker closed the last one"
@@ -107,7 +110,9 @@ def _certificate_problem(error: ssl.SSLCertVerificationError, host: str,
         return (f"the broker's certificate is not valid for the host name {host!r}: use "
                 "the name it was made for in [uplink] broker, or make it for this name "
                 f"(`obslink collector tls init --host {host}`)")
-    if code in (18, 19, 20, 21):  # self-signed, or no path to a trusted CA
+    # self-signed, no path to a trusted CA, or one of the same name that did not sign it
+    # (every `collector tls init` CA has the same name)
+    if code in (7, 18, 19, 20, 21):
         return (f"the broker's certificate is not signed by a CA this gateway trusts "
                 f"({trusted}): set [uplink] ca_file to the network's ca.pem (from "
                 "`obslink collector tls init`)")

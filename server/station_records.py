@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from obslink.errors import ObslinkError, StorageError
-from obslink.keys import publish_secret_once
+from obslink.keys import publish_secret_once, share_owner
 from obslink.readings import format_utc, now_us
 from obslink.server.catalog import (EnrolmentError, KeyInUseError, KeyRevokedError,
                                     SQLiteCatalog, Station, StationExistsError, _dicts,
@@ -349,8 +349,8 @@ class StationRecords:
 
     def _secret(self) -> bytes:
         path = self.catalog.path.with_name(BROKER_SECRET_FILE)
-        if not path.exists():
-            publish_secret_once(path, secrets.token_bytes(32))  # or another process did
+        if not path.exists() and publish_secret_once(path, secrets.token_bytes(32)):
+            share_owner(path, self.catalog.path)  # else another process made it
         try:
             secret = path.read_bytes()
         except OSError as exc:

@@ -131,3 +131,26 @@ def test_enrolment_over_https(deployment, tmp_path):
                    check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "enrolment.json").read_text())["station"] == "ENROL-TLS"
+
+
+def test_a_revoked_key_is_refused_at_enrolment_and_every_attempt_is_kept(deployment, http_api):
+    station = deployment.add_station("ENROL-4", register=False)
+    db = str(deployment.catalog_path)
+    assert enrol(http_api, issue_token(deployment, station.id), station.private_key
+                 ).returncode == 0
+    kid = key_id(load_private_key(station.private_key).public_key())
+    obslink("collector", "keys", "revoke", kid, "--db", db)
+    token = issue_token(deployment, station.id)
+    refused = enrol(http_api, token, station.private_key)
+    assert refused.returncode == 2 and "HTTP 409" in refused.stderr
+    assert f"key {kid} was revoked at" in refused.stderr
+    assert "the token was not used" in refused.stderr
+    tokens = json.loads(obslink("collector", "token", "list", "--station", station.id,
+                                "--db", db, "--json").stdout)
+    assert tokens[0]["status"] == "live"
+    attempts = json.loads(obslink("collector", "enrolments", "--db", db, "--json").stdout)
+    assert [(a["station"], a["outcome"], a["reason"], a["client"]) for a in attempts] == [
+        ("ENROL-4", "refused", "key-revoked", "127.0.0.1"),
+        ("ENROL-4", "granted", None, "127.0.0.1")]
+    text = obslink("collector", "enrolments", "--db", db).stdout
+    assert "refused" in text and "granted" in text
