@@ -80,7 +80,8 @@ def print_status(config: AgentConfig, as_json: bool) -> int:
     print(f"  last ack: {status['last_ack'] or 'never'}")
     evictions = status["evictions"]
     print(f"  evicted by the outbox caps: {evictions['readings']} readings in "
-          f"{evictions['gaps']} gap(s), {evictions['not_yet_reported']} not yet reported")
+          f"{evictions['gaps']} gap{'s' * (evictions['gaps'] != 1)}, "
+          f"{evictions['not_yet_reported']} not yet reported")
     for gap in evictions["recent"]:
         print(f"    {gap['first_observed']} .. {gap['last_observed']}: {gap['readings']} "
               f"readings ({gap['reason']}), reported {gap['reported_at'] or 'not yet'}")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 from obslink import __version__
 from obslink.errors import ConfigError, ObslinkError, ToolMissingError, TransportError
+from obslink.logs import LOG_FORMATS, configure_logging
 from obslink.readings import format_utc, now_us
 from obslink.station_commands import add_station_commands
 
@@ -19,7 +18,7 @@ from obslink.station_commands import add_station_commands
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
@@ -46,12 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def configure_logging(level: str) -> None:
-    logging.Formatter.converter = time.gmtime
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="%(asctime)sZ %(levelname)s %(name)s: %(message)s")
-
-
 def db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", required=True, type=Path, help="the catalog (SQLite file)")
 
@@ -63,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"obslink {__version__}")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="text", choices=LOG_FORMATS,
+                        help="text (default) or json: one JSON object per line, for a "
+                        "service's journal")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     plugins = commands.add_parser("plugins", help="list installed plugins with their hooks")
@@ -357,7 +353,7 @@ def cmd_agent_check(args) -> int:
     config, registry = _load_agent_config(args.config)
     check_deployment(config, registry)
     print(f"{args.config}: OK — station {config.station} (network {config.network}), "
-          f"{len(config.sources)} source(s): " + ", ".join(
+          f"{len(config.sources)} source{'s' * (len(config.sources) != 1)}: " + ", ".join(
               f"{s.name} ({s.type}, {s.format})" for s in config.sources))
     checks = config.qc.checks if config.qc.checks is not None else sorted(registry.qc_checks)
     changed = sorted(e for e, limits in config.qc.limits.items()

@@ -30,6 +30,7 @@ from obslink.plugins.qc_runner import QCRunner
 from obslink.plugins.registry import load_registry
 from obslink.errors import TransportError
 from obslink.faults import fault_point
+from obslink.logs import current_format
 from obslink.mqtt_tcp import read_password
 from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Catalog,
                                      Refusal)
@@ -123,7 +124,7 @@ class Collector:
             tuple(wire.collector_subscription(group, network, kind)
                   for kind in ("data", "gap", "key")),
             tls, ca_file, username, str(password_file) if password_file else None,
-            logging.getLogger().getEffectiveLevel())
+            logging.getLogger().getEffectiveLevel(), current_format())
         if username is not None:
             read_password(password_file)  # an unreadable file is reported here, not later
         self._link: MqttLink | None = None  # the MQTT connection's process, while running

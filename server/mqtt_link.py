@@ -26,6 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from obslink import wire
+from obslink.logs import configure_logging
 from obslink.mqtt_tcp import send_without_delay, use_account, use_tls
 from obslink.readings import now_us
 
@@ -47,6 +48,7 @@ class LinkSettings:
     username: str | None = None
     password_file: str | None = None
     log_level: int = logging.INFO
+    log_format: str = "text"  # the collector's --log-format
 
 
 class MqttLink:
@@ -94,9 +96,7 @@ def is_live(message: mqtt.MQTTMessage) -> bool:
 
 def run_link(settings: LinkSettings, events, acks) -> None:
     """The link process: forward every message to the collector, publish what it returns."""
-    from obslink.cli import configure_logging
-
-    configure_logging(logging.getLevelName(settings.log_level))
+    configure_logging(logging.getLevelName(settings.log_level), settings.log_format)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id,
                          protocol=mqtt.MQTTv5)
     if settings.tls:

@@ -129,7 +129,7 @@ def test_agent_check_exits_non_zero_listing_problems(tmp_path):
     (tmp_path / "data").mkdir()
     ok = subprocess.run([sys.executable, "-m", "obslink", "agent", "check", str(config)],
                         capture_output=True, text=True)
-    assert ok.returncode == 0 and "1 source(s)" in ok.stdout
+    assert ok.returncode == 0 and "1 source: " in ok.stdout
 
 
 def test_qc_problems_are_reported_with_key_paths(tmp_path):
