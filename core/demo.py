@@ -56,7 +56,9 @@ def run_demo(stations: int, duration: float, speed: float, directory: Path | Non
         broker.start()
         say(f"demo: broker on {broker.url}, working directory {base}")
         catalog_path = base / "catalog.db"
-        loggers = _set_up_stations(base, stations, catalog_path)
+        # accelerated time: the simulated minutes end now, never ahead of the clock
+        loggers = _set_up_stations(base, stations, catalog_path,
+                                   demo_start_time(math.ceil(duration * speed / 60)))
         processes.append(obslink_process(
             ["collector", "serve", "--db", str(catalog_path), "--broker", broker.url],
             base / "collector.log"))
@@ -105,11 +107,10 @@ def _simulated_station(index: int, station: str, directory: Path, start):
     return SimulatedLogger(station, KINDS[1], directory / "logger", start, seed=index)
 
 
-def _set_up_stations(base: Path, count: int, catalog_path: Path) -> list:
+def _set_up_stations(base: Path, count: int, catalog_path: Path, start) -> list:
     from obslink.server.catalog import SQLiteCatalog, Station
 
     catalog = SQLiteCatalog(catalog_path)
-    start = demo_start_time()
     stations = []
     for index in range(count):
         station = f"0-20000-0-{54511 + index}"

@@ -165,14 +165,18 @@ def test_the_same_batch_twice_is_stored_once_and_acked_twice(deployment):
 
 
 def test_demo_commits_every_reading(tmp_path):
+    # 4 s at 600 simulated minutes a minute: 40 minutes of records, more than the time
+    # check lets a reading run ahead of the clock
     result = subprocess.run([sys.executable, "-m", "obslink", "demo", "--stations", "3",
-                             "--duration", "4", "--json", "--dir", str(tmp_path / "demo")],
+                             "--duration", "4", "--speed", "600", "--json", "--dir",
+                             str(tmp_path / "demo")],
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["readings_produced"] > 0
     assert summary["readings_committed"] == summary["readings_produced"]
     assert summary["refused"] == 0 and summary["batches"] > 0
+    assert set(summary["qc_flags"]) <= {"good", "missing"}, summary["qc_flags"]  # simulated
     assert summary["kinds"] == ["airq-hj212", "aws-toa5", "hydro-tob1"]
     assert summary["latency_ms"]["p50"] is not None
     assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
