@@ -115,6 +115,7 @@ def parse_file(path: Path, plan: ParsePlan, registry, as_json: bool, out=None,
     flags: Counter[int] = Counter()
     flagged_by: Counter[str] = Counter()
     fields: set[str] = set()  # source fields the file has
+    mistimed: list[int] = []  # times of readings the time check flagged
     if not as_json:
         print(_row(TABLE_HEADER), file=out)
     with open(path, "rb") as stream:
@@ -132,6 +133,8 @@ def parse_file(path: Path, plan: ParsePlan, registry, as_json: bool, out=None,
                 failed = _names(qc.names, reading.qc_failed)
                 flags[reading.qc] += 1
                 flagged_by.update(failed)
+                if "time" in failed:
+                    mistimed.append(reading.observed_at)
                 print(_as_json(reading, qc.names) if as_json else _as_row(reading, failed),
                       file=out)
             fields.update(reading.source_field for reading in decoded.readings)
@@ -158,9 +161,10 @@ def parse_file(path: Path, plan: ParsePlan, registry, as_json: bool, out=None,
         summary += f", {len(pending)} trailing bytes not decoded"
     print(summary, file=err)
     print(qc_summary(flags, flagged_by, readings), file=err)
-    hint = mapping_hint(plan.context.element_map, fields, plan.origin)
-    if hint:
-        print(hint, file=err)
+    for hint in (mapping_hint(plan.context.element_map, fields, plan.origin),
+                 time_hint(mistimed, plan.qc.now())):
+        if hint:
+            print(hint, file=err)
     if readings == 0 and size > 0:
         print(f"{path}: nothing was read: {why_nothing(quarantined, skipped, pending)}",
               file=err)
@@ -203,6 +207,23 @@ def mapping_hint(element_map: dict, fields: set[str], source: str) -> str | None
             "case-sensitive) or the source")
 
 
+def time_hint(mistimed: list[int], now: int | None) -> str | None:
+    """What the time check's flags most often mean in a file: the wrong UTC offset, or a
+    logger clock that was never set."""
+    if not mistimed or now is None:
+        return None
+    ahead = [t for t in mistimed if t > now]
+    if ahead:
+        hours = (max(ahead) - now) / 3_600_000_000
+        return (f"{len(ahead)} reading{'s' * (len(ahead) != 1)} dated ahead of this "
+                f"machine's clock ({format_utc(now)}), up to {hours:.1f} h: is the file's "
+                "UTC offset right (--tz, or [station] utc_offset with --config)? Otherwise "
+                "the logger's clock runs ahead and needs setting")
+    return (f"{len(mistimed)} reading{'s' * (len(mistimed) != 1)} dated implausibly far back "
+            f"(the earliest {format_utc(min(mistimed))}): the logger's clock was probably "
+            "never set (a reset logger starts at its epoch)")
+
+
 def qc_summary(flags: Counter, flagged_by: Counter, total: int) -> str:
     parts = [f"{flags[flag]} {name}" for flag, name in QC_FLAG_NAMES.items() if flags[flag]]
     text = "QC: " + (", ".join(parts) or "no readings")
@@ -239,7 +260,8 @@ def sniff_format(path: Path, registry) -> type[FormatAdapter]:
 def _as_json(reading: Reading, names: list[str]) -> str:
     return json.dumps({"observed_at": format_utc(reading.observed_at),
                        "element": reading.element, "value": reading.value,
-                       "unit": reading.unit, "source_field": reading.source_field,
+                       "unit": reading.unit, "source_unit": reading.source_unit,
+                       "source_field": reading.source_field,
                        "source_flag": reading.source_flag, "qc": reading.qc,
                        "period_s": reading.period_s,
                        "qc_ran": _names(names, reading.qc_ran),

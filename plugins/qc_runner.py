@@ -90,7 +90,7 @@ class QCRunner:
     def annotate(self, readings: Sequence[Reading], origin: str) -> list[Reading]:
         """The readings with their QC fields set; values, times and order are unchanged."""
         columns = self.run(readings, origin)
-        return [Reading(r[0], r[1], r[2], r[3], r[4], r[5], qc, r[7], ran, failed)
+        return [Reading(r[0], r[1], r[2], r[3], r[4], r[5], qc, r[7], ran, failed, r[10])
                 for r, qc, ran, failed in zip(readings, columns.qc, columns.ran,
                                               columns.failed)]
 

@@ -16,6 +16,7 @@ from datetime import date
 from obslink.plugins.formats import AdapterContext, Decoded, FormatAdapter, Quarantined
 from obslink.plugins.registry import hookimpl
 from obslink.plugins.text_lines import complete_lines, decode_text
+from obslink.plugins.units import column_unit
 from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading, non_finite_flag
 
 MISSING_TOKENS = {"NAN": "NAN", "NaN": "NAN", "nan": "NAN", "INF": "INF", "+INF": "INF",
@@ -200,7 +201,7 @@ class TOA5Adapter(FormatAdapter):
             return
         readings = result.readings
         quoted: list[bool] = []
-        for column, name, element, unit in columns:
+        for column, name, element, unit, source_unit in columns:
             cell = fields[column]
             if isinstance(cell, float):
                 value = cell
@@ -212,7 +213,7 @@ class TOA5Adapter(FormatAdapter):
                     flag = None if column < len(quoted) and quoted[column] else flag
                 if flag is not None:
                     readings.append(Reading(observed_at, element, None, unit, name, flag,
-                                            QC_MISSING))
+                                            QC_MISSING, None, 0, 0, source_unit))
                     continue
                 if quoting_known:  # quoted: a label, a time-of-maximum …, not a value
                     result.skipped_text += 1
@@ -225,14 +226,14 @@ class TOA5Adapter(FormatAdapter):
             flag = non_finite_flag(value)
             if flag is not None:
                 readings.append(Reading(observed_at, element, None, unit, name, flag,
-                                        QC_MISSING))
+                                        QC_MISSING, None, 0, 0, source_unit))
                 continue
             readings.append(Reading(observed_at, element, value, unit, name, None,
-                                    QC_NOT_CHECKED))
+                                    QC_NOT_CHECKED, None, 0, 0, source_unit))
 
-    def _make_plan(self) -> tuple[int, list[tuple[int, str, str, str]]]:
+    def _make_plan(self) -> tuple[int, list[tuple[int, str, str, str, str | None]]]:
         """From the header, once: the TIMESTAMP column and each observation column's
-        (position, field name, element, unit)."""
+        (position, field name, element, unit, the unit as the file spells it if renamed)."""
         names, units = self.header[1], self.header[2]
         element_map = self.context.element_map
         columns = []
@@ -243,7 +244,7 @@ class TOA5Adapter(FormatAdapter):
             mapped = element_map.get(name)
             if mapped is not None:
                 element, unit = mapped[0], mapped[1] or unit
-            columns.append((column, name, element, unit))
+            columns.append((column, name, element, *column_unit(element, unit)))
         self._plan = names.index("TIMESTAMP"), columns
         return self._plan
 

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from obslink.plugins.formats import AdapterContext, Decoded, FormatAdapter, Quarantined
 from obslink.plugins.registry import hookimpl
+from obslink.plugins.units import column_unit
 from obslink.readings import (QC_MISSING, QC_NOT_CHECKED, Reading, non_finite_flag,
                               utc_us_from_datetime)
 
@@ -187,17 +188,20 @@ class TOB1Adapter(FormatAdapter):
                                 if kind == "text" and name not in NOT_OBSERVATIONS)
         return None
 
-    def _observation_fields(self, kinds: list[str]) -> list[tuple[int, str, str, str, str]]:
-        """(position, field name, element, unit, kind) of each field that is an observation,
-        worked out once per header."""
+    def _observation_fields(self, kinds: list[str]
+                            ) -> list[tuple[int, str, str, str, str | None, str]]:
+        """(position, field name, element, unit, the unit as the file spells it if renamed,
+        kind) of each field that is an observation, worked out once per header."""
         element_map = self.context.element_map
         fields = []
         for index, (name, unit, kind) in enumerate(zip(self.header[1], self.header[2], kinds)):
             if name in NOT_OBSERVATIONS or kind == "text":
                 continue
             mapped = element_map.get(name)
-            fields.append((index, name, mapped[0] if mapped else name,
-                           mapped[1] if mapped and mapped[1] else unit, kind))
+            element = mapped[0] if mapped else name
+            fields.append((index, name, element,
+                           *column_unit(element, mapped[1] if mapped and mapped[1] else unit),
+                           kind))
         return fields
 
     def _take_record(self, values: tuple, result: Decoded) -> None:
@@ -206,7 +210,7 @@ class TOB1Adapter(FormatAdapter):
                        + values[nanoseconds_at] // 1000
                        - self.context.utc_offset_minutes * 60_000_000)
         result.skipped_text += self._text_fields
-        for index, name, element, unit, kind in fields:
+        for index, name, element, unit, source_unit, kind in fields:
             raw = values[index]
             flag = None
             if kind == "fp2":
@@ -229,7 +233,8 @@ class TOB1Adapter(FormatAdapter):
             if not_a_value is not None:
                 flag, value = not_a_value, None
             result.readings.append(Reading(observed_at, element, value, unit, name, flag,
-                                           QC_MISSING if value is None else QC_NOT_CHECKED))
+                                           QC_MISSING if value is None else QC_NOT_CHECKED,
+                                           None, 0, 0, source_unit))
 
 
 @hookimpl

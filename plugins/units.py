@@ -113,6 +113,16 @@ def _plan(element: str, unit: str) -> tuple[str, tuple[Fraction, Fraction] | Non
     return None if renamed == unit else (renamed, None)
 
 
+def column_unit(element: str, unit: str) -> tuple[str, str | None]:
+    """(unit, source unit) for a column of an adapter that plans its columns once per
+    header: a mere spelling (``Deg C``) is renamed there, once, instead of once per reading
+    by :func:`to_canonical_units`; a unit that needs arithmetic is left to it."""
+    plan = _plan(element, unit)
+    if plan is None or plan[1] is not None:
+        return unit, None
+    return plan[0], unit
+
+
 def stored_unit(element: str, unit: str) -> str:
     """The unit a reading of ``element`` written in ``unit`` is stored in."""
     plan = _plan(element, unit)

@@ -66,7 +66,8 @@ def decode_in_chunks(adapter_class, data: bytes, context: AdapterContext,
                 break
     result = {
         "readings": [{"observed_at": format_utc(r.observed_at), "element": r.element,
-                      "value": r.value, "unit": r.unit, "source_field": r.source_field,
+                      "value": r.value, "unit": r.unit, "source_unit": r.source_unit,
+                      "source_field": r.source_field,
                       "source_flag": r.source_flag, "qc": r.qc, "period_s": r.period_s}
                      for r in readings],
         "quarantined": [f"byte {q.position}: {q.reason}" for q in quarantined],

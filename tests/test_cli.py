@@ -40,7 +40,8 @@ def test_parse_json_lines_and_summary():
     assert result.returncode == 3, result.stderr  # read, with records quarantined
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[0] == {"observed_at": "2025-03-01T00:00:00Z", "element": "A", "value": 1.0,
-                        "unit": "degC", "source_field": "A", "source_flag": None, "qc": 9,
+                        "unit": "degC", "source_unit": None, "source_field": "A",
+                        "source_flag": None, "qc": 9,
                         "period_s": None, "qc_ran": [], "qc_failed": []}
     assert len(lines) == 4
     assert "line 6: timestamp '2025-13-01 00:01:00'" in result.stderr
@@ -335,3 +336,6 @@ def test_parse_flags_a_record_dated_years_ahead(tmp_path):
              if json.loads(line)["element"] == "AirTC"]
     assert [(line["qc"], line["qc_failed"]) for line in lines] == [(9, []), (2, ["time"])]
     assert lines[0]["unit"] == "degC"  # Campbell's "Deg C", in the vocabulary's spelling
+    assert lines[0]["source_unit"] == "Deg C"  # kept through QC
+    assert "1 reading dated ahead of this machine's clock" in result.stderr
+    assert "is the file's UTC offset right (--tz" in result.stderr

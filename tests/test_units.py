@@ -8,7 +8,7 @@ from fractions import Fraction
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from obslink.plugins.units import as_stored, conversion, to_canonical_units
+from obslink.plugins.units import as_stored, column_unit, conversion, to_canonical_units
 from obslink.plugins.vocabulary import ELEMENTS
 from obslink.readings import Reading
 
@@ -81,3 +81,29 @@ def test_a_converted_value_is_the_float_nearest_the_exact_decimal_result(number,
                "MJ/m2": "solar_radiation_total", "m3/m3": "soil_moisture",
                "V": "battery_voltage"}[units[1]]
     assert stored(element, value, units[0]).value == float(exact)
+
+
+@given(st.sampled_from(["Deg C", "degC", "K", "Volts", "mbar", "kPa", "furlongs", ""]),
+       st.sampled_from(["air_temperature", "battery_voltage", "air_pressure", "AirTC"]))
+def test_an_adapters_column_renaming_stores_what_the_agent_would(unit, element):
+    """TOA5 and TOB1 rename a spelling once per column (column_unit); what the agent then
+    stores is exactly what it stores of the reading as the file wrote it."""
+    renamed, source_unit = column_unit(element, unit)
+    written = Reading(0, element, 296.45, unit, "F")
+    planned = Reading(0, element, 296.45, renamed, "F", source_unit=source_unit)
+    assert as_stored([planned]) == as_stored([written])
+
+
+def test_the_toa5_reader_renames_spellings_and_leaves_conversions_to_the_agent():
+    from obslink.plugins.formats import AdapterContext
+    from obslink.plugins.toa5 import TOA5Adapter
+
+    data = (b'"TOA5","S","CR1000X","1","OS","P","1","T"\n"TIMESTAMP","RECORD","T","TK"\n'
+            b'"TS","RN","Deg C","K"\n"","","Smp","Smp"\n"2026-01-01 00:00:00",1,20.5,296.45\n')
+    context = AdapterContext("S", 0, {}, {"T": ("air_temperature", None),
+                                          "TK": ("air_temperature", None)})
+    decoded = TOA5Adapter(context).decode(data, start=0, final=True).readings
+    assert [(r.value, r.unit, r.source_unit) for r in decoded] == [
+        (20.5, "degC", "Deg C"), (296.45, "K", None)]
+    assert [(r.value, r.unit, r.source_unit) for r in as_stored(decoded)] == [
+        (20.5, "degC", "Deg C"), (23.3, "degC", "K")]
