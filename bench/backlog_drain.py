@@ -59,7 +59,7 @@ from obslink.plugins.registry import load_registry
 from obslink.plugins.sources import ChunkOrigin, SourcePosition
 from obslink.plugins.toa5 import TOA5Adapter
 from obslink.readings import Reading, now_us
-from obslink.server.catalog import SQLiteCatalog, Station
+from obslink.server.catalog import Catalog, Station, open_catalog
 from obslink.simulator import KINDS, PLAUSIBLE
 
 NETWORK = "bench"
@@ -278,7 +278,7 @@ def fleet_worker(number: int, directory: Path, keys: dict[int, bytes], broker_po
     fleet.close()
 
 
-def enrol_stations(catalog: SQLiteCatalog, keys: list[Ed25519PrivateKey]) -> None:
+def enrol_stations(catalog: Catalog, keys: list[Ed25519PrivateKey]) -> None:
     """Station ``index`` of the fleet, with the public half of ``keys[index]``."""
     for index, key in enumerate(keys):
         public = key.public_key()
@@ -297,7 +297,7 @@ def collector_capacity(outboxes: Path, keys: list[Ed25519PrivateKey], stations: 
 
     from obslink.server.collector import Collector
 
-    catalog = SQLiteCatalog(scratch / "capacity.db")
+    catalog = open_catalog(scratch / "capacity.db")
     enrol_stations(catalog, keys[:stations])
     per_station = []
     for index, key in enumerate(keys[:stations]):
@@ -407,7 +407,7 @@ def main() -> int:
         base = Path(tmp)
         keys = [Ed25519PrivateKey.generate() for _ in range(args.stations)]
         catalog_path = base / "catalog.db"
-        catalog = SQLiteCatalog(catalog_path)
+        catalog = open_catalog(catalog_path)
         enrol_stations(catalog, keys)
         catalog.close()
 

@@ -40,7 +40,8 @@ from obslink.plugins.delimited import DelimitedAdapter
 from obslink.plugins.hj212 import HJ212Adapter, frame
 from obslink.plugins.toa5 import TOA5Adapter
 from obslink.plugins.tob1 import TOB1Adapter
-from obslink.server.catalog import MIGRATIONS, SQLiteCatalog, Station
+from obslink.server.catalog import Station, open_catalog
+from obslink.server.catalog.sqlite_schema import MIGRATIONS
 from obslink.simulator import KINDS, SimulatedLogger, write_agent_config
 from obslink.simulated_cma import hourly_record, minute_line, minute_values
 from obslink.simulated_tob1 import write_tob1
@@ -61,7 +62,7 @@ def bench_pipeline(base: Path, records: int) -> tuple[int, float]:
         station_dir = base / "station"
         write_keypair(station_dir / "station.key", station_dir / "station.pub")
         catalog_path = base / "catalog.db"
-        catalog = SQLiteCatalog(catalog_path)
+        catalog = open_catalog(catalog_path)
         public = load_public_key(station_dir / "station.pub")
         catalog.add_station(Station("BENCH1", "bench"), public_bytes(public), key_id(public))
         catalog.close()

@@ -474,7 +474,7 @@ def cmd_collector_http(args) -> int:
 
 def cmd_broker_config(args) -> int:
     from obslink.server.broker_config import write_broker_config
-    from obslink.server.station_records import COLLECTOR_ACCOUNT
+    from obslink.server.catalog.broker_passwords import COLLECTOR_ACCOUNT
 
     _open_existing_catalog(args.db).close()
     written = write_broker_config(args.db, args.dir, args.tls_dir, args.port, args.address,

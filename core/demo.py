@@ -108,9 +108,9 @@ def _simulated_station(index: int, station: str, directory: Path, start):
 
 
 def _set_up_stations(base: Path, count: int, catalog_path: Path, start) -> list:
-    from obslink.server.catalog import SQLiteCatalog, Station
+    from obslink.server.catalog import Station, open_catalog
 
-    catalog = SQLiteCatalog(catalog_path)
+    catalog = open_catalog(catalog_path)
     stations = []
     for index in range(count):
         station = f"0-20000-0-{54511 + index}"

@@ -100,3 +100,9 @@ def database_name(conn: sqlite3.Connection) -> str:
     """The file behind ``conn``, for messages."""
     row = conn.execute("PRAGMA database_list").fetchone()
     return row[2] or "an in-memory database"
+
+
+def dicts(cursor: sqlite3.Cursor) -> list[dict]:
+    """A query's rows as dicts keyed by column name."""
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row)) for row in cursor]

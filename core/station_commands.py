@@ -1,5 +1,5 @@
 """``obslink collector station …``, ``token …`` and ``enrolments``: an operator's records of
-stations (obslink.server.station_records does the work)."""
+stations (the catalog's administration methods do the work)."""
 
 from __future__ import annotations
 
@@ -100,23 +100,23 @@ def _record_options(parser, network_default) -> None:
     parser.add_argument("--network", default=network_default)
 
 
-def _records(path: Path, create: bool):
-    """The station records of the catalog at ``path`` (made if ``create``)."""
-    from obslink.server.catalog import SQLiteCatalog
-    from obslink.server.station_records import StationRecords
+def _catalog(path: Path, create: bool):
+    """The catalog at ``path`` (made if ``create``)."""
+    from obslink.server.catalog import open_catalog
+    from obslink.server.catalog.backends import scheme_of
 
-    if not create and not path.exists():
+    if not create and not scheme_of(str(path)) and not path.exists():
         raise ConfigError(f"--db {path}: no catalog there; start `obslink collector serve "
                           f"--db {path}` or check the path")
-    return StationRecords(SQLiteCatalog(path))
+    return open_catalog(path)
 
 
-def _with_records(path: Path, work, create: bool = False):
-    records = _records(path, create)
+def _with_catalog(path: Path, work, create: bool = False):
+    catalog = _catalog(path, create)
     try:
-        return work(records)
+        return work(catalog)
     finally:
-        records.catalog.close()
+        catalog.close()
 
 
 def _public_key(path: Path | None):
@@ -143,13 +143,13 @@ def cmd_station_add(args) -> int:
     raw, kid = _public_key(args.public_key)
     valid = parse_age(args.enrol, "--enrol") if args.enrol else None
 
-    def register(records) -> tuple:
-        records.register(Station(args.id, args.network, args.name, args.lat, args.lon,
+    def register(catalog) -> tuple:
+        catalog.register(Station(args.id, args.network, args.name, args.lat, args.lon,
                                  args.interval), raw, kid)
-        token = records.issue_token(args.id, valid) if valid else None
-        return token, records.closed_broker()
+        token = catalog.issue_token(args.id, valid) if valid else None
+        return token, catalog.closed_broker()
 
-    token, closed = _with_records(args.db, register, create=True)
+    token, closed = _with_catalog(args.db, register, create=True)
     if token is None:
         print(f"station {args.id} registered with key {kid}")
     else:
@@ -163,7 +163,7 @@ def cmd_station_add(args) -> int:
 
 
 def cmd_station_list(args) -> int:
-    stations = _with_records(args.db, lambda records: records.list(args.all))
+    stations = _with_catalog(args.db, lambda catalog: catalog.stations(args.all))
     if args.json:
         print(json.dumps(stations, indent=2))
         return 0
@@ -178,7 +178,7 @@ def cmd_station_list(args) -> int:
 
 
 def cmd_station_show(args) -> int:
-    shown = _with_records(args.db, lambda records: records.show(args.id))
+    shown = _with_catalog(args.db, lambda catalog: catalog.show(args.id))
     if args.json:
         print(json.dumps(shown, indent=2))
         return 0
@@ -211,7 +211,7 @@ def cmd_station_show(args) -> int:
 
 def cmd_station_update(args) -> int:
     raw, kid = _public_key(args.public_key)
-    changed = _with_records(args.db, lambda records: records.update(
+    changed = _with_catalog(args.db, lambda catalog: catalog.update(
         args.id, raw, kid, name=args.name, latitude=args.lat, longitude=args.lon,
         interval_seconds=args.interval, network=args.network))
     print(f"station {args.id} updated: name {changed['name']!r}, position "
@@ -222,7 +222,7 @@ def cmd_station_update(args) -> int:
 
 
 def cmd_station_retire(args) -> int:
-    retired = _with_records(args.db, lambda records: records.retire(args.id))
+    retired = _with_catalog(args.db, lambda catalog: catalog.retire(args.id))
     print(f"station {args.id} retired at {retired['retired_at']}: its keys are revoked, its "
           "token and broker account withdrawn (run `obslink collector broker-config` and "
           "reload the broker); its data and identifiers stay in the catalog")
@@ -232,7 +232,7 @@ def cmd_station_retire(args) -> int:
 def cmd_station_credentials(args) -> int:
     from obslink.keys import write_secret
 
-    account = _with_records(args.db, lambda records: records.new_broker_password(args.id))
+    account = _with_catalog(args.db, lambda catalog: catalog.new_broker_password(args.id))
     if args.out:
         write_secret(args.out, account.password + "\n")
         where = f"written to {args.out}"
@@ -248,7 +248,7 @@ def cmd_token_issue(args) -> int:
     from obslink.server.qc_report import parse_age
 
     valid = parse_age(args.valid, "--valid")
-    token, expires = _with_records(args.db, lambda records: records.issue_token(args.id, valid))
+    token, expires = _with_catalog(args.db, lambda catalog: catalog.issue_token(args.id, valid))
     print(f"enrolment token for station {args.id} (valid until "
           f"{format_utc(expires, fixed=True)}, works once; any earlier unused token of the "
           f"station no longer works):\n  {token}\n"
@@ -257,7 +257,7 @@ def cmd_token_issue(args) -> int:
 
 
 def cmd_token_list(args) -> int:
-    tokens = _with_records(args.db, lambda records: records.tokens(args.station))
+    tokens = _with_catalog(args.db, lambda catalog: catalog.tokens(args.station))
     if args.json:
         print(json.dumps(tokens, indent=2))
         return 0
@@ -271,14 +271,14 @@ def cmd_token_list(args) -> int:
 
 
 def cmd_token_revoke(args) -> int:
-    count = _with_records(args.db, lambda records: records.revoke_tokens(args.id))
+    count = _with_catalog(args.db, lambda catalog: catalog.revoke_tokens(args.id))
     print(f"station {args.id}: " + ("its live enrolment token no longer works" if count else
                                     "no live enrolment token to withdraw"))
     return 0
 
 
 def cmd_enrolments(args) -> int:
-    attempts = _with_records(args.db, lambda records: records.enrolment_attempts(
+    attempts = _with_catalog(args.db, lambda catalog: catalog.enrolment_attempts(
         args.station, args.limit))
     if args.json:
         print(json.dumps(attempts, indent=2))

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from obslink.errors import ConfigError
 from obslink.plugins.bufr_worker import shared_worker
 from obslink.plugins.formats import Decoded, FormatAdapter, Option, quarantine_span
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.readings import QC_NOT_CHECKED, Reading, utc_us_from_datetime
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from obslink.plugins.cma_aws_items import (HOURLY_SECTIONS, MINUTE_AMOUNTS, QUAL
 from obslink.plugins.cma_aws_values import (ENCODING_OPTION, BadValue, checked_encoding,
                                            decode_cma_text, quality_flag, reading_for)
 from obslink.plugins.formats import Decoded, FormatAdapter, Option, Quarantined
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.plugins.text_lines import complete_lines
 from obslink.readings import utc_us_from_datetime
 

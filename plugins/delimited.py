@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from obslink.errors import ConfigError
 from obslink.plugins.formats import AdapterContext, Decoded, FormatAdapter, Option, Quarantined
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.plugins.text_lines import complete_lines, decode_text
 from obslink.readings import (QC_MISSING, QC_NOT_CHECKED, Reading, local_to_utc_us,
                               non_finite_flag, utc_us_from_datetime)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from stat import S_ISREG
 
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.plugins.sources import ChunkOrigin, PolledSource, SourcePosition
 
 log = logging.getLogger(__name__)

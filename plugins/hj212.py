@@ -17,7 +17,7 @@ from datetime import date
 from obslink.errors import ConfigError
 from obslink.plugins.formats import Decoded, FormatAdapter, Option, quarantine_span
 from obslink.plugins.hj212_codes import FACTORS, KINDS
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading
 
 # (CN, period in seconds or None): the uploads that carry observations

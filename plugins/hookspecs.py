@@ -1,19 +1,25 @@
-"""Every hook obslink calls, grouped by the stage of the pipeline that calls it.
+"""Every hook obslink calls, grouped by when in a process's life it is called.
 
 Plugins implement these with ``@obslink.plugins.hookimpl``. Each hook is documented in
-docs/plugins.md; tests/test_docs.py checks that each one has a section and a test.
+docs/plugins.md under its signature; tests/test_docs.py checks that each one has a section
+with the signature below and a test of its own (``test_<hook name>_…``).
 """
 
-import pluggy
+from __future__ import annotations
 
-hookspec = pluggy.HookspecMarker("obslink")
+from typing import TYPE_CHECKING
+
+from obslink.plugins.markers import hookspec
+
+if TYPE_CHECKING:  # the registry imports this module
+    from obslink.plugins.registry import PluginRegistry
 
 
-# --- start-up: registration ------------------------------------------------------------------
+# --- every process's start-up (agent, parse, collector): what the pipeline is made of ----------
 
 
 @hookspec
-def obslink_register_formats(registry):
+def obslink_register_formats(registry: PluginRegistry) -> None:
     """Register format adapters: classes that turn source bytes into readings.
 
     :param registry: a :class:`obslink.plugins.registry.PluginRegistry`; call
@@ -24,7 +30,7 @@ def obslink_register_formats(registry):
 
 
 @hookspec
-def obslink_register_sources(registry):
+def obslink_register_sources(registry: PluginRegistry) -> None:
     """Register source types: where an agent gets raw bytes from (directory, TCP, …).
 
     :param registry: a :class:`obslink.plugins.registry.PluginRegistry`; call
@@ -35,7 +41,7 @@ def obslink_register_sources(registry):
 
 
 @hookspec
-def obslink_register_qc_checks(registry):
+def obslink_register_qc_checks(registry: PluginRegistry) -> None:
     """Register QC checks: classes that flag readings without changing them.
 
     :param registry: a :class:`obslink.plugins.registry.PluginRegistry`; call
@@ -43,4 +49,20 @@ def obslink_register_qc_checks(registry):
         :class:`obslink.plugins.qc.QCCheck` and has a unique ``name`` (it names the check in
         configs, in batches and in the catalog, so never rename a published check).
     :return: nothing; the registry raises if two plugins claim the same check name.
+    """
+
+
+# --- the centre's start-up (collector, catalog commands, HTTP API): where data is kept ---------
+
+
+@hookspec
+def obslink_register_catalog_backends(registry: PluginRegistry) -> None:
+    """Register catalog backends: where the collector stores what it accepts.
+
+    :param registry: a :class:`obslink.plugins.registry.PluginRegistry`; call
+        ``registry.add_catalog_backend(BackendClass)`` once per backend. ``BackendClass``
+        implements :class:`obslink.server.catalog.Catalog`, lists the URL schemes it opens
+        in ``schemes`` ("" for a bare path) and opens one with the classmethod
+        ``open(url)``; ``obslink.server.catalog.open_catalog(url)`` picks it by scheme.
+    :return: nothing; the registry raises if two plugins claim the same scheme.
     """

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from obslink.plugins.qc import QCCheck, Series, SeriesState, series_of, to_unit
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.plugins.vocabulary import ELEMENTS
 from obslink.readings import QC_ERRONEOUS, QC_GOOD, QC_SUSPECT, Reading
 

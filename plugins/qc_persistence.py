@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from obslink.plugins.qc import ElementLimits, SeriesHistoryCheck
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.readings import QC_GOOD, QC_SUSPECT
 
 

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from typing import Sequence
 
 from obslink.plugins.qc import QCCheck, SeriesState, series_of, to_unit
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.readings import QC_ERRONEOUS, QC_GOOD, QC_SUSPECT, Reading
 
 _DAY_US = 86_400 * 1_000_000

@@ -11,7 +11,7 @@ from operator import itemgetter
 from typing import Sequence
 
 from obslink.plugins.qc import QCCheck, ReadingBatch, SeriesState
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.readings import QC_ERRONEOUS, QC_GOOD, QC_SUSPECT, Reading
 
 SOURCE_FLAGS: dict[str, tuple[int, str]] = {

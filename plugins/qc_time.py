@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from obslink.plugins.qc import QCCheck, ReadingBatch, SeriesState
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.readings import QC_ERRONEOUS, QC_SUSPECT, Reading
 
 

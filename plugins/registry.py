@@ -12,10 +12,11 @@ from importlib import metadata
 
 import pluggy
 
-from obslink.errors import ConfigError, ObslinkError
+from obslink.errors import ConfigError, ObslinkError, StorageError
 from obslink.plugins import hookspecs
+from obslink.plugins.markers import PROJECT, hookimpl
 
-hookimpl = pluggy.HookimplMarker("obslink")
+__all__ = ["hookimpl", "PluginRegistry", "load_registry", "make_plugin_manager"]
 
 ENTRY_POINT_GROUP = "obslink"
 DEFAULT_PLUGINS = (
@@ -48,6 +49,7 @@ class PluginRegistry:
     formats: dict[str, type] = field(default_factory=dict)
     sources: dict[str, type] = field(default_factory=dict)
     qc_checks: dict[str, type] = field(default_factory=dict)
+    catalog_backends: dict[str, type] = field(default_factory=dict)
 
     def add_format(self, adapter_class: type) -> None:
         self._add(self.formats, adapter_class.name, adapter_class, "format")
@@ -57,6 +59,12 @@ class PluginRegistry:
 
     def add_qc_check(self, check_class: type) -> None:
         self._add(self.qc_checks, check_class.name, check_class, "QC check")
+
+    def add_catalog_backend(self, backend_class: type) -> None:
+        """A catalog backend: a class with ``schemes`` (the URL schemes it opens; "" for a
+        bare path) and a classmethod ``open(url)``."""
+        for scheme in backend_class.schemes:
+            self._add(self.catalog_backends, scheme, backend_class, "catalog backend for")
 
     @staticmethod
     def _add(table: dict[str, type], name: str, cls: type, what: str) -> None:
@@ -86,10 +94,26 @@ class PluginRegistry:
             ) from None
 
 
-def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
-    manager = pluggy.PluginManager("obslink")
+    def catalog_backend(self, scheme: str) -> type:
+        try:
+            return self.catalog_backends[scheme]
+        except KeyError:
+            pass
+        if scheme in ("postgres", "postgresql"):
+            raise StorageError("the PostgreSQL catalog backend is not available in this "
+                               "version; pass a SQLite file path with --db")
+        known = ", ".join(f"{name}://" for name in sorted(self.catalog_backends) if name)
+        raise StorageError(f"no catalog backend opens {scheme}:// URLs; installed: "
+                           f"{known or 'none'} (or a SQLite file's path)")
+
+
+def make_plugin_manager(load_entry_points: bool = True,
+                        extra_builtins: tuple[str, ...] = ()) -> pluggy.PluginManager:
+    """The built-in plugins (and ``extra_builtins``: the centre's, where it runs), then
+    those installed through the entry-point group."""
+    manager = pluggy.PluginManager(PROJECT)
     manager.add_hookspecs(hookspecs)
-    for module_name in DEFAULT_PLUGINS:
+    for module_name in DEFAULT_PLUGINS + extra_builtins:
         manager.register(importlib.import_module(module_name), name=module_name)
     if load_entry_points:
         manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
@@ -103,6 +127,7 @@ def load_registry(manager: pluggy.PluginManager | None = None) -> PluginRegistry
     manager.hook.obslink_register_formats(registry=registry)
     manager.hook.obslink_register_sources(registry=registry)
     manager.hook.obslink_register_qc_checks(registry=registry)
+    manager.hook.obslink_register_catalog_backends(registry=registry)
     return registry
 
 

@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.plugins.sources import ChunkOrigin, Source, SourcePosition
 
 log = logging.getLogger(__name__)

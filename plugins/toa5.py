@@ -14,7 +14,7 @@ import csv
 from datetime import date
 
 from obslink.plugins.formats import AdapterContext, Decoded, FormatAdapter, Quarantined
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.plugins.text_lines import complete_lines, decode_text
 from obslink.plugins.units import column_unit
 from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading, non_finite_flag

@@ -15,7 +15,7 @@ import struct
 from datetime import datetime
 
 from obslink.plugins.formats import AdapterContext, Decoded, FormatAdapter, Quarantined
-from obslink.plugins.registry import hookimpl
+from obslink.plugins import hookimpl
 from obslink.plugins.units import column_unit
 from obslink.readings import (QC_MISSING, QC_NOT_CHECKED, Reading, non_finite_flag,
                               utc_us_from_datetime)

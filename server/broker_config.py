@@ -24,8 +24,8 @@ from pathlib import Path
 from obslink import wire
 from obslink.errors import ConfigError
 from obslink.keys import share_owner, write_secret
-from obslink.server.catalog import SQLiteCatalog
-from obslink.server.station_records import COLLECTOR_ACCOUNT, StationRecords
+from obslink.server.catalog import open_catalog
+from obslink.server.catalog.broker_passwords import COLLECTOR_ACCOUNT
 
 ROOT = wire.TOPIC_ROOT
 
@@ -126,14 +126,13 @@ def write_broker_config(catalog_path: Path, directory: Path, tls_directory: Path
                           f"{blocked} (mode {stat.filemode(blocked.stat().st_mode)}); choose a "
                           "directory it can reach, such as /etc/obslink/broker")
     password_file = directory / "collector.password"
-    catalog = SQLiteCatalog(catalog_path)
-    records = StationRecords(catalog)
+    catalog = open_catalog(catalog_path)
     try:
-        accounts = dict(records.broker_accounts())
+        accounts = dict(catalog.broker_accounts())
         if COLLECTOR_ACCOUNT not in accounts or not password_file.exists():
-            write_secret(password_file, records.collector_password())
+            write_secret(password_file, catalog.collector_password())
             share_owner(password_file, catalog_path)  # the collector's account reads it
-        accounts = records.broker_accounts()
+        accounts = catalog.broker_accounts()
         write_secret(directory / "passwd", "".join(f"{name}:{digest}\n"
                                                     for name, digest in accounts))
         (directory / "acl").write_text(ACL)
@@ -145,7 +144,7 @@ def write_broker_config(catalog_path: Path, directory: Path, tls_directory: Path
                                         certificate=(directory / "server.pem").resolve(),
                                         key=(directory / "server.key").resolve()))
         _hand_over(directory, user, ("passwd", "acl", "server.pem", "server.key"))
-        records.record_broker_config(directory)  # what the broker will know at its reload
+        catalog.record_broker_config(directory)  # what the broker will know at its reload
     finally:
         catalog.close()
     return {"config": config, "collector_password": password_file,

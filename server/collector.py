@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import sys
 import threading
 import time
@@ -25,16 +24,16 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from obslink import wire
 from obslink.readings import now_us
-from obslink.plugins.qc_limits import default_settings
 from obslink.plugins.qc_runner import QCRunner
-from obslink.plugins.registry import load_registry
 from obslink.errors import TransportError
 from obslink.faults import fault_point
 from obslink.logs import current_format
 from obslink.mqtt_tcp import read_password
 from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Catalog,
-                                     Refusal)
+                                    Refusal, declared_floors)
+from obslink.server.centre_qc import CentreQC, centre_qc_runner
 from obslink.server.mqtt_link import CONNECTED, MESSAGE, LinkSettings, MqttLink, is_live
+from obslink.server.replay_window import ReplayWindow
 from obslink.server.verify import verify_message
 
 log = logging.getLogger(__name__)
@@ -49,14 +48,6 @@ GROUP_BYTES = 64 * 1024
 DECRYPTION_KEY_FILE = "collector-x25519.key"  # beside the catalog unless told otherwise
 DEFAULT_KEY_GRACE_S = 24 * 3600  # a rotated-out key signs in-flight batches this long
 KEY_CACHE_SECONDS = 5.0  # a station's keys are looked up again after this at the latest
-
-
-def is_transient(error: Exception) -> bool:
-    """The database's state (disk full, locked, I/O, damaged), not the message: a
-    redelivery may succeed. Anything else (a value SQLite cannot hold, a catalog limit)
-    fails again each time."""
-    return isinstance(error, (sqlite3.OperationalError, OSError, MemoryError)) or \
-        type(error) is sqlite3.DatabaseError
 
 
 def unstorable(item: AcceptedBatch | AcceptedGap | AcceptedKey, error: Exception) -> Refusal:
@@ -88,11 +79,6 @@ def _describe(item, parts) -> str:
     return f"the group's {len(parts[3])} refusal(s)"
 
 
-def centre_qc_runner() -> QCRunner:
-    """Every installed QC check with the documented default limits."""
-    return QCRunner.from_registry(load_registry(), default_settings())
-
-
 class Collector:
     def __init__(self, catalog: Catalog, broker_host: str, broker_port: int,
                  group: str = "collectors", network: str = "+",
@@ -103,17 +89,12 @@ class Collector:
                  username: str | None = None, password_file: str | None = None) -> None:
         self.catalog = catalog
         self.decryption_key = decryption_key  # opens messages stations sealed to it
-        # (station, epoch) -> the replay window's floor: the lowest sequence number that
-        # station's outbox could still send (docs/protocol.md, "Replays")
-        self._floors: dict[tuple[str, str], int] = {}
-        # (station, epoch) -> runs of batches its gap reports say its outbox evicted:
-        # (first seq, last seq, gap id, reason); a copy of one of those is a replay
-        self._evicted: dict[tuple[str, str], list[tuple[int, int, int, str]]] = {}
+        self.window = ReplayWindow(catalog)
         self.key_grace_s = key_grace_s  # how long a replaced key stays valid
         # Readings that arrive unchecked are checked here, so coverage at the centre is
         # complete whatever the sender ran (docs/qc.md).
-        self.qc = qc if qc is not None else centre_qc_runner()
-        self.qc.load_state(catalog.qc_state())
+        self.qc = CentreQC(qc if qc is not None else centre_qc_runner())
+        self.qc.runner.load_state(catalog.qc_state())
         # keys are looked up on a connection of their own: the catalog's may be committing
         self._lookups = catalog.reader()
         # one commit at a time runs here while the main thread verifies the next group
@@ -137,7 +118,6 @@ class Collector:
         self._keys_version = None
         self._next_retirement: int | None = None  # µs: a key's grace period ends
         self.committed = self.duplicates = self.refused = 0
-        self.late_copies = 0  # copies of stored batches below their window: refused
         self.stopping = False
 
     # -- messages from the broker --------------------------------------------------------------
@@ -199,7 +179,7 @@ class Collector:
             receiver.join(5)
             log.info("collector stopped: %d batches committed, %d duplicates acknowledged "
                      "again, %d refused (%d of them late copies of stored batches)",
-                     self.committed, self.duplicates, self.refused, self.late_copies)
+                     self.committed, self.duplicates, self.refused, self.window.late_copies)
 
     def _take_group(self, timeout: float) -> list[tuple[str, bytes, int]]:
         """Up to MAX_GROUP messages, live ones first, backlog up to about GROUP_BYTES."""
@@ -242,7 +222,7 @@ class Collector:
 
     def _failed(self, group: list[tuple[str, bytes, int]], error: Exception) -> None:
         """Called while handling ``error``: nothing of the group was acknowledged."""
-        if is_transient(error):
+        if self.catalog.is_transient(error):
             # every agent publishes its batches again after its ack timeout: logged, not lost
             log.exception("could not commit %d messages; they will be redelivered by their "
                           "stations", len(group))
@@ -279,14 +259,15 @@ class Collector:
         """Write the group's batches in an open transaction. Returns what finishes it:
         the commit, the gap reports and refusals, and only then the acks."""
         registered = self._register_keys(announced, refusals)
-        accepted = self._outside_replay_window(accepted, refusals)
-        commit = self.catalog.stage(accepted, self.qc) if accepted else list
+        accepted = self.window.screen(accepted, refusals)
+        floors = declared_floors(accepted)
+        commit = self._staged(accepted, floors) if accepted else list
 
         def finish() -> None:
             new_flags = commit()
-            self._raise_floors(accepted)
+            self.window.raise_floors(floors)
             self.catalog.record_gaps(gaps)
-            self._remember_evictions(gaps)
+            self.window.remember_evictions(gaps)
             for item in gaps:
                 log.warning("station %s reports a gap: %d readings (%d batches) evicted from "
                             "its outbox (%s)", item.gap.station, item.gap.readings,
@@ -319,7 +300,7 @@ class Collector:
                 self._store(*parts)
             except Exception as exc:
                 item = next(chain.from_iterable(parts), None)
-                if is_transient(exc) or isinstance(item, Refusal) or item is None:
+                if self.catalog.is_transient(exc) or isinstance(item, Refusal) or item is None:
                     log.exception("could not store %s; it is not acknowledged, so its "
                                   "station sends it again", _describe(item, parts))
                     continue
@@ -331,80 +312,24 @@ class Collector:
                     log.exception("could not record the refusal either; its station will "
                                   "send the message again")
 
-    def _outside_replay_window(self, accepted: list[AcceptedBatch],
-                               refusals: list[Refusal]) -> list[AcceptedBatch]:
-        """Batches at or above their station's floor go on to the commit (a duplicate there
-        is a redelivery: a lost ack; it is acked again), unless the station reported them
-        evicted. Below the floor the station no longer holds the batch: a copy is a late
-        one (a retry still in flight when the first copy's ack arrived) or a replay. Both,
-        and a copy of an evicted batch, are refused as replays, without an answer: the
-        station does not hold them."""
-        outboxes = {(item.batch.station, item.batch.epoch) for item in accepted}
-        unknown = outboxes - self._floors.keys()
-        if unknown:
-            self._floors.update(self.catalog.replay_floors(unknown))
-        unknown = outboxes - self._evicted.keys()
-        if unknown:
-            self._evicted.update(self.catalog.evicted(unknown))
-        kept, below = [], []
-        for item in accepted:
-            batch = item.batch
-            key = (batch.station, batch.epoch)
-            evicted = self._evicted[key] and next(
-                (run for run in self._evicted[key] if run[0] <= batch.seq <= run[1]), None)
-            if evicted:
-                refusals.append(self._replay(item, f"batch {batch.epoch}/{batch.seq} was "
-                                f"evicted by the station's outbox (gap report {evicted[2]}, "
-                                f"{evicted[3]}): the station holds no copy, so this one was "
-                                "captured or replayed; not stored"))
-            elif batch.seq >= self._floors.get(key, 0):
-                kept.append(item)
-            else:
-                below.append(item)
-        if not below:
-            return kept
-        stored = self.catalog.commit_times(below)
-        for item in below:
-            batch = item.batch
-            floor = self._floors[(batch.station, batch.epoch)]
-            at = stored.get((batch.station, batch.epoch, batch.seq))
-            if at is not None:
-                self.late_copies += 1
-                refusals.append(self._replay(
-                    item, f"a copy of batch {batch.epoch}/{batch.seq}, stored at {at}, arrived "
-                    f"below the station's replay window (the station had every batch before "
-                    f"{floor} acknowledged, evicted or parked): a retry still on its way, or "
-                    "a captured copy; not stored again"))
-            else:
-                refusals.append(self._replay(
-                    item, f"batch {batch.epoch}/{batch.seq} is below the station's replay "
-                    f"window (the station had every batch before {floor} acknowledged, "
-                    "evicted or parked) and was never stored; not stored"))
-        return kept
+    def _staged(self, accepted: list[AcceptedBatch], floors: dict[tuple[str, str], int]):
+        """The catalog's stage with centre QC: the checks' history moves on only if the
+        transaction commits."""
+        try:
+            commit = self.catalog.stage(accepted, self.qc, floors)
+        except BaseException:
+            self.qc.rolled_back()
+            raise
 
-    @staticmethod
-    def _replay(item: AcceptedBatch, detail: str) -> Refusal:
-        batch = item.batch
-        return Refusal(item.topic, "replay", detail, item.payload, item.received_at,
-                       station=batch.station, key_id=item.key_id, epoch=batch.epoch,
-                       seq=batch.seq)
-
-    def _remember_evictions(self, gaps: list[AcceptedGap]) -> None:
-        for item in gaps:
-            gap = item.gap
-            runs = self._evicted.get((gap.station, gap.epoch))
-            if runs is not None:
-                runs.append((gap.first_seq, gap.last_seq, gap.id, gap.reason))
-
-    def _raise_floors(self, committed: list[AcceptedBatch]) -> None:
-        """Move the cached floors up to what the committed batches declare (the catalog
-        stored the same in the commit's transaction)."""
-        for item in committed:
-            batch = item.batch
-            if batch.floor is not None:
-                key = (batch.station, batch.epoch)
-                if batch.floor > self._floors.get(key, 0):
-                    self._floors[key] = batch.floor
+        def finish() -> list[bool]:
+            try:
+                flags = commit()
+            except BaseException:
+                self.qc.rolled_back()
+                raise
+            self.qc.committed()
+            return flags
+        return finish
 
     def _register_keys(self, announced: list[AcceptedKey],
                        refusals: list[Refusal]) -> list[AcceptedKey]:

@@ -17,8 +17,7 @@ from pydantic import BaseModel, Field
 from obslink import __version__
 from obslink.keys import key_id, public_bytes
 from obslink.sealing import raw_public
-from obslink.server.catalog import EnrolmentError, SQLiteCatalog
-from obslink.server.station_records import StationRecords
+from obslink.server.catalog import EnrolmentError, open_catalog
 
 ENROLMENT_STATUS = {"invalid": 403, "used": 409, "revoked": 410, "expired": 410,
                     "key-revoked": 409, "key-in-use": 409}
@@ -65,12 +64,11 @@ def create_app(catalog_path: Path, broker_url: str, collector_key: Ed25519Public
         except ValueError:
             raise HTTPException(400, "public_key must be the 32-byte Ed25519 public key as "
                                      "64 hex digits") from None
-        catalog = SQLiteCatalog(catalog_path)
-        records = StationRecords(catalog)
+        catalog = open_catalog(catalog_path)
         try:
-            station = records.enrol(request.token, public_bytes(public), key_id(public),
+            station = catalog.enrol(request.token, public_bytes(public), key_id(public),
                                     http.client.host if http.client else None)
-            account = records.broker_account(station.id)
+            account = catalog.broker_account(station.id)
         except EnrolmentError as exc:
             raise HTTPException(ENROLMENT_STATUS[exc.reason], str(exc)) from None
         finally:

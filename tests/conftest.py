@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from obslink.broker import Mosquitto
 from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
-from obslink.server.catalog import SQLiteCatalog, Station
+from obslink.server.catalog import Station, open_catalog
 from obslink.simulator import KINDS, SimulatedLogger, demo_start_time, write_agent_config
 
 NETWORK = "test"
@@ -180,7 +180,7 @@ ack_timeout = 5
         return config
 
     def register(self, station_id: str, public_key: Path) -> None:
-        catalog = SQLiteCatalog(self.catalog_path)
+        catalog = open_catalog(self.catalog_path)
         key = load_public_key(public_key)
         catalog.add_station(Station(station_id, NETWORK, interval_seconds=60),
                             public_bytes(key), key_id(key))
@@ -221,6 +221,6 @@ ack_timeout = 5
 def deployment(tmp_path, broker):
     deployed = Deployment(tmp_path, broker)
     # The catalog exists (schema migrated) before any process opens it.
-    SQLiteCatalog(deployed.catalog_path).close()
+    open_catalog(deployed.catalog_path).close()
     yield deployed
     deployed.stop_all()

@@ -25,8 +25,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from obslink import wire
 from obslink.broker import find_mosquitto, free_port
-from obslink.server.catalog import SQLiteCatalog
-from obslink.server.station_records import COLLECTOR_ACCOUNT, StationRecords
+from obslink.server.catalog import open_catalog
+from obslink.server.catalog.broker_passwords import COLLECTOR_ACCOUNT
 from tests.conftest import NETWORK, Deployment, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -93,7 +93,7 @@ def closed(tmp_path, reachable_dir):
     obslink("collector", "tls", "init", "--dir", tmp_path / "tls", "--host", "127.0.0.1")
     broker = ClosedBroker(free_port(), reachable_dir / "broker", tmp_path / "tls")
     deployment = Deployment(tmp_path / "deployment", broker)
-    SQLiteCatalog(deployment.catalog_path).close()
+    open_catalog(deployment.catalog_path).close()
     yield deployment, broker
     deployment.stop_all()
     broker.stop()
@@ -134,8 +134,8 @@ class Client:
 def test_stations_are_kept_to_their_own_topics(closed):
     deployment, broker = closed
     a, b = (deployment.add_station(name) for name in ("ACL-A", "ACL-B"))
-    catalog = SQLiteCatalog(deployment.catalog_path)
-    passwords = {s.id: StationRecords(catalog).new_broker_password(s.id).password
+    catalog = open_catalog(deployment.catalog_path)
+    passwords = {s.id: catalog.new_broker_password(s.id).password
                  for s in (a, b)}
     catalog.close()
     broker.configure_and_start(deployment.catalog_path)
@@ -187,7 +187,7 @@ def test_agent_and_collector_deliver_through_the_closed_broker(closed):
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root makes Mosquitto change accounts")
 def test_a_directory_the_brokers_account_cannot_enter_is_refused_at_once(tmp_path):
     obslink("collector", "tls", "init", "--dir", tmp_path / "tls", "--host", "127.0.0.1")
-    SQLiteCatalog(tmp_path / "catalog.db").close()
+    open_catalog(tmp_path / "catalog.db").close()
     done = subprocess.run([sys.executable, "-m", "obslink", "collector", "broker-config",
                            "--db", str(tmp_path / "catalog.db"), "--dir",
                            str(tmp_path / "broker"), "--tls-dir", str(tmp_path / "tls")],
@@ -206,7 +206,7 @@ def test_secrets_root_writes_beside_a_services_catalog_stay_readable_by_its_acco
     state = reachable_dir / "state"
     state.mkdir()
     catalog_path = state / "catalog.db"
-    SQLiteCatalog(catalog_path).close()
+    open_catalog(catalog_path).close()
     shutil.chown(state, service, "nogroup")
     shutil.chown(catalog_path, service, "nogroup")
     key = tmp_path / "station.key"
@@ -253,7 +253,7 @@ def test_enrolment_and_the_closed_broker_stay_consistent(closed, tmp_path):
     https = f"https://127.0.0.1:{port}"
     wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, timeout=20,
                message="the HTTPS API")
-    SQLiteCatalog(deployment.catalog_path).close()
+    open_catalog(deployment.catalog_path).close()
     token = obslink("collector", "station", "add", "CLOSED-1", "--enrol", "--db",
                     deployment.catalog_path, "--network", NETWORK)
     assert "run `obslink collector broker-config`" not in token.stdout  # none written yet

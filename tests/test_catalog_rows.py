@@ -22,10 +22,10 @@ from obslink import wire
 from obslink.errors import WireError
 from obslink.readings import (MAX_TIME_US, MIN_TIME_US, QC_NOT_CHECKED, Reading, format_utc,
                               utc_us_from_datetime)
-from obslink.server.catalog import (MIGRATIONS, _TEXT_TO_US, _US_TO_TEXT, AcceptedBatch,
-                                    SQLiteCatalog, Station)
+from obslink.server.catalog import AcceptedBatch, Catalog, Station, open_catalog
+from obslink.server.catalog.sqlite_schema import MIGRATIONS, _TEXT_TO_US, _US_TO_TEXT
+from obslink.server.centre_qc import CentreQC, centre_qc_runner
 from obslink.sqlite_store import apply_migrations
-from obslink.server.collector import centre_qc_runner
 
 T0 = 1_795_000_000_000_000
 
@@ -36,7 +36,7 @@ def accepted(batch: wire.Batch) -> AcceptedBatch:
                          "kid", b"s" * 64, body, T0)
 
 
-def stored(catalog: SQLiteCatalog, station: str) -> list[tuple]:
+def stored(catalog: Catalog, station: str) -> list[tuple]:
     names = catalog.qc_check_names()
 
     def named(bits: int) -> set[str]:
@@ -49,7 +49,7 @@ def stored(catalog: SQLiteCatalog, station: str) -> list[tuple]:
 
 
 def test_rows_hold_every_column_of_the_readings_with_masks_by_check_name(tmp_path):
-    catalog = SQLiteCatalog(tmp_path / "catalog.db")
+    catalog = open_catalog(tmp_path / "catalog.db")
     catalog.add_station(Station("S1", "net"), None, None)
     # a first sender fixes the catalog's bits in its order ...
     catalog.commit([accepted(wire.Batch("S1", "ep", 1, T0, [
@@ -73,7 +73,7 @@ def test_rows_hold_every_column_of_the_readings_with_masks_by_check_name(tmp_pat
 
 
 def test_readings_the_sender_could_not_check_are_checked_at_the_centre(tmp_path):
-    catalog = SQLiteCatalog(tmp_path / "catalog.db")
+    catalog = open_catalog(tmp_path / "catalog.db")
     catalog.add_station(Station("S2", "net"), None, None)
     qc = centre_qc_runner()
     readings = [
@@ -82,7 +82,7 @@ def test_readings_the_sender_could_not_check_are_checked_at_the_centre(tmp_path)
         Reading(T0, "wind_speed", None, "m/s", "WS", "NAN", QC_NOT_CHECKED),  # stays so
     ]
     catalog.commit([accepted(wire.Batch("S2", "ep", 1, T0, readings, qc_checks=["range"]))],
-                   qc)
+                   CentreQC(qc))
     rows = stored(catalog, "S2")
     assert [row[6] for row in rows[:1]] == [0] and rows[0][8] == {"range"}
     assert rows[1][6] not in (0, QC_NOT_CHECKED) and "range" in rows[1][9]
@@ -95,7 +95,7 @@ def test_readings_the_sender_could_not_check_are_checked_at_the_centre(tmp_path)
 def test_integers_beyond_sqlites_range_never_fail_a_commit(tmp_path):
     """Such a batch failed its whole group's commit at every redelivery: a free-form
     integer SQLite cannot hold is dropped, and such a period is malformed."""
-    catalog = SQLiteCatalog(tmp_path / "catalog.db")
+    catalog = open_catalog(tmp_path / "catalog.db")
     catalog.add_station(Station("S3", "net"), None, None)
     reading = Reading(T0, "air_temperature", 1.0, "degC", "T")
     batch = wire.Batch("S3", "ep", 1, T0, [reading], source={"start": 2**64 - 1, "end": 2**63})
@@ -124,7 +124,7 @@ def test_the_views_time_text_is_format_utc_and_converts_back(us):
 
 
 def test_one_series_per_station_and_field_with_or_without_a_period(tmp_path):
-    catalog = SQLiteCatalog(tmp_path / "catalog.db")
+    catalog = open_catalog(tmp_path / "catalog.db")
     for station in ("S4", "S5"):
         catalog.add_station(Station(station, "net"), None, None)
     readings = [Reading(T0, "wind_speed", 1.0, "m/s", "WS"),
@@ -132,7 +132,7 @@ def test_one_series_per_station_and_field_with_or_without_a_period(tmp_path):
                 Reading(T0 + 1, "wind_speed", 3.0, "m/s", "WS")]
     catalog.commit([accepted(wire.Batch("S4", "ep", 1, T0, readings)),
                     accepted(wire.Batch("S5", "ep", 1, T0, readings[:1]))])
-    reopened = SQLiteCatalog(tmp_path / "catalog.db")  # the series are found, not made again
+    reopened = open_catalog(tmp_path / "catalog.db")  # the series are found, not made again
     reopened.commit([accepted(wire.Batch("S4", "ep", 2, T0, readings))])
     series = reopened.conn.execute(
         "SELECT station, period_s, count(*) FROM observations GROUP BY series ORDER BY series"
@@ -166,7 +166,7 @@ def test_a_catalog_with_text_observations_is_migrated_row_for_row(tmp_path):
                      "value, unit, source_field, source_flag, qc, period_s, qc_ran, "
                      "qc_failed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", old_rows)
     conn.close()
-    catalog = SQLiteCatalog(path)
+    catalog = open_catalog(path)
     rows = catalog.conn.execute(
         "SELECT batch_id, station, observed_at, element, value, unit, source_field, "
         "source_flag, qc, period_s, qc_ran, qc_failed FROM observations ORDER BY id").fetchall()
@@ -186,7 +186,7 @@ def _us(text: str) -> int:
 
 def test_the_catalog_page_lists_the_views_columns_and_its_query_runs(tmp_path):
     page = (Path(__file__).parent.parent / "docs" / "catalog.md").read_text()
-    catalog = SQLiteCatalog(tmp_path / "catalog.db")
+    catalog = open_catalog(tmp_path / "catalog.db")
     catalog.add_station(Station("0-20000-0-54511", "net"), None, None)
     catalog.commit([accepted(wire.Batch("0-20000-0-54511", "ep", 1, T0, [
         Reading(1795000000000000 + 60_000_000, "air_temperature", 1.5, "degC", "T"),
@@ -203,13 +203,13 @@ def test_the_catalog_page_lists_the_views_columns_and_its_query_runs(tmp_path):
 def test_the_keys_version_follows_key_changes_from_this_and_other_connections(tmp_path):
     """The collector asks before every group whether keys changed; the answer is cached
     until this connection changes a key or another connection commits anything."""
-    catalog = SQLiteCatalog(tmp_path / "catalog.db")
+    catalog = open_catalog(tmp_path / "catalog.db")
     catalog.add_station(Station("S7", "net"), b"k" * 32, "kid-1")
     first = catalog.keys_version()
     assert catalog.keys_version() == first
     catalog.add_key("S7", b"l" * 32, "kid-2")  # this connection
     second = catalog.keys_version()
     assert second != first
-    other = SQLiteCatalog(tmp_path / "catalog.db")  # the CLI, the HTTP API
+    other = open_catalog(tmp_path / "catalog.db")  # the CLI, the HTTP API
     other.revoke_key("kid-1")
     assert catalog.keys_version() != second

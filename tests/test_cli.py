@@ -302,8 +302,8 @@ def test_a_source_without_format_or_type_says_it_is_required(tmp_path):
 
 def test_catalog_stats_lines_keep_names_and_numbers_apart(tmp_path):
     db = tmp_path / "catalog.db"
-    from obslink.server.catalog import SQLiteCatalog
-    SQLiteCatalog(db).close()
+    from obslink.server.catalog import open_catalog
+    open_catalog(db).close()
     lines = obslink("catalog", "stats", "--db", db, check=True).stdout.splitlines()
     assert "readings_lost_in_gaps  0" in lines and all("  " in line for line in lines)
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from obslink import wire
 from obslink.keys import key_id, public_bytes
 from obslink.readings import Reading, now_us
-from obslink.server.catalog import SQLiteCatalog, Station
+from obslink.server.catalog import Station, open_catalog
 from obslink.server.collector import Collector
 
 T0 = 1_795_000_000_000_000
@@ -26,7 +26,7 @@ def signed_batch(key: Ed25519PrivateKey, seq: int) -> tuple[str, bytes, int]:
 def test_each_ack_leaves_after_its_batches_are_committed(tmp_path):
     key = Ed25519PrivateKey.generate()
     path = tmp_path / "catalog.db"
-    catalog = SQLiteCatalog(path)
+    catalog = open_catalog(path)
     catalog.add_station(Station("PIPE1", "net"), public_bytes(key.public_key()),
                         key_id(key.public_key()))
     collector = Collector(catalog, "127.0.0.1", 1)  # never connects: acks are only recorded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -21,19 +22,32 @@ TESTS_TEXT = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py")
 
 
 def test_there_are_hooks():
-    assert HOOKS == ["obslink_register_formats", "obslink_register_qc_checks",
-                     "obslink_register_sources"]
+    assert HOOKS == ["obslink_register_catalog_backends", "obslink_register_formats",
+                     "obslink_register_qc_checks", "obslink_register_sources"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
-def test_every_hook_has_a_docs_section(hook):
-    assert re.search(rf"^### {hook}\(", (ROOT / "docs" / "plugins.md").read_text(), re.M)
+def test_every_hook_has_a_docs_section_headed_by_its_signature(hook):
+    """The heading names the parameters the spec declares, in its order."""
+    parameters = ", ".join(inspect.signature(getattr(hookspecs, hook)).parameters)
+    headings = re.findall(rf"^### ({hook}\(.*\))$", (ROOT / "docs" / "plugins.md").read_text(),
+                          re.M)
+    assert headings == [f"{hook}({parameters})"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
-def test_every_hook_has_a_test(hook):
-    assert re.search(rf"def test_{hook}_|{hook} =|\.{hook}\b|def {hook}\(", TESTS_TEXT), \
-        f"no test exercises {hook}"
+def test_every_hook_is_typed(hook):
+    spec = inspect.signature(getattr(hookspecs, hook))
+    assert spec.return_annotation != inspect.Signature.empty
+    assert all(p.annotation != inspect.Parameter.empty for p in spec.parameters.values())
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_test_of_its_own(hook):
+    """A test named after the hook that registers an implementation of it."""
+    tests = re.findall(rf"^def test_{hook}_\w*\(.*?(?=^def |\Z)", TESTS_TEXT, re.M | re.S)
+    assert any(f"{hook} = hookimpl" in body or f"def {hook}(" in body for body in tests), \
+        f"no test_{hook}_… registers an implementation of {hook}"
 
 
 def test_every_element_is_documented():

@@ -16,7 +16,7 @@ from obslink.plugins.registry import load_registry
 from obslink.plugins.sources import ChunkOrigin, SourcePosition
 from obslink.plugins.toa5 import TOA5Adapter
 from obslink.readings import Reading, now_us
-from obslink.server.catalog import SQLiteCatalog, Station
+from obslink.server.catalog import Station, open_catalog
 from obslink.server.collector import Collector
 from tests.conftest import listening, wait_until
 
@@ -73,7 +73,7 @@ def test_live_batches_are_marked_and_the_collector_takes_them_first(tmp_path, br
     assert lanes == ["live", "backlog", "backlog", "backlog"]  # live went out first
 
     # The collector, handed the backlog first and the live batch last, commits live first.
-    collector = Collector(SQLiteCatalog(tmp_path / "catalog.db"), "127.0.0.1", broker.port)
+    collector = Collector(open_catalog(tmp_path / "catalog.db"), "127.0.0.1", broker.port)
     for message in received[1:] + received[:1]:
         collector._on_message(None, None, message)
     group = collector._take_group(timeout=1)
@@ -83,7 +83,7 @@ def test_live_batches_are_marked_and_the_collector_takes_them_first(tmp_path, br
 
 
 def run_collector(catalog_path, broker) -> tuple[Collector, threading.Event, threading.Thread]:
-    collector = Collector(SQLiteCatalog(catalog_path), "127.0.0.1", broker.port,
+    collector = Collector(open_catalog(catalog_path), "127.0.0.1", broker.port,
                           group="lanes-test")
     stop = threading.Event()
     thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
@@ -96,7 +96,7 @@ def test_a_backlog_drains_in_bundles_and_each_batch_keeps_its_provenance(tmp_pat
     config = agent_config(tmp_path, broker)
     key = load_private_key(config.private_key)
     catalog_path = tmp_path / "catalog.db"
-    catalog = SQLiteCatalog(catalog_path)
+    catalog = open_catalog(catalog_path)
     catalog.add_station(Station("LANES1", "lanes"), public_bytes(key.public_key()),
                         key_id(key.public_key()))
     outbox = Outbox(config.outbox_path, config.station)

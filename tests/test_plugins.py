@@ -19,7 +19,7 @@ from obslink.plugins.toa5 import TOA5Adapter
 
 THIRD_PARTY = textwrap.dedent('''
     from obslink.plugins.formats import Decoded, FormatAdapter
-    from obslink.plugins.registry import hookimpl
+    from obslink.plugins import hookimpl
     from obslink.readings import Reading
 
     class PairsAdapter(FormatAdapter):
@@ -198,3 +198,45 @@ def test_a_plugin_that_raises_costs_its_file_not_the_source(third_party_site, tm
                          third_party_site)
     assert parsed.returncode == 1 and "Traceback" not in parsed.stderr
     assert "format plugin obslink_pairs (pairs 0.3) failed" in parsed.stderr
+
+
+def test_obslink_register_catalog_backends_picks_a_backend_by_the_urls_scheme(tmp_path):
+    from obslink.errors import StorageError
+    from obslink.server.catalog import Station, open_catalog
+    from obslink.server.catalog.backends import SERVER_PLUGINS
+    from obslink.server.catalog.sqlite import SQLiteCatalog
+
+    class MemoCatalog(SQLiteCatalog):
+        """A third-party backend: ``memo://name`` is a SQLite file in tmp_path."""
+        schemes = ("memo",)
+
+        @classmethod
+        def open(cls, url):
+            return cls(tmp_path / url.removeprefix("memo://"))
+
+    manager = make_plugin_manager(load_entry_points=False, extra_builtins=SERVER_PLUGINS)
+    plugin = types.ModuleType("memo_backend")
+    plugin.obslink_register_catalog_backends = hookimpl(
+        lambda registry: registry.add_catalog_backend(MemoCatalog))
+    manager.register(plugin, name="memo_backend")
+    registry = load_registry(manager)
+    memo = open_catalog("memo://one.db", registry)
+    assert type(memo) is MemoCatalog
+    memo.add_station(Station("M1", "net"), None, None)
+    memo.close()
+    assert (tmp_path / "one.db").exists()
+    plain = open_catalog(tmp_path / "two.db", registry)  # a bare path is SQLite's
+    assert type(plain) is SQLiteCatalog
+    plain.close()
+    with pytest.raises(StorageError, match=r"no catalog backend opens ftp:// URLs; installed: "
+                       r"memo://, sqlite://"):
+        open_catalog("ftp://x/y", registry)
+    with pytest.raises(StorageError, match="PostgreSQL catalog backend is not available"):
+        open_catalog("postgresql://db/obslink", registry)
+
+    impostor = types.ModuleType("impostor4")
+    impostor.obslink_register_catalog_backends = hookimpl(
+        lambda registry: registry.add_catalog_backend(type("Other", (MemoCatalog,), {})))
+    manager.register(impostor, name="impostor4")
+    with pytest.raises(PluginConflictError, match="catalog backend for 'memo'"):
+        load_registry(manager)

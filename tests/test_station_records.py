@@ -11,8 +11,7 @@ import pytest
 
 from obslink.errors import ObslinkError
 from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
-from obslink.server.catalog import EnrolmentError, SQLiteCatalog, Station
-from obslink.server.station_records import StationRecords
+from obslink.server.catalog import EnrolmentError, Station, open_catalog
 
 
 def obslink(*args, check: bool = True) -> subprocess.CompletedProcess:
@@ -24,10 +23,10 @@ def obslink(*args, check: bool = True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def records(tmp_path):
-    catalog = SQLiteCatalog(tmp_path / "catalog.db")
-    yield StationRecords(catalog)
-    catalog.close()
+def catalog(tmp_path):
+    opened = open_catalog(tmp_path / "catalog.db")
+    yield opened
+    opened.close()
 
 
 def a_key(tmp_path, name="station"):
@@ -56,83 +55,83 @@ def test_adding_an_existing_station_changes_nothing_and_says_what_to_run(tmp_pat
     assert listed.startswith("ST-1") and "every 300 s" in listed
 
 
-def test_one_live_token_per_station(records, tmp_path):
-    records.register(Station("ST-2", "net"))
-    first, _ = records.issue_token("ST-2", 3600)
-    second, _ = records.issue_token("ST-2", 3600)
-    assert [t["status"] for t in records.tokens("ST-2")] == ["live", "revoked"]
+def test_one_live_token_per_station(catalog, tmp_path):
+    catalog.register(Station("ST-2", "net"))
+    first, _ = catalog.issue_token("ST-2", 3600)
+    second, _ = catalog.issue_token("ST-2", 3600)
+    assert [t["status"] for t in catalog.tokens("ST-2")] == ["live", "revoked"]
     raw, kid = a_key(tmp_path)
     with pytest.raises(EnrolmentError, match="withdrawn") as refused:
-        records.enrol(first, raw, kid, "10.0.0.5")
+        catalog.enrol(first, raw, kid, "10.0.0.5")
     assert refused.value.reason == "revoked"
-    assert records.revoke_tokens("ST-2") == 1
+    assert catalog.revoke_tokens("ST-2") == 1
     with pytest.raises(EnrolmentError, match="withdrawn"):
-        records.enrol(second, raw, kid)
-    assert {t["status"] for t in records.tokens("ST-2")} == {"revoked"}
+        catalog.enrol(second, raw, kid)
+    assert {t["status"] for t in catalog.tokens("ST-2")} == {"revoked"}
 
 
-def test_a_revoked_key_is_never_enrolled_again_and_the_token_stays_good(records, tmp_path):
-    records.register(Station("ST-3", "net"))
+def test_a_revoked_key_is_never_enrolled_again_and_the_token_stays_good(catalog, tmp_path):
+    catalog.register(Station("ST-3", "net"))
     raw, kid = a_key(tmp_path)
-    token, _ = records.issue_token("ST-3", 3600)
-    assert records.enrol(token, raw, kid, "10.0.0.7").id == "ST-3"
-    records.catalog.revoke_key(kid)
-    token, _ = records.issue_token("ST-3", 3600)
+    token, _ = catalog.issue_token("ST-3", 3600)
+    assert catalog.enrol(token, raw, kid, "10.0.0.7").id == "ST-3"
+    catalog.revoke_key(kid)
+    token, _ = catalog.issue_token("ST-3", 3600)
     with pytest.raises(EnrolmentError, match=f"key {kid} was revoked at") as refused:
-        records.enrol(token, raw, kid, "10.0.0.7")
+        catalog.enrol(token, raw, kid, "10.0.0.7")
     assert refused.value.reason == "key-revoked"
     assert "make a new key" in str(refused.value).lower()
-    assert records.tokens("ST-3")[0]["status"] == "live"  # not used up by the refusal
+    assert catalog.tokens("ST-3")[0]["status"] == "live"  # not used up by the refusal
     new_raw, new_kid = a_key(tmp_path, "new")
-    assert records.enrol(token, new_raw, new_kid).id == "ST-3"
-    attempts = records.enrolment_attempts("ST-3")
+    assert catalog.enrol(token, new_raw, new_kid).id == "ST-3"
+    attempts = catalog.enrolment_attempts("ST-3")
     assert [(a["outcome"], a["reason"], a["key_id"]) for a in attempts] == [
         ("granted", None, new_kid), ("refused", "key-revoked", kid), ("granted", None, kid)]
     assert attempts[1]["client"] == "10.0.0.7"
     with pytest.raises(ObslinkError, match="never becomes valid again"):
-        records.update("ST-3", raw, kid)  # nor by hand
+        catalog.update("ST-3", raw, kid)  # nor by hand
 
 
-def test_an_invalid_token_is_logged_without_a_station(records, tmp_path):
+def test_an_invalid_token_is_logged_without_a_station(catalog, tmp_path):
     raw, kid = a_key(tmp_path)
     with pytest.raises(EnrolmentError):
-        records.enrol("not-a-token", raw, kid, "192.0.2.1")
-    (attempt,) = records.enrolment_attempts()
+        catalog.enrol("not-a-token", raw, kid, "192.0.2.1")
+    (attempt,) = catalog.enrolment_attempts()
     assert (attempt["station"], attempt["outcome"], attempt["reason"], attempt["client"]) == (
         None, "refused", "invalid", "192.0.2.1")
 
 
-def test_retiring_keeps_data_and_identity_and_stops_the_station(records, tmp_path):
+def test_retiring_keeps_data_and_identity_and_stops_the_station(catalog, tmp_path):
     raw, kid = a_key(tmp_path)
-    records.register(Station("ST-4", "net", "Old mast"), raw, kid)
-    records.issue_token("ST-4", 3600)
-    records.retire("ST-4")
-    assert records.catalog.station_keys("ST-4")[kid][1] == "revoked"
-    assert [t["status"] for t in records.tokens("ST-4")] == ["revoked"]
-    assert "ST-4" not in dict(records.broker_accounts())
-    assert records.list() == [] and records.list(include_retired=True)[0]["name"] == "Old mast"
+    catalog.register(Station("ST-4", "net", "Old mast"), raw, kid)
+    catalog.issue_token("ST-4", 3600)
+    catalog.retire("ST-4")
+    assert catalog.station_keys("ST-4")[kid][1] == "revoked"
+    assert [t["status"] for t in catalog.tokens("ST-4")] == ["revoked"]
+    assert "ST-4" not in dict(catalog.broker_accounts())
+    assert catalog.stations() == [] and catalog.stations(include_retired=True)[0]["name"] == "Old mast"
     with pytest.raises(ObslinkError, match="was retired"):
-        records.register(Station("ST-4", "net"))
+        catalog.register(Station("ST-4", "net"))
     with pytest.raises(ObslinkError, match="was retired"):
-        records.issue_token("ST-4", 3600)
+        catalog.issue_token("ST-4", 3600)
 
 
-def test_enrolment_hands_out_the_password_the_broker_knows(records, tmp_path):
+def test_enrolment_hands_out_the_password_the_broker_knows(catalog, tmp_path):
     """The account exists from registration; enrolling again gives the same password; only
     `station credentials` makes a new one, and the answer says when the broker must reload."""
-    records.register(Station("ST-5", "net"))
-    before = records.broker_account("ST-5")
+    catalog.register(Station("ST-5", "net"))
+    before = catalog.broker_account("ST-5")
     assert not before.broker_knows_it and "broker-config" in before.note()
-    hashes = dict(records.broker_accounts())
-    records.record_broker_config(tmp_path / "broker")  # what `broker-config` does
+    hashes = dict(catalog.broker_accounts())
+    catalog.record_broker_config(tmp_path / "broker")  # what `broker-config` does
     raw, kid = a_key(tmp_path)
-    records.enrol(records.issue_token("ST-5", 3600)[0], raw, kid)
-    after = records.broker_account("ST-5")
+    catalog.enrol(catalog.issue_token("ST-5", 3600)[0], raw, kid)
+    after = catalog.broker_account("ST-5")
     assert after.password == before.password and after.broker_knows_it and after.note() == ""
-    assert dict(records.broker_accounts()) == hashes  # enrolment changed nothing
-    rotated = records.new_broker_password("ST-5")
+    assert dict(catalog.broker_accounts()) == hashes  # enrolment changed nothing
+    rotated = catalog.new_broker_password("ST-5")
     assert rotated.password != before.password
-    assert not records.broker_account("ST-5").broker_knows_it
-    other = StationRecords(SQLiteCatalog(records.catalog.path))  # the HTTP API's connection
+    assert not catalog.broker_account("ST-5").broker_knows_it
+    other = open_catalog(catalog.path)  # the HTTP API's connection
     assert other.broker_account("ST-5").password == rotated.password
-    other.catalog.close()
+    other.close()

@@ -13,7 +13,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from obslink.broker import Mosquitto
-from obslink.server.catalog import SQLiteCatalog
+from obslink.server.catalog import open_catalog
 from tests.conftest import Deployment, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +28,7 @@ def tls_deployment(tmp_path):
     tls = tmp_path / "tls"
     with Mosquitto(tmp_path / "broker", tls=(tls / "server.pem", tls / "server.key")) as broker:
         deployed = Deployment(tmp_path / "deployment", broker)
-        SQLiteCatalog(deployed.catalog_path).close()
+        open_catalog(deployed.catalog_path).close()
         yield deployed, tls
         deployed.stop_all()
 

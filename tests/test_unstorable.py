@@ -12,8 +12,8 @@ import sqlite3
 from obslink import wire
 from obslink.keys import key_id, load_private_key
 from obslink.readings import Reading, now_us
-from obslink.server.catalog import MAX_CATALOG_CHECKS
-from obslink.server.collector import centre_qc_runner
+from obslink.server.catalog.sqlite_schema import MAX_CATALOG_CHECKS
+from obslink.server.centre_qc import centre_qc_runner
 from tests.conftest import NETWORK, wait_until
 from tests.test_end_to_end import Publisher, signed_batch
 
@@ -62,9 +62,12 @@ def test_a_batch_the_catalog_cannot_store_is_refused_and_its_group_stored(deploy
         [("UNSTORABLE-2",)]
 
 
-def test_only_the_databases_state_counts_as_a_failure_worth_a_redelivery():
+def test_only_the_databases_state_counts_as_a_failure_worth_a_redelivery(tmp_path):
     from obslink.errors import StorageError
-    from obslink.server.collector import is_transient
+    from obslink.server.catalog import open_catalog
+
+    catalog = open_catalog(tmp_path / "catalog.db")  # the backend owns the classification
+    is_transient = catalog.is_transient
 
     for error in (sqlite3.OperationalError("database or disk is full"),
                   sqlite3.DatabaseError("database disk image is malformed"), OSError(28, "")):
@@ -72,3 +75,4 @@ def test_only_the_databases_state_counts_as_a_failure_worth_a_redelivery():
     for error in (sqlite3.IntegrityError("UNIQUE"), OverflowError("int too large"),
                   StorageError("62 QC check names"), ValueError("x")):
         assert not is_transient(error), error
+    catalog.close()

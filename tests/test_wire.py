@@ -21,8 +21,8 @@ from obslink import sealing, wire
 from obslink.errors import WireError
 from obslink.keys import key_id, public_bytes
 from obslink.readings import MAX_TIME_US, MIN_TIME_US, Reading
-from obslink.server.catalog import AcceptedBatch, Refusal, SQLiteCatalog, Station
-from obslink.server.collector import centre_qc_runner
+from obslink.server.catalog import AcceptedBatch, Catalog, Refusal, Station, open_catalog
+from obslink.server.centre_qc import CentreQC, centre_qc_runner
 from obslink.server.verify import verify_message
 
 KEY = Ed25519PrivateKey.generate()
@@ -171,7 +171,8 @@ def test_a_batch_with_one_field_replaced_decodes_well_typed_or_raises_wire_error
         # what decodes, the catalog stores: a batch it could not would fail its whole
         # group's commit at every redelivery
         fuzz_catalog().commit([AcceptedBatch(batch, "obslink/v1/net/S1/data", KID, b"s" * 64,
-                                             msgpack.packb(data), 0)], centre_qc_runner())
+                                             msgpack.packb(data), 0)],
+                                            CentreQC(centre_qc_runner()))
 
 
 # the usual batch: every value there, no source flags (the collector's shorter path)
@@ -220,8 +221,8 @@ def test_the_usual_case_path_takes_the_usual_batch():
 
 
 @functools.cache
-def fuzz_catalog() -> SQLiteCatalog:
-    catalog = SQLiteCatalog(Path(tempfile.mkdtemp(prefix="obslink-fuzz-")) / "catalog.db")
+def fuzz_catalog() -> Catalog:
+    catalog = open_catalog(Path(tempfile.mkdtemp(prefix="obslink-fuzz-")) / "catalog.db")
     catalog.add_station(Station("S1", "net"), None, None)
     return catalog
 

@@ -1,68 +1,59 @@
-"""The operator's records of stations: registration, changes, retirement, enrolment tokens,
-broker accounts and the log of enrolment attempts (the CLI and the HTTP API use them).
-
-Broker accounts and enrolment stay consistent without a step at enrolment: a station's
-broker password is derived, HMAC-SHA256 of its id and a generation number under a secret
-kept beside the catalog (``broker-accounts.key``, mode 0600). The account exists from the
-moment the station is registered, so a broker configuration written after registration
-already admits it, and enrolment hands out that same password instead of making a new one.
-Only an explicit ``station credentials`` (a leaked password) starts a new generation. Where
-the broker does not know an account yet (it was made or changed after the last
+"""The SQLite catalog's station records, enrolment tokens, the log of enrolment attempts and
+broker accounts (passwords derive as server/catalog/broker_passwords.py says). Where the
+broker does not know an account yet (it was made or changed after the last
 ``broker-config``), the enrolment answer says so and names the command to run.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import secrets
-from dataclasses import dataclass
+import sqlite3
 from pathlib import Path
 
-from obslink.errors import ObslinkError, StorageError
-from obslink.keys import publish_secret_once, share_owner
 from obslink.readings import format_utc, now_us
-from obslink.server.catalog import (EnrolmentError, KeyInUseError, KeyRevokedError,
-                                    SQLiteCatalog, Station, StationExistsError, _dicts,
-                                    mosquitto_password_hash)
-from obslink.sqlite_store import transaction
+from obslink.sqlite_store import dicts, transaction
+from obslink.server.catalog.broker_passwords import (BROKER_SECRET_FILE, COLLECTOR_ACCOUNT,
+                                                     account_secret, derive_password,
+                                                     mosquitto_password_hash)
+from obslink.server.catalog.errors import (EnrolmentError, KeyInUseError, KeyRevokedError,
+                                           StationExistsError)
+from obslink.server.catalog.outcomes import BrokerAccount, Station
 
 log = logging.getLogger(__name__)
 
-BROKER_SECRET_FILE = "broker-accounts.key"  # beside the catalog
-COLLECTOR_ACCOUNT = "obslink-collector"
 STATION_COLUMNS = ("name", "network", "latitude", "longitude", "interval_seconds")
 
 
-class NoSuchStationError(ObslinkError):
-    """A command names a station the catalog does not have."""
+class SQLiteAdmin:
+    """Mixed into SQLiteCatalog, whose ``conn`` it writes through."""
 
+    conn: sqlite3.Connection
+    path: Path
 
-@dataclass(frozen=True)
-class BrokerAccount:
-    username: str
-    password: str
-    # whether the last `collector broker-config` wrote this account as it is now
-    broker_knows_it: bool
+    def add_station(self, station: Station, public_key: bytes | None, key_id: str | None
+                    ) -> None:
+        """Register a new station, with its key unless it will enrol for one (operators use
+        register, which also makes its broker account)."""
+        with transaction(self.conn) as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO stations (id, name, network, latitude, longitude, "
+                    "interval_seconds, created_at) VALUES (?,?,?,?,?,?,?)",
+                    (station.id, station.name, station.network, station.latitude,
+                     station.longitude, station.interval_seconds,
+                     format_utc(now_us(), fixed=True)))
+            except sqlite3.IntegrityError:
+                raise StationExistsError(f"station {station.id} is registered already; "
+                                         "`obslink collector station update` changes it"
+                                         ) from None
+            if public_key is not None:
+                self.add_key_in(conn, station.id, public_key, key_id)
 
-    def note(self) -> str:
-        """What an operator must do before the station can log in, if anything."""
-        if self.broker_knows_it:
-            return ""
-        return (f"the broker does not know account {self.username} yet: run `obslink "
-                "collector broker-config` and reload the broker (SIGHUP) before the station "
-                "can connect; until then its agent keeps its readings and retries")
-
-
-class StationRecords:
-    """Operations on the station records of one catalog."""
-
-    def __init__(self, catalog: SQLiteCatalog) -> None:
-        self.catalog = catalog
-        self.conn = catalog.conn
-
-    # -- records --------------------------------------------------------------------------
+    def station_exists(self, station: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM stations WHERE id = ?",
+                                 (station,)).fetchone() is not None
 
     def register(self, station: Station, public_key: bytes | None = None,
                  key_id: str | None = None) -> None:
@@ -77,24 +68,17 @@ class StationRecords:
                 f"station {station.id} is registered already (since {found['created_at']}); "
                 f"change its record with `obslink collector station update {station.id}`, "
                 f"issue an enrolment token with `obslink collector token issue {station.id}`")
-        self.catalog.add_station(station, public_key, key_id)
+        self.add_station(station, public_key, key_id)
         self._ensure_account(station.id)
 
     def find(self, station: str) -> dict | None:
         row = self.conn.execute("SELECT * FROM stations WHERE id = ?", (station,))
-        found = _dicts(row)
+        found = dicts(row)
         return found[0] if found else None
 
-    def get(self, station: str) -> dict:
-        found = self.find(station)
-        if found is None:
-            raise NoSuchStationError(f"no station {station!r} in the catalog; `obslink "
-                                     "collector station list` shows the stations")
-        return found
-
-    def list(self, include_retired: bool = False) -> list[dict]:
+    def stations(self, include_retired: bool = False) -> list[dict]:
         where = "" if include_retired else "WHERE retired_at IS NULL"
-        return _dicts(self.conn.execute(f"SELECT * FROM stations {where} ORDER BY id"))
+        return dicts(self.conn.execute(f"SELECT * FROM stations {where} ORDER BY id"))
 
     def show(self, station: str) -> dict:
         """The record with its keys, tokens, broker account, enrolment attempts and what
@@ -107,7 +91,7 @@ class StationRecords:
             "SELECT username, generation, updated_at FROM broker_accounts WHERE station = ?",
             (station,)).fetchone()
         return dict(record, status="retired" if record["retired_at"] else "active",
-                    keys=self.catalog.keys(station), tokens=self.tokens(station),
+                    keys=self.keys(station), tokens=self.tokens(station),
                     broker_account=None if account is None else {
                         "username": account[0], "generation": account[1],
                         "updated_at": account[2], "broker_knows_it": self._broker_knows(
@@ -131,7 +115,7 @@ class StationRecords:
                 conn.execute(f"UPDATE stations SET {', '.join(f'{c} = ?' for c in given)} "
                              "WHERE id = ?", (*given.values(), station))
         if public_key is not None:
-            self.catalog.add_key(station, public_key, key_id)
+            self.add_key(station, public_key, key_id)
         return self.get(station)
 
     def retire(self, station: str) -> dict:
@@ -148,10 +132,8 @@ class StationRecords:
             conn.execute("UPDATE enrolment_tokens SET revoked_at = ? WHERE station = ? AND "
                          "used_at IS NULL AND revoked_at IS NULL", (now, station))
             conn.execute("DELETE FROM broker_accounts WHERE station = ?", (station,))
-        self.catalog.keys_changed()
+        self.keys_changed()
         return self.get(station)
-
-    # -- enrolment tokens -----------------------------------------------------------------
 
     def issue_token(self, station: str, valid_s: int) -> tuple[str, int]:
         """A one-time token that lets a gateway bind its key to ``station``; only its hash
@@ -178,7 +160,7 @@ class StationRecords:
         """Tokens with their status: live, used, expired or revoked. A token is shown by the
         first digits of its hash (its id): the token itself is never kept."""
         where, params = ("WHERE station = ?", (station,)) if station else ("", ())
-        rows = _dicts(self.conn.execute(
+        rows = dicts(self.conn.execute(
             f"SELECT substr(token_sha256, 1, 12) AS token_id, station, created_at, "
             f"expires_at, used_at, key_id, revoked_at FROM enrolment_tokens {where} "
             f"ORDER BY created_at DESC", params))
@@ -206,7 +188,7 @@ class StationRecords:
             with transaction(self.conn) as conn:
                 station = self._take_token(conn, token, key_id)
                 try:
-                    self.catalog.add_key_in(conn, station, public_key, key_id)
+                    self.add_key_in(conn, station, public_key, key_id)
                 except (KeyInUseError, KeyRevokedError) as exc:
                     raise EnrolmentError("key-in-use", f"{exc}; the token was not used",
                                          station) from None
@@ -224,7 +206,7 @@ class StationRecords:
             raise
         log.info("enrolment granted: key %s bound to station %s (from %s)", key_id,
                  station, client or "?")
-        self.catalog.keys_changed()
+        self.keys_changed()
         return Station(*row)
 
     def _take_token(self, conn, token: str, key_id: str) -> str:
@@ -268,11 +250,9 @@ class StationRecords:
 
     def enrolment_attempts(self, station: str | None = None, limit: int = 50) -> list[dict]:
         where, params = ("WHERE station = ?", (station,)) if station else ("", ())
-        return _dicts(self.conn.execute(
+        return dicts(self.conn.execute(
             f"SELECT at, station, key_id, client, outcome, reason, detail FROM "
             f"enrolment_attempts {where} ORDER BY id DESC LIMIT ?", (*params, limit)))
-
-    # -- broker accounts ------------------------------------------------------------------
 
     def broker_account(self, station: str) -> BrokerAccount:
         """The station's broker account: the same password every time it is asked for."""
@@ -343,25 +323,8 @@ class StationRecords:
         return written is not None and updated_at is not None and written >= updated_at
 
     def _derive(self, station: str, generation: int) -> str:
-        digest = hmac.new(self._secret(), f"obslink broker password\n{station}\n"
-                          f"{generation}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:40]
-
-    def _secret(self) -> bytes:
-        path = self.catalog.path.with_name(BROKER_SECRET_FILE)
-        if not path.exists() and publish_secret_once(path, secrets.token_bytes(32)):
-            share_owner(path, self.catalog.path)  # else another process made it
-        try:
-            secret = path.read_bytes()
-        except OSError as exc:
-            raise StorageError(f"cannot read {path} ({exc.strerror}): it holds the secret "
-                               "broker passwords derive from; the collector's user must be "
-                               "able to read it") from None
-        if len(secret) != 32:
-            raise StorageError(f"{path} is not a broker-account secret (32 bytes); restore "
-                               "it from a backup, or move it away to make a new one (every "
-                               "station then needs `obslink collector station credentials`)")
-        return secret
+        return derive_password(account_secret(self.path.with_name(BROKER_SECRET_FILE),
+                                              self.path), station, generation)
 
 
 def _token_hash(token: str) -> str:

@@ -1,0 +1,31 @@
+"""What the catalog refuses, as exceptions every backend raises alike."""
+
+from __future__ import annotations
+
+from obslink.errors import ObslinkError
+
+
+class KeyInUseError(ObslinkError):
+    """A public key is registered to another station."""
+
+
+class KeyRevokedError(ObslinkError):
+    """A key that was revoked (or retired) is offered again: it never becomes valid again."""
+
+
+class StationExistsError(ObslinkError):
+    """A station id is registered already (or was, and is retired)."""
+
+
+class EnrolmentError(ObslinkError):
+    """An enrolment was refused; ``reason`` is invalid, used, revoked, expired, key-revoked
+    or key-in-use; ``station`` the token's station where it is known."""
+
+    def __init__(self, reason: str, message: str, station: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.station = station
+
+
+class NoSuchStationError(ObslinkError):
+    """A command names a station the catalog does not have."""

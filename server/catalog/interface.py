@@ -1,0 +1,244 @@
+"""The catalog's one interface: everything the collector, the CLI, the HTTP API, the demo
+and the benches ask of storage. A backend implements all of it (server/catalog/sqlite.py
+is the reference) and registers through the ``obslink_register_catalog_backends`` hook;
+callers get one through :func:`obslink.server.catalog.open_catalog`.
+
+Batches are stored idempotently on (station, epoch, seq): at-least-once on the wire,
+exactly-once here.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable
+
+from obslink.server.catalog.outcomes import (AcceptedBatch, AcceptedGap, AcceptedKey,
+                                             BrokerAccount, CentreChecked, QCCounts, Refusal,
+                                             Station)
+
+# The collector's centre QC, handed the batches a group adds (duplicates are not checked
+# again); the catalog stores what it returns in the same transaction.
+CentreCheck = Callable[[list[AcceptedBatch]], CentreChecked]
+
+
+class Catalog(ABC):
+    """Storage for batches, their provenance, stations, keys, tokens and broker accounts."""
+
+    #: where the catalog lives: a SQLite file's path, or a database URL
+    location: str
+
+    # -- ingest: the collector's hot path ----------------------------------------------------
+
+    def commit(self, accepted: list[AcceptedBatch], check: CentreCheck | None = None,
+               floors: dict[tuple[str, str], int] | None = None) -> list[bool]:
+        """Store batches in one transaction; per batch True when new, False when a
+        duplicate. See :meth:`stage`."""
+        return self.stage(accepted, check, floors)()
+
+    @abstractmethod
+    def stage(self, accepted: list[AcceptedBatch], check: CentreCheck | None = None,
+              floors: dict[tuple[str, str], int] | None = None) -> Callable[[], list[bool]]:
+        """:meth:`commit` in two steps: the batches are written in a transaction left open,
+        and the function returned commits it (durably) and returns the flags, or rolls it
+        back and raises. It may run on another thread, so that the wait for the disk
+        overlaps other work; nothing else may use this catalog until it has returned.
+
+        ``check`` is called once with the batches that are new, inside the transaction,
+        and its columns are stored instead of the ones sent; without it, the columns as
+        sent are. ``floors`` are the replay floors the batches raise (outcomes.
+        declared_floors by default), stored with them."""
+
+    @abstractmethod
+    def is_transient(self, error: Exception) -> bool:
+        """Whether ``error`` (raised by this backend) is the database's state (disk full,
+        locked, I/O, damaged), not the message's: a redelivery may succeed. Anything else
+        fails again each time."""
+
+    @abstractmethod
+    def reader(self) -> "Catalog":
+        """Another connection to the same catalog, for lookups (keys) while this one
+        writes."""
+
+    @abstractmethod
+    def qc_state(self) -> list[tuple[str, str, str]]:
+        """(check, series, JSON) rows of the centre's QC history, to load a QCRunner."""
+
+    @abstractmethod
+    def record_gaps(self, gaps: list[AcceptedGap]) -> None:
+        """Store gap reports, idempotently on (station, epoch, gap id)."""
+
+    @abstractmethod
+    def record_refusals(self, refusals: list[Refusal]) -> None:
+        """Store refused messages with the SHA-256 of each payload as received."""
+
+    @abstractmethod
+    def replay_floors(self, outboxes: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """(station, epoch) -> the highest floor its committed batches declared."""
+
+    @abstractmethod
+    def commit_times(self, accepted: list[AcceptedBatch]) -> dict[tuple[str, str, int], str]:
+        """When the catalog committed those of ``accepted`` it holds (UTC text)."""
+
+    @abstractmethod
+    def evicted(self, outboxes: set[tuple[str, str]]
+                ) -> dict[tuple[str, str], list[tuple[int, int, int, str]]]:
+        """(station, epoch) -> (first seq, last seq, gap id, reason) of every run of
+        batches its gap reports say the station's outbox evicted."""
+
+    # -- keys --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def station_keys(self, station: str) -> dict[str, tuple[bytes, str]]:
+        """key id -> (raw public key, status) for a station; empty if unknown. A key being
+        replaced counts as active until its grace period ends, then as retired."""
+
+    @abstractmethod
+    def keys_version(self) -> tuple:
+        """Changes whenever a key is added or revoked: the collector's cue to look again."""
+
+    @abstractmethod
+    def next_retirement(self) -> int | None:
+        """When (µs) the next replaced key's grace period ends, if any."""
+
+    @abstractmethod
+    def rotate_keys(self, announced: list[AcceptedKey], grace_s: float) -> list[str]:
+        """Register announced keys, retiring their signers after ``grace_s``. Idempotent.
+        Returns, per announcement, "" or why it was refused."""
+
+    @abstractmethod
+    def add_key(self, station: str, public_key: bytes, key_id: str) -> None:
+        """Register another key of an existing, active station."""
+
+    @abstractmethod
+    def keys(self, station: str | None = None) -> list[dict]:
+        """Every key (of one station) with its status and times."""
+
+    @abstractmethod
+    def revoke_key(self, key_id: str) -> dict:
+        """Mark a key revoked; a collector refuses its next batch (reason revoked-key)."""
+
+    @abstractmethod
+    def keys_changed(self) -> None:
+        """Keys changed through another object: the next keys_version() looks again."""
+
+    # -- stations ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def add_station(self, station: Station, public_key: bytes | None,
+                    key_id: str | None) -> None:
+        """Register a new station, with its key unless it will enrol for one (no broker
+        account: operators use :meth:`register`)."""
+
+    @abstractmethod
+    def register(self, station: Station, public_key: bytes | None = None,
+                 key_id: str | None = None) -> None:
+        """A new station, with its key unless it enrols for one, and its broker account."""
+
+    @abstractmethod
+    def station_exists(self, station: str) -> bool: ...
+
+    @abstractmethod
+    def find(self, station: str) -> dict | None:
+        """The station's record, or None."""
+
+    def get(self, station: str) -> dict:
+        """The station's record; NoSuchStationError names the command that lists them."""
+        from obslink.server.catalog.errors import NoSuchStationError
+        found = self.find(station)
+        if found is None:
+            raise NoSuchStationError(f"no station {station!r} in the catalog; `obslink "
+                                     "collector station list` shows the stations")
+        return found
+
+    @abstractmethod
+    def stations(self, include_retired: bool = False) -> list[dict]: ...
+
+    @abstractmethod
+    def show(self, station: str) -> dict:
+        """The record with its keys, tokens, broker account, enrolment attempts and what
+        the catalog holds of it."""
+
+    @abstractmethod
+    def update(self, station: str, public_key: bytes | None = None,
+               key_id: str | None = None, **changes) -> dict:
+        """Change the given fields only (None: unchanged); add a key if one is given."""
+
+    @abstractmethod
+    def retire(self, station: str) -> dict:
+        """The station reports no more: its keys are revoked, its tokens and broker account
+        withdrawn; its record, data and identifiers stay."""
+
+    # -- enrolment ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def issue_token(self, station: str, valid_s: int) -> tuple[str, int]:
+        """A one-time enrolment token for ``station`` (only its hash kept; the station's
+        earlier unused tokens stop working). Returns (token, expiry in µs)."""
+
+    @abstractmethod
+    def tokens(self, station: str | None = None) -> list[dict]:
+        """Tokens with their status: live, used, expired or revoked."""
+
+    @abstractmethod
+    def revoke_tokens(self, station: str) -> int:
+        """Withdraw the station's live token; returns how many were withdrawn (0 or 1)."""
+
+    @abstractmethod
+    def enrol(self, token: str, public_key: bytes, key_id: str,
+              client: str | None = None) -> Station:
+        """Bind ``public_key`` to the token's station, once. Raises EnrolmentError. Every
+        attempt, granted or refused, is logged and kept."""
+
+    @abstractmethod
+    def enrolment_attempts(self, station: str | None = None, limit: int = 50
+                           ) -> list[dict]: ...
+
+    # -- broker accounts ---------------------------------------------------------------------
+
+    @abstractmethod
+    def broker_account(self, station: str) -> BrokerAccount:
+        """The station's broker account: the same password every time it is asked for."""
+
+    @abstractmethod
+    def new_broker_password(self, station: str) -> BrokerAccount:
+        """A new generation of the station's password."""
+
+    @abstractmethod
+    def collector_password(self) -> str:
+        """A new random password for the collector's own account (only its hash kept)."""
+
+    @abstractmethod
+    def broker_accounts(self) -> list[tuple[str, str]]:
+        """(username, Mosquitto password hash) of every account."""
+
+    @abstractmethod
+    def record_broker_config(self, directory: Path) -> None:
+        """`broker-config` wrote every account as it is now into ``directory``."""
+
+    @abstractmethod
+    def closed_broker(self) -> bool:
+        """Whether `broker-config` was ever run for this catalog."""
+
+    # -- reports -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def stats(self) -> dict[str, int]: ...
+
+    @abstractmethod
+    def qc_counts(self, station: str, since: int | None = None) -> QCCounts:
+        """QC flags and checks of a station's observations (observed at or after since)."""
+
+    @abstractmethod
+    def qc_check_names(self) -> dict[int, str]: ...
+
+    @abstractmethod
+    def gaps(self, station: str | None = None) -> list[dict]: ...
+
+    @abstractmethod
+    def refusals(self, station: str | None = None, since: int | None = None,
+                 limit: int = 50) -> tuple[dict[str, int], list[dict]]:
+        """Refused messages: counts per reason, and the newest ``limit`` of them."""
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,243 @@
+"""The SQLite catalog's tables, as the migrations that made them (applied in order, each
+once; never edit a published one, append a new one)."""
+
+from __future__ import annotations
+
+# SQL between integer microseconds since 1970 and format_utc's fixed-width text (floor
+# division: a time before 1970 has a negative count but positive fractional digits)
+_US_TO_TEXT = ("strftime('%Y-%m-%dT%H:%M:%S', ({0} - (({0} % 1000000) + 1000000) % 1000000) "
+               "/ 1000000, 'unixepoch') || printf('.%06dZ', (({0} % 1000000) + 1000000) "
+               "% 1000000)")
+_TEXT_TO_US = ("(CAST(strftime('%s', substr({0}, 1, 19)) AS INTEGER) * 1000000 + CAST(substr("
+               "replace(substr({0}, 21), 'Z', '') || '000000', 1, 6) AS INTEGER))")
+
+MIGRATIONS = [
+    ("create catalog tables", """
+        CREATE TABLE stations (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            network TEXT NOT NULL,
+            latitude REAL,
+            longitude REAL,
+            interval_seconds INTEGER,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE station_keys (
+            key_id TEXT PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            public_key BLOB NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active',
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE TABLE batches (
+            id INTEGER PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            epoch TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL,
+            signed_sha256 TEXT NOT NULL,
+            body BLOB NOT NULL,
+            topic TEXT NOT NULL,
+            adapter TEXT,
+            adapter_version TEXT,
+            source_name TEXT,
+            source_stream TEXT,
+            source_start INTEGER,
+            source_end INTEGER,
+            raw_sha256 TEXT,
+            clock_synced INTEGER,
+            clock_offset_ms REAL,
+            readings INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            committed_at TEXT NOT NULL,
+            UNIQUE (station, epoch, seq)
+        );
+        CREATE TABLE observations (
+            batch_id INTEGER NOT NULL REFERENCES batches(id),
+            station TEXT NOT NULL,
+            observed_at TEXT NOT NULL,
+            element TEXT NOT NULL,
+            value REAL,
+            unit TEXT NOT NULL,
+            source_field TEXT NOT NULL,
+            source_flag TEXT,
+            qc INTEGER NOT NULL
+        );
+        CREATE INDEX observations_station_time ON observations (station, observed_at);
+        CREATE TABLE refusals (
+            id INTEGER PRIMARY KEY,
+            received_at TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            station TEXT,
+            key_id TEXT,
+            epoch TEXT,
+            seq INTEGER,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            payload_sha256 TEXT NOT NULL
+        );
+    """),
+    ("observations say which period an aggregate covers", """
+        ALTER TABLE observations ADD COLUMN period_s INTEGER
+    """),
+    ("QC: which checks ran on each observation and which flagged it", """
+        CREATE TABLE qc_checks (bit INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+        ALTER TABLE observations ADD COLUMN qc_ran INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE observations ADD COLUMN qc_failed INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE batches ADD COLUMN qc_origin TEXT;
+        CREATE TABLE qc_state (
+            check_name TEXT NOT NULL,
+            series TEXT NOT NULL,
+            state TEXT NOT NULL,
+            PRIMARY KEY (check_name, series)
+        );
+    """),
+    ("gaps reported by stations whose outbox evicted batches", """
+        CREATE TABLE gaps (
+            id INTEGER PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            epoch TEXT NOT NULL,
+            gap_id INTEGER NOT NULL,
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            batches INTEGER NOT NULL,
+            readings INTEGER NOT NULL,
+            first_observed TEXT,
+            last_observed TEXT,
+            reason TEXT NOT NULL,
+            evicted_at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL,
+            UNIQUE (station, epoch, gap_id)
+        )
+    """),
+    ("bundles: backlog batches a station signed together", """
+        CREATE TABLE bundles (
+            id INTEGER PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            topic TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL,
+            digests BLOB NOT NULL,
+            received_at TEXT NOT NULL
+        );
+        ALTER TABLE batches ADD COLUMN bundle_id INTEGER REFERENCES bundles(id)
+    """),
+    ("key rotation: an announced successor makes the old key retire after a grace period", """
+        ALTER TABLE station_keys ADD COLUMN retire_at INTEGER
+    """),
+    ("broker accounts: per-station credentials for a closed broker", """
+        CREATE TABLE broker_accounts (
+            username TEXT PRIMARY KEY,
+            station TEXT REFERENCES stations(id),
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+    """),
+    ("one-time enrolment tokens", """
+        CREATE TABLE enrolment_tokens (
+            token_sha256 TEXT PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            created_at TEXT NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at TEXT,
+            key_id TEXT
+        )
+    """),
+    ("replay windows: the lowest sequence number each station outbox may still send", """
+        CREATE TABLE replay_floors (
+            station TEXT NOT NULL,
+            epoch TEXT NOT NULL,
+            floor INTEGER NOT NULL,
+            PRIMARY KEY (station, epoch)
+        )
+    """),
+    # A row of text (station, time, element, unit, field) cost 150 bytes with its index and
+    # bound the drain rate; a series number and integer microseconds take a third of that.
+    # The view keeps the old columns for whoever reads the catalog with SQL.
+    ("compact observations: series numbers and integer times, the old columns as a view", f"""
+        CREATE TABLE series (
+            id INTEGER PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            element TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            source_field TEXT NOT NULL,
+            period_s INTEGER
+        );
+        CREATE UNIQUE INDEX series_identity
+            ON series (station, element, unit, source_field, coalesce(period_s, -1));
+        CREATE TABLE observation_values (
+            id INTEGER PRIMARY KEY,
+            batch_id INTEGER NOT NULL REFERENCES batches(id),
+            series INTEGER NOT NULL REFERENCES series(id),
+            observed_us INTEGER NOT NULL,
+            value REAL,
+            source_flag TEXT,
+            qc INTEGER NOT NULL,
+            qc_ran INTEGER NOT NULL,
+            qc_failed INTEGER NOT NULL
+        );
+        INSERT INTO series (station, element, unit, source_field, period_s)
+            SELECT DISTINCT station, element, unit, source_field, period_s FROM observations;
+        INSERT INTO observation_values (batch_id, series, observed_us, value, source_flag, qc,
+                                        qc_ran, qc_failed)
+            SELECT o.batch_id, s.id, {_TEXT_TO_US.format("o.observed_at")}, o.value,
+                   o.source_flag, o.qc, o.qc_ran, o.qc_failed
+            FROM observations o JOIN series s ON s.station = o.station
+                AND s.element = o.element AND s.unit = o.unit
+                AND s.source_field = o.source_field AND s.period_s IS o.period_s
+            ORDER BY o.rowid;
+        DROP TABLE observations;
+        CREATE INDEX observation_values_series_time ON observation_values (series, observed_us);
+        CREATE VIEW observations AS
+            SELECT o.id, o.batch_id, s.station, {_US_TO_TEXT.format("o.observed_us")}
+                       AS observed_at,
+                   o.observed_us, s.element, o.value, s.unit, s.source_field, o.source_flag,
+                   o.qc, s.period_s, o.qc_ran, o.qc_failed, o.series
+            FROM observation_values o JOIN series s ON s.id = o.series
+    """),
+    # A station converts to its elements' units before signing (obslink.plugins.units);
+    # the unit its source wrote stays on the series, and a change of it starts a new one.
+    ("series keep the unit their source wrote", f"""
+        ALTER TABLE series ADD COLUMN source_unit TEXT;
+        DROP INDEX series_identity;
+        CREATE UNIQUE INDEX series_identity ON series (station, element, unit, source_field,
+            coalesce(period_s, -1), coalesce(source_unit, ''));
+        DROP VIEW observations;
+        CREATE VIEW observations AS
+            SELECT o.id, o.batch_id, s.station, {_US_TO_TEXT.format("o.observed_us")}
+                       AS observed_at,
+                   o.observed_us, s.element, o.value, s.unit, s.source_field, o.source_flag,
+                   o.qc, s.period_s, o.qc_ran, o.qc_failed, o.series, s.source_unit
+            FROM observation_values o JOIN series s ON s.id = o.series
+    """),
+    ("operators' station records: retirement, withdrawn tokens, derived broker accounts, "
+     "the enrolment log, the broker configurations written", """
+        ALTER TABLE stations ADD COLUMN retired_at TEXT;
+        ALTER TABLE enrolment_tokens ADD COLUMN revoked_at TEXT;
+        ALTER TABLE broker_accounts ADD COLUMN generation INTEGER;
+        ALTER TABLE broker_accounts ADD COLUMN updated_at TEXT;
+        UPDATE broker_accounts SET updated_at = created_at;
+        CREATE TABLE enrolment_attempts (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            station TEXT,
+            key_id TEXT,
+            client TEXT,
+            outcome TEXT NOT NULL,
+            reason TEXT,
+            detail TEXT NOT NULL
+        );
+        CREATE TABLE broker_configs (
+            id INTEGER PRIMARY KEY,
+            directory TEXT NOT NULL,
+            written_at TEXT NOT NULL
+        )
+    """),
+]
+
+MAX_CATALOG_CHECKS = 62  # bits of a signed 64-bit integer column
