@@ -17,7 +17,7 @@ from obslink.plugins.registry import PluginRegistry
 from obslink.plugins.vocabulary import ELEMENTS
 from obslink.readings import parse_utc_offset
 from obslink.mqtt_tcp import parse_broker_url
-from obslink.sealing import public_key_from_hex
+from obslink.keys import x25519_public_key_from_hex
 from obslink.wire import MAX_BUNDLE_BATCHES, NETWORK_RE, check_station_id
 
 SECTIONS = {
@@ -221,7 +221,7 @@ class _Checker:
         encrypt_to = uplink_t.get("encrypt_to")
         if encrypt_to is not None:
             try:
-                public_key_from_hex(str(encrypt_to))
+                x25519_public_key_from_hex(str(encrypt_to))
             except ConfigError as exc:
                 self.fail("uplink.encrypt_to", str(exc))
         limits = OutboxLimits(

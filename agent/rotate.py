@@ -19,10 +19,10 @@ from obslink import wire
 from obslink.agent.config import AgentConfig
 from obslink.agent.outbox import Outbox
 from obslink.errors import TransportError, WireError
-from obslink.keys import key_id, load_private_key, public_bytes, write_keypair
+from obslink.keys import (key_id, load_private_key, public_bytes, write_keypair,
+                          x25519_public_key_from_hex)
 from obslink.mqtt_tcp import use_account, use_tls
 from obslink.readings import now_us
-from obslink.sealing import public_key_from_hex, seal_to
 
 
 def rotate_key(config: AgentConfig, timeout: float = 30.0) -> tuple[str, str]:
@@ -37,11 +37,12 @@ def rotate_key(config: AgentConfig, timeout: float = 30.0) -> tuple[str, str]:
     epoch = outbox.epoch
     outbox.close()
     topic = wire.key_topic(config.network, config.station)
-    announcement = wire.seal(wire.encode_key_rotation(wire.KeyRotation(
+    announcement = wire.sign(wire.encode_key_rotation(wire.KeyRotation(
         config.station, epoch, new_id, public_bytes(new_key.public_key()), now_us())),
         topic, old_key, key_id(old_key.public_key()))
     if config.encrypt_to:
-        announcement = seal_to(announcement, topic, public_key_from_hex(config.encrypt_to))
+        announcement = wire.seal(announcement, topic,
+                                  x25519_public_key_from_hex(config.encrypt_to))
     if not _confirmed(config, announcement, topic, new_id, timeout):
         raise TransportError(f"the collector did not confirm the new key {new_id} within "
                              f"{timeout:.0f} s; the station keeps key "

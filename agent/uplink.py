@@ -39,10 +39,9 @@ from obslink.agent.config import AgentConfig
 from obslink.agent.link_state import LinkState
 from obslink.agent.outbox import Outbox
 from obslink.errors import ObslinkError, WireError
-from obslink.keys import key_id, load_private_key
+from obslink.keys import key_id, load_private_key, x25519_public_key_from_hex
 from obslink.mqtt_tcp import explain_connect_failure, send_without_delay, use_account, use_tls
 from obslink.readings import now_us
-from obslink.sealing import public_key_from_hex, seal_to
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +103,7 @@ class Uplink:
         self.kid = key_id(private_key.public_key())
         self._key_stamp = self._key_file_stamp()
         # sealed to the collector when the network crosses brokers the operator does not run
-        self.recipient = public_key_from_hex(config.encrypt_to) if config.encrypt_to else None
+        self.recipient = x25519_public_key_from_hex(config.encrypt_to) if config.encrypt_to else None
         self.topic = wire.data_topic(config.network, config.station)
         self.ack_topic = wire.ack_topic(config.network, config.station)
         self.status_topic = wire.status_topic(config.network, config.station)
@@ -402,9 +401,9 @@ class Uplink:
                  lane: Properties = BACKLOG) -> bool:
         """Publish one batch, or several as a bundle under one signature."""
         if len(batches) == 1:
-            payload = wire.seal(batches[0][1], self.topic, self.key, self.kid)
+            payload = wire.sign(batches[0][1], self.topic, self.key, self.kid)
         else:
-            payload = wire.seal_bundle([body for _, body in batches], self.topic, self.key,
+            payload = wire.sign_bundle([body for _, body in batches], self.topic, self.key,
                                        self.kid)
         payload = self.sealed(payload, self.topic)
         info = self.client.publish(self.topic, payload, qos=1, properties=lane)
@@ -420,7 +419,7 @@ class Uplink:
 
     def sealed(self, payload: bytes, topic: str) -> bytes:
         """The signed payload, sealed to the collector if the config says so."""
-        return seal_to(payload, topic, self.recipient) if self.recipient else payload
+        return wire.seal(payload, topic, self.recipient) if self.recipient else payload
 
     def _backoff(self, attempt: int) -> float:
         wait = min(self.ack_timer.timeout() * 2 ** (attempt - 1), self.config.ack_timeout_max)
@@ -433,7 +432,7 @@ class Uplink:
             report = wire.GapReport(self.config.station, self.outbox.epoch, gap.id,
                                     gap.first_seq, gap.last_seq, gap.batches, gap.readings,
                                     gap.first_observed, gap.last_observed, gap.reason, gap.at)
-            payload = self.sealed(wire.seal(wire.encode_gap(report), self.gap_topic, self.key,
+            payload = self.sealed(wire.sign(wire.encode_gap(report), self.gap_topic, self.key,
                                             self.kid), self.gap_topic)
             if self.client.publish(self.gap_topic, payload, qos=1).rc != mqtt.MQTT_ERR_SUCCESS:
                 return False

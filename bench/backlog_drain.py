@@ -306,7 +306,7 @@ def collector_capacity(outboxes: Path, keys: list[Ed25519PrivateKey], stations: 
         bodies = [body for _seq, body in outbox.unsent(1_000_000, set())]
         outbox.close()
         topic = wire.data_topic(NETWORK, station_id(index))
-        per_station.append([(topic, wire.seal_bundle(bodies[i:i + bundle], topic, key,
+        per_station.append([(topic, wire.sign_bundle(bodies[i:i + bundle], topic, key,
                                                      key_id(public)))
                             for i in range(0, len(bodies), bundle)])
     collector = Collector(catalog, "127.0.0.1", 1)  # never connects: acks stay queued

@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from obslink import wire
 from obslink.keys import key_id, public_bytes
 from obslink.readings import Reading
-from obslink.sealing import seal_to
 from obslink.server.verify import verify_message
 
 STATION, ELEMENTS = "0-20000-0-10000", ("air_temperature", "relative_humidity",
@@ -58,12 +57,12 @@ def main() -> int:
     keys = {kid: (public_bytes(key.public_key()), "active")}
     topic = wire.data_topic("bench", STATION)
     bodies = batch_bodies(args.batches)
-    singles = [wire.seal(body, topic, key, kid) for body in bodies]
-    bundles = [wire.seal_bundle(bodies[i:i + 32], topic, key, kid)
+    singles = [wire.sign(body, topic, key, kid) for body in bodies]
+    bundles = [wire.sign_bundle(bodies[i:i + 32], topic, key, kid)
                for i in range(0, len(bodies), 32)]
     print(f"{args.batches:,} batches of {len(ELEMENTS)} readings, best of {args.repeat}")
     for label, payloads in (("alone", singles), ("in bundles of 32", bundles)):
-        sealed = [seal_to(payload, topic, collector.public_key()) for payload in payloads]
+        sealed = [wire.seal(payload, topic, collector.public_key()) for payload in payloads]
         plain_rate = max(rate(payloads, args.batches, topic, lambda s: keys, None)
                          for _ in range(args.repeat))
         sealed_rate = max(rate(sealed, args.batches, topic, lambda s: keys, collector)

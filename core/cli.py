@@ -412,7 +412,7 @@ def cmd_collector_serve(args) -> int:
     import signal
     import threading
 
-    from obslink.sealing import load_or_create_decryption_key
+    from obslink.keys import load_or_create_decryption_key
     from obslink.server.catalog import open_catalog
     from obslink.server.collector import DECRYPTION_KEY_FILE, Collector
     from obslink.server.qc_report import parse_age
@@ -445,7 +445,7 @@ def cmd_collector_http(args) -> int:
                                f"{exc.name} is not installed: pip install 'obslink[server]'"
                                ) from None
     from obslink.keys import load_private_key, write_keypair
-    from obslink.sealing import load_or_create_decryption_key
+    from obslink.keys import load_or_create_decryption_key
     from obslink.server.collector import DECRYPTION_KEY_FILE
 
     host, _, port = args.listen.rpartition(":")

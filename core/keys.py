@@ -1,13 +1,16 @@
-"""Ed25519 station keys: generation, files on disk, key ids."""
+"""Keys: stations' Ed25519 signing keys (generation, files on disk, key ids) and the
+collector's X25519 decryption key for sealed messages."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from obslink.errors import ConfigError
 
@@ -18,7 +21,8 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def public_bytes(public_key: Ed25519PublicKey) -> bytes:
+def public_bytes(public_key: Ed25519PublicKey | X25519PublicKey) -> bytes:
+    """The raw 32 bytes of an Ed25519 or X25519 public key."""
     return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
@@ -109,3 +113,34 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 def public_key_from_bytes(raw: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def load_or_create_decryption_key(path: Path) -> X25519PrivateKey:
+    """The collector's X25519 key (PEM, mode 0600), created on first use. Collector workers
+    sharing a catalog may start together: one creates the key, the others load it."""
+    path = Path(path)
+    if not path.exists():
+        key = X25519PrivateKey.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if publish_secret_once(path, key.private_bytes(serialization.Encoding.PEM,
+                                                       serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption())):
+            return key
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path} is readable by others; chmod 600 {path}")
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a PEM private key ({exc})") from None
+    if not isinstance(key, X25519PrivateKey):
+        raise ConfigError(f"{path} holds no X25519 key; the decryption key is an X25519 key")
+    return key
+
+
+def x25519_public_key_from_hex(text: str) -> X25519PublicKey:
+    """The collector's public key as an agent's ``encrypt_to`` setting gives it."""
+    try:
+        return X25519PublicKey.from_public_bytes(bytes.fromhex(text))
+    except ValueError:
+        raise ConfigError(f"{text!r} is not an X25519 public key (64 hex digits, as `obslink "
+                          "agent enrol` saved it in collector_encryption_key)") from None

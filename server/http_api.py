@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 
 from obslink import __version__
 from obslink.keys import key_id, public_bytes
-from obslink.sealing import raw_public
 from obslink.server.catalog import EnrolmentError, open_catalog
 
 ENROLMENT_STATUS = {"invalid": 403, "used": 409, "revoked": 410, "expired": 410,
@@ -80,6 +79,6 @@ def create_app(catalog_path: Path, broker_url: str, collector_key: Ed25519Public
                              broker_note=account.note(),
                              collector_public_key=public_bytes(collector_key).hex(),
                              collector_key_id=key_id(collector_key),
-                             collector_encryption_key=raw_public(encryption_key).hex())
+                             collector_encryption_key=public_bytes(encryption_key).hex())
 
     return app

@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from obslink import wire
 from obslink.errors import WireError
 from obslink.keys import key_id
-from obslink.sealing import is_sealed, unseal
 from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Refusal,
                                      SignedBundle)
 
@@ -62,16 +61,19 @@ def verify_message(topic: str, payload: bytes, received_at: int, keys_for: KeyLo
     if len(payload) > wire.MAX_ENVELOPE_BYTES:
         return [refuse("oversized", f"{len(payload)} bytes; a message may have at most "
                        f"{wire.MAX_ENVELOPE_BYTES}", station=station)]
-    signed = payload
-    if is_sealed(payload):
-        try:
-            signed = unseal(payload, topic, decryption_key)
-        except WireError as exc:
-            return [refuse("decryption-failed", str(exc), station=station)]
     try:
-        envelope = wire.open_envelope(signed)
+        envelope = wire.open_message(payload)
     except WireError as exc:
         return [refuse("malformed", str(exc), station=station)]
+    if isinstance(envelope, wire.SealedMessage):
+        try:
+            signed = wire.unseal(envelope, topic, decryption_key)
+        except WireError as exc:
+            return [refuse("decryption-failed", str(exc), station=station)]
+        try:
+            envelope = wire.open_envelope(signed)
+        except WireError as exc:
+            return [refuse("malformed", str(exc), station=station)]
     keys = keys_for(station)
     if not keys:
         return [refuse("unknown-station", f"station {station!r} is not enrolled",

@@ -20,7 +20,7 @@ def signed_batch(key: Ed25519PrivateKey, seq: int) -> tuple[str, bytes, int]:
     topic = wire.data_topic("net", "PIPE1")
     body = wire.encode_batch(wire.Batch("PIPE1", "ep", seq, T0, [
         Reading(T0 + seq * 60_000_000, "air_temperature", 1.5, "degC", "T")], floor=1))
-    return topic, wire.seal(body, topic, key, key_id(key.public_key())), now_us()
+    return topic, wire.sign(body, topic, key, key_id(key.public_key())), now_us()
 
 
 def test_each_ack_leaves_after_its_batches_are_committed(tmp_path):

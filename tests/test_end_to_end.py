@@ -110,7 +110,7 @@ def signed_batch(station_id: str, key_path, seq: int = 1, epoch: str = "e1",
     body = wire.encode_batch(wire.Batch(station_id, epoch, seq, now_us(), readings, "toa5", "1",
                                         floor=floor))
     topic = wire.data_topic(NETWORK, topic_station or station_id)
-    return topic, wire.seal(body, topic, key, key_id(key.public_key()))
+    return topic, wire.sign(body, topic, key, key_id(key.public_key()))
 
 
 def refusal_reasons(deployment):

@@ -251,7 +251,7 @@ def test_a_copy_of_a_batch_the_station_reported_evicted_is_a_replay(deployment):
     gap_topic = wire.gap_topic(NETWORK, station.id)
     publisher = Publisher(deployment.broker, wire.ack_topic(NETWORK, station.id))
     try:
-        publisher.publish(gap_topic, wire.seal(wire.encode_gap(gap), gap_topic, key,
+        publisher.publish(gap_topic, wire.sign(wire.encode_gap(gap), gap_topic, key,
                                                key_id(key.public_key())))
         wait_until(lambda: deployment.catalog.count("gaps") == 1, message="the gap report")
         publisher.publish(*signed_batch(station.id, station.private_key, seq=4, floor=2))

@@ -4,8 +4,10 @@ as the station signed them (real Mosquitto, collector and agent processes)."""
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from obslink import sealing, wire
+from obslink import wire
+from obslink.keys import load_or_create_decryption_key, public_bytes
 from obslink.server.collector import DECRYPTION_KEY_FILE
 from tests.conftest import NETWORK, listening, wait_until
 
@@ -21,9 +23,9 @@ def seal_station_to(station, public_hex: str) -> None:
 def test_sealed_batches_cross_the_broker_unreadable_and_arrive_intact(deployment):
     station = deployment.add_station("SEAL-1", kind_index=0)
     deployment.start_collector()  # creates its X25519 key beside the catalog
-    key = sealing.load_or_create_decryption_key(
+    key = load_or_create_decryption_key(
         deployment.catalog_path.with_name(DECRYPTION_KEY_FILE))
-    seal_station_to(station, sealing.raw_public(key.public_key()).hex())
+    seal_station_to(station, public_bytes(key.public_key()).hex())
 
     with listening(deployment.broker.port, wire.data_topic(NETWORK, station.id)) as spied:
         deployment.start_agent(station)
@@ -31,7 +33,7 @@ def test_sealed_batches_cross_the_broker_unreadable_and_arrive_intact(deployment
             station.logger.write_next()
         wait_until(lambda: deployment.catalog.count("observations") == 21, message="3 records")
     seen = [message.payload for message in spied]
-    assert seen and all(sealing.is_sealed(payload) for payload in seen)
+    assert seen and all(wire.is_sealed(payload) for payload in seen)
     assert not any(station.id.encode() in payload or b"air_temperature" in payload
                    for payload in seen)
     # the catalog keeps what the station signed, not the sealed bytes
@@ -43,8 +45,8 @@ def test_sealed_batches_cross_the_broker_unreadable_and_arrive_intact(deployment
 def test_a_message_sealed_to_another_key_is_refused(deployment):
     station = deployment.add_station("SEAL-2", kind_index=0)
     deployment.start_collector()
-    stranger = sealing.raw_public(
-        sealing.X25519PrivateKey.generate().public_key()).hex()
+    stranger = public_bytes(
+        X25519PrivateKey.generate().public_key()).hex()
     seal_station_to(station, stranger)
     deployment.start_agent(station)
     station.logger.write_next()

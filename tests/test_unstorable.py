@@ -24,7 +24,7 @@ def batch_with_qc_checks(station_id: str, key_path, names: list[str]) -> tuple[s
     body = wire.encode_batch(wire.Batch(station_id, "e1", 1, now_us(), [reading], "toa5", "1",
                                         qc_checks=names))
     topic = wire.data_topic(NETWORK, station_id)
-    return topic, wire.seal(body, topic, key, key_id(key.public_key()))
+    return topic, wire.sign(body, topic, key, key_id(key.public_key()))
 
 
 def test_a_batch_the_catalog_cannot_store_is_refused_and_its_group_stored(deployment):

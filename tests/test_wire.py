@@ -17,13 +17,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from obslink import sealing, wire
+from obslink import wire
 from obslink.errors import WireError
-from obslink.keys import key_id, public_bytes
+from obslink.keys import key_id, load_or_create_decryption_key, public_bytes
 from obslink.readings import MAX_TIME_US, MIN_TIME_US, Reading
 from obslink.server.catalog import AcceptedBatch, Catalog, Refusal, Station, open_catalog
 from obslink.server.centre_qc import CentreQC, centre_qc_runner
 from obslink.server.verify import verify_message
+from obslink.wire import batch as wire_batch
 
 KEY = Ed25519PrivateKey.generate()
 KID = key_id(KEY.public_key())
@@ -208,16 +209,16 @@ def test_the_decoders_usual_case_path_agrees_with_the_thorough_one(key, value, n
         container[sorted(container)[pick % len(container)]] = value
     else:
         data[key] = value
-    usual = wire._usual_batch(data)
+    usual = wire_batch._usual_batch(data)
     if usual is not None:
-        assert usual == wire._checked_batch(data)  # raises WireError if it should not decode
+        assert usual == wire_batch._checked_batch(data)  # raises WireError if it should not decode
 
 
 def test_the_usual_case_path_takes_the_usual_batch():
     """Otherwise the test above would compare nothing."""
     wire.decode_batch_columns(msgpack.packb(USUAL))
-    assert wire._usual_batch(USUAL) is not None
-    assert wire._usual_batch(USUAL) == wire._checked_batch(USUAL)
+    assert wire_batch._usual_batch(USUAL) is not None
+    assert wire_batch._usual_batch(USUAL) == wire_batch._checked_batch(USUAL)
 
 
 @functools.cache
@@ -241,15 +242,15 @@ def keys_for(station):
     return {KID: (public_bytes(KEY.public_key()), "active")} if station == "S1" else {}
 
 
-def sealed(seq=1, station="S1", topic_station="S1"):
+def signed(seq=1, station="S1", topic_station="S1"):
     body = wire.encode_batch(wire.Batch(station, "ep", seq, 0, [
         Reading(1, "air_temperature", 1.5, "degC", "T")]))
     topic = wire.data_topic("net", topic_station)
-    return topic, wire.seal(body, topic, KEY, KID)
+    return topic, wire.sign(body, topic, KEY, KID)
 
 
 def test_signature_binds_the_topic():
-    topic, payload = sealed()
+    topic, payload = signed()
     envelope = wire.open_envelope(payload)
     assert wire.verify(envelope, topic, KEY.public_key())
     assert not wire.verify(envelope, wire.data_topic("net", "S2"), KEY.public_key())
@@ -259,7 +260,7 @@ def test_signature_binds_the_topic():
 @settings(max_examples=FUZZ, deadline=None)
 @given(data=st.data())
 def test_mutated_messages_are_accepted_exactly_as_signed_or_refused(data):
-    topic, payload = sealed(seq=data.draw(st.integers(0, 1000)))
+    topic, payload = signed(seq=data.draw(st.integers(0, 1000)))
     mutated = bytearray(payload)
     for _ in range(data.draw(st.integers(1, 4))):
         position = data.draw(st.integers(0, len(mutated) - 1))
@@ -285,18 +286,18 @@ def only(outcomes):
 
 
 def test_refusal_reasons():
-    topic, payload = sealed()
+    topic, payload = signed()
     assert isinstance(only(verify_message(topic, payload, 0, keys_for)), AcceptedBatch)
     assert only(verify_message("a/b", payload, 0, keys_for)).reason == "wrong-topic"
     assert only(verify_message(topic, b"\x93junk", 0, keys_for)).reason == "malformed"
     huge = b"\x00" * (wire.MAX_ENVELOPE_BYTES + 1)
     assert only(verify_message(topic, huge, 0, keys_for)).reason == "oversized"
-    other_topic, other = sealed(station="S9", topic_station="S9")
+    other_topic, other = signed(station="S9", topic_station="S9")
     assert only(verify_message(other_topic, other, 0, keys_for)).reason == "unknown-station"
     revoked = lambda s: {KID: (public_bytes(KEY.public_key()), "revoked")}
     assert only(verify_message(topic, payload, 0, revoked)).reason == "revoked-key"
     # signed for its own topic by S1's key but naming S2 inside: refused, ackable
-    mismatch_topic, mismatch = sealed(station="S2", topic_station="S1")
+    mismatch_topic, mismatch = signed(station="S2", topic_station="S1")
     refusal = only(verify_message(mismatch_topic, mismatch, 0, keys_for))
     assert refusal.reason == "wrong-topic" and refusal.verified and refusal.seq == 1
 
@@ -309,7 +310,7 @@ def body(seq, station="S1"):
 def test_a_bundle_is_one_signature_over_its_bodies_and_keeps_each_batch():
     topic = wire.data_topic("net", "S1")
     bodies = [body(seq) for seq in (3, 4, 5)]
-    payload = wire.seal_bundle(bodies, topic, KEY, KID)
+    payload = wire.sign_bundle(bodies, topic, KEY, KID)
     outcomes = verify_message(topic, payload, 7, keys_for)
     assert [o.batch.seq for o in outcomes] == [3, 4, 5]
     assert [o.body for o in outcomes] == bodies
@@ -322,7 +323,7 @@ def test_a_bundle_is_one_signature_over_its_bodies_and_keeps_each_batch():
     # bound to the topic, and not interchangeable with a single batch's signature
     other = wire.data_topic("net", "S2")
     assert not wire.verify(wire.open_envelope(payload), other, KEY.public_key())
-    single = wire.open_envelope(wire.seal(bodies[0], topic, KEY, KID))
+    single = wire.open_envelope(wire.sign(bodies[0], topic, KEY, KID))
     forged = msgpack.packb({"v": 1, "kid": KID, "bodies": [bodies[0]],
                             "sig": single.signature}, use_bin_type=True)
     assert only(verify_message(topic, forged, 0, keys_for)).reason == "bad-signature"
@@ -330,17 +331,17 @@ def test_a_bundle_is_one_signature_over_its_bodies_and_keeps_each_batch():
 
 def test_a_bundle_refuses_its_bad_batches_and_takes_the_others():
     topic = wire.data_topic("net", "S1")
-    payload = wire.seal_bundle([body(1), b"\x93junk", body(2, station="S2"), body(3)],
+    payload = wire.sign_bundle([body(1), b"\x93junk", body(2, station="S2"), body(3)],
                                topic, KEY, KID)
     outcomes = verify_message(topic, payload, 0, keys_for)
     assert [type(o).__name__ for o in outcomes] == ["AcceptedBatch", "Refusal", "Refusal",
                                                     "AcceptedBatch"]
     assert outcomes[1].reason == "malformed" and outcomes[2].reason == "wrong-topic"
     assert outcomes[2].verified and outcomes[2].seq == 2
-    too_many = wire.seal_bundle([body(1)] * (wire.MAX_BUNDLE_BATCHES + 1), topic, KEY, KID)
+    too_many = wire.sign_bundle([body(1)] * (wire.MAX_BUNDLE_BATCHES + 1), topic, KEY, KID)
     assert only(verify_message(topic, too_many, 0, keys_for)).reason == "malformed"
     gap_topic = wire.gap_topic("net", "S1")
-    bundled_gap = wire.seal_bundle([body(1)], gap_topic, KEY, KID)
+    bundled_gap = wire.sign_bundle([body(1)], gap_topic, KEY, KID)
     assert only(verify_message(gap_topic, bundled_gap, 0, keys_for)).reason == "malformed"
 
 
@@ -349,7 +350,7 @@ def test_a_bundle_refuses_its_bad_batches_and_takes_the_others():
 def test_mutated_bundles_are_accepted_exactly_as_signed_or_refused(data):
     topic = wire.data_topic("net", "S1")
     bodies = [body(seq) for seq in range(data.draw(st.integers(1, 4)))]
-    payload = bytearray(wire.seal_bundle(bodies, topic, KEY, KID))
+    payload = bytearray(wire.sign_bundle(bodies, topic, KEY, KID))
     for _ in range(data.draw(st.integers(1, 4))):
         payload[data.draw(st.integers(0, len(payload) - 1))] = data.draw(st.integers(0, 255))
     for outcome in verify_message(topic, bytes(payload), 0, keys_for):
@@ -383,14 +384,14 @@ COLLECTOR_X25519 = X25519PrivateKey.generate()
 
 
 def test_a_sealed_message_opens_only_with_the_collectors_key_on_its_topic():
-    topic, payload = sealed()
-    box = sealing.seal_to(payload, topic, COLLECTOR_X25519.public_key())
-    assert sealing.is_sealed(box) and not sealing.is_sealed(payload)
+    topic, payload = signed()
+    box = wire.seal(payload, topic, COLLECTOR_X25519.public_key())
+    assert wire.is_sealed(box) and not wire.is_sealed(payload)
     # plaintext markers long enough that random ciphertext cannot contain them by chance
     # (a 2-byte station id appears in ~300 random bytes about once in 200 runs)
     assert b"air_temperature" not in box
     assert wire.open_envelope(payload).signature not in box
-    assert sealing.unseal(box, topic, COLLECTOR_X25519) == payload
+    assert wire.unseal(box, topic, COLLECTOR_X25519) == payload
     [accepted] = verify_message(topic, box, 0, keys_for, COLLECTOR_X25519)
     assert isinstance(accepted, AcceptedBatch)
     assert accepted.signature == wire.open_envelope(payload).signature  # signed as produced
@@ -400,9 +401,48 @@ def test_a_sealed_message_opens_only_with_the_collectors_key_on_its_topic():
         assert refusal.reason in ("decryption-failed",) and refusal.detail
 
 
+def test_sealed_messages_and_envelopes_are_told_apart_by_their_markers_not_their_size():
+    """A sealed message says so with its "sealed" key and an envelope its version with "v":
+    an envelope that gained a fifth key (a later optional field) is still an envelope, a
+    sealed message that gained a sixth still opens, and the sealed form v1 agents send
+    today is accepted as it is."""
+    topic, payload = signed()
+    envelope = msgpack.unpackb(payload)
+    wider = msgpack.packb({**envelope, "extra": 1}, use_bin_type=True)
+    assert len(envelope) + 1 == 5 and not wire.is_sealed(wider)
+    [accepted] = verify_message(topic, wider, 0, keys_for, COLLECTOR_X25519)
+    assert isinstance(accepted, AcceptedBatch) and accepted.signature == envelope["sig"]
+
+    box = wire.seal(payload, topic, COLLECTOR_X25519.public_key())
+    assert sorted(msgpack.unpackb(box)) == ["ct", "epk", "nonce", "sealed", "v"]  # as in v1
+    for message in (box, msgpack.packb({**msgpack.unpackb(box), "extra": 1},
+                                       use_bin_type=True)):
+        [accepted] = verify_message(topic, message, 0, keys_for, COLLECTOR_X25519)
+        assert isinstance(accepted, AcceptedBatch)
+
+    later = msgpack.packb({**envelope, "v": 2}, use_bin_type=True)
+    refusal = only(verify_message(topic, later, 0, keys_for, COLLECTOR_X25519))
+    assert refusal.reason == "malformed" and "version 2" in refusal.detail
+    with pytest.raises(WireError, match="sealed message holds another sealed"):
+        wire.open_envelope(wire.seal(box, topic, COLLECTOR_X25519.public_key()))
+
+
+def test_each_message_kind_carries_its_own_version():
+    kinds = {wire.BATCH_VERSION: wire.encode_batch(wire.Batch("S1", "ep", 1, 0, [])),
+             wire.ACK_VERSION: wire.encode_ack(wire.Ack("ep")),
+             wire.GAP_VERSION: wire.encode_gap(wire.GapReport(
+                 "S1", "ep", 1, 1, 2, 2, 10, None, None, "size-cap", 0)),
+             wire.KEY_ANNOUNCEMENT_VERSION: wire.encode_key_rotation(wire.KeyRotation(
+                 "S1", "ep", KID, public_bytes(KEY.public_key()), 0))}
+    for version, body in kinds.items():
+        assert msgpack.unpackb(body)["v"] == version
+    assert msgpack.unpackb(signed()[1])["v"] == wire.ENVELOPE_VERSION
+    assert wire.TOPIC_ROOT == f"obslink/v{wire.TOPIC_VERSION}"
+
+
 def _decryption_key_of(path: str, start) -> bytes:
     start.wait()
-    return sealing.raw_public(sealing.load_or_create_decryption_key(Path(path)).public_key())
+    return public_bytes(load_or_create_decryption_key(Path(path)).public_key())
 
 
 def test_collector_workers_starting_together_share_one_decryption_key(tmp_path):
@@ -422,8 +462,8 @@ def test_collector_workers_starting_together_share_one_decryption_key(tmp_path):
 @settings(max_examples=FUZZ // 4, deadline=None)
 @given(data=st.data())
 def test_mutated_sealed_messages_are_accepted_exactly_as_signed_or_refused(data):
-    topic, payload = sealed(seq=data.draw(st.integers(0, 1000)))
-    box = bytearray(sealing.seal_to(payload, topic, COLLECTOR_X25519.public_key()))
+    topic, payload = signed(seq=data.draw(st.integers(0, 1000)))
+    box = bytearray(wire.seal(payload, topic, COLLECTOR_X25519.public_key()))
     for _ in range(data.draw(st.integers(1, 4))):
         box[data.draw(st.integers(0, len(box) - 1))] = data.draw(st.integers(0, 255))
     for outcome in verify_message(topic, bytes(box), 0, keys_for, COLLECTOR_X25519):

@@ -1,0 +1,59 @@
+"""Where messages travel: the MQTT topic layout of protocol version 1 and its names."""
+
+from __future__ import annotations
+
+import re
+
+from obslink.errors import WireError
+
+# The topic root carries the protocol's major version: a version that changes the signed
+# bytes or the topic layout gets a new root, so both run side by side during a migration.
+TOPIC_VERSION = 1
+TOPIC_ROOT = f"obslink/v{TOPIC_VERSION}"
+# MQTT 5 user property naming a data message's lane ("live" or "backlog"): scheduling
+# advice for the collector, not signed and never trusted for anything else
+LANE_PROPERTY = "obslink-lane"
+STATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NETWORK_RE = STATION_ID_RE
+
+
+def check_station_id(station: str) -> str:
+    if not isinstance(station, str) or not STATION_ID_RE.match(station):
+        raise WireError(
+            f"station id {station!r} is not usable in topics: use 1-64 letters, digits, '.', "
+            "'_' or '-', starting with a letter or digit (WIGOS ids like 0-20000-0-54511 work)")
+    return station
+
+
+def data_topic(network: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{network}/{station}/data"
+
+
+def ack_topic(network: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{network}/{station}/ack"
+
+
+def status_topic(network: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{network}/{station}/status"
+
+
+def gap_topic(network: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{network}/{station}/gap"
+
+
+def key_topic(network: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{network}/{station}/key"
+
+
+def collector_subscription(group: str, network: str = "+", kind: str = "data") -> str:
+    """MQTT 5 shared subscription: N collector workers in ``group`` share the data (or gap)
+    topics."""
+    return f"$share/{group}/{TOPIC_ROOT}/{network}/+/{kind}"
+
+
+def parse_data_topic(topic: str, kind: str = "data") -> tuple[str, str]:
+    """``obslink/v1/NET/STATION/data`` (or ``…/gap``) → (network, station)."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT or parts[4] != kind:
+        raise WireError(f"topic {topic!r} is not {TOPIC_ROOT}/<network>/<station>/{kind}")
+    return parts[2], parts[3]
