@@ -50,7 +50,7 @@ from obslink.agent.config import AgentConfig
 from obslink.agent.outbox import Outbox
 from obslink.agent.runner import OutboxSink
 from obslink.agent.uplink import Uplink
-from obslink.broker import Mosquitto
+from obslink.demo.broker import Mosquitto
 from obslink.keys import key_id, public_bytes
 from obslink.plugins.formats import Decoded
 from obslink.plugins.qc_limits import default_settings
@@ -60,7 +60,7 @@ from obslink.plugins.sources import ChunkOrigin, SourcePosition
 from obslink.plugins.toa5 import TOA5Adapter
 from obslink.readings import Reading, now_us
 from obslink.server.catalog import Catalog, Station, open_catalog
-from obslink.simulator import KINDS, PLAUSIBLE
+from obslink.demo.simulator import KINDS, PLAUSIBLE
 
 NETWORK = "bench"
 MINUTE_US = 60_000_000

@@ -30,7 +30,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from obslink.broker import Mosquitto
+from obslink.demo.broker import Mosquitto
 from obslink.errors import ConfigError
 from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
 from obslink.plugins.cma_hourly import CMAHourlyAdapter
@@ -42,9 +42,9 @@ from obslink.plugins.toa5 import TOA5Adapter
 from obslink.plugins.tob1 import TOB1Adapter
 from obslink.server.catalog import Station, open_catalog
 from obslink.server.catalog.sqlite_schema import MIGRATIONS
-from obslink.simulator import KINDS, SimulatedLogger, write_agent_config
-from obslink.simulated_cma import hourly_record, minute_line, minute_values
-from obslink.simulated_tob1 import write_tob1
+from obslink.demo.simulator import KINDS, SimulatedLogger, write_agent_config
+from obslink.demo.simulated_cma import hourly_record, minute_line, minute_values
+from obslink.demo.simulated_tob1 import write_tob1
 
 
 def write_logger_file(directory: Path, records: int) -> SimulatedLogger:

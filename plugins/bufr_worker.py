@@ -2,7 +2,8 @@
 
 ecCodes trusts the descriptors and lengths inside a message; damaged ones can make it abort
 or segfault (found by the hypothesis tests). The BUFR adapter therefore hands each message
-to a worker process (``python -m obslink.plugins.bufr_worker``) and reads back its readings.
+to a worker process (``python -m obslink.plugins.bufr_worker_process``) and reads back its
+readings.
 When the worker dies on a message, that message is quarantined with the reason and a new
 worker takes the next one. Frames on the pipes are a 4-byte big-endian length + msgpack.
 """
@@ -21,7 +22,7 @@ import msgpack
 
 from obslink.readings import Reading
 
-_LENGTH = struct.Struct(">I")
+FRAME_HEADER = struct.Struct(">I")  # frame header, shared with bufr_worker_process
 
 
 class WorkerDied(Exception):
@@ -51,11 +52,11 @@ class BUFRWorker:
         process = self._running()
         body = msgpack.packb(request, use_bin_type=True)
         try:
-            process.stdin.write(_LENGTH.pack(len(body)) + body)
+            process.stdin.write(FRAME_HEADER.pack(len(body)) + body)
             process.stdin.flush()
-            header = process.stdout.read(_LENGTH.size)
-            reply = process.stdout.read(_LENGTH.unpack(header)[0]) \
-                if len(header) == _LENGTH.size else b""
+            header = process.stdout.read(FRAME_HEADER.size)
+            reply = process.stdout.read(FRAME_HEADER.unpack(header)[0]) \
+                if len(header) == FRAME_HEADER.size else b""
         except (BrokenPipeError, OSError, struct.error):
             reply = b""
         if not reply:
@@ -65,7 +66,7 @@ class BUFRWorker:
     def _running(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "obslink.plugins.bufr_worker"], stdin=subprocess.PIPE,
+                [sys.executable, "-m", "obslink.plugins.bufr_worker_process"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         return self._process
 
@@ -100,32 +101,3 @@ def shared_worker() -> BUFRWorker:
         if _shared is None:
             _shared = BUFRWorker()
         return _shared
-
-
-def serve(stdin, stdout) -> None:
-    """The worker's loop: a message in, its readings out, until stdin closes."""
-    from obslink.plugins.bufr import BUFRAdapter
-    from obslink.plugins.formats import AdapterContext, Decoded
-
-    adapters: dict[bytes, BUFRAdapter] = {}
-    while len(header := stdin.read(_LENGTH.size)) == _LENGTH.size:
-        request = msgpack.unpackb(stdin.read(_LENGTH.unpack(header)[0]), raw=False)
-        context = request["context"]
-        key = msgpack.packb(context)
-        adapter = adapters.get(key)
-        if adapter is None:
-            adapter = adapters[key] = BUFRAdapter(AdapterContext(
-                context["station"], 0, context["options"],
-                {field: tuple(target) for field, target in context["element_map"].items()}),
-                in_process=True)
-        result = Decoded()
-        problem = adapter.take_message(request["message"], result)
-        body = msgpack.packb({"readings": [list(r) for r in result.readings],
-                              "skipped": result.skipped_text, "problem": problem},
-                             use_bin_type=True)
-        stdout.write(_LENGTH.pack(len(body)) + body)
-        stdout.flush()
-
-
-if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -18,10 +18,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from obslink.broker import Mosquitto
+from obslink.demo.broker import Mosquitto
 from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
 from obslink.server.catalog import Station, open_catalog
-from obslink.simulator import KINDS, SimulatedLogger, demo_start_time, write_agent_config
+from obslink.demo.simulator import KINDS, SimulatedLogger, demo_start_time, write_agent_config
 
 NETWORK = "test"
 

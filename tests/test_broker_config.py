@@ -24,7 +24,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from obslink import wire
-from obslink.broker import find_mosquitto, free_port
+from obslink.demo.broker import find_mosquitto, free_port
 from obslink.server.catalog import open_catalog
 from obslink.server.catalog.broker_passwords import COLLECTOR_ACCOUNT
 from tests.conftest import NETWORK, Deployment, wait_until

@@ -17,7 +17,7 @@ from obslink.plugins.cma_hourly import CMAHourlyAdapter
 from obslink.plugins.cma_minute import CMAMinuteAdapter
 from obslink.plugins.formats import AdapterContext
 from obslink.readings import utc_us_from_datetime
-from obslink.simulated_cma import hourly_record, minute_line, minute_values
+from obslink.demo.simulated_cma import hourly_record, minute_line, minute_values
 
 ADAPTER_FUZZ = int(os.environ.get("OBSLINK_ADAPTER_FUZZ_EXAMPLES", 10_000))
 RECORD = hourly_record("58238", datetime(2025, 1, 14, 6)).encode()

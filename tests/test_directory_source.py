@@ -13,7 +13,7 @@ from obslink.agent.runner import OutboxSink
 from obslink.plugins.directory_source import MAX_WINDOW_FACTOR, DirectorySource
 from obslink.plugins.formats import AdapterContext
 from obslink.plugins.toa5 import TOA5Adapter
-from obslink.simulator import KINDS, SimulatedLogger
+from obslink.demo.simulator import KINDS, SimulatedLogger
 from obslink.wire import decode_batch
 
 

@@ -214,7 +214,7 @@ ignore_columns = "Record"
 def test_tob1_files_reach_the_catalog(deployment):
     from datetime import datetime
 
-    from obslink.simulated_tob1 import write_tob1
+    from obslink.demo.simulated_tob1 import write_tob1
 
     config = deployment.add_station_with_sources("TOB1-STATION", "+08:00", """\
 [sources.logger]
@@ -269,7 +269,7 @@ wigos_id = "0-20000-0-54527"
 def test_cma_hourly_and_minute_files_reach_the_catalog(deployment):
     from datetime import datetime
 
-    from obslink.simulated_cma import hourly_record, minute_line, minute_values, thousand_minus
+    from obslink.demo.simulated_cma import hourly_record, minute_line, minute_values, thousand_minus
 
     config = deployment.add_station_with_sources("0-20000-0-58238", "+08:00", """\
 [sources.hourly]

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from obslink.broker import free_port
+from obslink.demo.broker import free_port
 from obslink.keys import key_id, load_private_key
 from tests.conftest import wait_until
 

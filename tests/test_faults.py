@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from obslink.broker import Mosquitto
+from obslink.demo.broker import Mosquitto
 from tests.conftest import Deployment, wait_until
 from tests.test_end_to_end import catalog_readings, expected_readings
 

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from obslink.broker import free_port
+from obslink.demo.broker import free_port
 from obslink.plugins.hj212 import frame
 from tests.conftest import wait_until
 

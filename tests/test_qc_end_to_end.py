@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from obslink.simulator import directory_source_toml
+from obslink.demo.simulator import directory_source_toml
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.e2e

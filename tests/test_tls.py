@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from obslink.broker import Mosquitto
+from obslink.demo.broker import Mosquitto
 from obslink.server.catalog import open_catalog
 from tests.conftest import Deployment, wait_until
 
@@ -132,7 +132,7 @@ def certificates(directory, hosts, valid_days: int = 30, expired: bool = False):
 def test_a_failed_connection_says_which_certificate_problem_it_is(tmp_path):
     """What the agent logs and shows in `agent status` when it cannot connect: the reason
     paho does not give, found by trying the connection the same way (real Mosquitto)."""
-    from obslink.broker import free_port
+    from obslink.demo.broker import free_port
     from obslink.mqtt_tcp import explain_connect_failure
 
     ca, server, key = certificates(tmp_path / "good", ["127.0.0.1"])

@@ -12,7 +12,7 @@ from obslink.plugins.formats import AdapterContext
 from obslink.plugins.toa5 import TOA5Adapter
 from obslink.plugins.tob1 import TOB1Adapter, fp2_value
 from tests.golden.tob1.make_inputs import ALL_TYPES, ALL_VALUES
-from obslink.simulated_tob1 import write_tob1
+from obslink.demo.simulated_tob1 import write_tob1
 
 ADAPTER_FUZZ = int(os.environ.get("OBSLINK_ADAPTER_FUZZ_EXAMPLES", 10_000))
 

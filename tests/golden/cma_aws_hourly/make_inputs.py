@@ -5,7 +5,7 @@ and review."""
 from datetime import datetime
 from pathlib import Path
 
-from obslink.simulated_cma import hourly_record, thousand_minus
+from obslink.demo.simulated_cma import hourly_record, thousand_minus
 
 HERE = Path(__file__).parent
 HOUR = datetime(2025, 1, 14, 6)  # UTC, as in the file name Z_SURF_I_58238_20250114060000_…

@@ -4,7 +4,7 @@ and review."""
 
 from pathlib import Path
 
-from obslink.simulated_cma import minute_line, minute_values
+from obslink.demo.simulated_cma import minute_line, minute_values
 
 HERE = Path(__file__).parent
 FILE_NAME = 'stream = "AWS_M_Z_58238_20250114.txt"\n'

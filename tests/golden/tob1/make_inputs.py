@@ -4,7 +4,7 @@
 from datetime import datetime
 from pathlib import Path
 
-from obslink.simulated_tob1 import NAN, write_tob1
+from obslink.demo.simulated_tob1 import NAN, write_tob1
 
 HERE = Path(__file__).parent
 T0 = datetime(2026, 2, 19, 9, 45, 59, 5000)

@@ -3,93 +3,67 @@ stations (the catalog's administration methods do the work)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from obslink.cli.options import command, print_json, print_listing, with_catalog
 from obslink.errors import ConfigError, ObslinkError
 from obslink.readings import format_utc
 
 
-def add_station_commands(collector, db_option) -> None:
-    """The sub-commands under ``collector``; ``db_option(parser)`` adds ``--db``."""
+def add_commands(collector) -> None:
+    """The sub-commands under ``collector``."""
     station = collector.add_parser("station", help="stations: register, list, show, "
                                    "update, retire").add_subparsers(
         title="station commands", metavar="COMMAND")
-    add = station.add_parser("add", help="register a new station and its public key (or "
-                             "an enrolment token)")
+    add = command(station, "add", cmd_station_add, "register a new station and its public key "
+                  "(or an enrolment token)", catalog=True)
     add.add_argument("id", help="station id, e.g. WIGOS id 0-20000-0-54511")
     add.add_argument("--public-key", type=Path, help="the station's .pub file (or --enrol)")
     add.add_argument("--enrol", metavar="VALID_FOR", nargs="?", const="24h", default=None,
                      help="issue a one-time enrolment token instead of taking a key file, "
                      "valid for VALID_FOR (default 24h; e.g. 90m, 7d)")
-    db_option(add)
     _record_options(add, network_default="default")
-    add.set_defaults(run=cmd_station_add)
-
-    listing = station.add_parser("list", help="the stations, one a line")
+    listing = command(station, "list", cmd_station_list, "the stations, one a line",
+                      catalog=True, json=True)
     listing.add_argument("--all", action="store_true", help="retired stations too")
-    listing.add_argument("--json", action="store_true")
-    db_option(listing)
-    listing.set_defaults(run=cmd_station_list)
-
-    show = station.add_parser("show", help="a station's record, keys, tokens, broker account "
-                              "and enrolment attempts")
+    show = command(station, "show", cmd_station_show, "a station's record, keys, tokens, "
+                   "broker account and enrolment attempts", catalog=True, json=True)
     show.add_argument("id")
-    show.add_argument("--json", action="store_true")
-    db_option(show)
-    show.set_defaults(run=cmd_station_show)
-
-    update = station.add_parser("update", help="change the fields given (the others stay), "
-                                "or add a key")
+    update = command(station, "update", cmd_station_update, "change the fields given (the "
+                     "others stay), or add a key", catalog=True)
     update.add_argument("id")
     update.add_argument("--public-key", type=Path, help="add this key (a .pub file)")
-    db_option(update)
     _record_options(update, network_default=None)
-    update.set_defaults(run=cmd_station_update)
-
-    retire = station.add_parser("retire", help="the station reports no more: its keys are "
-                                "revoked, its token and broker account withdrawn; its data "
-                                "and identifiers stay")
+    retire = command(station, "retire", cmd_station_retire, "the station reports no more: its "
+                     "keys are revoked, its token and broker account withdrawn; its data and "
+                     "identifiers stay", catalog=True)
     retire.add_argument("id")
-    db_option(retire)
-    retire.set_defaults(run=cmd_station_retire)
-
-    credentials = station.add_parser("credentials", help="a new broker password for a "
-                                     "station (a leaked one); its id is the user name")
+    credentials = command(station, "credentials", cmd_station_credentials, "a new broker "
+                          "password for a station (a leaked one); its id is the user name",
+                          catalog=True)
     credentials.add_argument("id", help="station id")
-    db_option(credentials)
     credentials.add_argument("--out", type=Path, default=None,
                              help="write the password to this file (mode 0600) instead of "
                              "printing it")
-    credentials.set_defaults(run=cmd_station_credentials)
 
     token = collector.add_parser("token", help="enrolment tokens: issue, list, revoke"
                                  ).add_subparsers(title="token commands", metavar="COMMAND")
-    issue = token.add_parser("issue", help="a one-time enrolment token for a registered "
-                             "station (its earlier unused token stops working)")
+    issue = command(token, "issue", cmd_token_issue, "a one-time enrolment token for a "
+                    "registered station (its earlier unused token stops working)", catalog=True)
     issue.add_argument("id", help="station id")
     issue.add_argument("--valid", default="24h", help="how long it works (default 24h; "
                        "e.g. 90m, 7d)")
-    db_option(issue)
-    issue.set_defaults(run=cmd_token_issue)
-    tokens = token.add_parser("list", help="tokens with their status (live, used, expired, "
-                              "revoked)")
+    tokens = command(token, "list", cmd_token_list, "tokens with their status (live, used, "
+                     "expired, revoked)", catalog=True, json=True)
     tokens.add_argument("--station", default=None)
-    tokens.add_argument("--json", action="store_true")
-    db_option(tokens)
-    tokens.set_defaults(run=cmd_token_list)
-    withdraw = token.add_parser("revoke", help="withdraw a station's live token")
+    withdraw = command(token, "revoke", cmd_token_revoke, "withdraw a station's live token",
+                       catalog=True)
     withdraw.add_argument("id", help="station id")
-    db_option(withdraw)
-    withdraw.set_defaults(run=cmd_token_revoke)
 
-    attempts = collector.add_parser("enrolments", help="enrolment attempts, granted and "
-                                    "refused, newest first")
+    attempts = command(collector, "enrolments", cmd_enrolments, "enrolment attempts, granted "
+                       "and refused, newest first", catalog=True, json=True)
     attempts.add_argument("--station", default=None)
     attempts.add_argument("--limit", type=int, default=50)
-    attempts.add_argument("--json", action="store_true")
-    db_option(attempts)
-    attempts.set_defaults(run=cmd_enrolments)
 
 
 def _record_options(parser, network_default) -> None:
@@ -98,25 +72,6 @@ def _record_options(parser, network_default) -> None:
     parser.add_argument("--lon", type=float, help="longitude, degrees east")
     parser.add_argument("--interval", type=int, help="expected reporting interval, seconds")
     parser.add_argument("--network", default=network_default)
-
-
-def _catalog(path: Path, create: bool):
-    """The catalog at ``path`` (made if ``create``)."""
-    from obslink.server.catalog import open_catalog
-    from obslink.server.catalog.backends import scheme_of
-
-    if not create and not scheme_of(str(path)) and not path.exists():
-        raise ConfigError(f"--db {path}: no catalog there; start `obslink collector serve "
-                          f"--db {path}` or check the path")
-    return open_catalog(path)
-
-
-def _with_catalog(path: Path, work, create: bool = False):
-    catalog = _catalog(path, create)
-    try:
-        return work(catalog)
-    finally:
-        catalog.close()
 
 
 def _public_key(path: Path | None):
@@ -149,7 +104,7 @@ def cmd_station_add(args) -> int:
         token = catalog.issue_token(args.id, valid) if valid else None
         return token, catalog.closed_broker()
 
-    token, closed = _with_catalog(args.db, register, create=True)
+    token, closed = with_catalog(args.db, register, create=True)
     if token is None:
         print(f"station {args.id} registered with key {kid}")
     else:
@@ -163,24 +118,22 @@ def cmd_station_add(args) -> int:
 
 
 def cmd_station_list(args) -> int:
-    stations = _with_catalog(args.db, lambda catalog: catalog.stations(args.all))
-    if args.json:
-        print(json.dumps(stations, indent=2))
-        return 0
-    if not stations:
-        print("no stations" + ("" if args.all else " (--all lists retired ones too)"))
-    for s in stations:
-        where = "" if s["latitude"] is None else f" at {s['latitude']}, {s['longitude']}"
-        every = "" if s["interval_seconds"] is None else f", every {s['interval_seconds']} s"
-        retired = f", retired {s['retired_at']}" if s["retired_at"] else ""
-        print(f"{s['id']:<24} {s['network']:<12} {s['name'] or ''}{where}{every}{retired}")
-    return 0
+    stations = with_catalog(args.db, lambda catalog: catalog.stations(args.all))
+    return print_listing(stations, args.json, "no stations" + (
+        "" if args.all else " (--all lists retired ones too)"), _station_line)
+
+
+def _station_line(s: dict) -> str:
+    where = "" if s["latitude"] is None else f" at {s['latitude']}, {s['longitude']}"
+    every = "" if s["interval_seconds"] is None else f", every {s['interval_seconds']} s"
+    retired = f", retired {s['retired_at']}" if s["retired_at"] else ""
+    return f"{s['id']:<24} {s['network']:<12} {s['name'] or ''}{where}{every}{retired}"
 
 
 def cmd_station_show(args) -> int:
-    shown = _with_catalog(args.db, lambda catalog: catalog.show(args.id))
+    shown = with_catalog(args.db, lambda catalog: catalog.show(args.id))
     if args.json:
-        print(json.dumps(shown, indent=2))
+        print_json(shown)
         return 0
     print(f"station {shown['id']} ({shown['status']}), network {shown['network']}, "
           f"registered {shown['created_at']}"
@@ -211,7 +164,7 @@ def cmd_station_show(args) -> int:
 
 def cmd_station_update(args) -> int:
     raw, kid = _public_key(args.public_key)
-    changed = _with_catalog(args.db, lambda catalog: catalog.update(
+    changed = with_catalog(args.db, lambda catalog: catalog.update(
         args.id, raw, kid, name=args.name, latitude=args.lat, longitude=args.lon,
         interval_seconds=args.interval, network=args.network))
     print(f"station {args.id} updated: name {changed['name']!r}, position "
@@ -222,7 +175,7 @@ def cmd_station_update(args) -> int:
 
 
 def cmd_station_retire(args) -> int:
-    retired = _with_catalog(args.db, lambda catalog: catalog.retire(args.id))
+    retired = with_catalog(args.db, lambda catalog: catalog.retire(args.id))
     print(f"station {args.id} retired at {retired['retired_at']}: its keys are revoked, its "
           "token and broker account withdrawn (run `obslink collector broker-config` and "
           "reload the broker); its data and identifiers stay in the catalog")
@@ -232,7 +185,7 @@ def cmd_station_retire(args) -> int:
 def cmd_station_credentials(args) -> int:
     from obslink.keys import write_secret
 
-    account = _with_catalog(args.db, lambda catalog: catalog.new_broker_password(args.id))
+    account = with_catalog(args.db, lambda catalog: catalog.new_broker_password(args.id))
     if args.out:
         write_secret(args.out, account.password + "\n")
         where = f"written to {args.out}"
@@ -248,7 +201,7 @@ def cmd_token_issue(args) -> int:
     from obslink.server.qc_report import parse_age
 
     valid = parse_age(args.valid, "--valid")
-    token, expires = _with_catalog(args.db, lambda catalog: catalog.issue_token(args.id, valid))
+    token, expires = with_catalog(args.db, lambda catalog: catalog.issue_token(args.id, valid))
     print(f"enrolment token for station {args.id} (valid until "
           f"{format_utc(expires, fixed=True)}, works once; any earlier unused token of the "
           f"station no longer works):\n  {token}\n"
@@ -257,35 +210,27 @@ def cmd_token_issue(args) -> int:
 
 
 def cmd_token_list(args) -> int:
-    tokens = _with_catalog(args.db, lambda catalog: catalog.tokens(args.station))
-    if args.json:
-        print(json.dumps(tokens, indent=2))
-        return 0
-    if not tokens:
-        print("no enrolment tokens" + (f" of {args.station}" if args.station else ""))
-    for t in tokens:
-        print(f"{t['token_id']}  {t['station']:<24} {t['status']:<8} made {t['created_at']}, "
-              f"expires {t['expires_at']}" + (f", used by key {t['key_id']}" if t["key_id"]
-                                              else ""))
-    return 0
+    tokens = with_catalog(args.db, lambda catalog: catalog.tokens(args.station))
+    return print_listing(
+        tokens, args.json,
+        "no enrolment tokens" + (f" of {args.station}" if args.station else ""),
+        lambda t: f"{t['token_id']}  {t['station']:<24} {t['status']:<8} made "
+                  f"{t['created_at']}, expires {t['expires_at']}"
+                  + (f", used by key {t['key_id']}" if t["key_id"] else ""))
 
 
 def cmd_token_revoke(args) -> int:
-    count = _with_catalog(args.db, lambda catalog: catalog.revoke_tokens(args.id))
+    count = with_catalog(args.db, lambda catalog: catalog.revoke_tokens(args.id))
     print(f"station {args.id}: " + ("its live enrolment token no longer works" if count else
                                     "no live enrolment token to withdraw"))
     return 0
 
 
 def cmd_enrolments(args) -> int:
-    attempts = _with_catalog(args.db, lambda catalog: catalog.enrolment_attempts(
+    attempts = with_catalog(args.db, lambda catalog: catalog.enrolment_attempts(
         args.station, args.limit))
-    if args.json:
-        print(json.dumps(attempts, indent=2))
-        return 0
-    if not attempts:
-        print("no enrolment attempts" + (f" for {args.station}" if args.station else ""))
-    for a in attempts:
-        print(f"{a['at']}  {a['outcome']:<8} {a['station'] or '?':<24} key "
-              f"{a['key_id'] or '?'} from {a['client'] or '?'}: {a['detail']}")
-    return 0
+    return print_listing(
+        attempts, args.json,
+        "no enrolment attempts" + (f" for {args.station}" if args.station else ""),
+        lambda a: f"{a['at']}  {a['outcome']:<8} {a['station'] or '?':<24} key "
+                  f"{a['key_id'] or '?'} from {a['client'] or '?'}: {a['detail']}")

@@ -222,7 +222,7 @@ step_max = 0.5
         return directory_source_toml("tob1", self.directory, poll_interval, mapping)
 
     def write_next(self) -> int:
-        from obslink.simulated_tob1 import tob1_header, tob1_record
+        from obslink.demo.simulated_tob1 import tob1_header, tob1_record
 
         moment = self.start + timedelta(seconds=self.interval_s * self.records)
         local = moment - timedelta(hours=3)

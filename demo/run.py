@@ -14,10 +14,10 @@ import time
 from functools import partial
 from pathlib import Path
 
-from obslink.broker import Mosquitto, free_port
+from obslink.demo.broker import Mosquitto, free_port
 from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
 from obslink.readings import now_us
-from obslink.simulator import (KINDS, SimulatedDAU, SimulatedLogger, SimulatedTOB1Logger,
+from obslink.demo.simulator import (KINDS, SimulatedDAU, SimulatedLogger, SimulatedTOB1Logger,
                                demo_start_time, write_agent_config)
 
 NETWORK = "demo"

@@ -1,0 +1,56 @@
+"""``obslink catalog …``: what the catalog holds (counts, reported gaps, QC)."""
+
+from __future__ import annotations
+
+import json
+
+from obslink.cli.options import command, open_catalog_at, print_listing, with_catalog
+
+
+def add_commands(commands) -> None:
+    catalog = commands.add_parser("catalog", help="query the catalog").add_subparsers(
+        title="catalog commands", metavar="COMMAND")
+    command(catalog, "stats", cmd_catalog_stats, "counts of stations, batches, observations",
+            catalog=True, json=True)
+    gaps = command(catalog, "gaps", cmd_catalog_gaps, "data stations evicted from their outbox "
+                   "(caps, disk full), as they reported it", catalog=True, json=True)
+    gaps.add_argument("--station", default=None, help="only this station")
+    qc = command(catalog, "qc", cmd_catalog_qc, "QC summary of a station: counts per flag and "
+                 "check, coverage", catalog=True, json=True)
+    qc.add_argument("--station", required=True, help="station id")
+    qc.add_argument("--since", default=None,
+                    help="only observations at or after this time: ISO 8601 UTC "
+                    "(2026-11-22, 2026-11-22T06:00Z) or an age such as 24h, 7d, 90m")
+
+
+def cmd_catalog_stats(args) -> int:
+    stats = with_catalog(args.db, lambda catalog: catalog.stats())
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        width = max(map(len, stats)) + 2
+        for key, value in stats.items():
+            print(f"{key:<{width}}{value}")
+    return 0
+
+
+def cmd_catalog_gaps(args) -> int:
+    gaps = with_catalog(args.db, lambda catalog: catalog.gaps(args.station))
+    return print_listing(
+        gaps, args.json, "no gaps reported" + (f" by {args.station}" if args.station else ""),
+        lambda gap: f"{gap['station']}: {gap['first_observed']} .. {gap['last_observed']}: "
+                    f"{gap['readings']} readings in {gap['batches']} batches evicted "
+                    f"({gap['reason']}) at {gap['evicted_at']}")
+
+
+def cmd_catalog_qc(args) -> int:
+    from obslink.server.qc_report import parse_since, print_report, qc_report
+
+    since = parse_since(args.since) if args.since else None
+    catalog = open_catalog_at(args.db)
+    try:
+        report = qc_report(catalog, args.station, since)
+    finally:
+        catalog.close()
+    print_report(report, as_json=args.json)
+    return 0

@@ -1,0 +1,76 @@
+"""What several commands share: how a command is declared, the catalog option, opening the
+catalog, printing JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Callable
+
+from obslink.errors import ConfigError
+
+
+def command(group, name: str, run: Callable[[argparse.Namespace], int], help: str, *,
+            catalog: bool = False, json: bool = False, **parser_options) -> argparse.ArgumentParser:
+    """A sub-command of ``group`` that runs ``run(args)``; ``catalog`` gives it ``--db``,
+    ``json`` a ``--json`` switch."""
+    parser = group.add_parser(name, help=help, **parser_options)
+    if catalog:
+        parser.add_argument("--db", required=True, type=catalog_location,
+                            help="the catalog (SQLite file)")
+    if json:
+        parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def catalog_location(text: str) -> Path | str:
+    """A SQLite file's path, or a URL naming a catalog backend, kept as written (a Path
+    would turn ``postgresql://host/db`` into ``postgresql:/host/db``)."""
+    from obslink.server.catalog.backends import scheme_of
+
+    return text if scheme_of(text) else Path(text)
+
+
+def catalog_file_beside(location: Path | str, name: str, option: str) -> Path:
+    """A file kept next to a SQLite catalog (the collector's keys); a catalog URL has no
+    "next to", so the file's own option must be given."""
+    if not isinstance(location, Path):
+        raise ConfigError(f"--db {location} is not a file: give {option} for {name}")
+    return location.with_name(name)
+
+
+def open_catalog_at(location: Path | str, create: bool = False):
+    """The catalog at ``location``; unless ``create``, a SQLite file must exist already."""
+    from obslink.server.catalog import open_catalog
+
+    if not create and isinstance(location, Path) and not location.exists():
+        raise ConfigError(f"--db {location}: no catalog there; start `obslink collector serve "
+                          f"--db {location}` or check the path")
+    return open_catalog(location)
+
+
+def with_catalog(location: Path | str, work, create: bool = False):
+    """``work(catalog)`` on the catalog at ``location``, closed afterwards."""
+    catalog = open_catalog_at(location, create)
+    try:
+        return work(catalog)
+    finally:
+        catalog.close()
+
+
+def print_json(value) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def print_listing(items: list, as_json: bool, nothing: str, line: Callable[[dict], str]) -> int:
+    """What a list command prints: JSON, or a line per item (``nothing`` when none)."""
+    if as_json:
+        print_json(items)
+        return 0
+    if not items:
+        print(nothing)
+    for item in items:
+        print(line(item))
+    return 0
