@@ -1,4 +1,5 @@
-"""Agent configuration: a TOML file a technician edits, validated with every error's key path."""
+"""Agent configuration: a TOML file a technician edits, validated with every error's key path.
+The settings themselves are declared in obslink.agent.settings."""
 
 from __future__ import annotations
 
@@ -8,29 +9,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from obslink.agent.outbox import EVICTION_POLICIES, OutboxLimits
-from obslink.errors import ConfigError, WireError
+from obslink.agent.outbox import OutboxLimits
+from obslink.agent.settings import OUTBOX, SOURCE, STATION, UPLINK, utc_offset
+from obslink.errors import ConfigError
 from obslink.plugins.formats import AdapterContext
 from obslink.plugins.qc import QCSettings
 from obslink.plugins.qc_limits import QC_KEYS, default_settings, read_qc_section
 from obslink.plugins.registry import PluginRegistry
 from obslink.plugins.vocabulary import ELEMENTS
-from obslink.readings import parse_utc_offset
-from obslink.mqtt_tcp import parse_broker_url
-from obslink.keys import x25519_public_key_from_hex
-from obslink.wire import MAX_BUNDLE_BATCHES, NETWORK_RE, check_station_id
+from obslink.settings import default_of, read_settings
 
-SECTIONS = {
-    "station": {"id", "network", "private_key", "utc_offset"},
-    "outbox": {"path", "synchronous", "max_batch_readings", "max_bytes", "max_age", "evict",
-               "min_free_disk"},
-    "uplink": {"broker", "client_id", "keepalive", "ack_timeout", "ack_timeout_max",
-               "max_in_flight", "reconnect_min", "reconnect_max", "realtime_window",
-               "backlog_in_flight", "backlog_bundle", "backlog_readings_per_s",
-               "backlog_bytes_per_s", "encrypt_to", "ca_file", "username", "password_file"},
-    "qc": QC_KEYS,  # read by obslink.plugins.qc_limits
-}
-SOURCE_KEYS = {"type", "format", "utc_offset", "options", "elements"}
+DECLARED = {"station": STATION, "outbox": OUTBOX, "uplink": UPLINK}
+SECTIONS = {name: {s.key for s in settings} for name, settings in DECLARED.items()}
+SECTIONS["qc"] = QC_KEYS  # read by obslink.plugins.qc_limits
+SOURCE_KEYS = {s.key for s in SOURCE}
+# [uplink] settings that AgentConfig holds under their own name, as read
+PLAIN_UPLINK_SETTINGS = ("keepalive", "ack_timeout", "ack_timeout_max", "max_in_flight",
+                         "realtime_window", "backlog_in_flight", "backlog_bundle",
+                         "encrypt_to", "backlog_readings_per_s", "backlog_bytes_per_s",
+                         "reconnect_min", "reconnect_max")
 
 
 @dataclass(frozen=True)
@@ -61,12 +58,13 @@ class AgentConfig:
     reconnect_max: float
     sources: list[SourceConfig] = field(default_factory=list)
     limits: OutboxLimits = field(default_factory=OutboxLimits)
-    ack_timeout_max: float = 600.0
-    realtime_window: float = 600.0
-    backlog_in_flight: int = 2
-    backlog_bundle: int = 32
-    backlog_readings_per_s: float = 5000.0
-    backlog_bytes_per_s: float = 0.0
+    # defaults as declared (code that builds a config itself, such as a benchmark, gets them)
+    ack_timeout_max: float = default_of(UPLINK, "ack_timeout_max")
+    realtime_window: float = default_of(UPLINK, "realtime_window")
+    backlog_in_flight: int = default_of(UPLINK, "backlog_in_flight")
+    backlog_bundle: int = default_of(UPLINK, "backlog_bundle")
+    backlog_readings_per_s: float = default_of(UPLINK, "backlog_readings_per_s")
+    backlog_bytes_per_s: float = default_of(UPLINK, "backlog_bytes_per_s")
     encrypt_to: str | None = None  # the collector's X25519 public key (hex): seal messages
     tls: bool = False  # mqtts:// broker URL
     ca_file: Path | None = None  # CA that signed the broker's certificate (default: system)
@@ -117,150 +115,61 @@ class _Checker:
             self.fail(name, f"required section [{name}] is missing")
         return value
 
-    def number(self, table: dict, key: str, prefix: str, default, kind=float, minimum=0,
-               zero_means: str | None = None):
-        """A number above ``minimum``; with ``zero_means``, 0 is allowed and means that."""
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                kind is int and not isinstance(value, int)) or not (
-                value > minimum or (zero_means and value == 0)):
-            also = f" (or 0: {zero_means})" if zero_means else ""
-            self.fail(f"{prefix}{key}", f"must be a {'whole ' if kind is int else ''}number "
-                                        f"greater than {minimum}{also}, not {value!r}")
-            return default
-        return kind(value)
-
-    def offset(self, value: Any, key: str) -> int:
-        try:
-            return parse_utc_offset(str(value))
-        except ValueError as exc:
-            self.fail(key, str(exc))
-            return 0
-
-    def file_path(self, value: Any, key: str, default: str | None = None) -> Path:
-        if value is None:
-            value = default
-        if not isinstance(value, str) or not value:
-            self.fail(key, "required: a file path (relative paths are relative to the config)")
-            return Path()
-        return (self.base / Path(value).expanduser()).resolve()
-
     def build(self, raw: dict, path: Path, registry: PluginRegistry) -> AgentConfig:
         self.unknown_keys(raw, set(SECTIONS) | {"sources"}, "")
-        station_t = self.table(raw, "station", required=True)
-        outbox_t = self.table(raw, "outbox")
-        uplink_t = self.table(raw, "uplink")
-        for name, table in (("station", station_t), ("outbox", outbox_t), ("uplink", uplink_t)):
+        tables = {name: self.table(raw, name, required=name == "station")
+                  for name in DECLARED}
+        for name, table in tables.items():
             self.unknown_keys(table, SECTIONS[name], f"{name}.")
         qc, qc_problems = read_qc_section(raw.get("qc", {}), set(registry.qc_checks))
         self.problems += qc_problems
-
-        station = station_t.get("id", "")
-        try:
-            check_station_id(station)
-        except WireError as exc:
-            self.fail("station.id", str(exc) if station else "required: the station's id, "
-                      "e.g. its WIGOS identifier 0-20000-0-54511")
-        network = station_t.get("network", "default")
-        if not isinstance(network, str) or not NETWORK_RE.match(network):
-            self.fail("station.network", f"{network!r} is not a usable network name "
-                      "(letters, digits, '.', '_', '-')")
-        private_key = self.file_path(station_t.get("private_key"), "station.private_key")
-        station_offset = self.offset(station_t.get("utc_offset", "UTC"), "station.utc_offset")
-
-        synchronous = str(outbox_t.get("synchronous", "FULL")).upper()
-        if synchronous not in ("FULL", "NORMAL"):
-            self.fail("outbox.synchronous", f"must be FULL (survives power cuts) or NORMAL, "
-                      f"not {outbox_t.get('synchronous')!r}")
-        broker_host, broker_port, tls = self.broker(uplink_t.get("broker",
-                                                                 "mqtt://127.0.0.1:1883"))
-        ca_file = uplink_t.get("ca_file")
+        station_s, outbox_s, uplink_s = (
+            read_settings(DECLARED[name], tables[name], f"{name}.", self.fail, self.base)
+            for name in DECLARED)
+        station, network = station_s["id"], station_s["network"]
+        broker_host, broker_port, tls = uplink_s["broker"]
+        ca_file = uplink_s["ca_file"]
         if ca_file is not None:
-            ca_file = self.file_path(ca_file, "uplink.ca_file")
             if not tls:
                 self.fail("uplink.ca_file", "is only used with a TLS broker URL "
                           "(mqtts://host:8883)")
-            elif not ca_file.is_file():
+            elif not Path(ca_file).is_file():
                 self.fail("uplink.ca_file", f"{ca_file} does not exist; copy the network's "
                           "ca.pem (from `obslink collector tls init`) to the gateway")
-        client_id = uplink_t.get("client_id") or f"obslink-agent-{network}-{station}"
-
-        outbox_path = self.file_path(outbox_t.get("path"), "outbox.path", "outbox.db")
-        max_batch_readings = self.number(outbox_t, "max_batch_readings", "outbox.", 5000, int)
-        keepalive = self.number(uplink_t, "keepalive", "uplink.", 30, int, 4)
-        ack_timeout = self.number(uplink_t, "ack_timeout", "uplink.", 30.0)
-        max_in_flight = self.number(uplink_t, "max_in_flight", "uplink.", 64, int)
-        reconnect_min = self.number(uplink_t, "reconnect_min", "uplink.", 1.0)
-        reconnect_max = self.number(uplink_t, "reconnect_max", "uplink.", 60.0)
-        ack_timeout_max = self.number(uplink_t, "ack_timeout_max", "uplink.", 600.0)
-        if ack_timeout_max < ack_timeout:
-            self.fail("uplink.ack_timeout_max", f"{ack_timeout_max:g} is below ack_timeout "
-                      f"{ack_timeout:g}; the wait between re-publications only grows")
-        realtime_window = self.number(uplink_t, "realtime_window", "uplink.", 600.0)
-        backlog_in_flight = self.number(uplink_t, "backlog_in_flight", "uplink.", 2, int)
-        if backlog_in_flight > max_in_flight:
-            self.fail("uplink.backlog_in_flight", f"{backlog_in_flight} is above max_in_flight "
-                      f"{max_in_flight}; the backlog shares that window with live data: "
-                      f"lower backlog_in_flight or raise max_in_flight")
-        backlog_bundle = self.number(uplink_t, "backlog_bundle", "uplink.", 32, int)
-        if backlog_bundle > MAX_BUNDLE_BATCHES:
-            self.fail("uplink.backlog_bundle", f"{backlog_bundle} is above "
-                      f"{MAX_BUNDLE_BATCHES}, the most a collector takes in one bundle")
-        backlog_readings = self.number(uplink_t, "backlog_readings_per_s", "uplink.", 5000.0,
-                                       zero_means="no cap")
-        backlog_bytes = self.number(uplink_t, "backlog_bytes_per_s", "uplink.", 0.0,
-                                    zero_means="no cap")
-        username, password_file = uplink_t.get("username"), uplink_t.get("password_file")
+        client_id = uplink_s["client_id"] or f"obslink-agent-{network}-{station}"
+        if uplink_s["ack_timeout_max"] < uplink_s["ack_timeout"]:
+            self.fail("uplink.ack_timeout_max", f"{uplink_s['ack_timeout_max']:g} is below "
+                      f"ack_timeout {uplink_s['ack_timeout']:g}; the wait between "
+                      "re-publications only grows")
+        if uplink_s["backlog_in_flight"] > uplink_s["max_in_flight"]:
+            self.fail("uplink.backlog_in_flight", f"{uplink_s['backlog_in_flight']} is above "
+                      f"max_in_flight {uplink_s['max_in_flight']}; the backlog shares that "
+                      "window with live data: lower backlog_in_flight or raise max_in_flight")
+        username, password_file = uplink_s["username"], uplink_s["password_file"]
         if (username is None) != (password_file is None):
             self.fail("uplink.username", "username and password_file go together (the "
                       "station's broker account, from `obslink agent enrol` or the operator)")
-        elif password_file is not None:
-            password_file = self.file_path(password_file, "uplink.password_file")
-            if not password_file.is_file():
-                self.fail("uplink.password_file", f"{password_file} does not exist")
-        encrypt_to = uplink_t.get("encrypt_to")
-        if encrypt_to is not None:
-            try:
-                x25519_public_key_from_hex(str(encrypt_to))
-            except ConfigError as exc:
-                self.fail("uplink.encrypt_to", str(exc))
-        limits = OutboxLimits(
-            self.number(outbox_t, "max_bytes", "outbox.", 1 << 30, int),
-            self.number(outbox_t, "max_age", "outbox.", 30 * 86_400, int),
-            str(outbox_t.get("evict", "oldest")),
-            self.number(outbox_t, "min_free_disk", "outbox.", 64 << 20, int,
-                        zero_means="no watermark") or None)
-        if limits.policy not in EVICTION_POLICIES:
-            self.fail("outbox.evict", f"{limits.policy!r} is not an eviction policy; choose "
-                      f"{' or '.join(EVICTION_POLICIES)} (docs/configuration.md)")
+        elif password_file is not None and not Path(password_file).is_file():
+            self.fail("uplink.password_file", f"{password_file} does not exist")
+        limits = OutboxLimits(outbox_s["max_bytes"], outbox_s["max_age"], outbox_s["evict"],
+                              outbox_s["min_free_disk"] or None)
 
         sources_t = raw.get("sources", {})
         if not isinstance(sources_t, dict) or not sources_t:
             self.fail("sources", "at least one [sources.NAME] section is needed")
             sources_t = {}
-        sources = [self.source(name, table, registry, station, station_offset)
+        sources = [self.source(name, table, registry, station, station_s["utc_offset"])
                    for name, table in sources_t.items()]
         return AgentConfig(
-            path=path, station=station, network=network, private_key=private_key,
-            outbox_path=outbox_path, synchronous=synchronous,
-            max_batch_readings=max_batch_readings, broker_host=broker_host,
-            broker_port=broker_port, client_id=str(client_id), keepalive=keepalive,
-            ack_timeout=ack_timeout, max_in_flight=max_in_flight, reconnect_min=reconnect_min,
-            reconnect_max=reconnect_max, sources=[s for s in sources if s is not None], qc=qc,
-            limits=limits, ack_timeout_max=ack_timeout_max, realtime_window=realtime_window,
-            backlog_in_flight=backlog_in_flight, backlog_bundle=backlog_bundle,
-            backlog_readings_per_s=backlog_readings,
-            backlog_bytes_per_s=backlog_bytes,
-            encrypt_to=str(encrypt_to) if encrypt_to is not None else None,
-            tls=tls, ca_file=ca_file, username=None if username is None else str(username),
-            password_file=password_file)
-
-    def broker(self, url: Any) -> tuple[str, int, bool]:
-        try:
-            return parse_broker_url(str(url))
-        except ValueError as exc:
-            self.fail("uplink.broker", str(exc))
-            return "127.0.0.1", 1883, False
+            path=path, station=station, network=network,
+            private_key=_path(station_s["private_key"]),
+            outbox_path=_path(outbox_s["path"]), synchronous=outbox_s["synchronous"],
+            max_batch_readings=outbox_s["max_batch_readings"], broker_host=broker_host,
+            broker_port=broker_port, client_id=str(client_id), tls=tls,
+            ca_file=_path(ca_file), password_file=_path(password_file),
+            username=None if username is None else str(username),
+            sources=[s for s in sources if s is not None], qc=qc, limits=limits,
+            **{key: uplink_s[key] for key in PLAIN_UPLINK_SETTINGS})
 
     def source(self, name: str, table: Any, registry: PluginRegistry, station: str,
                station_offset: int) -> SourceConfig | None:
@@ -282,13 +191,18 @@ class _Checker:
             format_class = registry.formats[format_name]
         settings = {k: v for k, v in table.items() if k not in SOURCE_KEYS}
         if source_class is not None:
-            self.unknown_keys(settings, set(source_class.defaults), prefix)
+            declared = source_class.declared_settings
+            self.unknown_keys(settings, {s.key for s in declared}, prefix)
+            settings.update(read_settings(declared, settings, prefix, self.fail, self.base))
             for key, message in source_class.check_settings(settings):
                 self.fail(prefix + key, message)
-            if isinstance(settings.get("path"), str):
-                settings["path"] = str(self.file_path(settings["path"], prefix + "path"))
-        offset = self.offset(table["utc_offset"], prefix + "utc_offset") \
-            if "utc_offset" in table else station_offset
+        offset = station_offset
+        if "utc_offset" in table:
+            try:
+                offset = utc_offset(table["utc_offset"])
+            except ValueError as exc:
+                self.fail(prefix + "utc_offset", str(exc))
+                offset = 0
         options = table.get("options", {})
         if not isinstance(options, dict):
             self.fail(prefix + "options", "must be a table of format options")
@@ -337,3 +251,7 @@ class _Checker:
                 continue
             mapping[field_name] = (element, unit)
         return mapping
+
+
+def _path(value: str | None) -> Path | None:
+    return None if value is None else Path(value)

@@ -21,6 +21,7 @@ from stat import S_ISREG
 
 from obslink.plugins import hookimpl
 from obslink.plugins.sources import ChunkOrigin, PolledSource, SourcePosition
+from obslink.settings import REQUIRED, Setting
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +31,22 @@ MAX_WINDOW_FACTOR = 16  # the read window grows to 16 x max_read_bytes for one l
 class DirectorySource(PolledSource):
     type = "directory"
     summary = "files a logger writes into a directory (appended, rotated, rewritten)"
-    defaults = {"path": None, "pattern": "*", "poll_interval": 5.0, "settle_seconds": 300.0,
-                "max_read_bytes": 4 * 1024 * 1024, "wait_for_path": False}
-
-    @classmethod
-    def check_settings(cls, settings):
-        problems = []
-        if not isinstance(settings.get("path"), str) or not settings.get("path"):
-            problems.append(("path", "required: the directory the logger writes its files to"))
-        for key in ("poll_interval", "settle_seconds", "max_read_bytes"):
-            value = settings.get(key, cls.defaults[key])
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                problems.append((key, f"must be a positive number, not {value!r}"))
-        if not isinstance(settings.get("pattern", "*"), str):
-            problems.append(("pattern", "must be a glob pattern such as \"*.dat\""))
-        if not isinstance(settings.get("wait_for_path", False), bool):
-            problems.append(("wait_for_path", "must be true or false"))
-        return problems
+    declared_settings = (
+        Setting("path", REQUIRED, "directory the logger writes files into; it must exist when "
+                "the agent starts, unless `wait_for_path`", kind="path",
+                required="the directory the logger writes its files to"),
+        Setting("wait_for_path", False, "`true`: the directory may appear after the agent "
+                "starts (a mount, a card inserted later); until then the source waits and "
+                "logs it once", kind="bool"),
+        Setting("pattern", "*", "glob of the files to read, e.g. `*.dat`"),
+        Setting("poll_interval", 5.0, "seconds between looks at the directory", kind="number"),
+        Setting("settle_seconds", 300.0, "a trailing line without end-of-line is read once "
+                "the file has not changed this long", kind="number"),
+        Setting("max_read_bytes", 4 * 1024 * 1024, "bytes read per step (bounds memory on "
+                "large files); a longer record gets a window doubled up to 16 times, and a "
+                "settled file with no record end within that is quarantined there rather than "
+                "stalling", kind="int"),
+    )
 
     @classmethod
     def check_environment(cls, settings):
@@ -67,9 +67,6 @@ class DirectorySource(PolledSource):
     def __init__(self, name, settings, make_adapter, sink) -> None:
         super().__init__(name, settings, make_adapter, sink)
         self._unreadable: set[str] = set()  # files whose read failure is logged already
-
-    def setting(self, key):
-        return self.settings.get(key, self.defaults[key])
 
     def poll(self) -> int:
         directory = Path(self.settings["path"])

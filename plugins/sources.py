@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Protocol
 
 from obslink.plugins.formats import Decoded, FormatAdapter
+from obslink.settings import Setting, default_of
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,9 @@ class Source:
 
     type: ClassVar[str]
     summary: ClassVar[str]
-    # every setting the type accepts, with its default (None: required)
-    defaults: ClassVar[dict[str, Any]] = {}
+    # every setting the type accepts (obslink.settings): the agent's config reader checks
+    # them and fills in the defaults; docs/configuration.md shows them
+    declared_settings: ClassVar[tuple[Setting, ...]] = ()
 
     def __init__(self, name: str, settings: dict[str, Any],
                  make_adapter: Callable[[], FormatAdapter], sink: IngestSink) -> None:
@@ -61,9 +63,14 @@ class Source:
         self.make_adapter = make_adapter
         self.sink = sink
 
+    def setting(self, key: str) -> Any:
+        """A setting's value, or its declared default."""
+        return self.settings.get(key, default_of(self.declared_settings, key))
+
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> list[tuple[str, str]]:
-        """Problems with ``settings`` as (key, message) pairs; empty when all is well."""
+        """Problems that relate several of ``settings`` (each one alone is checked as
+        declared), as (key, message) pairs; empty when all is well."""
         return []
 
     @classmethod
@@ -84,9 +91,9 @@ class PolledSource(Source):
     """A source that does one round of work every ``poll_interval`` seconds."""
 
     def start(self, scheduler) -> None:
-        scheduler.add_job(self.poll, "interval", seconds=float(self.settings.get(
-            "poll_interval", 5)), id=f"source:{self.name}", max_instances=1, coalesce=True,
-            next_run_time=datetime.now(timezone.utc))
+        scheduler.add_job(self.poll, "interval", seconds=float(self.setting("poll_interval")),
+                          id=f"source:{self.name}", max_instances=1, coalesce=True,
+                          next_run_time=datetime.now(timezone.utc))
 
     def poll(self) -> int:
         """Read what is new; return the number of readings committed."""

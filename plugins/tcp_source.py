@@ -16,6 +16,7 @@ import threading
 
 from obslink.plugins import hookimpl
 from obslink.plugins.sources import ChunkOrigin, Source, SourcePosition
+from obslink.settings import Setting
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,15 @@ def _address(text: str) -> tuple[str, int]:
 class TCPSource(Source):
     type = "tcp"
     summary = "a TCP stream that devices push packets over (listen, or connect out)"
-    defaults = {"listen": "", "connect": "", "reconnect_max": 60.0, "read_bytes": 65536}
+    declared_settings = (
+        Setting("listen", "", "`host:port` the agent listens on; devices connect to it (e.g. "
+                "`0.0.0.0:9000`)", shown_default="—"),
+        Setting("connect", "", "`host:port` of a device the agent connects to, reconnecting "
+                "after failures", shown_default="—"),
+        Setting("reconnect_max", 60.0, "longest delay between connection attempts in "
+                "`connect` mode, seconds", kind="number"),
+        Setting("read_bytes", 65536, "bytes read from the socket at a time", kind="int"),
+    )
 
     @classmethod
     def check_settings(cls, settings):
@@ -50,9 +59,6 @@ class TCPSource(Source):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: socket.socket | None = None
-
-    def setting(self, key):
-        return self.settings.get(key, self.defaults[key])
 
     def start(self, scheduler) -> None:
         if self.setting("listen"):

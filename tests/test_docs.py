@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from obslink.agent.config import SECTIONS, SOURCE_KEYS
+from obslink.agent.config_docs import declared_tables, marked_tables, with_declared_tables
 from obslink.plugins import hookspecs
 from obslink.plugins.directory_source import DirectorySource
 from obslink.plugins.hj212_codes import FACTORS
@@ -61,10 +62,25 @@ def test_every_element_an_adapter_produces_is_in_the_vocabulary():
 
 def test_every_config_key_is_documented():
     text = (ROOT / "docs" / "configuration.md").read_text()
-    keys = set().union(*SECTIONS.values(), SOURCE_KEYS, DirectorySource.defaults,
-                       TCPSource.defaults)
+    keys = set().union(*SECTIONS.values(), SOURCE_KEYS,
+                       *({s.key for s in source.declared_settings}
+                         for source in (DirectorySource, TCPSource)))
     missing = sorted(key for key in keys if f"`{key}`" not in text)
     assert not missing, f"undocumented config keys: {missing}"
+
+
+def test_the_settings_tables_are_the_declared_settings():
+    """docs/configuration.md shows each setting as declared (key, default, meaning): the
+    tables are written from the declarations, and this fails when someone edits either
+    alone (fix: .venv/bin/python -m obslink.agent.config_docs)."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    tables = declared_tables()
+    assert sorted(marked_tables(text)) == sorted(tables)
+    assert with_declared_tables(text, tables) == text, \
+        "docs/configuration.md differs from the declared settings: run " \
+        ".venv/bin/python -m obslink.agent.config_docs"
+    edited = text.replace("| `keepalive` | `30` |", "| `keepalive` | `60` |")
+    assert edited != text and with_declared_tables(edited, tables) == text
 
 
 def test_every_format_and_option_is_documented():
