@@ -145,6 +145,7 @@ def bench_adapters(base: Path, records: int) -> tuple[dict[str, float], float]:
     csv_text = ("time,a,b,c,d,e,f,g\n" + "\n".join(
         row.replace('"', "").split(",", 2)[0] + "," + row.split(",", 2)[2]
         for row in text_rows) + "\n").encode()
+    split_rate = csv_split_rate(text_rows)  # first, before any adapter or worker runs
     tob1, _ = write_tob1([(name, "", "IEEE4") for name in "abcdefg"],
                          [(datetime(2026, 1, 1, n // 60 % 24, n % 60), [1.5] * 7)
                           for n in range(records)])
@@ -168,9 +169,17 @@ def bench_adapters(base: Path, records: int) -> tuple[dict[str, float], float]:
         rates["bufr"] = decode_rate(BUFRAdapter, bufr, {})
     except ConfigError as exc:  # ecCodes is an extra
         print(f"bufr skipped: {exc}")
-    started = time.perf_counter()
-    cells = sum(len(row) - 2 for row in csv.reader(text_rows))
-    return rates, cells / (time.perf_counter() - started)
+    return rates, split_rate
+
+
+def csv_split_rate(text_rows: list[str]) -> float:
+    """Cells/s of csv.reader splitting the rows: best of 3, as the adapters are measured."""
+    best = 0.0
+    for _ in range(3):
+        started = time.perf_counter()
+        cells = sum(len(row) - 2 for row in csv.reader(text_rows))
+        best = max(best, cells / (time.perf_counter() - started))
+    return best
 
 
 def agent_cpu_per_reading(base: Path, data: bytes, element_map: dict, qc) -> float:
