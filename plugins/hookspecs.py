@@ -66,3 +66,16 @@ def obslink_register_catalog_backends(registry: PluginRegistry) -> None:
         ``open(url)``; ``obslink.server.catalog.open_catalog(url)`` picks it by scheme.
     :return: nothing; the registry raises if two plugins claim the same scheme.
     """
+
+
+@hookspec
+def obslink_register_http_routes(registry: PluginRegistry) -> None:
+    """Register routes of the collector's HTTP API (``obslink collector http``).
+
+    :param registry: a :class:`obslink.plugins.registry.PluginRegistry`; call
+        ``registry.add_http_routes(router)`` with a ``fastapi.APIRouter``. Its handlers find
+        the catalog's location, the broker URL and the collector's keys with
+        ``obslink.server.http_api.context_of(request)``. Import FastAPI inside the hook:
+        every obslink process calls it, and a gateway has no FastAPI.
+    :return: nothing; the API refuses to start if two routes claim the same method and path.
+    """

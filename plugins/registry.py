@@ -50,6 +50,7 @@ class PluginRegistry:
     sources: dict[str, type] = field(default_factory=dict)
     qc_checks: dict[str, type] = field(default_factory=dict)
     catalog_backends: dict[str, type] = field(default_factory=dict)
+    http_routes: list = field(default_factory=list)  # fastapi.APIRouter, in load order
 
     def add_format(self, adapter_class: type) -> None:
         self._add(self.formats, adapter_class.name, adapter_class, "format")
@@ -65,6 +66,10 @@ class PluginRegistry:
         bare path) and a classmethod ``open(url)``."""
         for scheme in backend_class.schemes:
             self._add(self.catalog_backends, scheme, backend_class, "catalog backend for")
+
+    def add_http_routes(self, router) -> None:
+        """A ``fastapi.APIRouter`` whose routes join the collector's HTTP API."""
+        self.http_routes.append(router)
 
     @staticmethod
     def _add(table: dict[str, type], name: str, cls: type, what: str) -> None:
@@ -128,6 +133,7 @@ def load_registry(manager: pluggy.PluginManager | None = None) -> PluginRegistry
     manager.hook.obslink_register_sources(registry=registry)
     manager.hook.obslink_register_qc_checks(registry=registry)
     manager.hook.obslink_register_catalog_backends(registry=registry)
+    manager.hook.obslink_register_http_routes(registry=registry)
     return registry
 
 

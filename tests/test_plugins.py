@@ -11,6 +11,7 @@ import types
 
 import pluggy
 import pytest
+from fastapi import APIRouter, Request  # the route's annotations are resolved at module level
 
 from obslink.plugins import hookspecs
 from obslink.plugins.registry import (DEFAULT_PLUGINS, PluginConflictError, hookimpl,
@@ -240,3 +241,59 @@ def test_obslink_register_catalog_backends_picks_a_backend_by_the_urls_scheme(tm
     manager.register(impostor, name="impostor4")
     with pytest.raises(PluginConflictError, match="catalog backend for 'memo'"):
         load_registry(manager)
+
+
+def test_obslink_register_http_routes_adds_a_plugins_endpoint_beside_the_enrolment(tmp_path):
+    """A plugin's router joins the collector's HTTP API next to the built-in enrolment
+    route, and its handler finds the API's context; a second claim on a route is refused."""
+    import threading
+
+    import requests
+    import uvicorn
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from obslink.demo.broker import free_port
+    from obslink.server.catalog.backends import SERVER_PLUGINS
+    from obslink.server.http_api import HTTP_PLUGINS, context_of, create_app
+    from tests.conftest import wait_until
+
+    router = APIRouter()
+
+    @router.get("/v1/where")
+    def where(request: Request) -> dict:
+        return {"broker": context_of(request).broker_url}
+
+    def registry_with(*routers):
+        manager = make_plugin_manager(load_entry_points=False,
+                                      extra_builtins=SERVER_PLUGINS + HTTP_PLUGINS)
+        for index, extra in enumerate(routers):
+            plugin = types.ModuleType(f"routes_{index}")
+            plugin.obslink_register_http_routes = hookimpl(
+                lambda registry, extra=extra: registry.add_http_routes(extra))
+            manager.register(plugin, name=f"routes_{index}")
+        return load_registry(manager)
+
+    keys = (Ed25519PrivateKey.generate().public_key(), X25519PrivateKey.generate().public_key())
+    app = create_app(tmp_path / "catalog.db", "mqtts://broker.example:8883", *keys,
+                     registry_with(router))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, message="the API to listen")
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{base}/v1/where", timeout=10).json() == {
+            "broker": "mqtts://broker.example:8883"}
+        paths = requests.get(f"{base}/openapi.json", timeout=10).json()["paths"]
+        assert {"/v1/enrol", "/v1/where"} <= set(paths)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    clash = APIRouter()
+    clash.post("/v1/enrol")(lambda: {})
+    with pytest.raises(PluginConflictError, match="POST /v1/enrol is registered by two"):
+        create_app(tmp_path / "catalog.db", "mqtt://x", *keys, registry_with(clash))
