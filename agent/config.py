@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from obslink.agent.outbox import OutboxLimits
-from obslink.agent.settings import OUTBOX, SOURCE, STATION, UPLINK, utc_offset
+from obslink.agent.settings import OUTBOX, SOURCE, STATION, UPLINK
 from obslink.errors import ConfigError
 from obslink.plugins.formats import AdapterContext
 from obslink.plugins.qc import QCSettings
 from obslink.plugins.qc_limits import QC_KEYS, default_settings, read_qc_section
 from obslink.plugins.registry import PluginRegistry
 from obslink.plugins.vocabulary import ELEMENTS
-from obslink.settings import default_of, read_settings
+from obslink.settings import default_of, declared, read_settings
 
 DECLARED = {"station": STATION, "outbox": OUTBOX, "uplink": UPLINK}
 SECTIONS = {name: {s.key for s in settings} for name, settings in DECLARED.items()}
@@ -191,18 +191,14 @@ class _Checker:
             format_class = registry.formats[format_name]
         settings = {k: v for k, v in table.items() if k not in SOURCE_KEYS}
         if source_class is not None:
-            declared = source_class.declared_settings
-            self.unknown_keys(settings, {s.key for s in declared}, prefix)
-            settings.update(read_settings(declared, settings, prefix, self.fail, self.base))
+            own = source_class.declared_settings
+            self.unknown_keys(settings, {s.key for s in own}, prefix)
+            settings.update(read_settings(own, settings, prefix, self.fail, self.base))
             for key, message in source_class.check_settings(settings):
                 self.fail(prefix + key, message)
-        offset = station_offset
-        if "utc_offset" in table:
-            try:
-                offset = utc_offset(table["utc_offset"])
-            except ValueError as exc:
-                self.fail(prefix + "utc_offset", str(exc))
-                offset = 0
+        offset = declared(SOURCE, "utc_offset").read(table, prefix, self.fail)
+        if offset is None:  # not given (or not readable, which the problems say)
+            offset = station_offset
         options = table.get("options", {})
         if not isinstance(options, dict):
             self.fail(prefix + "options", "must be a table of format options")

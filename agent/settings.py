@@ -1,5 +1,5 @@
 """The agent's settings, declared once (obslink.settings): read and checked by
-obslink.agent.config, shown in docs/configuration.md (``scripts/config_docs.py``). Checks
+obslink.agent.config, shown in docs/configuration.md (obslink.agent.config_docs). Checks
 that relate several keys (ack_timeout_max against ack_timeout, username with password_file,
 ca_file with a TLS broker) are in the reader."""
 
@@ -141,17 +141,15 @@ UPLINK = (
     Setting("reconnect_max", 60.0, "longest reconnect delay, seconds", kind="number"),
 )
 
-# Every source's own keys; the source type declares the rest (Source.settings). The reader
-# checks these against the installed plugins, so they carry no parse of their own.
+# Every source's own keys; the source type declares the rest (its declared_settings). The
+# reader checks type, format, options and elements against the installed plugins itself.
 SOURCE = (
     Setting("type", REQUIRED, "source type (`obslink plugins` lists them)"),
     Setting("format", REQUIRED, "format adapter (`obslink plugins` lists them)"),
     Setting("utc_offset", None, "offset of this source's clock from UTC",
-            shown_default="the station's"),
+            parse=utc_offset, shown_default="the station's"),
     Setting("options", None, "table of format options", shown_default="`{}`"),
     Setting("elements", None, "table mapping source fields onto the element vocabulary: "
             '`"AirTC_Avg" = "air_temperature"` or `"BP_mbar" = { element = "air_pressure", '
             'unit = "hPa" }`', shown_default="`{}`"),
 )
-
-SECTIONS = {"station": STATION, "outbox": OUTBOX, "uplink": UPLINK}

@@ -103,7 +103,8 @@ class Uplink:
         self.kid = key_id(private_key.public_key())
         self._key_stamp = self._key_file_stamp()
         # sealed to the collector when the network crosses brokers the operator does not run
-        self.recipient = x25519_public_key_from_hex(config.encrypt_to) if config.encrypt_to else None
+        self.recipient = (x25519_public_key_from_hex(config.encrypt_to) if config.encrypt_to
+                          else None)
         self.topic = wire.data_topic(config.network, config.station)
         self.ack_topic = wire.ack_topic(config.network, config.station)
         self.status_topic = wire.status_topic(config.network, config.station)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from obslink.cli.options import command, open_catalog_at, print_listing, with_catalog
+from obslink.cli.options import command, print_listing, with_catalog
 
 
 def add_commands(commands) -> None:
@@ -47,10 +47,6 @@ def cmd_catalog_qc(args) -> int:
     from obslink.server.qc_report import parse_since, print_report, qc_report
 
     since = parse_since(args.since) if args.since else None
-    catalog = open_catalog_at(args.db)
-    try:
-        report = qc_report(catalog, args.station, since)
-    finally:
-        catalog.close()
+    report = with_catalog(args.db, lambda catalog: qc_report(catalog, args.station, since))
     print_report(report, as_json=args.json)
     return 0

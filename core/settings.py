@@ -1,8 +1,9 @@
 """Settings declared once: each key of a configuration file with its kind, default, meaning
 and check. The agent's config reader and ``agent check`` (obslink.agent.config), each source
 type's settings (obslink.plugins.sources) and the tables of docs/configuration.md
-(``scripts/config_docs.py`` writes them, tests/test_docs.py keeps them equal) all come from
-these declarations. Checks that relate several keys stay with the code that reads them."""
+(``python -m obslink.agent.config_docs`` writes them, tests/test_docs.py keeps them equal)
+all come from these declarations. Checks that relate several keys stay with the code that
+reads them."""
 
 from __future__ import annotations
 
@@ -109,8 +110,12 @@ def read_settings(settings: tuple[Setting, ...], table: dict, prefix: str,
     return {s.key: s.read(table, prefix, fail, base) for s in settings}
 
 
+def declared(settings: tuple[Setting, ...], key: str) -> Setting:
+    return next(s for s in settings if s.key == key)
+
+
 def default_of(settings: tuple[Setting, ...], key: str) -> Any:
-    return next(s.default for s in settings if s.key == key)
+    return declared(settings, key).default
 
 
 def markdown_table(settings: tuple[Setting, ...]) -> str:
