@@ -17,6 +17,15 @@ def unpack(payload: bytes, what: str) -> Any:
         raise WireError(f"{what} is not valid msgpack ({type(exc).__name__})") from None
 
 
+def unpack_kind(body: bytes, kind: str, version: int, what: str) -> dict:
+    """A signed body of one ``kind`` (gap report, key announcement) as its map; WireError
+    if it does not decode or is another kind or version."""
+    data = unpack(body, what)
+    if not isinstance(data, dict) or data.get("v") != version or data.get("kind") != kind:
+        raise WireError(f"not an obslink v{version} {what}")
+    return data
+
+
 def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import msgpack
 
 from obslink.errors import WireError
-from obslink.wire.checks import expect, is_int, unpack
+from obslink.wire.checks import expect, is_int, unpack_kind
 from obslink.wire.topics import check_station_id
 
 GAP_VERSION = 1
@@ -43,10 +43,7 @@ def encode_gap(gap: GapReport) -> bytes:
 
 
 def decode_gap(body: bytes) -> GapReport:
-    data = unpack(body, "gap report")
-    if not isinstance(data, dict) or data.get("v") != GAP_VERSION \
-            or data.get("kind") != "gap":
-        raise WireError(f"not an obslink v{GAP_VERSION} gap report")
+    data = unpack_kind(body, "gap", GAP_VERSION, "gap report")
     try:
         gap = GapReport(**{name: data[name] for name in GAP_FIELDS})
     except KeyError as exc:

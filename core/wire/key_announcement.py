@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import msgpack
 
 from obslink.errors import WireError
-from obslink.wire.checks import expect, is_int, unpack
+from obslink.wire.checks import expect, is_int, unpack_kind
 from obslink.wire.topics import check_station_id
 
 KEY_ANNOUNCEMENT_VERSION = 1
@@ -33,10 +33,7 @@ def encode_key_rotation(rotation: KeyRotation) -> bytes:
 
 
 def decode_key_rotation(body: bytes) -> KeyRotation:
-    data = unpack(body, "key announcement")
-    if not isinstance(data, dict) or data.get("v") != KEY_ANNOUNCEMENT_VERSION \
-            or data.get("kind") != "key":
-        raise WireError(f"not an obslink v{KEY_ANNOUNCEMENT_VERSION} key announcement")
+    data = unpack_kind(body, "key", KEY_ANNOUNCEMENT_VERSION, "key announcement")
     try:
         rotation = KeyRotation(data["station"], data["epoch"], data["kid"], data["key"],
                                data["at"])
