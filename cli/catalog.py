@@ -1,9 +1,11 @@
-"""``obslink catalog …``: what the catalog holds (counts, reported gaps, QC)."""
+"""``obslink catalog …``: what the catalog holds (counts, reported gaps, QC); provenance
+and verification are in :mod:`obslink.cli.provenance`."""
 
 from __future__ import annotations
 
 import json
 
+from obslink.cli import provenance
 from obslink.cli.options import command, print_listing, with_catalog
 
 
@@ -21,6 +23,7 @@ def add_commands(commands) -> None:
     qc.add_argument("--since", default=None,
                     help="only observations at or after this time: ISO 8601 UTC "
                     "(2026-11-22, 2026-11-22T06:00Z) or an age such as 24h, 7d, 90m")
+    provenance.add_commands(catalog)
 
 
 def cmd_catalog_stats(args) -> int:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from obslink.cli import stations
-from obslink.cli.options import (catalog_file_beside, command, open_catalog_at, print_json,
-                                 print_listing, with_catalog)
+from obslink.cli.options import (catalog_file_beside, collector_signing_key, command,
+                                 open_catalog_at, print_json, print_listing, with_catalog)
 from obslink.errors import ConfigError, ToolMissingError
 
 
@@ -38,6 +38,12 @@ def add_commands(commands) -> None:
     serve.add_argument("--decryption-key", type=Path, default=None,
                        help="X25519 key that opens messages stations sealed to the collector "
                        "(created if missing; default collector-x25519.key beside the catalog)")
+    serve.add_argument("--collector-key", type=Path, default=None,
+                       help="the collector's Ed25519 key, which signs the log's tree heads "
+                       "(created if missing; default collector.key beside the catalog)")
+    serve.add_argument("--tree-head-interval", default="60s",
+                       help="how often the log's tree head is signed while batches arrive "
+                       "(default 60s; e.g. 10s, 5m)")
     stations.add_commands(collector)
     http = command(collector, "http", cmd_collector_http, "the collector's HTTP API: "
                    "enrolment (OpenAPI at /docs)", catalog=True)
@@ -117,11 +123,14 @@ def cmd_collector_serve(args) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     grace = parse_age(args.key_grace, "--key-grace")
+    interval = parse_age(args.tree_head_interval, "--tree-head-interval")
     decryption_key = load_or_create_decryption_key(decryption_path)
+    signing_key = collector_signing_key(args.db, args.collector_key)
     Collector(catalog, host, port, args.group, args.network, args.client_id,
               key_grace_s=grace, decryption_key=decryption_key, tls=tls,
               ca_file=str(args.ca_file) if args.ca_file else None, username=args.username,
-              password_file=args.password_file).run(stop)
+              password_file=args.password_file, signing_key=signing_key,
+              tree_head_interval=interval).run(stop)
     catalog.close()
     return 0
 
@@ -135,20 +144,17 @@ def cmd_collector_http(args) -> int:
         raise ToolMissingError(f"`obslink collector http` needs the collector's extra, and "
                                f"{exc.name} is not installed: pip install 'obslink[server]'"
                                ) from None
-    from obslink.keys import load_or_create_decryption_key, load_private_key, write_keypair
+    from obslink.keys import load_or_create_decryption_key
     from obslink.server.collector import DECRYPTION_KEY_FILE
 
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--listen {args.listen!r}: give HOST:PORT, e.g. 0.0.0.0:8080")
     open_catalog_at(args.db).close()
-    key_path = args.collector_key or catalog_file_beside(args.db, "collector.key",
-                                                         "--collector-key")
-    if not key_path.exists():
-        write_keypair(key_path, key_path.with_suffix(".pub"))
+    signing_key = collector_signing_key(args.db, args.collector_key)
     encryption = load_or_create_decryption_key(
         catalog_file_beside(args.db, DECRYPTION_KEY_FILE, "--decryption-key"))
-    app = create_app(args.db, args.broker_url, load_private_key(key_path).public_key(),
+    app = create_app(args.db, args.broker_url, signing_key.public_key(),
                      encryption.public_key())
     tls = {}
     if args.tls_dir:

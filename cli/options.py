@@ -41,6 +41,18 @@ def catalog_file_beside(location: Path | str, name: str, option: str) -> Path:
     return location.with_name(name)
 
 
+def collector_signing_key(location: Path | str, given: Path | None):
+    """The collector's Ed25519 key (``given``, or collector.key beside a SQLite catalog),
+    made with its .pub on first use: it signs enrolment answers and the log's tree heads."""
+    from obslink.keys import load_private_key, write_keypair
+    from obslink.server.collector import SIGNING_KEY_FILE
+
+    path = given or catalog_file_beside(location, SIGNING_KEY_FILE, "--collector-key")
+    if not path.exists():
+        write_keypair(path, path.with_suffix(".pub"))
+    return load_private_key(path)
+
+
 def open_catalog_at(location: Path | str, create: bool = False):
     """The catalog at ``location``; unless ``create``, a SQLite file must exist already."""
     from obslink.server.catalog import open_catalog

@@ -20,6 +20,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from obslink import wire
@@ -27,6 +28,7 @@ from obslink.readings import now_us
 from obslink.plugins.qc_runner import QCRunner
 from obslink.errors import TransportError
 from obslink.faults import fault_point
+from obslink.keys import key_id
 from obslink.logs import current_format
 from obslink.mqtt_tcp import read_password
 from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Catalog,
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 MAX_GROUP = 32
 GROUP_BYTES = 64 * 1024
 DECRYPTION_KEY_FILE = "collector-x25519.key"  # beside the catalog unless told otherwise
+SIGNING_KEY_FILE = "collector.key"  # Ed25519: enrolment answers and the log's tree heads
+DEFAULT_TREE_HEAD_INTERVAL_S = 60.0
 DEFAULT_KEY_GRACE_S = 24 * 3600  # a rotated-out key signs in-flight batches this long
 KEY_CACHE_SECONDS = 5.0  # a station's keys are looked up again after this at the latest
 
@@ -86,8 +90,18 @@ class Collector:
                  key_grace_s: float = DEFAULT_KEY_GRACE_S,
                  decryption_key: X25519PrivateKey | None = None,
                  tls: bool = False, ca_file: str | None = None,
-                 username: str | None = None, password_file: str | None = None) -> None:
+                 username: str | None = None, password_file: str | None = None,
+                 signing_key: Ed25519PrivateKey | None = None,
+                 tree_head_interval: float = DEFAULT_TREE_HEAD_INTERVAL_S) -> None:
         self.catalog = catalog
+        # signs the transparency log's tree head every tree_head_interval seconds while the
+        # log grows, and when the collector stops (docs/provenance.md)
+        self.signing_key = signing_key
+        self.tree_head_interval = tree_head_interval
+        self._next_head = time.monotonic() + tree_head_interval
+        self._signed_size: int | None = None
+        if signing_key is not None:
+            catalog.committed_by = key_id(signing_key.public_key())
         self.decryption_key = decryption_key  # opens messages stations sealed to it
         self.window = ReplayWindow(catalog)
         self.key_grace_s = key_grace_s  # how long a replaced key stays valid
@@ -170,8 +184,12 @@ class Collector:
                     self.process(group)
                 else:
                     self.flush()  # nothing to overlap with: finish the last group's commit
+                if time.monotonic() >= self._next_head:
+                    self.flush()
+                    self.sign_tree_head()
         finally:
             self.flush()
+            self.sign_tree_head()
             self._committer.shutdown()
             self._lookups.close()
             self.stopping = True
@@ -180,6 +198,23 @@ class Collector:
             log.info("collector stopped: %d batches committed, %d duplicates acknowledged "
                      "again, %d refused (%d of them late copies of stored batches)",
                      self.committed, self.duplicates, self.refused, self.window.late_copies)
+
+    def sign_tree_head(self) -> None:
+        """Sign the log's tree head if it grew since the last one this collector signed."""
+        self._next_head = time.monotonic() + self.tree_head_interval
+        if self.signing_key is None:
+            return
+        try:
+            if self.catalog.tree_size() != self._signed_size:
+                head = self.catalog.sign_tree_head(self.signing_key)
+                self._signed_size = head["size"]
+                log.debug("signed tree head: %d batches, root %s", head["size"],
+                          head["root"].hex())
+        except Exception as exc:  # the next interval tries again; nothing is lost meanwhile
+            if not self.catalog.is_transient(exc):
+                raise
+            log.warning("could not sign the log's tree head now (%s); trying again in %.0f s",
+                        exc, self.tree_head_interval)
 
     def _take_group(self, timeout: float) -> list[tuple[str, bytes, int]]:
         """Up to MAX_GROUP messages, live ones first, backlog up to about GROUP_BYTES."""

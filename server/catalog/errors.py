@@ -29,3 +29,7 @@ class EnrolmentError(ObslinkError):
 
 class NoSuchStationError(ObslinkError):
     """A command names a station the catalog does not have."""
+
+
+class NoSuchRecordError(ObslinkError):
+    """An identifier names a batch, observation or dataset the catalog does not hold."""

@@ -27,6 +27,9 @@ class Catalog(ABC):
 
     #: where the catalog lives: a SQLite file's path, or a database URL
     location: str
+    #: the key id of the collector committing through this object, kept in each batch's
+    #: log leaf ("" for none)
+    committed_by: str = ""
 
     # -- ingest: the collector's hot path ----------------------------------------------------
 
@@ -239,6 +242,65 @@ class Catalog(ABC):
     def refusals(self, station: str | None = None, since: int | None = None,
                  limit: int = 50) -> tuple[dict[str, int], list[dict]]:
         """Refused messages: counts per reason, and the newest ``limit`` of them."""
+
+    # -- the transparency log (docs/provenance.md) --------------------------------------------
+
+    @abstractmethod
+    def tree_size(self) -> int:
+        """How many leaves the log holds (one per committed batch)."""
+
+    @abstractmethod
+    def leaf_hashes(self, start: int = 0, stop: int | None = None) -> list[bytes]: ...
+
+    @abstractmethod
+    def tree_root(self, size: int | None = None) -> tuple[int, bytes]:
+        """(size, root) of the log now, or at an earlier ``size``."""
+
+    @abstractmethod
+    def sign_tree_head(self, key) -> dict:
+        """Sign the tree head now with the collector's Ed25519 key; store and return it."""
+
+    @abstractmethod
+    def tree_heads(self, limit: int = 50) -> list[dict]:
+        """The newest signed tree heads, newest first."""
+
+    @abstractmethod
+    def all_tree_heads(self) -> list[dict]: ...
+
+    @abstractmethod
+    def head_covering(self, index: int) -> dict | None:
+        """The newest signed tree head whose tree holds leaf ``index``."""
+
+    @abstractmethod
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...
+
+    @abstractmethod
+    def consistency_proof(self, old_size: int, size: int) -> list[bytes]: ...
+
+    @abstractmethod
+    def log_leaf_rows(self):
+        """(index, batch id, leaf hash) of every leaf, in order."""
+
+    # -- stored batches as records (provenance, verify) ----------------------------------------
+
+    @abstractmethod
+    def batch_record(self, station: str, epoch: str, seq: int) -> dict | None:
+        """The stored batch with its bundle digests, log leaf and first observation row."""
+
+    @abstractmethod
+    def batch_records(self, after_id: int = 0, limit: int = 1000) -> list[dict]: ...
+
+    @abstractmethod
+    def observation_rows(self, first: int, last: int) -> list[tuple]:
+        """Observation rows with ids first..last (a batch's are consecutive)."""
+
+    @abstractmethod
+    def stray_rows(self):
+        """(row id, batch id) of observation rows outside any batch's own rows."""
+
+    @abstractmethod
+    def key_record(self, key_id: str) -> dict | None:
+        """A station key with its raw public key, status and times."""
 
     @abstractmethod
     def close(self) -> None: ...

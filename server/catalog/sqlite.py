@@ -1,6 +1,6 @@
 """The SQLite catalog backend: one file (WAL, synchronous FULL), its tables made by
 sqlite_schema's migrations. Each concern is a module of its own, mixed in here: the ingest
-path, keys, the operators' records, reports."""
+path, keys, the operators' records, reports, the transparency log, batch records."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from obslink.server.catalog.interface import Catalog
 from obslink.server.catalog.sqlite_admin import SQLiteAdmin
 from obslink.server.catalog.sqlite_ingest import SQLiteIngest
 from obslink.server.catalog.sqlite_keys import SQLiteKeys
+from obslink.server.catalog.sqlite_log import SQLiteLog
+from obslink.server.catalog.sqlite_records import SQLiteRecords
 from obslink.server.catalog.sqlite_reports import SQLiteReports
 from obslink.server.catalog.sqlite_schema import MIGRATIONS
 
 
-class SQLiteCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteReports, Catalog):
+class SQLiteCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteReports, SQLiteLog,
+                    SQLiteRecords, Catalog):
     #: a path, or a ``sqlite:///path`` URL (``open_catalog`` strips the scheme)
     schemes = ("sqlite", "")
 
@@ -28,6 +31,7 @@ class SQLiteCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteReports, Catalo
         apply_migrations(self.conn, MIGRATIONS)
         self._init_ingest()
         self._init_keys()
+        self._init_log()
 
     @classmethod
     def open(cls, url: str) -> "SQLiteCatalog":

@@ -14,6 +14,7 @@ from obslink.errors import StorageError
 from obslink.readings import format_utc, now_us
 from obslink.sqlite_store import insert_rows, transaction
 from obslink.server.catalog.interface import CentreCheck
+from obslink.server.catalog.log_entries import leaf_hash, qc_sha256
 from obslink.server.catalog.outcomes import (AcceptedBatch, AcceptedGap, BatchQC, Refusal,
                                              SignedBundle, declared_floors)
 from obslink.server.catalog.sqlite_schema import MAX_CATALOG_CHECKS
@@ -25,9 +26,12 @@ class SQLiteIngest:
     """Mixed into SQLiteCatalog, whose ``conn`` it writes through."""
 
     conn: sqlite3.Connection
+    #: every batch gets a log leaf; False only where bench/log_cost.py measures what that costs
+    transparency_log = True
 
     def _init_ingest(self) -> None:
         self._check_bits: dict[str, int] = {}
+        self._bit_names: dict[int, str] = {}
         self._translators: dict[tuple[str, ...], object] = {}
         # (station, a batch's field table) -> its series numbers
         self._series: dict[tuple[str, tuple], list[int]] = {}
@@ -63,6 +67,7 @@ class SQLiteIngest:
             self.conn.execute("ROLLBACK")
         # bits assigned in the failed transaction are gone with it
         self._check_bits.clear()
+        self._bit_names.clear()
         self._translators.clear()
         self._series.clear()
 
@@ -95,7 +100,14 @@ class SQLiteIngest:
         bundle_ids = {bundle: self._insert_bundle(bundle, utc) for bundle in
                       dict.fromkeys(item.bundle for item in new if item.bundle is not None)}
         first_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM batches").fetchone()[0]
-        batch_values: list = []
+        first_leaf = self.conn.execute("SELECT coalesce(max(idx), -1) + 1 FROM log_leaves"
+                                       ).fetchone()[0]
+        committed_by = self.committed_by
+        # each batch's row, with its reading count: its observations' first row id is
+        # known once every batch's is (plain ones are inserted first)
+        plain_batches: list[tuple[list, int]] = []
+        flagged_batches: list[tuple[list, int]] = []
+        leaves: list = []  # the transparency log's new leaves (docs/provenance.md)
         plain: list = []  # observation values of batches without source flags
         flagged: list = []  # … and of those with (their rows carry a source_flag column)
         for batch_id, (item, qc) in enumerate(zip(new, columns), start=first_id):
@@ -105,20 +117,32 @@ class SQLiteIngest:
             if translate is not _same_mask:
                 ran, failed = list(map(translate, ran)), list(map(translate, failed))
             raw_sha = source.get("sha256")
-            batch_values += (
+            body_sha = hashlib.sha256(item.body).digest()
+            received_at = utc[item.received_at]
+            log_index = None
+            if self.transparency_log:
+                log_index = first_leaf + batch_id - first_id
+                qc_digest = qc_sha256(qc.origin, self._bit_names, qcs, ran, failed)
+                leaves += (log_index, batch_id, committed_by, qc_digest, leaf_hash(
+                    item.topic, item.key_id, item.signature, body_sha,
+                    item.bundle.digests if item.bundle else None, received_at, committed_at,
+                    committed_by, qc_digest))
+            batch_row = [
                 batch_id, batch.station, batch.epoch, batch.seq, item.key_id, item.signature,
-                hashlib.sha256(item.body).hexdigest(), item.body, item.topic, batch.adapter,
+                body_sha.hex(), item.body, item.topic, batch.adapter,
                 batch.adapter_version, _text(source.get("name")), _text(source.get("stream")),
                 _int(source.get("start")), _int(source.get("end")),
                 raw_sha.hex() if isinstance(raw_sha, bytes) else None,
                 _bool(batch.clock.get("synced")), _float(batch.clock.get("offset_ms")),
-                len(batch.times), utc[batch.created_at], utc[item.received_at], committed_at,
-                qc.origin, bundle_ids.get(item.bundle))
+                len(batch.times), utc[batch.created_at], received_at, committed_at,
+                qc.origin, bundle_ids.get(item.bundle), log_index]
             # A row is its series' constant part + the reading's own columns, joined in C:
             # the drain rate depends on not running Python code per reading.
             prefixes = [(batch_id, series)
                         for series in self._series_ids(batch.station, batch.fields)]
             series_parts = map(prefixes.__getitem__, batch.field_index)
+            (flagged_batches if batch.flags else plain_batches).append(
+                (batch_row, len(batch.times)))
             if batch.flags:
                 source_flags = map(batch.flags.get, range(len(batch.times)))
                 flagged += chain.from_iterable(map(add, series_parts, zip(
@@ -126,13 +150,23 @@ class SQLiteIngest:
             else:  # binding None costs a lookup per value in the sqlite3 module: NULL in SQL
                 plain += chain.from_iterable(map(add, series_parts, zip(
                     batch.times, batch.values, qcs, ran, failed)))
+        # rowids are max + 1, in the order the rows below are inserted
+        next_row = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM "
+                                     "observation_values").fetchone()[0]
+        batch_values: list = []
+        for batch_row, count in chain(plain_batches, flagged_batches):
+            batch_row.append(next_row)
+            batch_values += batch_row
+            next_row += count
         # no ON CONFLICT: a duplicate here would be a bug, and the group is then not acked
         insert_rows(self.conn, "batches (id, station, epoch, seq, key_id, signature, "
                     "signed_sha256, body, topic, adapter, adapter_version, source_name, "
                     "source_stream, source_start, source_end, raw_sha256, clock_synced, "
                     "clock_offset_ms, readings, created_at, received_at, committed_at, "
-                    "qc_origin, bundle_id)", "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    batch_values)
+                    "qc_origin, bundle_id, log_index, first_row)",
+                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch_values)
+        insert_rows(self.conn, "log_leaves (idx, batch_id, committed_by, qc_sha256, hash)",
+                    "(?,?,?,?,?)", leaves)
         observations = ("observation_values (batch_id, series, observed_us, value, "
                         "source_flag, qc, qc_ran, qc_failed)")
         insert_rows(self.conn, observations, "(?,?,?,?,NULL,?,?,?)", plain)
@@ -241,6 +275,7 @@ class SQLiteIngest:
             else:
                 bit = row[0]
             self._check_bits[name] = bit
+            self._bit_names[bit] = name
         return bit
 
     def qc_state(self) -> list[tuple[str, str, str]]:

@@ -238,6 +238,31 @@ MIGRATIONS = [
             written_at TEXT NOT NULL
         )
     """),
+    # docs/provenance.md: a leaf per committed batch, in commit order; batches committed
+    # before this migration get theirs when the catalog is first opened after it. A batch's
+    # observation rows are consecutive from first_row, so observation n is row first_row + n;
+    # log_index is its leaf's (a column here, not an index on log_leaves, costs ingest less).
+    ("the transparency log: a Merkle leaf per committed batch and signed tree heads", """
+        CREATE TABLE log_leaves (
+            idx INTEGER PRIMARY KEY,
+            batch_id INTEGER NOT NULL REFERENCES batches(id),
+            committed_by TEXT NOT NULL,
+            qc_sha256 BLOB NOT NULL,
+            hash BLOB NOT NULL
+        );
+        CREATE TABLE tree_heads (
+            id INTEGER PRIMARY KEY,
+            size INTEGER NOT NULL,
+            root BLOB NOT NULL,
+            signed_at INTEGER NOT NULL,
+            key_id TEXT NOT NULL,
+            public_key BLOB NOT NULL,
+            signature BLOB NOT NULL
+        );
+        CREATE INDEX tree_heads_size ON tree_heads (size);
+        ALTER TABLE batches ADD COLUMN first_row INTEGER;
+        ALTER TABLE batches ADD COLUMN log_index INTEGER
+    """),
 ]
 
 MAX_CATALOG_CHECKS = 62  # bits of a signed 64-bit integer column

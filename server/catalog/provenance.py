@@ -1,0 +1,208 @@
+"""An identifier resolved to its provenance chain (docs/provenance.md): the station and the
+key that signed the batch, the exact signed bytes, the raw source, the adapter, QC, the
+clock, the times, the collector that committed it, and the batch's place in the signed
+transparency log with its inclusion proof. As obslink's JSON, and as W3C PROV-JSON."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from obslink import wire
+from obslink.readings import format_utc
+from obslink.server.catalog import merkle
+from obslink.server.catalog.errors import NoSuchRecordError
+from obslink.server.catalog.identifiers import (Identifier, batch_id, dataset_id,
+                                                parse_identifier)
+from obslink.server.catalog.log_entries import tree_head_message
+from obslink.server.catalog.interface import Catalog
+
+
+def resolve(catalog: Catalog, text: str, signing_key=None) -> dict:
+    """The provenance chain of a batch or observation identifier. Its log proof is against
+    the newest signed tree head that holds the batch; with ``signing_key`` (the
+    collector's) a head is signed now when none does yet."""
+    ident = parse_identifier(text)
+    if ident.kind == "dataset":
+        raise NoSuchRecordError(f"{text} names a dataset; provenance is kept per batch "
+                                f"(obslink:STATION/EPOCH/SEQ) and observation "
+                                f"(obslink:STATION/EPOCH/SEQ/N)")
+    record = catalog.batch_record(ident.station, ident.epoch, ident.seq)
+    if record is None:
+        raise NoSuchRecordError(f"no batch {batch_id(ident.station, ident.epoch, ident.seq)} "
+                                "in the catalog (`obslink catalog stats` shows what it holds)")
+    signed = wire.decode_batch_columns(record["body"])
+    chain = {"id": str(ident), "kind": ident.kind,
+             "dataset": dataset_id(ident.station),
+             "batch": _batch(record, len(signed.times)),
+             "station": _station(catalog, ident.station),
+             "signature": _signature(catalog, record),
+             "source": {"name": record["source_name"], "stream": record["source_stream"],
+                        "byte_start": record["source_start"], "byte_end": record["source_end"],
+                        "sha256": record["raw_sha256"], "adapter": record["adapter"],
+                        "adapter_version": record["adapter_version"]},
+             "clock": {"synced": None if record["clock_synced"] is None
+                       else bool(record["clock_synced"]),
+                       "offset_ms": record["clock_offset_ms"]},
+             "qc": _batch_qc(catalog, record),
+             "log": _log(catalog, record, signing_key)}
+    if ident.kind == "observation":
+        chain["observation"] = _observation(catalog, ident, record, signed)
+    return chain
+
+
+def _batch(record: dict, readings: int) -> dict:
+    return {"id": batch_id(record["station"], record["epoch"], record["seq"]),
+            "station": record["station"], "epoch": record["epoch"], "seq": record["seq"],
+            "readings": readings, "created_at": record["created_at"],
+            "received_at": record["received_at"], "committed_at": record["committed_at"],
+            "committed_by": record["committed_by"]}
+
+
+def _station(catalog: Catalog, station: str) -> dict:
+    found = catalog.find(station) or {}
+    return {"id": station, "name": found.get("name"), "network": found.get("network"),
+            "latitude": found.get("latitude"), "longitude": found.get("longitude")}
+
+
+def key_status_at(key: dict, when: str) -> str:
+    """A key's status at ``when`` (UTC text): active unless it was revoked or retired by
+    then."""
+    if key["revoked_at"] is not None and key["revoked_at"] <= when:
+        return "revoked"
+    if key["retire_at"] is not None and format_utc(key["retire_at"], fixed=True) <= when:
+        return "retired"
+    return "active" if key["created_at"] <= when else "not yet registered"
+
+
+def _signature(catalog: Catalog, record: dict) -> dict:
+    key = catalog.key_record(record["key_id"])
+    digests = record["bundle_digests"]
+    if digests is None:
+        message = wire.signed_message(record["topic"], record["body"])
+    else:
+        message = wire.signed_bundle(record["topic"], digests)
+    valid = False
+    if key is not None:
+        try:
+            Ed25519PublicKey.from_public_bytes(key["public_key"]).verify(record["signature"],
+                                                                          message)
+            valid = True
+        except InvalidSignature:
+            pass
+    return {"algorithm": "Ed25519", "key_id": record["key_id"],
+            "public_key": key["public_key"].hex() if key else None,
+            "key_status_now": key["status"] if key else "unknown",
+            "key_status_when_received": key_status_at(key, record["received_at"])
+            if key else "unknown",
+            "signature": record["signature"].hex(), "valid": valid,
+            "topic": record["topic"],
+            "signed": "bundle" if digests is not None else "batch",
+            "body": base64.b64encode(record["body"]).decode(),
+            "body_sha256": hashlib.sha256(record["body"]).hexdigest(),
+            "bundle_digests": None if digests is None else
+            [digests[i:i + 32].hex() for i in range(0, len(digests), 32)],
+            "signed_message_sha256": hashlib.sha256(message).hexdigest()}
+
+
+def _batch_qc(catalog: Catalog, record: dict) -> dict:
+    """Where QC ran, and per check how many of the batch's readings it ran on and
+    flagged."""
+    names = catalog.qc_check_names()
+    counts: dict[str, dict[str, int]] = {}
+    flags: dict[int, int] = {}
+    for row in _rows(catalog, record):
+        flags[row[10]] = flags.get(row[10], 0) + 1
+        for bit, name in names.items():
+            if row[11] >> bit & 1:
+                entry = counts.setdefault(name, {"ran": 0, "flagged": 0})
+                entry["ran"] += 1
+                entry["flagged"] += row[12] >> bit & 1
+    return {"origin": record["qc_origin"], "checks": counts,
+            "flags": {str(flag): count for flag, count in sorted(flags.items())},
+            "columns_sha256": record["qc_sha256"].hex() if record["qc_sha256"] else None}
+
+
+def _rows(catalog: Catalog, record: dict) -> list[tuple]:
+    if record["first_row"] is None:
+        return []
+    return catalog.observation_rows(record["first_row"],
+                                    record["first_row"] + record["readings"] - 1)
+
+
+def _observation(catalog: Catalog, ident: Identifier, record: dict, signed) -> dict:
+    if not 0 <= ident.index < len(signed.times) or record["first_row"] is None:
+        raise NoSuchRecordError(f"batch {batch_id(ident.station, ident.epoch, ident.seq)} "
+                                f"holds {len(signed.times)} observations, numbered from 0; "
+                                f"it has no observation {ident.index}")
+    rows = catalog.observation_rows(record["first_row"] + ident.index,
+                                    record["first_row"] + ident.index)
+    if not rows or rows[0][1] != record["id"]:
+        raise NoSuchRecordError(f"{ident}: the catalog's row of this observation is missing "
+                                "(`obslink catalog verify` says more)")
+    (row_id, _batch_id, element, unit, source_field, period_s, source_unit, observed_us,
+     value, source_flag, qc, ran, failed) = rows[0]
+    names = catalog.qc_check_names()
+    field = signed.fields[signed.field_index[ident.index]]
+    return {"id": str(ident), "row": row_id, "observed_at": format_utc(observed_us, fixed=True),
+            "element": element, "unit": unit, "source_field": source_field,
+            "period_s": period_s, "source_unit": source_unit, "value": value,
+            "source_flag": source_flag, "qc": qc,
+            "qc_ran": [names.get(bit, f"bit {bit}") for bit in _bits(ran)],
+            "qc_flagged": [names.get(bit, f"bit {bit}") for bit in _bits(failed)],
+            "as_signed": {"observed_at": format_utc(signed.times[ident.index], fixed=True),
+                          "element": field[0], "unit": field[1], "source_field": field[2],
+                          "value": signed.values[ident.index],
+                          "source_flag": signed.flags.get(ident.index)},
+            "matches_signed": observed_us == signed.times[ident.index]
+            and value == signed.values[ident.index] and (element, unit, source_field)
+            == tuple(field[:3]) and source_flag == signed.flags.get(ident.index)}
+
+
+def _bits(mask: int) -> list[int]:
+    return [bit for bit in range(mask.bit_length()) if mask >> bit & 1]
+
+
+def _log(catalog: Catalog, record: dict, signing_key) -> dict:
+    index = record["log_index"]
+    if index is None:
+        return {"index": None, "note": "this batch is not in the log (`obslink catalog "
+                "verify` says why)"}
+    head = catalog.head_covering(index)
+    if head is None and signing_key is not None:
+        head = catalog.sign_tree_head(signing_key)
+    found = {"index": index, "leaf_hash": record["leaf_hash"].hex(), "tree_head": None,
+             "inclusion_proof": None, "verified": False}
+    if head is None:
+        found["note"] = ("no signed tree head holds this batch yet: the collector signs one "
+                         "every --tree-head-interval, or `obslink catalog tree-head --sign`")
+        return found
+    proof = catalog.inclusion_proof(index, head["size"])
+    found["tree_head"] = show_tree_head(head)
+    found["inclusion_proof"] = [step.hex() for step in proof]
+    found["verified"] = tree_head_valid(head) and merkle.verify_inclusion(
+        record["leaf_hash"], index, head["size"], proof, head["root"])
+    return found
+
+
+def show_tree_head(head: dict) -> dict:
+    return {"id": head["id"], "size": head["size"], "root": head["root"].hex(),
+            "signed_at": format_utc(head["signed_at"], fixed=True),
+            "signed_at_us": head["signed_at"], "key_id": head["key_id"],
+            "public_key": head["public_key"].hex(), "signature": head["signature"].hex()}
+
+
+def tree_head_valid(head: dict, public_key: bytes | None = None) -> bool:
+    """Whether the head's signature verifies (against ``public_key`` when given, else the
+    key stored with it)."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key or head["public_key"]).verify(
+            head["signature"], tree_head_message(head["size"], head["root"],
+                                                 head["signed_at"]))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+

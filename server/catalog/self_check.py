@@ -1,0 +1,221 @@
+"""`obslink catalog verify`: the catalog re-checked offline against what was signed
+(docs/provenance.md, "Verifying the catalog"). Every station signature against the stored
+bytes and the key history; every observation row against its signed batch (time, field,
+value, source flag) and the QC columns committed; every log leaf against its batch; the
+log against every signed tree head. Each problem names the row, batch or leaf."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from obslink import wire
+from obslink.errors import WireError
+from obslink.readings import format_utc
+from obslink.server.catalog import merkle
+from obslink.server.catalog.identifiers import batch_id, observation_id
+from obslink.server.catalog.interface import Catalog
+from obslink.server.catalog.log_entries import leaf_hash, qc_sha256
+from obslink.server.catalog.provenance import key_status_at, tree_head_valid
+
+CHUNK = 1000  # batches read at a time
+
+
+@dataclass
+class CheckReport:
+    batches: int = 0
+    observations: int = 0
+    leaves: int = 0
+    tree_heads: int = 0
+    unsigned_leaves: int = 0  # appended after the newest signed tree head
+    problems: list[dict] = field(default_factory=list)
+
+    def problem(self, kind: str, where: str, what: str) -> None:
+        self.problems.append({"kind": kind, "where": where, "problem": what})
+
+    def as_dict(self) -> dict:
+        return {"batches": self.batches, "observations": self.observations,
+                "leaves": self.leaves, "tree_heads": self.tree_heads,
+                "unsigned_leaves": self.unsigned_leaves,
+                "ok": not self.problems, "problems": self.problems}
+
+
+def verify_catalog(catalog: Catalog, collector_key: bytes | None = None,
+                   progress: Callable[[int], None] | None = None) -> CheckReport:
+    """Re-check everything; ``collector_key`` (raw Ed25519 public key) is the key tree heads
+    must be signed with (default: the key stored beside each head)."""
+    report = CheckReport()
+    names = catalog.qc_check_names()
+    batches: set[int] = set()
+    after = 0
+    while True:
+        records = catalog.batch_records(after, CHUNK)
+        if not records:
+            break
+        for record in records:
+            _check_batch(catalog, record, names, report)
+        batches.update(record["id"] for record in records)
+        after = records[-1]["id"]
+        report.batches += len(records)
+        if progress:
+            progress(report.batches)
+    for row_id, owner in catalog.stray_rows():
+        report.problem("observation", f"row {row_id}", f"belongs to batch row {owner}, "
+                       "which does not hold it: a row added or moved after commit")
+    _check_log(catalog, batches, collector_key, report)
+    return report
+
+
+def _check_batch(catalog: Catalog, record: dict, names: dict[int, str],
+                 report: CheckReport) -> None:
+    where = batch_id(record["station"], record["epoch"], record["seq"])
+    body = record["body"]
+    try:
+        signed = wire.decode_batch_columns(body)
+    except WireError as exc:
+        report.problem("batch", where, f"the stored body does not decode ({exc})")
+        return
+    if (signed.station, signed.epoch, signed.seq) != (record["station"], record["epoch"],
+                                                      record["seq"]):
+        named = batch_id(signed.station, signed.epoch, signed.seq)
+        report.problem("batch", where, f"the signed body is batch {named}, not the one its "
+                       "row names")
+    body_sha = hashlib.sha256(body).digest()
+    if record["signed_sha256"] != body_sha.hex():
+        report.problem("batch", where, "signed_sha256 is not the SHA-256 of the stored body")
+    _check_signature(catalog, record, body_sha, where, report)
+    if record["readings"] != len(signed.times):
+        report.problem("batch", where, f"says {record['readings']} readings; the signed body "
+                       f"holds {len(signed.times)}")
+    columns = _check_rows(catalog, record, signed, report)
+    if record["log_index"] is None:
+        report.problem("log", where, "the batch has no leaf in the transparency log")
+        return
+    if columns is not None and record["qc_sha256"] != qc_sha256(record["qc_origin"], names,
+                                                                *columns):
+        report.problem("observation", where, "the QC columns (qc, qc_ran, qc_failed) of its "
+                       "rows, or the QC check names, differ from those committed")
+    leaf = leaf_hash(record["topic"], record["key_id"], record["signature"], body_sha,
+                     record["bundle_digests"], record["received_at"], record["committed_at"],
+                     record["committed_by"], record["qc_sha256"])
+    if leaf != record["leaf_hash"]:
+        report.problem("log", where, f"leaf {record['log_index']} is not the hash of this "
+                       "batch's signed bytes and commit metadata")
+
+
+def _check_signature(catalog: Catalog, record: dict, body_sha: bytes, where: str,
+                     report: CheckReport) -> None:
+    key = catalog.key_record(record["key_id"])
+    if key is None or key["station"] != record["station"]:
+        report.problem("batch", where, f"signed by key {record['key_id']}, which is not a "
+                       f"key of {record['station']} in the catalog")
+        return
+    digests = record["bundle_digests"]
+    if digests is None:
+        message = wire.signed_message(record["topic"], record["body"])
+    else:
+        message = wire.signed_bundle(record["topic"], digests)
+        if body_sha not in {digests[i:i + 32] for i in range(0, len(digests), 32)}:
+            report.problem("batch", where, "its body's digest is not in its bundle's signed "
+                           "digest list")
+    try:
+        Ed25519PublicKey.from_public_bytes(key["public_key"]).verify(record["signature"],
+                                                                      message)
+    except InvalidSignature:
+        report.problem("batch", where, f"the signature does not verify with key "
+                       f"{record['key_id']} over the stored topic and bytes")
+    status = key_status_at(key, record["received_at"])
+    if status != "active":
+        report.problem("batch", where, f"key {record['key_id']} was {status} when the batch "
+                       f"arrived ({record['received_at']})")
+
+
+def _check_rows(catalog: Catalog, record: dict, signed, report: CheckReport
+                ) -> tuple[list[int], list[int], list[int]] | None:
+    """Compare each row with the signed reading; the stored QC columns, in order (None
+    when rows are missing: that is the problem reported)."""
+    count = len(signed.times)
+    qc: list[int] = []
+    ran: list[int] = []
+    failed: list[int] = []
+    if not count:
+        return qc, ran, failed
+    first = record["first_row"]
+    rows = catalog.observation_rows(first, first + count - 1) if first is not None else []
+    by_id = {row[0]: row for row in rows}
+    complete = True
+    for n in range(count):
+        where = observation_id(record["station"], record["epoch"], record["seq"], n)
+        row = by_id.get(first + n) if first is not None else None
+        report.observations += 1
+        if row is None or row[1] != record["id"]:
+            report.problem("observation", where, f"its row ({first + n if first else '?'}) "
+                           "is missing: deleted, or moved to another batch")
+            complete = False
+            continue
+        (row_id, _owner, element, unit, source_field, period_s, source_unit, observed_us,
+         value, source_flag, row_qc, row_ran, row_failed) = row
+        qc.append(row_qc)
+        ran.append(row_ran)
+        failed.append(row_failed)
+        field_now = (element, unit, source_field, period_s, source_unit)
+        field_signed = signed.fields[signed.field_index[n]]
+        differences = []
+        if observed_us != signed.times[n]:
+            differences.append(f"time {format_utc(observed_us, fixed=True)} (signed "
+                               f"{format_utc(signed.times[n], fixed=True)})")
+        if field_now != tuple(field_signed):
+            differences.append(f"field {field_now} (signed {tuple(field_signed)})")
+        if value != signed.values[n]:
+            differences.append(f"value {value!r} (signed {signed.values[n]!r})")
+        if source_flag != signed.flags.get(n):
+            differences.append(f"source flag {source_flag!r} (signed "
+                               f"{signed.flags.get(n)!r})")
+        if differences:
+            report.problem("observation", where, f"row {row_id}: " + "; ".join(differences))
+    return (qc, ran, failed) if complete else None
+
+
+def _check_log(catalog: Catalog, batches: set[int],
+               collector_key: bytes | None, report: CheckReport) -> None:
+    heads = sorted(catalog.all_tree_heads(), key=lambda head: head["size"])
+    report.tree_heads = len(heads)
+    for head in heads:
+        if not tree_head_valid(head, collector_key):
+            report.problem("tree-head", f"tree head {head['id']}", "its signature does not "
+                           "verify" + (" with the collector key given" if collector_key
+                                       else ""))
+    frontier = merkle.Frontier()
+    pending = iter(heads)
+    head = next(pending, None)
+    for index, owner, stored in catalog.log_leaf_rows():
+        while head is not None and head["size"] == frontier.size:
+            _check_head_root(head, frontier, report)
+            head = next(pending, None)
+        if index != frontier.size:
+            report.problem("log", f"leaf {frontier.size}", f"missing: the next leaf stored is "
+                           f"{index}")
+        if owner not in batches:
+            report.problem("log", f"leaf {index}", f"its batch (row {owner}) is not in the "
+                           "catalog: deleted after commit")
+        frontier.append(stored)
+        report.leaves += 1
+    report.unsigned_leaves = frontier.size - max((h["size"] for h in heads), default=0)
+    while head is not None:
+        if head["size"] == frontier.size:
+            _check_head_root(head, frontier, report)
+        else:
+            report.problem("tree-head", f"tree head {head['id']}", f"signs a tree of "
+                           f"{head['size']} leaves; the log holds {frontier.size}")
+        head = next(pending, None)
+
+
+def _check_head_root(head: dict, frontier: merkle.Frontier, report: CheckReport) -> None:
+    if frontier.root() != head["root"]:
+        report.problem("tree-head", f"tree head {head['id']}", f"the log's first "
+                       f"{head['size']} leaves do not hash to the root it signs: leaves or "
+                       "batches were changed after it was signed")
