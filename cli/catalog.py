@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from obslink.cli import provenance
+from obslink.cli import datasets, provenance
 from obslink.cli.options import command, print_listing, with_catalog
 
 
@@ -24,6 +24,7 @@ def add_commands(commands) -> None:
                     help="only observations at or after this time: ISO 8601 UTC "
                     "(2026-11-22, 2026-11-22T06:00Z) or an age such as 24h, 7d, 90m")
     provenance.add_commands(catalog)
+    datasets.add_commands(catalog)
 
 
 def cmd_catalog_stats(args) -> int:

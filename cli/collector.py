@@ -46,7 +46,7 @@ def add_commands(commands) -> None:
                        "(default 60s; e.g. 10s, 5m)")
     stations.add_commands(collector)
     http = command(collector, "http", cmd_collector_http, "the collector's HTTP API: "
-                   "enrolment (OpenAPI at /docs)", catalog=True)
+                   "enrolment and the catalog (docs/api.md; OpenAPI at /docs)", catalog=True)
     http.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to listen on")
     http.add_argument("--broker-url", required=True,
                       help="the broker URL enrolled stations are told to publish to")

@@ -7,13 +7,15 @@ built-in enrolment route (obslink.server.http_enrol) among them.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 
 from obslink import __version__
 from obslink.plugins.registry import (PluginConflictError, PluginRegistry, load_registry,
@@ -21,7 +23,7 @@ from obslink.plugins.registry import (PluginConflictError, PluginRegistry, load_
 from obslink.server.catalog.backends import SERVER_PLUGINS
 
 # the built-in routes; loaded only where the API runs (they import FastAPI)
-HTTP_PLUGINS = ("obslink.server.http_enrol",)
+HTTP_PLUGINS = ("obslink.server.http_enrol", "obslink.server.http_catalog")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,17 @@ class HttpContext:
     broker_url: str  # where enrolled stations publish
     collector_key: Ed25519PublicKey
     encryption_key: X25519PublicKey  # what stations may seal their messages to
+    # one open catalog per worker thread (SQLite connections stay on their thread), for
+    # the read-only routes; opened on a thread's first request and kept
+    readers: threading.local = field(default_factory=threading.local, compare=False)
+
+    def reader(self):
+        catalog = getattr(self.readers, "catalog", None)
+        if catalog is None:
+            from obslink.server.catalog import open_catalog
+
+            catalog = self.readers.catalog = open_catalog(self.catalog)
+        return catalog
 
 
 def context_of(request: Request) -> HttpContext:
@@ -41,7 +54,9 @@ def create_app(catalog: Path | str, broker_url: str, collector_key: Ed25519Publi
                ) -> FastAPI:
     registry = registry or load_registry(make_plugin_manager(
         extra_builtins=SERVER_PLUGINS + HTTP_PLUGINS))
-    app = FastAPI(title="obslink collector", version=__version__)
+    # /docs and /redoc from files installed with obslink, not a CDN: a collector's
+    # operators often have no internet access
+    app = FastAPIOffline(title="obslink collector", version=__version__)
     app.state.obslink = HttpContext(catalog, broker_url, collector_key, encryption_key)
     claimed = Counter((method, route.path) for router in registry.http_routes
                       for route in router.routes for method in getattr(route, "methods", ()))

@@ -24,6 +24,8 @@ from obslink.server.catalog import Station, open_catalog
 from obslink.demo.simulator import KINDS, SimulatedLogger, demo_start_time, write_agent_config
 
 NETWORK = "test"
+# fixtures other test modules share
+pytest_plugins = ["tests.signed_catalog"]
 
 
 def wait_until(condition, timeout: float = 30.0, interval: float = 0.05, message: str = ""):

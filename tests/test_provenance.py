@@ -12,74 +12,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from obslink import wire
-from obslink.keys import key_id, public_bytes, write_keypair, load_private_key
-from obslink.readings import Reading, now_us
-from obslink.server.catalog import AcceptedBatch, SignedBundle, Station, open_catalog
-from obslink.server.catalog import merkle
+from obslink.keys import key_id, load_private_key, write_keypair
+from obslink.server.catalog import merkle, open_catalog
 from obslink.server.catalog.errors import NoSuchRecordError
 from obslink.server.catalog.prov_json import to_prov_json
 from obslink.server.catalog.provenance import resolve
 from obslink.server.catalog.provenance_bundle import export_bundle
 from obslink.server.catalog.self_check import verify_catalog
 from tests.conftest import wait_until
+from tests.signed_catalog import batch, signed
 
-T0 = 1_795_000_000_000_000
-MINUTE = 60_000_000
 ROOT = Path(__file__).resolve().parent.parent
-TOPIC = "obslink/v1/net/S1/data"
-
-
-def _readings(minute: int, flagged: bool) -> list[Reading]:
-    t = T0 + minute * MINUTE
-    return [Reading(t, "air_temperature", 20.0 + minute / 10, "degC", "T", None, 0, None, 1, 0),
-            Reading(t, "relative_humidity", None if flagged else 55.5, "%", "RH",
-                    "NAN" if flagged else None, 0, None, 1, 0),
-            Reading(t, "air_pressure", 1013.25, "hPa", "P", None, 0, None, 1, 0)]
-
-
-def _batch(seq: int, flagged: bool = False) -> wire.Batch:
-    return wire.Batch("S1", "e1", seq, T0 + seq * MINUTE, _readings(seq, flagged),
-                      "toa5", "1.0", {"name": "logger", "start": seq * 100,
-                                      "end": seq * 100 + 99, "sha256": bytes(32)},
-                      {"synced": True, "offset_ms": 1.5}, ["range"])
-
-
-def _signed(batch: wire.Batch, key: Ed25519PrivateKey) -> AcceptedBatch:
-    body = wire.encode_batch(batch)
-    return AcceptedBatch(wire.decode_batch_columns(body), TOPIC, key_id(key.public_key()),
-                         key.sign(wire.signed_message(TOPIC, body)), body, now_us())
-
-
-def _bundled(batches: list[wire.Batch], key: Ed25519PrivateKey) -> list[AcceptedBatch]:
-    bodies = [wire.encode_batch(batch) for batch in batches]
-    digests = wire.bundle_digests(bodies)
-    signature = key.sign(wire.signed_bundle(TOPIC, digests))
-    bundle = SignedBundle(TOPIC, key_id(key.public_key()), signature, digests, now_us())
-    return [AcceptedBatch(wire.decode_batch_columns(body), TOPIC, key_id(key.public_key()),
-                          signature, body, now_us(), bundle) for body in bodies]
-
-
-@pytest.fixture
-def signed_catalog(tmp_path):
-    """A catalog of 6 signed batches (one with source flags, three in a bundle) under a
-    signed tree head, with the station's and the collector's key files."""
-    write_keypair(tmp_path / "station.key", tmp_path / "station.pub")
-    write_keypair(tmp_path / "collector.key", tmp_path / "collector.pub")
-    station = load_private_key(tmp_path / "station.key")
-    collector = load_private_key(tmp_path / "collector.key")
-    catalog = open_catalog(tmp_path / "catalog.db")
-    catalog.committed_by = key_id(collector.public_key())
-    catalog.add_station(Station("S1", "net", "Station one"), public_bytes(station.public_key()),
-                        key_id(station.public_key()))
-    catalog.commit([_signed(_batch(1), station), _signed(_batch(2, flagged=True), station)])
-    catalog.commit([_signed(_batch(3), station)])
-    catalog.commit(_bundled([_batch(4), _batch(5), _batch(6)], station))
-    catalog.sign_tree_head(collector)
-    yield catalog, tmp_path, collector
-    catalog.close()
 
 
 def _problems(catalog) -> list[tuple[str, str]]:
@@ -170,7 +114,7 @@ def test_tree_heads_are_consistent_and_a_catalog_without_a_log_gets_one(signed_c
     catalog, tmp_path, collector = signed_catalog
     station = load_private_key(tmp_path / "station.key")
     old = catalog.tree_heads()[0]
-    catalog.commit([_signed(_batch(7), station), _signed(_batch(8), station)])
+    catalog.commit([signed(batch(7), station), signed(batch(8), station)])
     new = catalog.sign_tree_head(collector)
     proof = catalog.consistency_proof(old["size"], new["size"])
     assert merkle.verify_consistency(old["size"], new["size"], old["root"], new["root"], proof)

@@ -172,6 +172,39 @@ class Catalog(ABC):
         """The station reports no more: its keys are revoked, its tokens and broker account
         withdrawn; its record, data and identifiers stay."""
 
+    # -- datasets and the catalog's settings (docs/provenance.md, "Datasets") ----------------
+
+    @abstractmethod
+    def catalog_settings(self) -> dict[str, str]:
+        """centre_id, default_classification, default_licence."""
+
+    @abstractmethod
+    def update_catalog_settings(self, **changes: str) -> dict[str, str]: ...
+
+    @abstractmethod
+    def datasets(self, station: str | None = None) -> list[dict]:
+        """Every dataset (of one station) with its elements and temporal extent now."""
+
+    @abstractmethod
+    def dataset(self, identifier: str) -> dict:
+        """One dataset; NoSuchRecordError names the command that lists them."""
+
+    @abstractmethod
+    def update_dataset(self, identifier: str, **changes) -> dict:
+        """Change title, description, classification or licence (None: unchanged)."""
+
+    # -- data users' queries (docs/api.md) -----------------------------------------------------
+
+    @abstractmethod
+    def station_summaries(self) -> list[dict]:
+        """Every station with ``last_observed_us``, its newest observation time."""
+
+    @abstractmethod
+    def observations(self, query, after=None):
+        """An iterator of ObservationRow matching ``query`` (queries.ObservationQuery) after
+        the cursor ``after``: series by series, each in time order; it reads in short
+        statements, so a long answer neither fills memory nor holds up ingest."""
+
     # -- enrolment ---------------------------------------------------------------------------
 
     @abstractmethod

@@ -1,6 +1,7 @@
 """The SQLite catalog backend: one file (WAL, synchronous FULL), its tables made by
 sqlite_schema's migrations. Each concern is a module of its own, mixed in here: the ingest
-path, keys, the operators' records, reports, the transparency log, batch records."""
+path, keys, the operators' records, datasets, reports, the transparency log, batch
+records, data users' queries."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from obslink.plugins import hookimpl
 from obslink.sqlite_store import apply_migrations, open_database
 from obslink.server.catalog.interface import Catalog
 from obslink.server.catalog.sqlite_admin import SQLiteAdmin
+from obslink.server.catalog.sqlite_datasets import SQLiteDatasets
 from obslink.server.catalog.sqlite_ingest import SQLiteIngest
 from obslink.server.catalog.sqlite_keys import SQLiteKeys
 from obslink.server.catalog.sqlite_log import SQLiteLog
+from obslink.server.catalog.sqlite_queries import SQLiteQueries
 from obslink.server.catalog.sqlite_records import SQLiteRecords
 from obslink.server.catalog.sqlite_reports import SQLiteReports
 from obslink.server.catalog.sqlite_schema import MIGRATIONS
 
 
-class SQLiteCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteReports, SQLiteLog,
-                    SQLiteRecords, Catalog):
+class SQLiteCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQLiteReports,
+                    SQLiteLog, SQLiteRecords, SQLiteQueries, Catalog):
     #: a path, or a ``sqlite:///path`` URL (``open_catalog`` strips the scheme)
     schemes = ("sqlite", "")
 

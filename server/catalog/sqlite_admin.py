@@ -50,6 +50,7 @@ class SQLiteAdmin:
                                          ) from None
             if public_key is not None:
                 self.add_key_in(conn, station.id, public_key, key_id)
+            self._add_dataset_in(conn, station.id, station.name)
 
     def station_exists(self, station: str) -> bool:
         return self.conn.execute("SELECT 1 FROM stations WHERE id = ?",

@@ -263,6 +263,30 @@ MIGRATIONS = [
         ALTER TABLE batches ADD COLUMN first_row INTEGER;
         ALTER TABLE batches ADD COLUMN log_index INTEGER
     """),
+    # docs/provenance.md, "Datasets": a record per station and product; its elements,
+    # temporal extent and location are read from the data and the station when asked
+    ("datasets: a catalog record per station and product, and the catalog's own settings", """
+        CREATE TABLE catalog_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO catalog_settings (key, value) VALUES ('centre_id', 'obslink'),
+            ('default_classification', 'public'), ('default_licence', '');
+        CREATE TABLE datasets (
+            id TEXT PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            product TEXT NOT NULL,
+            title TEXT NOT NULL,
+            description TEXT,
+            classification TEXT NOT NULL,
+            licence TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (station, product)
+        );
+        INSERT INTO datasets (id, station, product, title, classification, licence,
+                              created_at, updated_at)
+            SELECT 'obslink:' || id || '/surface', id, 'surface',
+                   'Surface observations of ' || coalesce(name, id), 'public', '',
+                   created_at, created_at FROM stations
+    """),
 ]
 
 MAX_CATALOG_CHECKS = 62  # bits of a signed 64-bit integer column

@@ -1,0 +1,68 @@
+"""What a data user asks of the catalog's observations (docs/api.md): the query, and the
+cursor that pages through its answer. Every backend answers in the same order: series by
+series (a station's element from one source field), each in time order, so that a cursor
+is a position in an index and a page never sorts; rows committed while a user pages
+through arrive at most once."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from obslink.errors import ObslinkError
+
+
+class QueryError(ObslinkError):
+    """A query the catalog cannot answer as asked (a bad cursor, an empty range)."""
+
+
+@dataclass(frozen=True)
+class ObservationQuery:
+    stations: tuple[str, ...] = ()  # empty: every station
+    elements: tuple[str, ...] = ()  # empty: every element
+    start_us: int | None = None  # observed at or after
+    end_us: int | None = None  # observed at or before
+    bbox: tuple[float, float, float, float] | None = None  # min lon, min lat, max lon, max lat
+    qc: tuple[int, ...] = ()  # only these QC flags; empty: any
+    missing: bool = True  # include readings whose value is missing
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """Just after this row: (series, observed µs, row id)."""
+
+    series: int
+    observed_us: int
+    row: int
+
+    def __str__(self) -> str:
+        return f"{self.series}.{self.observed_us}.{self.row}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Cursor":
+        found = re.fullmatch(r"(\d+)\.(-?\d+)\.(\d+)", text)
+        if not found:
+            raise QueryError(f"cursor {text!r} is not one this API gave out; use the `next` "
+                             "link of the previous page as it is")
+        return cls(*map(int, found.groups()))
+
+
+@dataclass(frozen=True)
+class ObservationRow:
+    """One observation as a query returns it."""
+
+    station: str
+    epoch: str
+    seq: int
+    index: int  # in its signed batch
+    element: str
+    unit: str
+    source_field: str
+    period_s: int | None
+    observed_us: int
+    value: float | None
+    source_flag: str | None
+    qc: int
+    latitude: float | None
+    longitude: float | None
+    cursor: Cursor

@@ -1,0 +1,364 @@
+"""The catalog over HTTP for data users and operators (docs/api.md): stations, datasets
+(WCMP2 records), observations (JSON pages with a cursor, or CSV and GeoJSON streamed whole),
+provenance by identifier, and the transparency log's signed tree heads and proofs. Read-only;
+routes of the collector's HTTP API, registered as any plugin's are."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from itertools import chain
+from typing import Iterator
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from obslink.plugins import hookimpl
+from obslink.readings import format_utc, utc_us_from_datetime
+from obslink.server.catalog import open_catalog
+from obslink.server.catalog.datasets import wcmp2
+from obslink.server.catalog.errors import NoSuchRecordError
+from obslink.server.catalog.identifiers import IdentifierError, observation_id
+from obslink.server.catalog.prov_json import to_prov_json
+from obslink.server.catalog.provenance import resolve, show_tree_head
+from obslink.server.catalog.queries import Cursor, ObservationQuery, ObservationRow, QueryError
+from obslink.server.http_api import context_of
+
+router = APIRouter(tags=["catalog"])
+
+BAD = {400: {"description": "a parameter is malformed; the answer says which and how"}}
+UNKNOWN = {404: {"description": "no such identifier in the catalog"}}
+MAX_PAGE = 10_000
+CSV_COLUMNS = ("id", "station", "observed_at", "element", "unit", "value", "qc",
+               "source_flag", "source_field", "period_s")
+
+
+def _list(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip()) if text else ()
+
+
+def _instant(text: str, name: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(400, f"{name}: {text!r} is not an RFC 3339 time such as "
+                                 "2026-11-22T06:00:00Z") from None
+    if moment.tzinfo is None:
+        raise HTTPException(400, f"{name}: {text!r} has no time zone; add Z for UTC")
+    return utc_us_from_datetime(moment)
+
+
+def _interval(text: str | None) -> tuple[int | None, int | None]:
+    """OGC's datetime: an instant, or START/END with '..' for an open end."""
+    if not text:
+        return None, None
+    if "/" not in text:
+        moment = _instant(text, "datetime")
+        return moment, moment
+    start, _, end = text.partition("/")
+    found = (None if start in ("", "..") else _instant(start, "datetime"),
+             None if end in ("", "..") else _instant(end, "datetime"))
+    if None not in found and found[0] > found[1]:
+        raise HTTPException(400, f"datetime {text!r}: the start is after the end")
+    return found
+
+
+def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    if not text:
+        return None
+    try:
+        box = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not (-180 <= box[0] <= box[2] <= 180 and -90 <= box[1] <= box[3] <= 90):
+        raise HTTPException(400, f"bbox {text!r}: give min longitude, min latitude, max "
+                                 "longitude, max latitude, e.g. 100,20,120,40")
+    return box
+
+
+def _query(station, element, datetime_, bbox, qc, missing) -> ObservationQuery:
+    try:
+        flags = tuple(int(flag) for flag in _list(qc))
+    except ValueError:
+        raise HTTPException(400, f"qc {qc!r}: give QC flags as numbers, e.g. 0,1 "
+                                 "(docs/qc.md)") from None
+    start, end = _interval(datetime_)
+    return ObservationQuery(_list(station), _list(element), start, end, _bbox(bbox), flags,
+                            missing)
+
+
+def _row(row: ObservationRow) -> dict:
+    return {"id": observation_id(row.station, row.epoch, row.seq, row.index),
+            "station": row.station, "observed_at": format_utc(row.observed_us, fixed=True),
+            "element": row.element, "unit": row.unit, "value": row.value, "qc": row.qc,
+            "source_flag": row.source_flag, "source_field": row.source_field,
+            "period_s": row.period_s}
+
+
+def _feature(row: ObservationRow) -> dict:
+    point = None if row.longitude is None or row.latitude is None else {
+        "type": "Point", "coordinates": [row.longitude, row.latitude]}
+    properties = _row(row)
+    return {"type": "Feature", "id": properties.pop("id"), "geometry": point,
+            "properties": properties}
+
+
+def _stream(location, query: ObservationQuery, after: Cursor | None, fmt: str
+            ) -> Iterator[bytes]:
+    """The whole answer, a chunk of rows at a time, on a catalog of its own (a streamed
+    response moves between threads)."""
+    catalog = open_catalog(location)
+    try:
+        rows = catalog.observations(query, after)
+        if fmt == "csv":
+            text = io.StringIO()
+            writer = csv.writer(text, lineterminator="\n")
+            writer.writerow(CSV_COLUMNS)
+            for count, row in enumerate(rows, 1):
+                item = _row(row)
+                writer.writerow(["" if item[c] is None else item[c] for c in CSV_COLUMNS])
+                if count % 2000 == 0:
+                    yield text.getvalue().encode()
+                    text.seek(0)
+                    text.truncate()
+            yield text.getvalue().encode()
+        elif fmt == "covjson":
+            yield b'{"type": "CoverageCollection", "coverages": ['
+            for count, coverage in enumerate(_coverages(rows)):
+                yield (b"," if count else b"") + json.dumps(coverage).encode()
+            yield b"]}"
+        else:
+            yield b'{"type": "FeatureCollection", "features": ['
+            for count, row in enumerate(rows):
+                yield (b"," if count else b"") + json.dumps(_feature(row)).encode()
+            yield b"]}"
+    finally:
+        catalog.close()
+
+
+_CRS84 = {"coordinates": ["x", "y"], "system": {
+    "type": "GeographicCRS", "id": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}}
+_TIME = {"coordinates": ["t"], "system": {"type": "TemporalRS", "calendar": "Gregorian"}}
+
+
+def _coverages(rows: Iterator[ObservationRow]) -> Iterator[dict]:
+    """A CoverageJSON coverage per series (a station's element), one series in memory at
+    a time: a PointSeries where the station's position is known, else a time series
+    without a domain type. Its element's values and their QC flags are two ranges."""
+    series, first, times, values, flags = None, None, [], [], []
+    for row in chain(rows, [None]):
+        if row is None or row.cursor.series != series:
+            if first is not None:
+                yield _coverage(first, times, values, flags)
+            if row is None:
+                return
+            series, first, times, values, flags = row.cursor.series, row, [], [], []
+        times.append(format_utc(row.observed_us))
+        values.append(row.value)
+        flags.append(row.qc)
+
+
+def _coverage(row: ObservationRow, times: list, values: list, flags: list) -> dict:
+    axes: dict = {"t": {"values": times}}
+    domain: dict = {"type": "Domain", "axes": axes, "referencing": [_TIME]}
+    if row.longitude is not None and row.latitude is not None:
+        axes.update(x={"values": [row.longitude]}, y={"values": [row.latitude]})
+        domain.update(domainType="PointSeries", referencing=[_CRS84, _TIME])
+    qc = f"{row.element}.qc"
+    return {
+        "type": "Coverage", "domain": domain,
+        "parameters": {
+            row.element: {"type": "Parameter", "observedProperty": {
+                "id": f"obslink:element/{row.element}", "label": {"en": row.element}},
+                "unit": {"symbol": row.unit},
+                "description": {"en": f"{row.station}, source field {row.source_field}"}},
+            qc: {"type": "Parameter", "observedProperty": {
+                "label": {"en": f"QC flag of {row.element} (docs/qc.md)"}}}},
+        "ranges": {
+            row.element: {"type": "NdArray", "dataType": "float", "axisNames": ["t"],
+                          "shape": [len(values)], "values": values},
+            qc: {"type": "NdArray", "dataType": "integer", "axisNames": ["t"],
+                 "shape": [len(flags)], "values": flags}}}
+
+
+@router.get("/v1/stations", responses=BAD)
+def stations(request: Request) -> list[dict]:
+    """Every station with its position, reporting interval and newest observation."""
+    found = context_of(request).reader().station_summaries()
+    for station in found:
+        newest = station.pop("last_observed_us")
+        station["last_observed"] = None if newest is None else format_utc(newest, fixed=True)
+    return found
+
+
+@router.get("/v1/datasets", responses=BAD)
+def datasets(request: Request, station: str | None = None,
+             element: str | None = Query(None, description="comma-separated elements; "
+                                         "datasets holding any of them"),
+             q: str | None = Query(None, description="text in the title or description"),
+             bbox: str | None = Query(None, description="min lon,min lat,max lon,max lat"),
+             datetime: str | None = Query(None, description="instant or START/END ('..' "
+                                          "open): datasets with data in it")) -> dict:
+    """Datasets as WCMP2 records (a GeoJSON FeatureCollection), filtered."""
+    box, (start, end) = _bbox(bbox), _interval(datetime)
+    elements = set(_list(element))
+    catalog = context_of(request).reader()
+    centre = catalog.catalog_settings()["centre_id"]
+    found = []
+    for dataset in catalog.datasets(station):
+        if elements and not elements & set(dataset["elements"]):
+            continue
+        if q and q.lower() not in f"{dataset['title']} {dataset['description'] or ''}".lower():
+            continue
+        if box and not (dataset["longitude"] is not None and dataset["latitude"] is not None
+                        and box[0] <= dataset["longitude"] <= box[2]
+                        and box[1] <= dataset["latitude"] <= box[3]):
+            continue
+        if (start is not None or end is not None) and (
+                dataset["time_start"] is None
+                or (end is not None and dataset["time_start"] > end)
+                or (start is not None and dataset["time_end"] < start)):
+            continue
+        found.append(wcmp2(dataset, centre, str(request.base_url).rstrip("/")))
+    return {"type": "FeatureCollection", "features": found}
+
+
+@router.get("/v1/datasets/{identifier:path}", responses=UNKNOWN)
+def dataset(identifier: str, request: Request) -> dict:
+    """One dataset's WCMP2 record."""
+    catalog = context_of(request).reader()
+    try:
+        found = catalog.dataset(identifier)
+    except NoSuchRecordError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return wcmp2(found, catalog.catalog_settings()["centre_id"],
+                 str(request.base_url).rstrip("/"))
+
+
+@router.get("/v1/observations", responses={**BAD, 200: {
+    "description": "observations: JSON (a page), CSV or GeoJSON (per `f`)",
+    "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}},
+                "application/geo+json": {"schema": {"type": "object"}},
+                "application/prs.coverage+json": {"schema": {"type": "object"}}}}})
+def observations(request: Request,
+                 station: str | None = Query(None, description="comma-separated station ids"),
+                 element: str | None = Query(None, description="comma-separated elements"),
+                 datetime: str | None = Query(None, description="instant or START/END ('..' "
+                                              "open), RFC 3339"),
+                 bbox: str | None = Query(None, description="min lon,min lat,max lon,max lat"),
+                 qc: str | None = Query(None, description="only these QC flags, e.g. 0,1"),
+                 missing: bool = Query(True, description="include readings without a value"),
+                 limit: int | None = Query(None, ge=1, le=MAX_PAGE, description="rows per "
+                                           "page (JSON: default 1000); CSV and GeoJSON "
+                                           "stream everything unless given"),
+                 cursor: str | None = Query(None, description="the `next` of the previous "
+                                            "page"),
+                 f: str = Query("json", pattern="^(json|csv|geojson|covjson)$",
+                                description="json (pages); csv, geojson or covjson "
+                                            "(CoverageJSON, a coverage per series), "
+                                            "streamed")):
+    """Observations, series by series (a station's element) in time order. JSON comes in
+    pages with a `next` link; CSV and GeoJSON stream the whole answer."""
+    query = _query(station, element, datetime, bbox, qc, missing)
+    try:
+        after = Cursor.parse(cursor) if cursor else None
+    except QueryError as exc:
+        raise HTTPException(400, str(exc)) from None
+    context = context_of(request)
+    if f != "json" and limit is None:
+        media = {"csv": "text/csv", "geojson": "application/geo+json",
+                 "covjson": "application/prs.coverage+json"}[f]
+        return StreamingResponse(_stream(context.catalog, query, after, f), media_type=media)
+    page, last = [], None
+    for row in context.reader().observations(query, after):
+        page.append(row)
+        if len(page) == (limit or 1000):
+            last = row.cursor
+            break
+    next_link = None
+    if last is not None:
+        next_link = str(request.url.include_query_params(cursor=str(last)))
+    if f == "csv":
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in page:
+            item = _row(row)
+            writer.writerow(["" if item[c] is None else item[c] for c in CSV_COLUMNS])
+        headers = {"Link": f'<{next_link}>; rel="next"'} if next_link else {}
+        return StreamingResponse(iter([text.getvalue().encode()]), media_type="text/csv",
+                                 headers=headers)
+    if f == "covjson":
+        return JSONResponse({"type": "CoverageCollection",
+                             "coverages": list(_coverages(iter(page))), "next": next_link},
+                            media_type="application/prs.coverage+json")
+    if f == "geojson":
+        return JSONResponse({"type": "FeatureCollection",
+                             "features": [_feature(row) for row in page], "next": next_link},
+                            media_type="application/geo+json")
+    return {"observations": [_row(row) for row in page], "next": next_link,
+            "cursor": str(last) if last else None}
+
+
+@router.get("/v1/provenance/{identifier:path}", responses={**BAD, **UNKNOWN})
+def provenance(identifier: str, request: Request,
+               f: str = Query("json", pattern="^(json|prov)$",
+                              description="json (obslink's chain) or prov (W3C PROV-JSON)")
+               ) -> dict:
+    """A batch's or observation's provenance chain, with its inclusion proof against the
+    newest signed tree head that holds it."""
+    try:
+        chain = resolve(context_of(request).reader(), identifier)
+    except IdentifierError as exc:
+        raise HTTPException(400, str(exc)) from None
+    except NoSuchRecordError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return to_prov_json(chain) if f == "prov" else chain
+
+
+@router.get("/v1/log/tree-heads")
+def tree_heads(request: Request, limit: int = Query(10, ge=1, le=1000)) -> dict:
+    """The log's size and its newest signed tree heads, newest first."""
+    catalog = context_of(request).reader()
+    return {"size": catalog.tree_size(),
+            "tree_heads": [show_tree_head(head) for head in catalog.tree_heads(limit)]}
+
+
+def _sizes(catalog, *sizes: int) -> None:
+    now = catalog.tree_size()
+    for size in sizes:
+        if size > now:
+            raise HTTPException(400, f"the log holds {now} leaves; it has no tree of {size}")
+
+
+@router.get("/v1/log/inclusion", responses=BAD)
+def inclusion(request: Request, index: int = Query(ge=0), size: int = Query(ge=1)) -> dict:
+    """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
+    catalog = context_of(request).reader()
+    _sizes(catalog, size)
+    if index >= size:
+        raise HTTPException(400, f"leaf {index} is not in a tree of {size} leaves")
+    return {"index": index, "size": size, "root": catalog.tree_root(size)[1].hex(),
+            "leaf_hash": catalog.leaf_hashes(index, index + 1)[0].hex(),
+            "proof": [step.hex() for step in catalog.inclusion_proof(index, size)]}
+
+
+@router.get("/v1/log/consistency", responses=BAD)
+def consistency(request: Request, old: int = Query(ge=0), new: int = Query(ge=0)) -> dict:
+    """RFC 9162 consistency proof: the tree of ``old`` leaves is a prefix of ``new``'s."""
+    catalog = context_of(request).reader()
+    _sizes(catalog, old, new)
+    if old > new:
+        raise HTTPException(400, f"old ({old}) must not be larger than new ({new})")
+    proof = catalog.consistency_proof(old, new)
+    old_root, new_root = catalog.tree_root(old)[1], catalog.tree_root(new)[1]
+    return {"old": old, "new": new, "old_root": old_root.hex(), "new_root": new_root.hex(),
+            "proof": [step.hex() for step in proof]}
+
+
+@hookimpl
+def obslink_register_http_routes(registry):
+    registry.add_http_routes(router)
+

@@ -1,0 +1,251 @@
+"""The catalog over HTTP, served by a real `obslink collector http` process: datasets and
+their WCMP2 records, observations in pages and streamed, paging while batches are committed,
+provenance and the log's proofs, the errors users get, and the Swagger page in a real
+headless Chromium. The last test goes end to end from a logger's files through a real
+agent, Mosquitto and collector."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+import socket
+import subprocess
+import threading
+
+import pytest
+import requests
+
+from obslink.demo.broker import free_port
+from obslink.keys import load_private_key
+from obslink.readings import format_utc
+from obslink.server.catalog import merkle, open_catalog
+from tests.conftest import ObslinkProcess, wait_until
+from tests.signed_catalog import batch, signed
+
+
+def serve(db, directory) -> tuple[str, ObslinkProcess]:
+    port = free_port()
+    process = ObslinkProcess(["collector", "http", "--db", str(db), "--listen",
+                              f"127.0.0.1:{port}", "--broker-url", "mqtt://127.0.0.1:1883"],
+                             directory / "http.log").start()
+
+    def accepting() -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+    wait_until(lambda: accepting() or not process.alive(), timeout=20, message="the HTTP API")
+    assert process.alive(), process.log()
+    return f"http://127.0.0.1:{port}", process
+
+
+@pytest.fixture
+def api(signed_catalog):
+    catalog, directory, _ = signed_catalog
+    url, process = serve(catalog.location, directory)
+    yield url, catalog, directory
+    process.stop()
+
+
+def every_page(url: str, **params) -> list[dict]:
+    rows, link = [], f"{url}/v1/observations"
+    while link:
+        answer = requests.get(link, params=params if link.endswith("observations") else None,
+                              timeout=30)
+        assert answer.status_code == 200, answer.text
+        rows += answer.json()["observations"]
+        link = answer.json()["next"]
+    return rows
+
+
+def committed(catalog, station: str | None = None) -> list[tuple]:
+    where = "WHERE station = ?" if station else ""
+    return catalog.conn.execute(
+        f"SELECT observed_at, element, value, qc FROM observations {where} "
+        f"ORDER BY series, observed_us, id", (station,) if station else ()).fetchall()
+
+
+def test_observations_page_and_stream_exactly_what_was_committed(api):
+    url, catalog, _ = api
+    expected = committed(catalog)
+    rows = every_page(url, limit=4)
+    assert [(r["observed_at"], r["element"], r["value"], r["qc"]) for r in rows] == expected
+    assert len({row["id"] for row in rows}) == len(rows) == 18
+    text = requests.get(f"{url}/v1/observations", params={"f": "csv"}, timeout=30).text
+    streamed = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["observed_at"], r["element"], float(r["value"]) if r["value"] else None,
+             int(r["qc"])) for r in streamed] == expected
+    assert [r["id"] for r in streamed] == [r["id"] for r in rows]
+    geo = requests.get(f"{url}/v1/observations", params={"f": "geojson"}, timeout=30).json()
+    assert [feature["id"] for feature in geo["features"]] == [r["id"] for r in rows]
+    # every identifier resolves to the row it came with
+    chain = requests.get(f"{url}/v1/provenance/{rows[5]['id']}", timeout=30).json()
+    assert chain["observation"]["value"] == rows[5]["value"]
+    assert chain["observation"]["observed_at"] == rows[5]["observed_at"]
+
+
+def test_coverage_json_reads_back_with_covjson_pydantic(api):
+    from covjson_pydantic.coverage import CoverageCollection  # a public CoverageJSON reader
+
+    url, catalog, _ = api
+    catalog.update("S1", latitude=30.5, longitude=114.25)
+    rows = every_page(url)
+    text = requests.get(f"{url}/v1/observations", params={"f": "covjson"}, timeout=30).text
+    collection = CoverageCollection.model_validate_json(text)
+    assert [c.domain.domainType for c in collection.coverages] == ["PointSeries"] * 3
+    values = []
+    for coverage in collection.coverages:
+        [element] = [name for name in coverage.ranges if not name.endswith(".qc")]
+        assert coverage.domain.axes.x.values == [114.25]
+        values += [(element, value) for value in coverage.ranges[element].values]
+    assert values == [(r["element"], r["value"]) for r in rows]
+
+
+def test_filters_narrow_the_answer(api):
+    url, catalog, _ = api
+    humidity = every_page(url, element="relative_humidity")
+    assert {r["element"] for r in humidity} == {"relative_humidity"} and len(humidity) == 6
+    present = every_page(url, element="relative_humidity", missing="false")
+    assert len(present) == 5 and all(r["value"] is not None for r in present)
+    start, end = format_utc(batch(2).created_at), format_utc(batch(3).created_at)
+    window = every_page(url, datetime=f"{start}/{end}")
+    assert {r["observed_at"] for r in window} == {
+        format_utc(batch(n).readings[0].observed_at, fixed=True) for n in (2, 3)}
+    assert every_page(url, station="nobody") == []
+    assert every_page(url, qc="3") == []
+
+
+def test_paging_while_batches_are_committed_returns_each_observation_once(api):
+    url, catalog, directory = api
+    before = {row[0] for row in catalog.conn.execute("SELECT id FROM observation_values")}
+    station = load_private_key(directory / "station.key")
+    writer = open_catalog(catalog.location)
+    stop = threading.Event()
+
+    def ingest() -> None:
+        seq = 100
+        while not stop.is_set() and seq < 400:
+            writer.commit([signed(batch(seq), station)])
+            seq += 1
+    thread = threading.Thread(target=ingest)
+    thread.start()
+    try:
+        rows = every_page(url, limit=5)
+    finally:
+        stop.set()
+        thread.join()
+        writer.close()
+    ids = [row["id"] for row in rows]
+    assert len(ids) == len(set(ids)), "an observation came twice"
+    first = {row["id"] for row in rows if int(row["id"].rsplit("/", 2)[1]) < 100}
+    assert len(first) == len(before) == 18, "an observation present at the start was missed"
+
+
+def test_datasets_are_wcmp2_records_and_editable_by_operators(api):
+    url, catalog, _ = api
+    catalog.update_catalog_settings(centre_id="cn-cma")
+    catalog.update_dataset("obslink:S1/surface", classification="internal", licence="CC-BY-4.0")
+    found = requests.get(f"{url}/v1/datasets", timeout=30).json()["features"]
+    assert [record["id"] for record in found] == ["urn:wmo:md:cn-cma:S1.surface"]
+    record = requests.get(f"{url}/v1/datasets/obslink:S1/surface", timeout=30).json()
+    assert record["properties"]["keywords"] == ["air_pressure", "air_temperature",
+                                                "relative_humidity"]
+    assert record["properties"]["wmo:dataPolicy"] == "recommended"
+    assert record["properties"]["rights"] == "CC-BY-4.0"
+    assert record["time"]["interval"] == [format_utc(batch(1).readings[0].observed_at),
+                                          format_utc(batch(6).readings[0].observed_at)]
+    for params, count in (({"element": "air_pressure"}, 1), ({"element": "snow"}, 0),
+                          ({"q": "station one"}, 1), ({"datetime": "2030-01-01T00:00:00Z"}, 0)):
+        answer = requests.get(f"{url}/v1/datasets", params=params, timeout=30).json()
+        assert len(answer["features"]) == count, params
+
+
+def test_the_log_answers_with_proofs_that_verify(api):
+    url, catalog, _ = api
+    heads = requests.get(f"{url}/v1/log/tree-heads", timeout=30).json()
+    head = heads["tree_heads"][0]
+    assert heads["size"] == head["size"] == 6
+    proof = requests.get(f"{url}/v1/log/inclusion", params={"index": 2, "size": 6},
+                         timeout=30).json()
+    assert merkle.verify_inclusion(bytes.fromhex(proof["leaf_hash"]), 2, 6,
+                                   [bytes.fromhex(s) for s in proof["proof"]],
+                                   bytes.fromhex(head["root"]))
+    both = requests.get(f"{url}/v1/log/consistency", params={"old": 3, "new": 6},
+                        timeout=30).json()
+    assert merkle.verify_consistency(3, 6, bytes.fromhex(both["old_root"]),
+                                     bytes.fromhex(head["root"]),
+                                     [bytes.fromhex(s) for s in both["proof"]])
+
+
+@pytest.mark.parametrize("path, params, status, says", [
+    ("/v1/observations", {"datetime": "yesterday"}, 400, "RFC 3339"),
+    ("/v1/observations", {"datetime": "2026-01-02T00:00:00"}, 400, "time zone"),
+    ("/v1/observations", {"datetime": "2026-01-02T00:00:00Z/2026-01-01T00:00:00Z"}, 400,
+     "start is after the end"),
+    ("/v1/observations", {"bbox": "1,2,3"}, 400, "min longitude"),
+    ("/v1/observations", {"qc": "good"}, 400, "QC flags as numbers"),
+    ("/v1/observations", {"cursor": "x"}, 400, "`next` link"),
+    ("/v1/observations", {"limit": "0"}, 422, ""),
+    ("/v1/provenance/S1/e1/1", {}, 400, "not an obslink identifier"),
+    ("/v1/provenance/obslink:S1/e1/99", {}, 404, "no batch"),
+    ("/v1/provenance/obslink:S1/e1/1/7", {}, 404, "no observation 7"),
+    ("/v1/datasets/obslink:S9/surface", {}, 404, "no dataset"),
+    ("/v1/log/inclusion", {"index": 6, "size": 6}, 400, "not in a tree of 6"),
+    ("/v1/log/consistency", {"old": 1, "new": 60}, 400, "holds 6 leaves"),
+])
+def test_bad_requests_say_what_was_wrong(api, path, params, status, says):
+    url, _, _ = api
+    answer = requests.get(f"{url}{path}", params=params, timeout=30)
+    assert answer.status_code == status, answer.text
+    assert says in answer.text
+
+
+def test_openapi_lists_each_status_a_route_answers(api):
+    url, _, _ = api
+    paths = requests.get(f"{url}/openapi.json", timeout=30).json()["paths"]
+    assert {"400", "422"} <= set(paths["/v1/observations"]["get"]["responses"])
+    assert {"400", "404"} <= set(paths["/v1/provenance/{identifier}"]["get"]["responses"])
+    assert "404" in paths["/v1/datasets/{identifier}"]["get"]["responses"]
+
+
+def test_the_swagger_page_renders_from_the_collector_alone(api):
+    """It works without internet access: a real headless Chromium, which may resolve no
+    host but the loopback address, renders every route from /docs."""
+    url, _, directory = api
+    page = requests.get(f"{url}/docs", timeout=30).text
+    assert not re.search(r"(src|href)=['\"]https?://", page), "the page loads from elsewhere"
+    chromium = shutil.which("chromium")
+    assert chromium, "Chromium is missing: run ./scripts/bootstrap.sh, which installs it"
+    dom = subprocess.run(
+        [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={directory / 'chromium'}",
+         "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+         "--virtual-time-budget=15000", "--dump-dom", f"{url}/docs"],
+        capture_output=True, text=True, timeout=120).stdout
+    assert 'class="swagger-ui"' in dom, dom[:2000]
+    for route in ("/v1/observations", "/v1/datasets", "/v1/provenance/{identifier}",
+                  "/v1/log/consistency", "/v1/enrol"):
+        assert f'data-path="{route}"' in dom, route
+
+
+def test_from_logger_files_the_api_returns_what_the_catalog_committed(deployment):
+    station = deployment.add_station("0-20000-0-54511")
+    deployment.start_collector()
+    deployment.start_agent(station)
+    for _ in range(5):
+        station.logger.write_next()
+    expected = station.logger.values_per_record * 5
+    wait_until(lambda: deployment.catalog.count("observations") >= expected, timeout=60,
+               message="the logger's records in the catalog")
+    url, process = serve(deployment.catalog_path, deployment.base)
+    try:
+        rows = every_page(url, station="0-20000-0-54511", limit=7)
+        catalog = open_catalog(deployment.catalog_path)
+        try:
+            assert [(r["observed_at"], r["element"], r["value"], r["qc"]) for r in rows] == \
+                committed(catalog, "0-20000-0-54511")
+        finally:
+            catalog.close()
+        assert len(rows) == expected
+    finally:
+        process.stop()
