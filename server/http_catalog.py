@@ -5,25 +5,27 @@ routes of the collector's HTTP API, registered as any plugin's are."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import datetime
-from itertools import chain
+from itertools import chain, islice
 from typing import Iterator
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
 
+from obslink.errors import ConfigError
 from obslink.plugins import hookimpl
 from obslink.readings import format_utc, utc_us_from_datetime
 from obslink.server.catalog import open_catalog
-from obslink.server.catalog.datasets import wcmp2
+from obslink.server.catalog.datasets import CLASSIFICATIONS, wcmp2
 from obslink.server.catalog.errors import NoSuchRecordError
-from obslink.server.catalog.identifiers import IdentifierError, observation_id
+from obslink.server.catalog.identifiers import IdentifierError
 from obslink.server.catalog.prov_json import to_prov_json
 from obslink.server.catalog.provenance import resolve, show_tree_head
-from obslink.server.catalog.queries import Cursor, ObservationQuery, ObservationRow, QueryError
+from obslink.server.catalog.queries import (CSV_COLUMNS, TEXT_FORMATS, Cursor,
+                                            ObservationQuery, ObservationRow, QueryError,
+                                            observation_fields)
 from obslink.server.http_api import context_of
 
 router = APIRouter(tags=["catalog"])
@@ -31,8 +33,7 @@ router = APIRouter(tags=["catalog"])
 BAD = {400: {"description": "a parameter is malformed; the answer says which and how"}}
 UNKNOWN = {404: {"description": "no such identifier in the catalog"}}
 MAX_PAGE = 10_000
-CSV_COLUMNS = ("id", "station", "observed_at", "element", "unit", "value", "qc",
-               "source_flag", "source_field", "period_s")
+CSV_HEADER = (",".join(CSV_COLUMNS) + "\n").encode()
 
 
 def _list(text: str | None) -> tuple[str, ...]:
@@ -89,18 +90,10 @@ def _query(station, element, datetime_, bbox, qc, missing) -> ObservationQuery:
                             missing)
 
 
-def _row(row: ObservationRow) -> dict:
-    return {"id": observation_id(row.station, row.epoch, row.seq, row.index),
-            "station": row.station, "observed_at": format_utc(row.observed_us, fixed=True),
-            "element": row.element, "unit": row.unit, "value": row.value, "qc": row.qc,
-            "source_flag": row.source_flag, "source_field": row.source_field,
-            "period_s": row.period_s}
-
-
 def _feature(row: ObservationRow) -> dict:
     point = None if row.longitude is None or row.latitude is None else {
         "type": "Point", "coordinates": [row.longitude, row.latitude]}
-    properties = _row(row)
+    properties = observation_fields(row)
     return {"type": "Feature", "id": properties.pop("id"), "geometry": point,
             "properties": properties}
 
@@ -111,20 +104,13 @@ def _stream(location, query: ObservationQuery, after: Cursor | None, fmt: str
     response moves between threads)."""
     catalog = open_catalog(location)
     try:
-        rows = catalog.observations(query, after)
         if fmt == "csv":
-            text = io.StringIO()
-            writer = csv.writer(text, lineterminator="\n")
-            writer.writerow(CSV_COLUMNS)
-            for count, row in enumerate(rows, 1):
-                item = _row(row)
-                writer.writerow(["" if item[c] is None else item[c] for c in CSV_COLUMNS])
-                if count % 2000 == 0:
-                    yield text.getvalue().encode()
-                    text.seek(0)
-                    text.truncate()
-            yield text.getvalue().encode()
-        elif fmt == "covjson":
+            yield CSV_HEADER
+            for text, _cursor, _count in catalog.observation_text(query, after, "csv"):
+                yield text.encode()
+            return
+        rows = catalog.observations(query, after)
+        if fmt == "covjson":
             yield b'{"type": "CoverageCollection", "coverages": ['
             for count, coverage in enumerate(_coverages(rows)):
                 yield (b"," if count else b"") + json.dumps(coverage).encode()
@@ -237,6 +223,44 @@ def dataset(identifier: str, request: Request) -> dict:
                  str(request.base_url).rstrip("/"))
 
 
+class DatasetChanges(BaseModel):
+    title: str | None = Field(None, min_length=1, max_length=500)
+    description: str | None = Field(None, max_length=10_000)
+    classification: str | None = Field(None, description=", ".join(CLASSIFICATIONS))
+    licence: str | None = Field(None, max_length=10_000)
+
+
+LOCAL_CLIENTS = {"127.0.0.1", "::1"}
+
+
+def operator_on_this_host(request: Request) -> None:
+    """Until accounts exist (docs/api.md), a route that changes the catalog answers only
+    clients on the collector's own host, as the CLI would run."""
+    client = request.client.host if request.client else None
+    if client not in LOCAL_CLIENTS:
+        raise HTTPException(403, f"changing the catalog is allowed from the collector's own "
+                                 f"host only (this request came from {client}); use `obslink "
+                                 f"catalog datasets update` there")
+
+
+@router.patch("/v1/datasets/{identifier:path}", responses={
+    **BAD, **UNKNOWN, 403: {"description": "the client is not on the collector's host"}})
+def update_dataset(identifier: str, changes: DatasetChanges, request: Request) -> dict:
+    """Change a dataset's title, description, classification or licence (operators)."""
+    operator_on_this_host(request)
+    catalog = open_catalog(context_of(request).catalog)
+    try:
+        found = catalog.update_dataset(identifier, **changes.model_dump())
+        centre = catalog.catalog_settings()["centre_id"]
+    except NoSuchRecordError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ConfigError as exc:
+        raise HTTPException(400, str(exc)) from None
+    finally:
+        catalog.close()
+    return wcmp2(found, centre, str(request.base_url).rstrip("/"))
+
+
 @router.get("/v1/observations", responses={**BAD, 200: {
     "description": "observations: JSON (a page), CSV or GeoJSON (per `f`)",
     "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}},
@@ -271,25 +295,23 @@ def observations(request: Request,
         media = {"csv": "text/csv", "geojson": "application/geo+json",
                  "covjson": "application/prs.coverage+json"}[f]
         return StreamingResponse(_stream(context.catalog, query, after, f), media_type=media)
-    page, last = [], None
-    for row in context.reader().observations(query, after):
-        page.append(row)
-        if len(page) == (limit or 1000):
-            last = row.cursor
-            break
-    next_link = None
-    if last is not None:
-        next_link = str(request.url.include_query_params(cursor=str(last)))
-    if f == "csv":
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        for row in page:
-            item = _row(row)
-            writer.writerow(["" if item[c] is None else item[c] for c in CSV_COLUMNS])
-        headers = {"Link": f'<{next_link}>; rel="next"'} if next_link else {}
-        return StreamingResponse(iter([text.getvalue().encode()]), media_type="text/csv",
-                                 headers=headers)
+    size = limit or 1000
+    if f in TEXT_FORMATS:  # the page's text comes from the catalog as it is sent
+        texts, last, count = [], None, 0
+        for text, last, rows in context.reader().observation_text(query, after, f, size):
+            texts.append(text)
+            count += rows
+        next_link = _next(request, last if count == size else None)
+        if f == "csv":
+            headers = {"Link": f'<{next_link}>; rel="next"'} if next_link else {}
+            return Response(CSV_HEADER + "".join(texts).encode(), media_type="text/csv",
+                            headers=headers)
+        body = "".join(texts).removesuffix(",")
+        return Response(f'{{"observations": [{body}], "next": {json.dumps(next_link)}, '
+                        f'"cursor": {json.dumps(str(last) if next_link else None)}}}',
+                        media_type="application/json")
+    page = list(islice(context.reader().observations(query, after), size))
+    next_link = _next(request, page[-1].cursor if len(page) == size else None)
     if f == "covjson":
         return JSONResponse({"type": "CoverageCollection",
                              "coverages": list(_coverages(iter(page))), "next": next_link},
@@ -298,8 +320,12 @@ def observations(request: Request,
         return JSONResponse({"type": "FeatureCollection",
                              "features": [_feature(row) for row in page], "next": next_link},
                             media_type="application/geo+json")
-    return {"observations": [_row(row) for row in page], "next": next_link,
-            "cursor": str(last) if last else None}
+    raise AssertionError(f)  # the pattern of f admits no other
+
+
+def _next(request: Request, last: Cursor | None) -> str | None:
+    """The next page's URL, after a full page that ended at ``last``."""
+    return None if last is None else str(request.url.include_query_params(cursor=str(last)))
 
 
 @router.get("/v1/provenance/{identifier:path}", responses={**BAD, **UNKNOWN})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -30,3 +31,29 @@ def test_the_drain_benchs_collector_alone_baseline_stores_every_backlog_reading(
     rate, stored = drain.collector_capacity(tmp_path / "backlog", keys, 2, 16, tmp_path)
     assert readings == 3 * 60 * len(drain.COLUMNS)
     assert stored == 2 * 60 * len(drain.COLUMNS) and rate > 0  # the first two stations'
+
+
+def test_the_log_cost_bench_stores_every_reading_with_and_without_the_log(tmp_path):
+    bench = load_bench("log_cost")
+    keys = [bench.Ed25519PrivateKey.generate() for _ in range(2)]
+    payloads = bench.messages(2, 3, 2, keys)
+    for catalog_class in (bench.SQLiteCatalog, bench.CatalogWithoutLog):
+        assert bench.ingest_rate(catalog_class, tmp_path, keys, payloads) > 0
+    counts = []
+    for path in tmp_path.glob("*.db"):  # read as they are (opening one adds missing leaves)
+        with sqlite3.connect(path) as db:
+            counts.append(db.execute("SELECT (SELECT count(*) FROM observation_values), "
+                                     "(SELECT count(*) FROM log_leaves)").fetchone())
+    assert sorted(counts) == [(2 * 3 * len(bench.ELEMENTS), 0),
+                              (2 * 3 * len(bench.ELEMENTS), 2 * 3)]
+
+
+def test_the_query_bench_builds_a_catalog_its_queries_read(tmp_path):
+    bench = load_bench("catalog_queries")
+    bench.build(tmp_path / "catalog.db", 2, 1, 1)
+    catalog = bench.open_catalog(tmp_path / "catalog.db")
+    try:
+        assert catalog.stats()["observations"] == 3 * 1440 * len(bench.ELEMENTS)
+        assert len(catalog.datasets()) == 3
+    finally:
+        catalog.close()

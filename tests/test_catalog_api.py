@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import shutil
 import socket
@@ -16,10 +17,12 @@ import threading
 
 import pytest
 import requests
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from obslink.demo.broker import free_port
 from obslink.keys import load_private_key
-from obslink.readings import format_utc
+from obslink.readings import MAX_TIME_US, MIN_TIME_US, Reading, format_utc
 from obslink.server.catalog import merkle, open_catalog
 from tests.conftest import ObslinkProcess, wait_until
 from tests.signed_catalog import batch, signed
@@ -160,6 +163,29 @@ def test_datasets_are_wcmp2_records_and_editable_by_operators(api):
         assert len(answer["features"]) == count, params
 
 
+def test_operators_update_a_dataset_from_the_collectors_host_only(api):
+    from fastapi import HTTPException
+    from starlette.requests import Request
+
+    from obslink.server.http_catalog import operator_on_this_host
+
+    url, catalog, _ = api
+    changed = requests.patch(f"{url}/v1/datasets/obslink:S1/surface", timeout=30, json={
+        "title": "Station one AWS", "classification": "restricted"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["properties"]["title"] == "Station one AWS"
+    assert catalog.dataset("obslink:S1/surface")["classification"] == "restricted"
+    bad = requests.patch(f"{url}/v1/datasets/obslink:S1/surface", timeout=30,
+                         json={"classification": "secret"})
+    assert bad.status_code == 400 and "not one of public" in bad.text
+    assert requests.patch(f"{url}/v1/datasets/obslink:S9/surface", json={"title": "x"},
+                          timeout=30).status_code == 404
+    remote = Request({"type": "http", "client": ("192.0.2.7", 40000), "headers": []})
+    with pytest.raises(HTTPException) as refused:
+        operator_on_this_host(remote)
+    assert refused.value.status_code == 403 and "192.0.2.7" in refused.value.detail
+
+
 def test_the_log_answers_with_proofs_that_verify(api):
     url, catalog, _ = api
     heads = requests.get(f"{url}/v1/log/tree-heads", timeout=30).json()
@@ -249,3 +275,45 @@ def test_from_logger_files_the_api_returns_what_the_catalog_committed(deployment
         assert len(rows) == expected
     finally:
         process.stop()
+
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
+readings = st.lists(st.builds(
+    Reading, st.integers(MIN_TIME_US, MAX_TIME_US), text, st.none() | st.floats(
+        allow_nan=False, allow_infinity=False), text, text, st.none() | text,
+    st.integers(0, 255), st.none() | st.integers(1, 2**62)), min_size=1, max_size=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(readings, st.sampled_from(["e1", "0123abcdef", 'a,"b', "x\ny", "é", "%s"]))
+@example([Reading(-1, "a,b", 0.1 + 0.2, 'u"', "f\n", 'x,"y"', 3, 60)], "e1")
+@example([Reading(MIN_TIME_US, "e%", 1e-300, "u", "f", "\r", 0, None),
+          Reading(MAX_TIME_US, "é", -0.0, "μ", "f", None, 9, None)], "e1")
+def test_the_catalog_writes_observation_text_as_the_reference_does(tmp_path_factory, batch,
+                                                                    epoch):
+    """SQLite builds the CSV and JSON of an observation in SQL; it must be exactly what
+    queries.csv_line and json_object make of the same row, whatever the values."""
+    from obslink import wire
+    from obslink.server.catalog import AcceptedBatch, Station
+    from obslink.server.catalog.interface import Catalog
+    from obslink.server.catalog.queries import ObservationQuery
+
+    catalog = open_catalog(tmp_path_factory.mktemp("text") / "catalog.db")
+    try:
+        catalog.add_station(Station("S1", "net"), None, None)
+        body = wire.encode_batch(wire.Batch("S1", epoch, 1, 0, batch))
+        catalog.commit([AcceptedBatch(wire.decode_batch_columns(body), "obslink/v1/net/S1/data",
+                                      "kid", bytes(64), body, 0)])
+        query = ObservationQuery()
+        for fmt in ("csv", "json"):
+            ours = "".join(t for t, _, _ in catalog.observation_text(query, fmt=fmt))
+            reference = "".join(t for t, _, _ in Catalog.observation_text(catalog, query,
+                                                                          fmt=fmt))
+            if fmt == "csv":
+                assert ours == reference
+                assert list(csv.reader(io.StringIO(ours))) == list(csv.reader(
+                    io.StringIO(reference)))
+            else:
+                assert json.loads(f"[{ours[:-1]}]") == json.loads(f"[{reference[:-1]}]")
+    finally:
+        catalog.close()

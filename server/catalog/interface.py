@@ -205,6 +205,24 @@ class Catalog(ABC):
         the cursor ``after``: series by series, each in time order; it reads in short
         statements, so a long answer neither fills memory nor holds up ingest."""
 
+    def observation_text(self, query, after=None, fmt: str = "csv",
+                         limit: int | None = None):
+        """The matching observations (at most ``limit``) as text: chunks of CSV lines
+        (``csv``) or of JSON objects each followed by a comma (``json``), each chunk with
+        the cursor after its last row and its row count. The default formats
+        :meth:`observations` with queries.csv_line / json_object; a backend may build the
+        same text itself, faster."""
+        from itertools import islice
+
+        from obslink.server.catalog.queries import csv_line, json_object
+
+        line = csv_line if fmt == "csv" else (lambda row: json_object(row) + ",")
+        rows = self.observations(query, after)
+        if limit is not None:
+            rows = islice(rows, limit)
+        while chunk := list(islice(rows, 2000)):
+            yield "".join(map(line, chunk)), chunk[-1].cursor, len(chunk)
+
     # -- enrolment ---------------------------------------------------------------------------
 
     @abstractmethod

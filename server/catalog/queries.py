@@ -66,3 +66,41 @@ class ObservationRow:
     latitude: float | None
     longitude: float | None
     cursor: Cursor
+
+
+# The text forms of an observation (docs/api.md). Every backend's observation_text must
+# give exactly these (the SQLite backend builds them in SQL, tests/test_catalog_api.py
+# compares); these Python versions are the reference and the default.
+CSV_COLUMNS = ("id", "station", "observed_at", "element", "unit", "value", "qc",
+               "source_flag", "source_field", "period_s")
+TEXT_FORMATS = ("csv", "json")
+
+
+def csv_field(text: str) -> str:
+    """As Python's csv module writes a field (QUOTE_MINIMAL, lines ending in \\n)."""
+    if any(special in text for special in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def observation_fields(row: ObservationRow) -> dict:
+    from obslink.readings import format_utc
+    from obslink.server.catalog.identifiers import observation_id
+
+    return {"id": observation_id(row.station, row.epoch, row.seq, row.index),
+            "station": row.station, "observed_at": format_utc(row.observed_us, fixed=True),
+            "element": row.element, "unit": row.unit, "value": row.value, "qc": row.qc,
+            "source_flag": row.source_flag, "source_field": row.source_field,
+            "period_s": row.period_s}
+
+
+def csv_line(row: ObservationRow) -> str:
+    fields = observation_fields(row)
+    return ",".join("" if fields[name] is None else csv_field(str(fields[name]))
+                    for name in CSV_COLUMNS) + "\n"
+
+
+def json_object(row: ObservationRow) -> str:
+    import json
+
+    return json.dumps(observation_fields(row), ensure_ascii=False)

@@ -5,12 +5,14 @@ open against ingest (docs/api.md)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Iterator
 
 from obslink.readings import MAX_TIME_US, MIN_TIME_US
 from obslink.sqlite_store import dicts
-from obslink.server.catalog.queries import Cursor, ObservationQuery, ObservationRow
+from obslink.server.catalog.queries import (Cursor, ObservationQuery, ObservationRow,
+                                            csv_field)
 
 CHUNK = 5000  # rows a statement reads before the next one continues after the last
 
@@ -52,9 +54,12 @@ class SQLiteQueries:
             + ("WHERE " + " AND ".join(where) if where else "") + " ORDER BY s.id",
             params).fetchall()
 
-    def observations(self, query: ObservationQuery, after: Cursor | None = None
-                     ) -> Iterator[ObservationRow]:
-        """Every matching observation after ``after``, series by series in time order."""
+    def _chunks(self, query: ObservationQuery, after: Cursor | None, columns: str,
+                limit: int | None = None, series_params=lambda series_row: ()
+                ) -> Iterator[tuple[tuple, list]]:
+        """(series row, rows) chunk by chunk: ``columns`` (whose parameters
+        ``series_params(series row)`` gives) over the matching observation rows ``v`` and
+        their batches ``b``, then the row's observed_us and id, at most ``limit`` rows."""
         start = MIN_TIME_US if query.start_us is None else query.start_us
         end = MAX_TIME_US if query.end_us is None else query.end_us
         filters, filter_params = "", []
@@ -64,23 +69,106 @@ class SQLiteQueries:
         if not query.missing:
             filters += " AND v.value IS NOT NULL"
         statement = (
-            "SELECT v.id, v.observed_us, v.value, v.source_flag, v.qc, b.station, b.epoch, "
-            "b.seq, v.id - b.first_row FROM observation_values v JOIN batches b ON "
-            "b.id = v.batch_id WHERE v.series = ? AND (v.observed_us, v.id) > (?, ?) AND "
-            f"v.observed_us <= ?{filters} ORDER BY v.observed_us, v.id LIMIT {CHUNK}")
-        for series, station, element, unit, field, period, lat, lon in self._series_for(query):
+            f"SELECT {columns}, v.observed_us, v.id FROM observation_values v JOIN batches b "
+            "ON b.id = v.batch_id WHERE v.series = ? AND (v.observed_us, v.id) > (?, ?) AND "
+            f"v.observed_us <= ?{filters} ORDER BY v.observed_us, v.id LIMIT ?")
+        left = limit
+        for series_row in self._series_for(query):
+            series = series_row[0]
             if after is not None and series < after.series:
                 continue
             position = (start, -1)
             if after is not None and series == after.series:
                 position = max(position, (after.observed_us, after.row))
-            while True:
-                rows = self.conn.execute(statement, (series, *position, end,
-                                                     *filter_params)).fetchall()
-                for row_id, observed, value, flag, qc, _station, epoch, seq, index in rows:
-                    yield ObservationRow(station, epoch, seq, index, element, unit, field,
-                                         period, observed, value, flag, qc, lat, lon,
-                                         Cursor(series, observed, row_id))
-                if len(rows) < CHUNK:
+            while left is None or left > 0:
+                size = CHUNK if left is None else min(CHUNK, left)
+                rows = self.conn.execute(statement, (*series_params(series_row),
+                                                     series, *position, end, *filter_params,
+                                                     size)).fetchall()
+                if rows:
+                    yield series_row, rows
+                    position = (rows[-1][-2], rows[-1][-1])
+                    if left is not None:
+                        left -= len(rows)
+                if len(rows) < size:
                     break
-                position = (rows[-1][1], rows[-1][0])
+
+    def observations(self, query: ObservationQuery, after: Cursor | None = None
+                     ) -> Iterator[ObservationRow]:
+        """Every matching observation after ``after``, series by series in time order."""
+        columns = "v.value, v.source_flag, v.qc, b.epoch, b.seq, v.id - b.first_row"
+        for (series, station, element, unit, field, period, lat, lon), rows in \
+                self._chunks(query, after, columns):
+            for value, flag, qc, epoch, seq, index, observed, row_id in rows:
+                yield ObservationRow(station, epoch, seq, index, element, unit, field,
+                                     period, observed, value, flag, qc, lat, lon,
+                                     Cursor(series, observed, row_id))
+
+    def observation_text(self, query: ObservationQuery, after: Cursor | None = None,
+                         fmt: str = "csv", limit: int | None = None
+                         ) -> Iterator[tuple[str, Cursor, int]]:
+        """queries.csv_line / json_object text, a row at a time in C: SQL reads each row's
+        parts (the time's text included; not the value's, whose text SQLite would cut to
+        15 digits) and a %-format made per series joins them. A series whose station has
+        an outbox epoch with characters an identifier cannot hold unquoted takes the
+        Python reference instead."""
+        plain_epochs: dict[str, bool] = {}
+        columns = _CSV_COLUMNS if fmt == "csv" else _JSON_COLUMNS
+        make_format = _csv_format if fmt == "csv" else _json_format
+        chunks = self._chunks(query, after, columns, limit,
+                              lambda series_row: ('*[,"\r\n]*',) if fmt == "csv" else ())
+        for series_row, rows in chunks:
+            station = series_row[1]
+            if station not in plain_epochs:
+                plain_epochs[station] = self.conn.execute(
+                    "SELECT 1 FROM batches WHERE station = ? AND epoch GLOB "
+                    "'*[^A-Za-z0-9._-]*' LIMIT 1", (station,)).fetchone() is None
+            last = Cursor(series_row[0], rows[-1][-2], rows[-1][-1])
+            if plain_epochs[station]:
+                yield "".join(map(make_format(series_row).__mod__, rows)), last, len(rows)
+            else:
+                yield from self._reference_text(query, series_row, rows, fmt, last)
+
+    def _reference_text(self, query, series_row, rows, fmt, last):
+        from obslink.server.catalog.interface import Catalog
+
+        first = Cursor(series_row[0], rows[0][-2], rows[0][-1])
+        before = Cursor(first.series, first.observed_us, first.row - 1)
+        for text, _cursor, count in Catalog.observation_text(self, query, before, fmt,
+                                                             len(rows)):
+            yield text, last, count
+
+
+# a row's parts: epoch, seq, its index in the batch, the time to the second, its
+# microseconds, the value (text by Python), qc, the source flag; then the cursor's columns
+_SECONDS = ("strftime('%Y-%m-%dT%H:%M:%S', (v.observed_us - ((v.observed_us % 1000000) + "
+            "1000000) % 1000000) / 1000000, 'unixepoch')")
+_MICROS = "((v.observed_us % 1000000) + 1000000) % 1000000"
+_CSV_COLUMNS = (f"b.epoch, b.seq, v.id - b.first_row, {_SECONDS}, {_MICROS}, "
+                "coalesce(v.value, ''), v.qc, coalesce(CASE WHEN v.source_flag GLOB ? THEN "
+                "'\"' || replace(v.source_flag, '\"', '\"\"') || '\"' ELSE v.source_flag "
+                "END, '')")
+_JSON_COLUMNS = (f"b.epoch, b.seq, v.id - b.first_row, {_SECONDS}, {_MICROS}, "
+                 "coalesce(v.value, 'null'), v.qc, coalesce(json_quote(v.source_flag), "
+                 "'null')")
+
+
+def _literal(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+def _csv_format(series_row: tuple) -> str:
+    _series, station, element, unit, field, period, _lat, _lon = series_row
+    const = lambda text: _literal(csv_field(text))  # noqa: E731
+    return (f"obslink:{_literal(station)}/%s/%s/%s,{const(station)},%s.%06dZ,"
+            f"{const(element)},{const(unit)},%s,%s,%s,{const(field)},"
+            f"{'' if period is None else period}\n%.0s%.0s")
+
+
+def _json_format(series_row: tuple) -> str:
+    _series, station, element, unit, field, period, _lat, _lon = series_row
+    const = lambda text: _literal(json.dumps(text, ensure_ascii=False))  # noqa: E731
+    return (f'{{"id": "obslink:{_literal(station)}/%s/%s/%s", "station": {const(station)}, '
+            f'"observed_at": "%s.%06dZ", "element": {const(element)}, "unit": '
+            f'{const(unit)}, "value": %s, "qc": %s, "source_flag": %s, "source_field": '
+            f'{const(field)}, "period_s": {"null" if period is None else period}}},%.0s%.0s')

@@ -1,0 +1,246 @@
+"""Catalog queries through the HTTP API against raw SQL on the same catalog, in the same run:
+`.venv/bin/python bench/catalog_queries.py [--quick] [--dir DIR]`.
+
+Builds (or reuses, with --dir) a catalog of 1,000 stations × one week of one-minute records
+of 3 elements (30 million readings) plus one station with a year of them, committed
+through the catalog's own ingest path, then starts `obslink collector http` on it and
+measures, each against the raw SQL query that reads the same rows from the same file:
+- "one station, one day, all elements" (JSON, until the whole answer is received): p50
+  and p95;
+- "one element, all stations, one hour" (JSON, every page): p50 and p95;
+- "one station, one year" streamed as CSV: rows/s, against iterating with sqlite3 both
+  the same rows with what the CSV carries (the batch's identity, series, time, value, QC,
+  flag) and the bare observation rows (id, time, value, QC, element).
+Targets (issue 18): station-day p95 ≤ 50 ms; streaming ≥ 50 % of the raw row rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from obslink import wire
+from obslink.demo.broker import free_port
+from obslink.readings import Reading, format_utc
+from obslink.server.catalog import AcceptedBatch, Station, open_catalog
+
+T0 = 1_798_761_600_000_000  # 2027-01-01T00:00:00Z
+MINUTE, DAY = 60_000_000, 86_400_000_000
+ELEMENTS = (("air_temperature", "degC", "T"), ("relative_humidity", "%", "RH"),
+            ("air_pressure", "hPa", "P"))
+RECORDS_PER_BATCH = 60  # an hour of one-minute records
+
+
+def station_id(index: int) -> str:
+    return f"0-20000-0-{10000 + index}"
+
+
+def hourly_batches(station: str, days: int, rng: random.Random):
+    """The station's records, an hour to a batch, as the collector would take them."""
+    for hour in range(days * 24):
+        start = T0 + hour * 60 * MINUTE
+        readings = [Reading(start + minute * MINUTE, element, round(rng.uniform(0, 1000), 1),
+                            unit, field, None, 0, None, 0, 0)
+                    for minute in range(RECORDS_PER_BATCH)
+                    for element, unit, field in ELEMENTS]
+        body = wire.encode_batch(wire.Batch(station, "e1", hour + 1, start, readings, "bench",
+                                            "1"))
+        yield AcceptedBatch(wire.decode_batch_columns(body),
+                            wire.data_topic("bench", station), "kid", bytes(64), body, start)
+
+
+def build(path: Path, stations: int, days: int, year_days: int) -> None:
+    catalog = open_catalog(path)
+    rng = random.Random(1)
+    started = time.perf_counter()
+    everyone = [(station_id(i), days) for i in range(stations)] + [("YEAR", year_days)]
+    for number, (station, station_days) in enumerate(everyone, 1):
+        catalog.add_station(Station(station, "bench", station, 20 + number % 20,
+                                    100 + number % 30, 60), None, None)
+        group = []
+        for item in hourly_batches(station, station_days, rng):
+            group.append(item)
+            if len(group) == 24:
+                catalog.commit(group)
+                group = []
+        if group:
+            catalog.commit(group)
+        if number % 50 == 0 or number == len(everyone):
+            readings = catalog.stats()["observations"]
+            print(f"  built {number}/{len(everyone)} stations, {readings:,} readings, "
+                  f"{readings / (time.perf_counter() - started):,.0f} readings/s", flush=True)
+    catalog.close()
+
+
+def serve(path: Path) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "obslink", "collector", "http", "--db",
+                                str(path), "--listen", f"127.0.0.1:{port}", "--broker-url",
+                                "mqtt://127.0.0.1:1883"], stdout=subprocess.DEVNULL)
+    for _ in range(200):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return f"http://127.0.0.1:{port}", process
+        time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the HTTP API did not start")
+
+
+def timings(run, repeat: int) -> list[float]:
+    run()  # warm: caches, connections
+    found = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        found.append(time.perf_counter() - started)
+    return found
+
+
+def show(label: str, api: list[float], raw: list[float]) -> None:
+    p50, p95 = statistics.median(api), sorted(api)[int(len(api) * 0.95) - 1]
+    r50, r95 = statistics.median(raw), sorted(raw)[int(len(raw) * 0.95) - 1]
+    print(f"{label}\n  API  p50 {p50 * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms\n"
+          f"  SQL  p50 {r50 * 1000:7.1f} ms  p95 {r95 * 1000:7.1f} ms   API / SQL (p50) = "
+          f"{p50 / r50:.1f}", flush=True)
+
+
+RAW = ("SELECT v.id, v.observed_us, v.value, v.qc, s.element FROM observation_values v "
+       "JOIN series s ON s.id = v.series WHERE {where} ORDER BY v.series, v.observed_us")
+
+
+def rows_in(page: bytes) -> int:
+    """Observations in a JSON page, counted as received (the latency measured is the
+    API's; parsing a megabyte of JSON is the client's own time)."""
+    return page.count(b'{"id": ')
+
+
+def next_link(page: bytes) -> str | None:
+    found = re.search(rb'"next": (null|"([^"]*)")', page[-2000:])
+    return found.group(2).decode() if found and found.group(2) else None
+
+
+SAME_CONTENT = (
+    "SELECT v.id, b.epoch, b.seq, b.first_row, v.observed_us, s.station, s.element, s.unit, "
+    "v.value, v.qc, v.source_flag, s.source_field, s.period_s FROM observation_values v "
+    "JOIN series s ON s.id = v.series JOIN batches b ON b.id = v.batch_id "
+    "WHERE s.station = ? ORDER BY v.series, v.observed_us")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stations", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--year-days", type=int, default=365)
+    parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="keep the catalog here and reuse it on the next run")
+    parser.add_argument("--quick", action="store_true",
+                        help="100 stations, 2 days, a 30-day station, 10 repeats")
+    args = parser.parse_args()
+    if args.quick:
+        args.stations, args.days, args.year_days, args.repeat = 100, 2, 30, 10
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="obslink-queries-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"catalog-{args.stations}x{args.days}d-{args.year_days}d.db"
+    if not path.exists():
+        print(f"building {path}: {args.stations} stations × {args.days} days + one of "
+              f"{args.year_days} days, {len(ELEMENTS)} elements a minute", flush=True)
+        build(path.with_suffix(".partial"), args.stations, args.days, args.year_days)
+        for suffix in ("", "-wal", "-shm"):
+            partial = Path(f"{path.with_suffix('.partial')}{suffix}")
+            if partial.exists():
+                partial.rename(f"{path}{suffix}")
+    raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    readings = raw.execute("SELECT count(*) FROM observation_values").fetchone()[0]
+    print(f"catalog: {readings:,} readings, {os.path.getsize(path) / 2**30:.1f} GiB")
+    url, process = serve(path)
+    session = requests.Session()
+    try:
+        day = (format_utc(T0 + DAY), format_utc(T0 + 2 * DAY - 1))
+        station = station_id(args.stations // 2)
+
+        def api_station_day():
+            answer = session.get(f"{url}/v1/observations", params={
+                "station": station, "datetime": f"{day[0]}/{day[1]}", "limit": 10000})
+            assert answer.status_code == 200 and rows_in(answer.content) == \
+                1440 * len(ELEMENTS), answer.text[:200]
+
+        def sql_station_day():
+            rows = raw.execute(RAW.format(where="s.station = ? AND v.observed_us BETWEEN ? "
+                                          "AND ?"), (station, T0 + DAY, T0 + 2 * DAY - 1))
+            assert len(rows.fetchall()) == 1440 * len(ELEMENTS)
+        show("one station, one day, all elements (4,320 rows, JSON)",
+             timings(api_station_day, args.repeat), timings(sql_station_day, args.repeat))
+
+        hour = (format_utc(T0 + DAY + 12 * 3600 * 10**6),
+                format_utc(T0 + DAY + 13 * 3600 * 10**6 - 1))
+        expected_hour = 60 * (args.stations + 1)
+
+        def api_element_hour():
+            rows, link = 0, f"{url}/v1/observations"
+            params = {"element": "air_temperature", "datetime": f"{hour[0]}/{hour[1]}",
+                      "limit": 10000}
+            while link:
+                answer = session.get(link, params=params).content
+                rows += rows_in(answer)
+                link, params = next_link(answer), None
+            assert rows == expected_hour, rows
+
+        def sql_element_hour():
+            rows = raw.execute(RAW.format(where="v.series IN (SELECT id FROM series WHERE "
+                                          "element = ?) AND v.observed_us BETWEEN ? AND ?"),
+                               ("air_temperature",
+                                                     T0 + DAY + 12 * 3600 * 10**6,
+                                                     T0 + DAY + 13 * 3600 * 10**6 - 1))
+            assert len(rows.fetchall()) == expected_hour
+        show(f"one element, all stations, one hour ({expected_hour:,} rows, JSON pages)",
+             timings(api_element_hour, max(5, args.repeat // 4)),
+             timings(sql_element_hour, max(5, args.repeat // 4)))
+
+        year_rows = args.year_days * 1440 * len(ELEMENTS)
+        best_api, best_raw, best_same = 0.0, 0.0, 0.0
+        for _ in range(3):  # alternate, best of 3 each
+            started = time.perf_counter()
+            count = -1  # the header line
+            with session.get(f"{url}/v1/observations", params={"station": "YEAR", "f": "csv"},
+                             stream=True) as answer:
+                for chunk in answer.iter_content(chunk_size=1 << 16):
+                    count += chunk.count(b"\n")
+            assert count == year_rows, count
+            best_api = max(best_api, count / (time.perf_counter() - started))
+            started = time.perf_counter()
+            count = sum(1 for _ in raw.execute(RAW.format(where="s.station = ?"), ("YEAR",)))
+            assert count == year_rows
+            best_raw = max(best_raw, count / (time.perf_counter() - started))
+            started = time.perf_counter()
+            count = sum(1 for _ in raw.execute(SAME_CONTENT, ("YEAR",)))
+            assert count == year_rows
+            best_same = max(best_same, count / (time.perf_counter() - started))
+        print(f"one station, one year as CSV ({year_rows:,} rows)\n"
+              f"  API stream                 {best_api:12,.0f} rows/s\n"
+              f"  sqlite3, what the CSV has  {best_same:12,.0f} rows/s   API / raw = "
+              f"{best_api / best_same:.2f}\n"
+              f"  sqlite3, bare rows         {best_raw:12,.0f} rows/s   API / raw = "
+              f"{best_api / best_raw:.2f}", flush=True)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+        raw.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
