@@ -2,9 +2,11 @@
 
 The collector's own ingest path (groups, signature checks, decoding, centre QC, catalog
 commit; no broker) takes the same signed messages into a fresh SQLite catalog with the log
-(a leaf per batch, docs/provenance.md) and without it, alternately, best of N each. Printed:
-readings/s of both and their ratio, for live batches sent alone (one record of 7 readings
-a batch: the log's worst case, a leaf per 7 readings) and for backlog bundles of 32. Also:
+(a leaf per batch, docs/provenance.md) and without it. Printed: readings/s of the
+pipeline with and without it (medians of N runs each), and the cost measured in pairs (the
+same group to both, in turn, so that the machine's drift falls on both alike), for live
+batches sent alone (one record of 7 readings a batch: the log's worst case, a leaf per 7
+readings) and for backlog bundles of 32. Also:
 how long signing a tree head over the whole log takes once the collector has its frontier,
 and from a cold start. Target (issue 18): the log costs at most 10 % of ingest.
 """
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import sys
 import tempfile
 import time
+from itertools import count
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -55,9 +59,9 @@ def messages(stations: int, minutes: int, bundle: int, keys) -> list[tuple[str, 
     return [message for turn in zip(*per_station) for message in turn]
 
 
-def ingest_rate(catalog_class, directory: Path, keys, payloads) -> float:
-    path = directory / f"{catalog_class.__name__}-{time.monotonic_ns()}.db"
-    catalog = catalog_class(path)
+def collector_for(catalog_class, directory: Path, keys, payloads) -> Collector:
+    """A collector on a fresh catalog of ``catalog_class``, ``payloads`` queued."""
+    catalog = catalog_class(directory / f"{catalog_class.__name__}-{time.monotonic_ns()}.db")
     for index, key in enumerate(keys):
         public = key.public_key()
         catalog.add_station(Station(f"0-20000-0-{10000 + index}", NETWORK, interval_seconds=60),
@@ -67,21 +71,48 @@ def ingest_rate(catalog_class, directory: Path, keys, payloads) -> float:
         message = MQTTMessage(topic=topic.encode())
         message.payload = payload
         collector._on_message(None, None, message)
+    return collector
+
+
+def ingest_rate(catalog_class, directory: Path, keys, payloads) -> float:
+    """Readings/s of the collector's own pipeline (commits overlapping verification)."""
+    collector = collector_for(catalog_class, directory, keys, payloads)
     started = time.perf_counter()
     while group := collector._take_group(timeout=0):
         collector.process(group)
     collector.flush()
     elapsed = time.perf_counter() - started
-    readings = catalog.stats()["observations"]
-    catalog.close()
+    readings = collector.catalog.stats()["observations"]
+    collector.catalog.close()
     return readings / elapsed
+
+
+def paired_seconds(directory: Path, keys, payloads) -> tuple[float, float]:
+    """Seconds the same groups take with the log and without it, a group to each in turn
+    (each verified and committed before the next): the machine's speed, which drifts by
+    2-3x between minutes here, is then the same for both sides of every pair."""
+    sides = [collector_for(cls, directory, keys, payloads)
+             for cls in (SQLiteCatalog, CatalogWithoutLog)]
+    spent = [0.0, 0.0]
+    for turn in count():
+        groups = [side._take_group(timeout=0) for side in sides]
+        if not any(groups):
+            break
+        for index in (0, 1) if turn % 2 else (1, 0):
+            started = time.perf_counter()
+            sides[index].process(groups[index])
+            sides[index].flush()
+            spent[index] += time.perf_counter() - started
+    for side in sides:
+        side.catalog.close()
+    return spent[0], spent[1]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stations", type=int, default=100)
     parser.add_argument("--minutes", type=int, default=192)
-    parser.add_argument("--repeat", type=int, default=3, help="best of N runs each")
+    parser.add_argument("--repeat", type=int, default=5, help="pipeline runs of each")
     parser.add_argument("--quick", action="store_true", help="fewer minutes, 2 runs each")
     args = parser.parse_args()
     if args.quick:
@@ -92,18 +123,19 @@ def main() -> int:
         for label, bundle in (("live, a batch of 7 readings a message", 1),
                               ("backlog, bundles of 32 batches", 32)):
             payloads = messages(args.stations, args.minutes, bundle, keys)
-            best = {SQLiteCatalog: 0.0, CatalogWithoutLog: 0.0}
-            for _ in range(args.repeat):  # alternate, so both see the same machine
-                for catalog_class in best:
-                    rate = ingest_rate(catalog_class, directory, keys, payloads)
-                    best[catalog_class] = max(best[catalog_class], rate)
-            with_log, without = best[SQLiteCatalog], best[CatalogWithoutLog]
-            print(f"{label}: {args.stations * args.minutes:,} batches, "
-                  f"{args.stations * args.minutes * len(ELEMENTS):,} readings")
-            print(f"  without the log  {without:12,.0f} readings/s")
-            print(f"  with the log     {with_log:12,.0f} readings/s   with / without = "
-                  f"{with_log / without:.3f} (cost {100 * (1 - with_log / without):.1f} %)",
-                  flush=True)
+            rates: dict = {CatalogWithoutLog: [], SQLiteCatalog: []}
+            for round_number in range(args.repeat):  # alternating, which goes first too
+                for cls in list(rates)[::1 if round_number % 2 else -1]:
+                    rates[cls].append(ingest_rate(cls, directory, keys, payloads))
+            rates = {cls: statistics.median(found) for cls, found in rates.items()}
+            with_log, without = paired_seconds(directory, keys, payloads)
+            readings = args.stations * args.minutes * len(ELEMENTS)
+            print(f"{label}: {args.stations * args.minutes:,} batches, {readings:,} readings")
+            print(f"  pipeline, without the log  {rates[CatalogWithoutLog]:10,.0f} readings/s, "
+                  f"with it {rates[SQLiteCatalog]:10,.0f} (medians of {args.repeat} runs)")
+            print(f"  paired groups: {with_log:.2f} s with the log, {without:.2f} s without: "
+                  f"with / without = {with_log / without:.3f} (cost "
+                  f"{100 * (with_log / without - 1):.1f} %)", flush=True)
         catalog = open_catalog(next(directory.glob("SQLiteCatalog-*.db")))
         collector_key = Ed25519PrivateKey.generate()
         started = time.perf_counter()

@@ -285,8 +285,10 @@ readings = st.lists(st.builds(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(readings, st.sampled_from(["e1", "0123abcdef", 'a,"b', "x\ny", "é", "%s"]))
+@given(readings, st.sampled_from(["e1", "0123abcdef", 'a,"b', "x\ny", "é", "%s", "a\x00,b"]))
 @example([Reading(-1, "a,b", 0.1 + 0.2, 'u"', "f\n", 'x,"y"', 3, 60)], "e1")
+@example([Reading(0, "e", None, "u", "f", "\x00\r", 0, None)], "e1")  # SQLite's GLOB
+@example([Reading(0, "e", 1.0, "u", "f", None, 0, None)], "a\x00,b")  # stops at a NUL
 @example([Reading(MIN_TIME_US, "e%", 1e-300, "u", "f", "\r", 0, None),
           Reading(MAX_TIME_US, "é", -0.0, "μ", "f", None, 9, None)], "e1")
 def test_the_catalog_writes_observation_text_as_the_reference_does(tmp_path_factory, batch,

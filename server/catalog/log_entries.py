@@ -3,7 +3,7 @@ committed batch over its signed bytes and its commit metadata, and the collector
 tree heads. Written so that a third party rebuilds both with msgpack and hashlib alone.
 
 - A leaf is ``msgpack([LEAF_CONTEXT, topic, key id, signature, SHA-256(body), bundle
-  digests or nil, received_at, committed_at, committed_by, SHA-256(QC columns)])``; its
+  digest list) or nil, received_at, committed_at, committed_by, SHA-256(QC columns)])``; its
   hash is RFC 6962's ``SHA-256(0x00 || leaf)``.
 - The QC columns are what the catalog stored, which the centre's QC may have replaced:
   ``msgpack([origin, [[bit, check name], …], qc, qc_ran, qc_failed])`` naming every bit
@@ -24,12 +24,13 @@ TREE_HEAD_CONTEXT = b"obslink-tree-head-v1\n"
 
 
 def leaf_hash(topic: str, key_id: str, signature: bytes, body_sha256: bytes,
-              bundle_digests: bytes | None, received_at: str, committed_at: str,
+              bundle_sha256: bytes | None, received_at: str, committed_at: str,
               committed_by: str, qc_sha256: bytes) -> bytes:
-    """The leaf of one committed batch: times as the catalog stores them (UTC text),
-    ``committed_by`` the committing collector's key id ("" if it had none)."""
+    """The leaf of one committed batch: ``bundle_sha256`` is the SHA-256 of its bundle's
+    digest list (None for a batch signed alone), times as the catalog stores them (UTC
+    text), ``committed_by`` the committing collector's key id ("" if it had none)."""
     return merkle.leaf_hash(msgpack.packb(
-        [LEAF_CONTEXT, topic, key_id, signature, body_sha256, bundle_digests, received_at,
+        [LEAF_CONTEXT, topic, key_id, signature, body_sha256, bundle_sha256, received_at,
          committed_at, committed_by, qc_sha256], use_bin_type=True))
 
 

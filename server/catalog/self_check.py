@@ -99,9 +99,11 @@ def _check_batch(catalog: Catalog, record: dict, names: dict[int, str],
                                                                 *columns):
         report.problem("observation", where, "the QC columns (qc, qc_ran, qc_failed) of its "
                        "rows, or the QC check names, differ from those committed")
+    bundle = record["bundle_digests"]
     leaf = leaf_hash(record["topic"], record["key_id"], record["signature"], body_sha,
-                     record["bundle_digests"], record["received_at"], record["committed_at"],
-                     record["committed_by"], record["qc_sha256"])
+                     None if bundle is None else hashlib.sha256(bundle).digest(),
+                     record["received_at"], record["committed_at"], record["committed_by"],
+                     record["qc_sha256"])
     if leaf != record["leaf_hash"]:
         report.problem("log", where, f"leaf {record['log_index']} is not the hash of this "
                        "batch's signed bytes and commit metadata")

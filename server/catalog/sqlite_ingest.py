@@ -97,8 +97,10 @@ class SQLiteIngest:
                 checked.state)
         utc = _UTCCache()
         committed_at = utc[now_us()]
-        bundle_ids = {bundle: self._insert_bundle(bundle, utc) for bundle in
-                      dict.fromkeys(item.bundle for item in new if item.bundle is not None)}
+        bundles = dict.fromkeys(item.bundle for item in new if item.bundle is not None)
+        bundle_ids = {bundle: self._insert_bundle(bundle, utc) for bundle in bundles}
+        # a bundle's batches share its digest list: its hash is taken once, for their leaves
+        bundle_hashes = {bundle: hashlib.sha256(bundle.digests).digest() for bundle in bundles}
         first_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM batches").fetchone()[0]
         first_leaf = self.conn.execute("SELECT coalesce(max(idx), -1) + 1 FROM log_leaves"
                                        ).fetchone()[0]
@@ -125,7 +127,7 @@ class SQLiteIngest:
                 qc_digest = qc_sha256(qc.origin, self._bit_names, qcs, ran, failed)
                 leaves += (log_index, batch_id, committed_by, qc_digest, leaf_hash(
                     item.topic, item.key_id, item.signature, body_sha,
-                    item.bundle.digests if item.bundle else None, received_at, committed_at,
+                    bundle_hashes.get(item.bundle), received_at, committed_at,
                     committed_by, qc_digest))
             batch_row = [
                 batch_id, batch.station, batch.epoch, batch.seq, item.key_id, item.signature,

@@ -137,7 +137,8 @@ class SQLiteLog:
                 digest = digests.get(batch_id) or qc_sha256(row[7], names, [], [], [])
                 leaves.append((index, batch_id, "", digest, leaf_hash(
                     row[0], row[1], bytes(row[2]), hashlib.sha256(row[3]).digest(),
-                    None if row[4] is None else bytes(row[4]), row[5], row[6], "", digest)))
+                    None if row[4] is None else hashlib.sha256(row[4]).digest(), row[5],
+                    row[6], "", digest)))
             self.conn.executemany("INSERT INTO log_leaves (idx, batch_id, committed_by, "
                                   "qc_sha256, hash) VALUES (?,?,?,?,?)", leaves)
             self.conn.executemany("UPDATE batches SET log_index = ? WHERE id = ?",

@@ -6,6 +6,7 @@ open against ingest (docs/api.md)."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from typing import Iterator
 
@@ -115,14 +116,13 @@ class SQLiteQueries:
         plain_epochs: dict[str, bool] = {}
         columns = _CSV_COLUMNS if fmt == "csv" else _JSON_COLUMNS
         make_format = _csv_format if fmt == "csv" else _json_format
-        chunks = self._chunks(query, after, columns, limit,
-                              lambda series_row: ('*[,"\r\n]*',) if fmt == "csv" else ())
-        for series_row, rows in chunks:
+        for series_row, rows in self._chunks(query, after, columns, limit):
             station = series_row[1]
-            if station not in plain_epochs:
-                plain_epochs[station] = self.conn.execute(
-                    "SELECT 1 FROM batches WHERE station = ? AND epoch GLOB "
-                    "'*[^A-Za-z0-9._-]*' LIMIT 1", (station,)).fetchone() is None
+            if station not in plain_epochs:  # (GLOB would stop at a NUL in the text)
+                plain_epochs[station] = all(_PLAIN_EPOCH.fullmatch(epoch) for (epoch,) in
+                                            self.conn.execute("SELECT DISTINCT epoch FROM "
+                                                              "batches WHERE station = ?",
+                                                              (station,)))
             last = Cursor(series_row[0], rows[-1][-2], rows[-1][-1])
             if plain_epochs[station]:
                 yield "".join(map(make_format(series_row).__mod__, rows)), last, len(rows)
@@ -145,9 +145,12 @@ _SECONDS = ("strftime('%Y-%m-%dT%H:%M:%S', (v.observed_us - ((v.observed_us % 10
             "1000000) % 1000000) / 1000000, 'unixepoch')")
 _MICROS = "((v.observed_us % 1000000) + 1000000) % 1000000"
 _CSV_COLUMNS = (f"b.epoch, b.seq, v.id - b.first_row, {_SECONDS}, {_MICROS}, "
-                "coalesce(v.value, ''), v.qc, coalesce(CASE WHEN v.source_flag GLOB ? THEN "
-                "'\"' || replace(v.source_flag, '\"', '\"\"') || '\"' ELSE v.source_flag "
-                "END, '')")
+                "coalesce(v.value, ''), v.qc, coalesce(CASE WHEN instr(v.source_flag, ',') OR "
+                "instr(v.source_flag, '\"') OR instr(v.source_flag, char(13)) OR "
+                "instr(v.source_flag, char(10)) THEN '\"' || replace(v.source_flag, '\"', "
+                "'\"\"') || '\"' ELSE v.source_flag END, '')")
+# an epoch an identifier holds as it is (agents make hex ones)
+_PLAIN_EPOCH = re.compile(r"[A-Za-z0-9._-]+")
 _JSON_COLUMNS = (f"b.epoch, b.seq, v.id - b.first_row, {_SECONDS}, {_MICROS}, "
                  "coalesce(v.value, 'null'), v.qc, coalesce(json_quote(v.source_flag), "
                  "'null')")
