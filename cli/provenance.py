@@ -182,9 +182,7 @@ def cmd_consistency(args) -> int:
     from obslink.server.catalog import merkle
 
     def proof(catalog):
-        old_root = catalog.tree_root(args.old)[1]
-        new_root = catalog.tree_root(args.new)[1]
-        steps = catalog.consistency_proof(args.old, args.new)
+        old_root, new_root, steps = catalog.consistency(args.old, args.new)
         return {"old_size": args.old, "old_root": old_root.hex(), "new_size": args.new,
                 "new_root": new_root.hex(), "proof": [step.hex() for step in steps],
                 "verified": merkle.verify_consistency(args.old, args.new, old_root,

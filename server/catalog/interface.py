@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Callable
 
+from obslink.server.catalog import merkle
+from obslink.server.catalog.queries import QueryError
 from obslink.server.catalog.outcomes import (AcceptedBatch, AcceptedGap, AcceptedKey,
                                              BrokerAccount, CentreChecked, QCCounts, Refusal,
                                              Station)
@@ -304,8 +306,8 @@ class Catalog(ABC):
     def leaf_hashes(self, start: int = 0, stop: int | None = None) -> list[bytes]: ...
 
     @abstractmethod
-    def tree_root(self, size: int | None = None) -> tuple[int, bytes]:
-        """(size, root) of the log now, or at an earlier ``size``."""
+    def tree_root(self) -> tuple[int, bytes]:
+        """(size, root) of the log now."""
 
     @abstractmethod
     def sign_tree_head(self, key) -> dict:
@@ -322,11 +324,28 @@ class Catalog(ABC):
     def head_covering(self, index: int) -> dict | None:
         """The newest signed tree head whose tree holds leaf ``index``."""
 
-    @abstractmethod
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...
+    def inclusion(self, index: int, size: int) -> tuple[bytes, bytes, list[bytes]]:
+        """(leaf hash, root, RFC 9162 audit path) of leaf ``index`` in the tree of ``size``
+        leaves, the leaves read once."""
+        leaves = self._tree_of(size)
+        if not 0 <= index < size:
+            raise QueryError(f"leaf {index} is not in a tree of {size} leaves")
+        return leaves[index], merkle.root(leaves), merkle.inclusion_proof(index, leaves)
 
-    @abstractmethod
-    def consistency_proof(self, old_size: int, size: int) -> list[bytes]: ...
+    def consistency(self, old: int, new: int) -> tuple[bytes, bytes, list[bytes]]:
+        """(old root, new root, RFC 9162 consistency proof) of the trees of ``old`` and
+        ``new`` leaves, the leaves read once."""
+        leaves = self._tree_of(new)
+        if not 0 <= old <= new:
+            raise QueryError(f"old ({old}) must not be larger than new ({new})")
+        return (merkle.root(leaves[:old]), merkle.root(leaves),
+                merkle.consistency_proof(old, leaves))
+
+    def _tree_of(self, size: int) -> list[bytes]:
+        now = self.tree_size()
+        if not 0 <= size <= now:
+            raise QueryError(f"the log holds {now} leaves; it has no tree of {size}")
+        return self.leaf_hashes(0, size)
 
     @abstractmethod
     def log_leaf_rows(self):

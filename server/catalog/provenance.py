@@ -180,7 +180,7 @@ def _log(catalog: Catalog, record: dict, signing_key) -> dict:
         found["note"] = ("no signed tree head holds this batch yet: the collector signs one "
                          "every --tree-head-interval, or `obslink catalog tree-head --sign`")
         return found
-    proof = catalog.inclusion_proof(index, head["size"])
+    proof = catalog.inclusion(index, head["size"])[2]
     found["tree_head"] = show_tree_head(head)
     found["inclusion_proof"] = [step.hex() for step in proof]
     found["verified"] = tree_head_valid(head) and merkle.verify_inclusion(

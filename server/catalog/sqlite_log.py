@@ -41,17 +41,14 @@ class SQLiteLog:
             "SELECT hash FROM log_leaves WHERE idx >= ? AND idx < ? ORDER BY idx",
             (start, stop))]
 
-    def tree_root(self, size: int | None = None) -> tuple[int, bytes]:
-        """(size, root) of the log now, or at an earlier ``size``."""
+    def tree_root(self) -> tuple[int, bytes]:
+        """(size, root) of the log now: the frontier kept goes on from the leaves it has
+        seen, so signing a head does not read the whole log again."""
         now = self.tree_size()
-        if size is None or size == now:
-            if self._frontier.size > now:  # the log was rebuilt under us: start again
-                self._frontier = merkle.Frontier()
-            self._frontier.extend(self.leaf_hashes(self._frontier.size, now))
-            return now, self._frontier.root()
-        if not 0 <= size <= now:
-            raise StorageError(f"the log holds {now} leaves; it has no tree of {size}")
-        return size, merkle.root(self.leaf_hashes(0, size))
+        if self._frontier.size > now:  # the log was rebuilt under us: start again
+            self._frontier = merkle.Frontier()
+        self._frontier.extend(self.leaf_hashes(self._frontier.size, now))
+        return now, self._frontier.root()
 
     def sign_tree_head(self, key: Ed25519PrivateKey) -> dict:
         """Sign the log's tree head now, store it and return it."""
@@ -88,19 +85,6 @@ class SQLiteLog:
             f"SELECT {_HEAD_COLUMNS} FROM tree_heads WHERE size > ? ORDER BY id DESC LIMIT 1",
             (index,)))
         return found[0] if found else None
-
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        self._check_size(size)
-        return merkle.inclusion_proof(index, self.leaf_hashes(0, size))
-
-    def consistency_proof(self, old_size: int, size: int) -> list[bytes]:
-        self._check_size(size)
-        return merkle.consistency_proof(old_size, self.leaf_hashes(0, size))
-
-    def _check_size(self, size: int) -> None:
-        now = self.tree_size()
-        if not 0 <= size <= now:
-            raise StorageError(f"the log holds {now} leaves; it has no tree of {size}")
 
     def _log_batches_without_leaves(self) -> None:
         """Batches committed before the catalog had a log get their leaves, in the order
