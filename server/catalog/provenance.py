@@ -25,6 +25,11 @@ def resolve(catalog: Catalog, text: str, signing_key=None) -> dict:
     """The provenance chain of a batch or observation identifier. Its log proof is against
     the newest signed tree head that holds the batch; with ``signing_key`` (the
     collector's) a head is signed now when none does yet."""
+    return chain_of(catalog, *find_record(catalog, text), signing_key)
+
+
+def find_record(catalog: Catalog, text: str) -> tuple[Identifier, dict]:
+    """The identifier and its stored batch (an observation's too)."""
     ident = parse_identifier(text)
     if ident.kind == "dataset":
         raise NoSuchRecordError(f"{text} names a dataset; provenance is kept per batch "
@@ -34,6 +39,10 @@ def resolve(catalog: Catalog, text: str, signing_key=None) -> dict:
     if record is None:
         raise NoSuchRecordError(f"no batch {batch_id(ident.station, ident.epoch, ident.seq)} "
                                 "in the catalog (`obslink catalog stats` shows what it holds)")
+    return ident, record
+
+
+def chain_of(catalog: Catalog, ident: Identifier, record: dict, signing_key=None) -> dict:
     signed = wire.decode_batch_columns(record["body"])
     chain = {"id": str(ident), "kind": ident.kind,
              "dataset": dataset_id(ident.station),
@@ -78,21 +87,37 @@ def key_status_at(key: dict, when: str) -> str:
     return "active" if key["created_at"] <= when else "not yet registered"
 
 
+def digest_list(digests: bytes) -> list[bytes]:
+    """A bundle's signed digest list, one SHA-256 per batch body."""
+    return [digests[i:i + 32] for i in range(0, len(digests), 32)]
+
+
+def signed_message_of(record: dict, body_sha256: bytes | None = None) -> tuple[bytes, bool]:
+    """What the station signed for a stored batch, and whether that covers its body (for a
+    bundled batch: whether the bundle's digest list holds the body's digest, which the
+    caller may have taken already)."""
+    digests = record["bundle_digests"]
+    if digests is None:
+        return wire.signed_message(record["topic"], record["body"]), True
+    body_sha256 = body_sha256 or hashlib.sha256(record["body"]).digest()
+    covered = body_sha256 in digest_list(digests)
+    return wire.signed_bundle(record["topic"], digests), covered
+
+
+def verifies(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
 def _signature(catalog: Catalog, record: dict) -> dict:
     key = catalog.key_record(record["key_id"])
     digests = record["bundle_digests"]
-    if digests is None:
-        message = wire.signed_message(record["topic"], record["body"])
-    else:
-        message = wire.signed_bundle(record["topic"], digests)
-    valid = False
-    if key is not None:
-        try:
-            Ed25519PublicKey.from_public_bytes(key["public_key"]).verify(record["signature"],
-                                                                          message)
-            valid = True
-        except InvalidSignature:
-            pass
+    message, covered = signed_message_of(record)
+    valid = key is not None and covered and verifies(key["public_key"], record["signature"],
+                                                     message)
     return {"algorithm": "Ed25519", "key_id": record["key_id"],
             "public_key": key["public_key"].hex() if key else None,
             "key_status_now": key["status"] if key else "unknown",
@@ -104,7 +129,7 @@ def _signature(catalog: Catalog, record: dict) -> dict:
             "body": base64.b64encode(record["body"]).decode(),
             "body_sha256": hashlib.sha256(record["body"]).hexdigest(),
             "bundle_digests": None if digests is None else
-            [digests[i:i + 32].hex() for i in range(0, len(digests), 32)],
+            [digest.hex() for digest in digest_list(digests)],
             "signed_message_sha256": hashlib.sha256(message).hexdigest()}
 
 
@@ -114,7 +139,7 @@ def _batch_qc(catalog: Catalog, record: dict) -> dict:
     names = catalog.qc_check_names()
     counts: dict[str, dict[str, int]] = {}
     flags: dict[int, int] = {}
-    for row in _rows(catalog, record):
+    for row in batch_rows(catalog, record):
         flags[row[10]] = flags.get(row[10], 0) + 1
         for bit, name in names.items():
             if row[11] >> bit & 1:
@@ -126,7 +151,8 @@ def _batch_qc(catalog: Catalog, record: dict) -> dict:
             "columns_sha256": record["qc_sha256"].hex() if record["qc_sha256"] else None}
 
 
-def _rows(catalog: Catalog, record: dict) -> list[tuple]:
+def batch_rows(catalog: Catalog, record: dict) -> list[tuple]:
+    """The batch's observation rows as stored (its ``readings`` of them from first_row)."""
     if record["first_row"] is None:
         return []
     return catalog.observation_rows(record["first_row"],
@@ -198,11 +224,6 @@ def show_tree_head(head: dict) -> dict:
 def tree_head_valid(head: dict, public_key: bytes | None = None) -> bool:
     """Whether the head's signature verifies (against ``public_key`` when given, else the
     key stored with it)."""
-    try:
-        Ed25519PublicKey.from_public_bytes(public_key or head["public_key"]).verify(
-            head["signature"], tree_head_message(head["size"], head["root"],
-                                                 head["signed_at"]))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    return verifies(public_key or head["public_key"], head["signature"],
+                    tree_head_message(head["size"], head["root"], head["signed_at"]))
 

@@ -9,24 +9,20 @@ from __future__ import annotations
 import base64
 
 from obslink.server.catalog.errors import NoSuchRecordError
-from obslink.server.catalog.identifiers import parse_identifier
 from obslink.server.catalog.interface import Catalog
 from obslink.server.catalog.log_entries import qc_columns_bytes
-from obslink.server.catalog.provenance import resolve
+from obslink.server.catalog.provenance import batch_rows, chain_of, find_record
 
 BUNDLE_FORMAT = "obslink-provenance-bundle-v1"
 
 
 def export_bundle(catalog: Catalog, text: str, signing_key=None) -> dict:
-    chain = resolve(catalog, text, signing_key)
+    ident, record = find_record(catalog, text)
+    chain = chain_of(catalog, ident, record, signing_key)
     log = chain["log"]
     if log.get("tree_head") is None:
         raise NoSuchRecordError(f"{text}: {log.get('note', 'not in the log')}")
-    ident = parse_identifier(text)
-    record = catalog.batch_record(ident.station, ident.epoch, ident.seq)
-    rows = catalog.observation_rows(record["first_row"],
-                                    record["first_row"] + record["readings"] - 1) \
-        if record["first_row"] is not None else []
+    rows = batch_rows(catalog, record)
     qc_columns = qc_columns_bytes(record["qc_origin"], catalog.qc_check_names(),
                                   [row[10] for row in rows], [row[11] for row in rows],
                                   [row[12] for row in rows])

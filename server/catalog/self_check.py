@@ -10,9 +10,6 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from obslink import wire
 from obslink.errors import WireError
 from obslink.readings import format_utc
@@ -20,7 +17,8 @@ from obslink.server.catalog import merkle
 from obslink.server.catalog.identifiers import batch_id, observation_id
 from obslink.server.catalog.interface import Catalog
 from obslink.server.catalog.log_entries import leaf_hash, qc_sha256
-from obslink.server.catalog.provenance import key_status_at, tree_head_valid
+from obslink.server.catalog.provenance import (key_status_at, signed_message_of,
+                                               tree_head_valid, verifies)
 
 CHUNK = 1000  # batches read at a time
 
@@ -116,18 +114,11 @@ def _check_signature(catalog: Catalog, record: dict, body_sha: bytes, where: str
         report.problem("batch", where, f"signed by key {record['key_id']}, which is not a "
                        f"key of {record['station']} in the catalog")
         return
-    digests = record["bundle_digests"]
-    if digests is None:
-        message = wire.signed_message(record["topic"], record["body"])
-    else:
-        message = wire.signed_bundle(record["topic"], digests)
-        if body_sha not in {digests[i:i + 32] for i in range(0, len(digests), 32)}:
-            report.problem("batch", where, "its body's digest is not in its bundle's signed "
-                           "digest list")
-    try:
-        Ed25519PublicKey.from_public_bytes(key["public_key"]).verify(record["signature"],
-                                                                      message)
-    except InvalidSignature:
+    message, covered = signed_message_of(record, body_sha)
+    if not covered:
+        report.problem("batch", where, "its body's digest is not in its bundle's signed "
+                       "digest list")
+    if not verifies(key["public_key"], record["signature"], message):
         report.problem("batch", where, f"the signature does not verify with key "
                        f"{record['key_id']} over the stored topic and bytes")
     status = key_status_at(key, record["received_at"])
