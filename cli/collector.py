@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from obslink.cli import stations
-from obslink.cli.options import (catalog_file_beside, collector_signing_key, command,
-                                 open_catalog_at, print_json, print_listing, with_catalog)
+from obslink.cli.options import (add_collector_key_option, catalog_file_beside,
+                                 collector_signing_key, command, open_catalog_at, print_json,
+                                 print_listing, with_catalog)
 from obslink.errors import ConfigError, ToolMissingError
 
 
@@ -38,9 +39,7 @@ def add_commands(commands) -> None:
     serve.add_argument("--decryption-key", type=Path, default=None,
                        help="X25519 key that opens messages stations sealed to the collector "
                        "(created if missing; default collector-x25519.key beside the catalog)")
-    serve.add_argument("--collector-key", type=Path, default=None,
-                       help="the collector's Ed25519 key, which signs the log's tree heads "
-                       "(created if missing; default collector.key beside the catalog)")
+    add_collector_key_option(serve, "which signs the log's tree heads", make=True)
     serve.add_argument("--tree-head-interval", default="60s",
                        help="how often the log's tree head is signed while batches arrive "
                        "(default 60s; e.g. 10s, 5m)")
@@ -50,9 +49,8 @@ def add_commands(commands) -> None:
     http.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to listen on")
     http.add_argument("--broker-url", required=True,
                       help="the broker URL enrolled stations are told to publish to")
-    http.add_argument("--collector-key", type=Path, default=None,
-                      help="the collector's Ed25519 key (created if missing; default "
-                      "collector.key beside the catalog)")
+    add_collector_key_option(http, "whose public key enrolment hands to stations",
+                             make=True)
     http.add_argument("--tls-dir", type=Path, default=None,
                       help="serve HTTPS with server.pem and server.key from `collector tls "
                       "init` (gateways then pass --ca-file ca.pem)")

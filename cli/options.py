@@ -41,14 +41,29 @@ def catalog_file_beside(location: Path | str, name: str, option: str) -> Path:
     return location.with_name(name)
 
 
-def collector_signing_key(location: Path | str, given: Path | None):
-    """The collector's Ed25519 key (``given``, or collector.key beside a SQLite catalog),
-    made with its .pub on first use: it signs enrolment answers and the log's tree heads."""
+def add_collector_key_option(parser, use: str, make: bool) -> None:
+    """``--collector-key``: what the command uses the key for, and whether it makes one."""
+    parser.add_argument("--collector-key", type=Path, default=None,
+                        help=f"the collector's Ed25519 key, {use} (default collector.key "
+                        "beside the catalog" + ("; created if missing)" if make
+                                                 else ", if it exists)"))
+
+
+def collector_signing_key(location: Path | str, given: Path | None, make: bool = True,
+                          required: bool = False):
+    """The collector's Ed25519 key (``given``, or collector.key beside a SQLite catalog):
+    it signs enrolment answers and the log's tree heads. With ``make`` it is made with its
+    .pub on first use; otherwise a missing key is None, or an error when ``required``."""
     from obslink.keys import load_private_key, write_keypair
     from obslink.server.collector import SIGNING_KEY_FILE
 
     path = given or catalog_file_beside(location, SIGNING_KEY_FILE, "--collector-key")
     if not path.exists():
+        if not make:
+            if required:
+                raise ConfigError(f"{path} does not exist: give --collector-key, the key "
+                                  "`collector serve` signs tree heads with")
+            return None
         write_keypair(path, path.with_suffix(".pub"))
     return load_private_key(path)
 

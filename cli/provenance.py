@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from obslink.cli.options import catalog_file_beside, command, print_json, with_catalog
-from obslink.errors import ConfigError
+from obslink.cli.options import (add_collector_key_option, collector_signing_key, command,
+                                 print_json, with_catalog)
 
 
 def add_commands(catalog) -> None:
@@ -18,13 +18,15 @@ def add_commands(catalog) -> None:
                          catalog=True, json=True)
     provenance.add_argument("id", help="identifier, e.g. obslink:0-20000-0-54511/3f2a…/17/4")
     provenance.add_argument("--prov", action="store_true", help="print W3C PROV-JSON")
-    _collector_key_option(provenance)
+    add_collector_key_option(provenance, "to sign a tree head when none holds the batch yet",
+                             make=False)
     export = command(catalog, "export-provenance", cmd_export, "write a self-contained "
                      "bundle a third party checks with the station's and the collector's "
                      "public keys (docs/provenance.md)", catalog=True)
     export.add_argument("id", help="batch or observation identifier")
     export.add_argument("--out", type=Path, required=True, help="the bundle file (JSON)")
-    _collector_key_option(export)
+    add_collector_key_option(export, "to sign a tree head when none holds the batch yet",
+                             make=False)
     verify = command(catalog, "verify", cmd_verify, "re-check the whole catalog offline: "
                      "signatures, every row against its signed batch, the log against the "
                      "signed tree heads; exit 1 when anything differs", catalog=True, json=True)
@@ -35,7 +37,7 @@ def add_commands(catalog) -> None:
                     "(--sign: sign one now)", catalog=True, json=True)
     heads.add_argument("--sign", action="store_true", help="sign the tree head now")
     heads.add_argument("--limit", type=int, default=5, help="heads listed (default 5)")
-    _collector_key_option(heads)
+    add_collector_key_option(heads, "to sign with (--sign)", make=False)
     consistency = command(catalog, "consistency", cmd_consistency, "a consistency proof: "
                           "the log of OLD leaves is a prefix of the log of NEW",
                           catalog=True, json=True)
@@ -43,32 +45,11 @@ def add_commands(catalog) -> None:
     consistency.add_argument("new", type=int, help="the newer tree size")
 
 
-def _collector_key_option(parser) -> None:
-    parser.add_argument("--collector-key", type=Path, default=None,
-                        help="the collector's Ed25519 key, to sign a tree head when none "
-                        "covers the batch yet (default: collector.key beside the catalog, "
-                        "if it exists)")
-
-
-def _signing_key(args, required: bool = False):
-    from obslink.keys import load_private_key
-    from obslink.server.collector import SIGNING_KEY_FILE
-
-    path = args.collector_key or catalog_file_beside(args.db, SIGNING_KEY_FILE,
-                                                     "--collector-key")
-    if not path.exists():
-        if required:
-            raise ConfigError(f"{path} does not exist: give --collector-key, the key "
-                              "`collector serve` signs tree heads with")
-        return None
-    return load_private_key(path)
-
-
 def cmd_provenance(args) -> int:
     from obslink.server.catalog.prov_json import to_prov_json
     from obslink.server.catalog.provenance import resolve
 
-    key = _signing_key(args)
+    key = collector_signing_key(args.db, args.collector_key, make=False)
     chain = with_catalog(args.db, lambda catalog: resolve(catalog, args.id, key))
     if args.prov:
         print_json(to_prov_json(chain))
@@ -118,7 +99,7 @@ def _print_chain(chain: dict) -> None:
 def cmd_export(args) -> int:
     from obslink.server.catalog.provenance_bundle import export_bundle
 
-    key = _signing_key(args)
+    key = collector_signing_key(args.db, args.collector_key, make=False)
     bundle = with_catalog(args.db, lambda catalog: export_bundle(catalog, args.id, key))
     args.out.write_text(json.dumps(bundle, indent=2) + "\n")
     print(f"wrote {args.out}: check it with the recipe in docs/provenance.md, the station's "
@@ -158,7 +139,8 @@ def cmd_verify(args) -> int:
 def cmd_tree_head(args) -> int:
     from obslink.server.catalog.provenance import show_tree_head
 
-    key = _signing_key(args, required=True) if args.sign else None
+    key = collector_signing_key(args.db, args.collector_key, make=False, required=True) \
+        if args.sign else None
 
     def heads(catalog):
         if key is not None:
