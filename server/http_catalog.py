@@ -34,6 +34,8 @@ BAD = {400: {"description": "a parameter is malformed; the answer says which and
 UNKNOWN = {404: {"description": "no such identifier in the catalog"}}
 MAX_PAGE = 10_000
 CSV_HEADER = (",".join(CSV_COLUMNS) + "\n").encode()
+MEDIA_TYPES = {"json": "application/json", "csv": "text/csv",
+               "geojson": "application/geo+json", "covjson": "application/prs.coverage+json"}
 
 
 def _list(text: str | None) -> tuple[str, ...]:
@@ -262,10 +264,10 @@ def update_dataset(identifier: str, changes: DatasetChanges, request: Request) -
 
 
 @router.get("/v1/observations", responses={**BAD, 200: {
-    "description": "observations: JSON (a page), CSV or GeoJSON (per `f`)",
-    "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}},
-                "application/geo+json": {"schema": {"type": "object"}},
-                "application/prs.coverage+json": {"schema": {"type": "object"}}}}})
+    "description": "observations: JSON (a page), CSV, GeoJSON or CoverageJSON (per `f`)",
+    "content": {MEDIA_TYPES["json"]: {}, MEDIA_TYPES["csv"]: {"schema": {"type": "string"}},
+                MEDIA_TYPES["geojson"]: {"schema": {"type": "object"}},
+                MEDIA_TYPES["covjson"]: {"schema": {"type": "object"}}}}})
 def observations(request: Request,
                  station: str | None = Query(None, description="comma-separated station ids"),
                  element: str | None = Query(None, description="comma-separated elements"),
@@ -275,7 +277,7 @@ def observations(request: Request,
                  qc: str | None = Query(None, description="only these QC flags, e.g. 0,1"),
                  missing: bool = Query(True, description="include readings without a value"),
                  limit: int | None = Query(None, ge=1, le=MAX_PAGE, description="rows per "
-                                           "page (JSON: default 1000); CSV and GeoJSON "
+                                           "page (JSON: default 1000); the other formats "
                                            "stream everything unless given"),
                  cursor: str | None = Query(None, description="the `next` of the previous "
                                             "page"),
@@ -284,7 +286,8 @@ def observations(request: Request,
                                             "(CoverageJSON, a coverage per series), "
                                             "streamed")):
     """Observations, series by series (a station's element) in time order. JSON comes in
-    pages with a `next` link; CSV and GeoJSON stream the whole answer."""
+    pages with a `next` link; CSV, GeoJSON and CoverageJSON stream the whole answer
+    unless `limit` is given."""
     query = _query(station, element, datetime, bbox, qc, missing)
     try:
         after = Cursor.parse(cursor) if cursor else None
@@ -292,9 +295,8 @@ def observations(request: Request,
         raise HTTPException(400, str(exc)) from None
     context = context_of(request)
     if f != "json" and limit is None:
-        media = {"csv": "text/csv", "geojson": "application/geo+json",
-                 "covjson": "application/prs.coverage+json"}[f]
-        return StreamingResponse(_stream(context.catalog, query, after, f), media_type=media)
+        return StreamingResponse(_stream(context.catalog, query, after, f),
+                                 media_type=MEDIA_TYPES[f])
     size = limit or 1000
     if f in TEXT_FORMATS:  # the page's text comes from the catalog as it is sent
         texts, last, count = [], None, 0
@@ -304,22 +306,22 @@ def observations(request: Request,
         next_link = _next(request, last if count == size else None)
         if f == "csv":
             headers = {"Link": f'<{next_link}>; rel="next"'} if next_link else {}
-            return Response(CSV_HEADER + "".join(texts).encode(), media_type="text/csv",
-                            headers=headers)
+            return Response(CSV_HEADER + "".join(texts).encode(),
+                            media_type=MEDIA_TYPES["csv"], headers=headers)
         body = "".join(texts).removesuffix(",")
         return Response(f'{{"observations": [{body}], "next": {json.dumps(next_link)}, '
                         f'"cursor": {json.dumps(str(last) if next_link else None)}}}',
-                        media_type="application/json")
+                        media_type=MEDIA_TYPES["json"])
     page = list(islice(context.reader().observations(query, after), size))
     next_link = _next(request, page[-1].cursor if len(page) == size else None)
     if f == "covjson":
         return JSONResponse({"type": "CoverageCollection",
                              "coverages": list(_coverages(iter(page))), "next": next_link},
-                            media_type="application/prs.coverage+json")
+                            media_type=MEDIA_TYPES["covjson"])
     if f == "geojson":
         return JSONResponse({"type": "FeatureCollection",
                              "features": [_feature(row) for row in page], "next": next_link},
-                            media_type="application/geo+json")
+                            media_type=MEDIA_TYPES["geojson"])
     raise AssertionError(f)  # the pattern of f admits no other
 
 

@@ -6,10 +6,13 @@ through arrive at most once."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 from obslink.errors import ObslinkError
+from obslink.readings import format_utc
+from obslink.server.catalog.identifiers import observation_id
 
 
 class QueryError(ObslinkError):
@@ -84,9 +87,6 @@ def csv_field(text: str) -> str:
 
 
 def observation_fields(row: ObservationRow) -> dict:
-    from obslink.readings import format_utc
-    from obslink.server.catalog.identifiers import observation_id
-
     return {"id": observation_id(row.station, row.epoch, row.seq, row.index),
             "station": row.station, "observed_at": format_utc(row.observed_us, fixed=True),
             "element": row.element, "unit": row.unit, "value": row.value, "qc": row.qc,
@@ -101,6 +101,4 @@ def csv_line(row: ObservationRow) -> str:
 
 
 def json_object(row: ObservationRow) -> str:
-    import json
-
     return json.dumps(observation_fields(row), ensure_ascii=False)

@@ -56,11 +56,10 @@ class SQLiteQueries:
             params).fetchall()
 
     def _chunks(self, query: ObservationQuery, after: Cursor | None, columns: str,
-                limit: int | None = None, series_params=lambda series_row: ()
-                ) -> Iterator[tuple[tuple, list]]:
-        """(series row, rows) chunk by chunk: ``columns`` (whose parameters
-        ``series_params(series row)`` gives) over the matching observation rows ``v`` and
-        their batches ``b``, then the row's observed_us and id, at most ``limit`` rows."""
+                limit: int | None = None) -> Iterator[tuple[tuple, list]]:
+        """(series row, rows) chunk by chunk: ``columns`` over the matching observation
+        rows ``v`` and their batches ``b``, then the row's observed_us and id, at most
+        ``limit`` rows in all."""
         start = MIN_TIME_US if query.start_us is None else query.start_us
         end = MAX_TIME_US if query.end_us is None else query.end_us
         filters, filter_params = "", []
@@ -83,8 +82,7 @@ class SQLiteQueries:
                 position = max(position, (after.observed_us, after.row))
             while left is None or left > 0:
                 size = CHUNK if left is None else min(CHUNK, left)
-                rows = self.conn.execute(statement, (*series_params(series_row),
-                                                     series, *position, end, *filter_params,
+                rows = self.conn.execute(statement, (series, *position, end, *filter_params,
                                                      size)).fetchall()
                 if rows:
                     yield series_row, rows
