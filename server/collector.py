@@ -189,7 +189,11 @@ class Collector:
                     self.sign_tree_head()
         finally:
             self.flush()
-            self.sign_tree_head()
+            try:
+                self.sign_tree_head()
+            except Exception:  # stopping goes on: the link and threads must still close
+                log.exception("could not sign the log's tree head while stopping; the next "
+                              "collector to run signs one")
             self._committer.shutdown()
             self._lookups.close()
             self.stopping = True
