@@ -67,8 +67,8 @@ class SQLiteLog:
         found = dicts(self.conn.execute(f"SELECT {_HEAD_COLUMNS} FROM tree_heads WHERE id = ?",
                                         (head_id,)))
         if not found:
-            raise StorageError(f"no tree head {head_id}; `obslink catalog tree-heads` lists "
-                               "them")
+            raise StorageError(f"no tree head {head_id}; `obslink catalog tree-head` lists "
+                               "the newest")
         return found[0]
 
     def tree_heads(self, limit: int = 50) -> list[dict]:
@@ -113,11 +113,11 @@ class SQLiteLog:
             columns[1].append(ran)
             columns[2].append(failed)
         with transaction(self.conn):
-            leaves = []
+            leaves = []  # read a batch at a time: the bodies of a large catalog fill memory
             for index, (batch_id, *row) in enumerate(self.conn.execute(
                     "SELECT b.id, b.topic, b.key_id, b.signature, b.body, "
                     "u.digests, b.received_at, b.committed_at, b.qc_origin FROM batches b "
-                    "LEFT JOIN bundles u ON u.id = b.bundle_id ORDER BY b.id").fetchall()):
+                    "LEFT JOIN bundles u ON u.id = b.bundle_id ORDER BY b.id")):
                 digest = digests.get(batch_id) or qc_sha256(row[7], names, [], [], [])
                 leaves.append((index, batch_id, "", digest, leaf_hash(
                     row[0], row[1], bytes(row[2]), hashlib.sha256(row[3]).digest(),
