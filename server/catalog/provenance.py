@@ -183,9 +183,28 @@ def _observation(catalog: Catalog, ident: Identifier, record: dict, signed) -> d
                           "element": field[0], "unit": field[1], "source_field": field[2],
                           "value": signed.values[ident.index],
                           "source_flag": signed.flags.get(ident.index)},
-            "matches_signed": observed_us == signed.times[ident.index]
-            and value == signed.values[ident.index] and (element, unit, source_field)
-            == tuple(field[:3]) and source_flag == signed.flags.get(ident.index)}
+            "matches_signed": not row_differences(rows[0], signed, ident.index)}
+
+
+def row_differences(row: tuple, signed, index: int) -> list[str]:
+    """How a stored observation row (Catalog.observation_rows) differs from reading
+    ``index`` of its signed batch (decoded columns): time, field, value, source flag."""
+    (_row_id, _batch_id, element, unit, source_field, period_s, source_unit, observed_us,
+     value, source_flag, *_qc) = row
+    stored_field = (element, unit, source_field, period_s, source_unit)
+    signed_field = tuple(signed.fields[signed.field_index[index]])
+    signed_flag = signed.flags.get(index)
+    differences = []
+    if observed_us != signed.times[index]:
+        differences.append(f"time {format_utc(observed_us, fixed=True)} (signed "
+                           f"{format_utc(signed.times[index], fixed=True)})")
+    if stored_field != signed_field:
+        differences.append(f"field {stored_field} (signed {signed_field})")
+    if value != signed.values[index]:
+        differences.append(f"value {value!r} (signed {signed.values[index]!r})")
+    if source_flag != signed_flag:
+        differences.append(f"source flag {source_flag!r} (signed {signed_flag!r})")
+    return differences
 
 
 def _bits(mask: int) -> list[int]:

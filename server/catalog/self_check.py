@@ -12,13 +12,12 @@ from typing import Callable
 
 from obslink import wire
 from obslink.errors import WireError
-from obslink.readings import format_utc
 from obslink.server.catalog import merkle
 from obslink.server.catalog.identifiers import batch_id, observation_id
 from obslink.server.catalog.interface import Catalog
 from obslink.server.catalog.log_entries import leaf_hash, qc_sha256
-from obslink.server.catalog.provenance import (key_status_at, signed_message_of,
-                                               tree_head_valid, verifies)
+from obslink.server.catalog.provenance import (key_status_at, row_differences,
+                                               signed_message_of, tree_head_valid, verifies)
 
 CHUNK = 1000  # batches read at a time
 
@@ -146,30 +145,17 @@ def _check_rows(catalog: Catalog, record: dict, signed, report: CheckReport
         row = by_id.get(first + n) if first is not None else None
         report.observations += 1
         if row is None or row[1] != record["id"]:
-            report.problem("observation", where, f"its row ({first + n if first else '?'}) "
+            report.problem("observation", where, f"its row "
+                           f"({'?' if first is None else first + n}) "
                            "is missing: deleted, or moved to another batch")
             complete = False
             continue
-        (row_id, _owner, element, unit, source_field, period_s, source_unit, observed_us,
-         value, source_flag, row_qc, row_ran, row_failed) = row
-        qc.append(row_qc)
-        ran.append(row_ran)
-        failed.append(row_failed)
-        field_now = (element, unit, source_field, period_s, source_unit)
-        field_signed = signed.fields[signed.field_index[n]]
-        differences = []
-        if observed_us != signed.times[n]:
-            differences.append(f"time {format_utc(observed_us, fixed=True)} (signed "
-                               f"{format_utc(signed.times[n], fixed=True)})")
-        if field_now != tuple(field_signed):
-            differences.append(f"field {field_now} (signed {tuple(field_signed)})")
-        if value != signed.values[n]:
-            differences.append(f"value {value!r} (signed {signed.values[n]!r})")
-        if source_flag != signed.flags.get(n):
-            differences.append(f"source flag {source_flag!r} (signed "
-                               f"{signed.flags.get(n)!r})")
+        qc.append(row[10])
+        ran.append(row[11])
+        failed.append(row[12])
+        differences = row_differences(row, signed, n)
         if differences:
-            report.problem("observation", where, f"row {row_id}: " + "; ".join(differences))
+            report.problem("observation", where, f"row {row[0]}: " + "; ".join(differences))
     return (qc, ran, failed) if complete else None
 
 
