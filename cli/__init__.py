@@ -10,11 +10,11 @@ import os
 import sys
 
 from obslink import __version__
-from obslink.cli import agent, catalog, collector, demo, parse, plugins
+from obslink.cli import agent, catalog, collector, demo, monitor, parse, plugins
 from obslink.errors import ConfigError, ObslinkError
 from obslink.logs import LOG_FORMATS, configure_logging
 
-COMMAND_GROUPS = (plugins, parse, agent, collector, catalog, demo)
+COMMAND_GROUPS = (plugins, parse, agent, collector, catalog, monitor, demo)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,9 @@ def add_commands(commands) -> None:
     serve.add_argument("--tree-head-interval", default="60s",
                        help="how often the log's tree head is signed while batches arrive "
                        "(default 60s; e.g. 10s, 5m)")
+    serve.add_argument("--watch-every", default="10s",
+                       help="how often the alarm rules are evaluated (default 10s; 0 turns "
+                       "alarms off for this worker; docs/monitoring.md)")
     stations.add_commands(collector)
     http = command(collector, "http", cmd_collector_http, "the collector's HTTP API: "
                    "enrolment and the catalog (docs/api.md; OpenAPI at /docs)", catalog=True)
@@ -122,13 +125,15 @@ def cmd_collector_serve(args) -> int:
         signal.signal(signum, lambda *_: stop.set())
     grace = parse_age(args.key_grace, "--key-grace")
     interval = parse_age(args.tree_head_interval, "--tree-head-interval")
+    watch_every = parse_age(args.watch_every, "--watch-every") if args.watch_every != "0" \
+        else None
     decryption_key = load_or_create_decryption_key(decryption_path)
     signing_key = collector_signing_key(args.db, args.collector_key)
     Collector(catalog, host, port, args.group, args.network, args.client_id,
               key_grace_s=grace, decryption_key=decryption_key, tls=tls,
               ca_file=str(args.ca_file) if args.ca_file else None, username=args.username,
               password_file=args.password_file, signing_key=signing_key,
-              tree_head_interval=interval).run(stop)
+              tree_head_interval=interval, watch_every=watch_every).run(stop)
     catalog.close()
     return 0
 

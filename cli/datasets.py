@@ -31,6 +31,9 @@ def add_commands(catalog) -> None:
                           help="the centre's id in WCMP2 identifiers (urn:wmo:md:CENTRE:…)")
     settings.add_argument("--default-classification", default=None, choices=CLASSIFICATIONS)
     settings.add_argument("--default-licence", default=None)
+    settings.add_argument("--default-interval", default=None, metavar="SECONDS",
+                          help="how often a station reports when neither it nor its element "
+                               "has a schedule (monitoring's expected readings)")
 
 
 def _extent(dataset: dict) -> str:
@@ -86,7 +89,8 @@ def cmd_update(args) -> int:
 def cmd_settings(args) -> int:
     changes = {key: value for key, value in (
         ("centre_id", args.centre_id), ("default_classification", args.default_classification),
-        ("default_licence", args.default_licence)) if value is not None}
+        ("default_licence", args.default_licence),
+        ("default_interval_s", args.default_interval)) if value is not None}
     found = with_catalog(args.db, lambda catalog: catalog.update_catalog_settings(**changes)
                          if changes else catalog.catalog_settings())
     if args.json:

@@ -37,6 +37,7 @@ topic read {ROOT}/+/+/gap
 topic read {ROOT}/+/+/key
 topic read {ROOT}/+/+/status
 topic write {ROOT}/+/+/ack
+topic write {ROOT}/+/+/alarm/#
 
 # every station (user name = station id): its own topics only
 pattern write {ROOT}/+/%u/data

@@ -34,6 +34,7 @@ from obslink.mqtt_tcp import read_password
 from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Catalog,
                                     Refusal, declared_floors)
 from obslink.server.centre_qc import CentreQC, centre_qc_runner
+from obslink.server.monitoring.watch import DEFAULT_WATCH_EVERY_S, Watch
 from obslink.server.mqtt_link import CONNECTED, MESSAGE, LinkSettings, MqttLink, is_live
 from obslink.server.replay_window import ReplayWindow
 from obslink.server.verify import verify_message
@@ -92,8 +93,12 @@ class Collector:
                  tls: bool = False, ca_file: str | None = None,
                  username: str | None = None, password_file: str | None = None,
                  signing_key: Ed25519PrivateKey | None = None,
-                 tree_head_interval: float = DEFAULT_TREE_HEAD_INTERVAL_S) -> None:
+                 tree_head_interval: float = DEFAULT_TREE_HEAD_INTERVAL_S,
+                 watch_every: float | None = DEFAULT_WATCH_EVERY_S) -> None:
         self.catalog = catalog
+        # alarms are evaluated every watch_every seconds while running (None: never)
+        self.watch_every = watch_every
+        self.watch: Watch | None = None
         # signs the transparency log's tree head every tree_head_interval seconds while the
         # log grows, and when the collector stops (docs/provenance.md)
         self.signing_key = signing_key
@@ -171,6 +176,9 @@ class Collector:
         receiver = threading.Thread(target=self._receive, args=(self._link,),
                                     name="mqtt-link-receiver", daemon=True)
         receiver.start()
+        if self.watch_every:
+            self.watch = Watch(self.catalog, self._publish_or_raise, self.watch_every)
+            self.watch.start()
         try:
             while not stop.is_set():
                 if not self._link.process.is_alive():
@@ -187,8 +195,13 @@ class Collector:
                 if time.monotonic() >= self._next_head:
                     self.flush()
                     self.sign_tree_head()
+                if self.watch is not None and self.watch.due():
+                    self.flush()
+                    self.run_watch()
         finally:
             self.flush()
+            if self.watch is not None:
+                self.watch.stop()
             try:
                 self.sign_tree_head()
             except Exception:  # stopping goes on: the link and threads must still close
@@ -219,6 +232,16 @@ class Collector:
                 raise
             log.warning("could not sign the log's tree head now (%s); trying again in %.0f s",
                         exc, self.tree_head_interval)
+
+    def run_watch(self) -> None:
+        """Evaluate the alarm rules; a database that is busy now is tried next time."""
+        try:
+            self.watch.run_once()
+        except Exception as exc:
+            if not self.catalog.is_transient(exc):
+                raise
+            log.warning("could not evaluate the alarm rules now (%s); trying again in %.0f s",
+                        exc, self.watch.every_s)
 
     def _take_group(self, timeout: float) -> list[tuple[str, bytes, int]]:
         """Up to MAX_GROUP messages, live ones first, backlog up to about GROUP_BYTES."""
@@ -414,6 +437,11 @@ class Collector:
             ack.now = now_us()  # lets a station without a disciplined clock estimate it
             ack.bundles = wire.MAX_BUNDLE_BATCHES  # backlog may come in bundles this large
             self._publish(topic, wire.encode_ack(ack))
+
+    def _publish_or_raise(self, topic: str, payload: bytes, retain: bool) -> None:
+        if self._link is None:
+            raise OSError("the collector's MQTT process is not running")
+        self._link.publish(topic, payload, retain)
 
     def _publish(self, topic: str, payload: bytes) -> None:
         if self._link is not None:  # not running (a test, the bench): nobody to tell

@@ -71,9 +71,10 @@ class MqttLink:
         (DISCONNECTED, reason). Raises EOFError when the link process has ended."""
         return tuple(msgpack.unpackb(self._events.recv_bytes()))
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        """Publish at QoS 1 (a lost ack costs a redelivery, never data)."""
-        frame = msgpack.packb((topic, payload))
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """Publish at QoS 1 (a lost ack costs a redelivery, never data); ``retain`` keeps
+        it on the broker for later subscribers (alarms)."""
+        frame = msgpack.packb((topic, payload, retain))
         with self._send_lock:
             self._acks.send_bytes(frame)
 
@@ -143,8 +144,8 @@ def run_link(settings: LinkSettings, events, acks) -> None:
     client.loop_start()
     try:
         while True:
-            topic, payload = msgpack.unpackb(acks.recv_bytes())
-            client.publish(topic, payload, qos=1)
+            topic, payload, retain = msgpack.unpackb(acks.recv_bytes())
+            client.publish(topic, payload, qos=1, retain=retain)
     except (EOFError, OSError):  # the collector closed its end, or has gone
         pass
     finally:

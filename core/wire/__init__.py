@@ -26,7 +26,8 @@ from obslink.wire.key_announcement import (KEY_ANNOUNCEMENT_VERSION, KeyRotation
                                            decode_key_rotation, encode_key_rotation)
 from obslink.wire.sealed import SEALED_VERSION, SealedMessage, is_sealed, seal, unseal
 from obslink.wire.topics import (LANE_PROPERTY, NETWORK_RE, STATION_ID_RE, TOPIC_ROOT,
-                                 TOPIC_VERSION, ack_topic, check_station_id,
+                                 TOPIC_VERSION, ack_topic, alarm_subscription, alarm_topic,
+                                 check_station_id,
                                  collector_subscription, data_topic, gap_topic, key_topic,
                                  parse_data_topic, status_topic)
 
@@ -36,7 +37,7 @@ __all__ = [
     "MAX_BUNDLE_BATCHES", "MAX_ENVELOPE_BYTES", "MAX_QC_CHECKS", "NETWORK_RE",
     "SEALED_VERSION", "SIGNING_CONTEXT", "STATION_ID_RE", "TOPIC_ROOT", "TOPIC_VERSION",
     "Ack", "Batch", "BatchColumns", "Envelope", "GapReport", "KeyRotation", "SealedMessage",
-    "ack_topic", "bundle_digests", "check_station_id", "collector_subscription",
+    "ack_topic", "alarm_subscription", "alarm_topic", "bundle_digests", "check_station_id", "collector_subscription",
     "data_topic", "decode_ack", "decode_batch", "decode_batch_columns", "decode_gap",
     "decode_key_rotation", "encode_ack", "encode_batch", "encode_gap", "encode_key_rotation",
     "gap_topic", "is_sealed", "key_topic", "open_envelope", "open_message",

@@ -45,6 +45,15 @@ def key_topic(network: str, station: str) -> str:
     return f"{TOPIC_ROOT}/{network}/{station}/key"
 
 
+def alarm_topic(network: str, station: str, rule: str) -> str:
+    """Where the collector keeps a station's alarm of ``rule`` (retained; docs/monitoring.md)."""
+    return f"{TOPIC_ROOT}/{network}/{station}/alarm/{rule}"
+
+
+def alarm_subscription(network: str = "+") -> str:
+    return f"{TOPIC_ROOT}/{network}/+/alarm/+"
+
+
 def collector_subscription(group: str, network: str = "+", kind: str = "data") -> str:
     """MQTT 5 shared subscription: N collector workers in ``group`` share the data (or gap)
     topics."""

@@ -9,7 +9,7 @@ from obslink.readings import format_utc
 
 # from open to closed; an account's clearance (a later issue) admits its level and below
 CLASSIFICATIONS = ("public", "internal", "restricted", "not-released")
-SETTINGS = ("centre_id", "default_classification", "default_licence")
+SETTINGS = ("centre_id", "default_classification", "default_licence", "default_interval_s")
 EDITABLE = ("title", "description", "classification", "licence")
 
 
@@ -37,6 +37,10 @@ def check_settings(changes: dict) -> dict:
     _only(changes, SETTINGS, "the catalog setting")
     if "default_classification" in changes:
         check_classification(changes["default_classification"])
+    interval = changes.get("default_interval_s")
+    if interval is not None and not (str(interval).isdigit() and 0 < int(interval) <= 86400):
+        raise ConfigError(f"default_interval_s {interval!r}: a whole number of seconds from "
+                          "1 to 86400 (how often a station reports unless told otherwise)")
     centre = changes.get("centre_id")
     if centre is not None and not (centre and all(c.isalnum() or c == "-" for c in centre)):
         raise ConfigError(f"centre_id {centre!r}: use letters, digits and '-' (WIS2 centre "

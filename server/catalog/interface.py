@@ -296,6 +296,74 @@ class Catalog(ABC):
                  limit: int = 50) -> tuple[dict[str, int], list[dict]]:
         """Refused messages: counts per reason, and the newest ``limit`` of them."""
 
+    # -- monitoring (docs/monitoring.md) -------------------------------------------------------
+
+    @abstractmethod
+    def schedules(self, station: str | None = None) -> dict[tuple[str, str], int]:
+        """(station, element) -> its reporting interval in seconds, where one is set."""
+
+    @abstractmethod
+    def set_schedule(self, station: str, element: str, interval_s: int | None) -> None: ...
+
+    @abstractmethod
+    def monitor_counts(self, start_us: int, end_us: int, station: str | None = None,
+                       by_hour: bool = False) -> list[tuple]: ...
+
+    @abstractmethod
+    def monitor_streams(self, station: str | None = None) -> list[tuple]: ...
+
+    @abstractmethod
+    def monitor_stations(self) -> list[dict]: ...
+
+    @abstractmethod
+    def refusal_counts(self, since_us: int) -> dict[str, int]: ...
+
+    @abstractmethod
+    def gap_counts(self, since_us: int) -> dict[str, tuple[int, int]]: ...
+
+    @abstractmethod
+    def alarm_rules(self) -> dict[tuple[str, str], dict]: ...
+
+    @abstractmethod
+    def set_alarm_rule(self, station: str, rule: str, settings: dict | None) -> None: ...
+
+    @abstractmethod
+    def open_alarms(self) -> list[dict]: ...
+
+    @abstractmethod
+    def alarms(self, station: str | None = None, open_only: bool = True,
+               limit: int = 200) -> list[dict]: ...
+
+    @abstractmethod
+    def alarm(self, alarm_id: int) -> dict: ...
+
+    @abstractmethod
+    def change_alarms(self, raised: list[tuple], cleared: list[int], at_us: int,
+                      channels: list[str]) -> list[dict]: ...
+
+    @abstractmethod
+    def acknowledge_alarm(self, alarm_id: int, by: str) -> dict: ...
+
+    @abstractmethod
+    def webhooks(self) -> list[dict]: ...
+
+    @abstractmethod
+    def add_webhook(self, url: str) -> dict: ...
+
+    @abstractmethod
+    def remove_webhook(self, url: str) -> None: ...
+
+    @abstractmethod
+    def due_deliveries(self, now: int, channel_prefix: str = "http", limit: int = 50
+                       ) -> list[dict]: ...
+
+    @abstractmethod
+    def record_delivery(self, delivery_id: int, status: str, error: str | None,
+                        next_attempt_us: int | None = None) -> None: ...
+
+    @abstractmethod
+    def deliveries(self, alarm_id: int | None = None, limit: int = 200) -> list[dict]: ...
+
     # -- the transparency log (docs/provenance.md) --------------------------------------------
 
     @abstractmethod

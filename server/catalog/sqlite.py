@@ -1,7 +1,7 @@
 """The SQLite catalog backend: one file (WAL, synchronous FULL), its tables made by
 sqlite_schema's migrations. Each concern is a module of its own, mixed in here: the ingest
 path, keys, the operators' records, datasets, reports, the transparency log, batch
-records, data users' queries."""
+records, data users' queries, monitoring."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from obslink.server.catalog.sqlite_datasets import SQLiteDatasets
 from obslink.server.catalog.sqlite_ingest import SQLiteIngest
 from obslink.server.catalog.sqlite_keys import SQLiteKeys
 from obslink.server.catalog.sqlite_log import SQLiteLog
+from obslink.server.catalog.sqlite_monitor import SQLiteMonitor
 from obslink.server.catalog.sqlite_queries import SQLiteQueries
 from obslink.server.catalog.sqlite_records import SQLiteRecords
 from obslink.server.catalog.sqlite_reports import SQLiteReports
@@ -22,7 +23,7 @@ from obslink.server.catalog.sqlite_schema import MIGRATIONS
 
 
 class SQLiteCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQLiteReports,
-                    SQLiteLog, SQLiteRecords, SQLiteQueries, Catalog):
+                    SQLiteLog, SQLiteRecords, SQLiteQueries, SQLiteMonitor, Catalog):
     #: a path, or a ``sqlite:///path`` URL (``open_catalog`` strips the scheme)
     schemes = ("sqlite", "")
 

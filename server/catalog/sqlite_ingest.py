@@ -15,6 +15,7 @@ from obslink.readings import format_utc, now_us
 from obslink.sqlite_store import insert_rows, transaction
 from obslink.server.catalog.interface import CentreCheck
 from obslink.server.catalog.log_entries import leaf_hash, qc_sha256
+from obslink.server.catalog.monitor_counts import count_arrivals
 from obslink.server.catalog.outcomes import (AcceptedBatch, AcceptedGap, BatchQC, Refusal,
                                              SignedBundle, declared_floors)
 from obslink.server.catalog.sqlite_schema import MAX_CATALOG_CHECKS
@@ -28,6 +29,9 @@ class SQLiteIngest:
     conn: sqlite3.Connection
     #: every batch gets a log leaf; False only where bench/log_cost.py measures what that costs
     transparency_log = True
+    #: what arrived is counted for monitoring as it commits; False only where
+    #: bench/monitor_cost.py measures what that costs
+    monitoring = True
 
     def _init_ingest(self) -> None:
         self._check_bits: dict[str, int] = {}
@@ -96,7 +100,8 @@ class SQLiteIngest:
                 "ON CONFLICT (check_name, series) DO UPDATE SET state = excluded.state",
                 checked.state)
         utc = _UTCCache()
-        committed_at = utc[now_us()]
+        committed_us = now_us()
+        committed_at = utc[committed_us]
         bundles = dict.fromkeys(item.bundle for item in new if item.bundle is not None)
         bundle_ids = {bundle: self._insert_bundle(bundle, utc) for bundle in bundles}
         # a bundle's batches share its digest list: its hash is taken once, for their leaves
@@ -155,6 +160,7 @@ class SQLiteIngest:
         # rowids are max + 1, in the order the rows below are inserted
         next_row = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM "
                                      "observation_values").fetchone()[0]
+        group_first_row = next_row
         batch_values: list = []
         for batch_row, count in chain(plain_batches, flagged_batches):
             batch_row.append(next_row)
@@ -173,6 +179,10 @@ class SQLiteIngest:
                         "source_flag, qc, qc_ran, qc_failed)")
         insert_rows(self.conn, observations, "(?,?,?,?,NULL,?,?,?)", plain)
         insert_rows(self.conn, observations, "(?,?,?,?,?,?,?,?)", flagged)
+        if self.monitoring:
+            count_arrivals(self.conn, group_first_row, committed_us, [
+                (item.batch.station, committed_us, _bool(item.batch.clock.get("synced")),
+                 _float(item.batch.clock.get("offset_ms"))) for item in new])
         return flags
 
     def _store_floors(self, floors: dict[tuple[str, str], int]) -> None:

@@ -287,6 +287,87 @@ MIGRATIONS = [
                    'Surface observations of ' || coalesce(name, id), 'public', '',
                    created_at, created_at FROM stations
     """),
+    # docs/monitoring.md: what arrived, per series and hour, counted as each group commits
+    # (an hour's completeness for a thousand stations then reads a few thousand rows, not
+    # millions); per station the newest batch's clock; alarms, their rules and deliveries
+    ("monitoring: hourly counts, schedules, alarms and their deliveries", """
+        CREATE TABLE monitor_hours (
+            series INTEGER NOT NULL REFERENCES series(id),
+            hour INTEGER NOT NULL,
+            received INTEGER NOT NULL,
+            usable INTEGER NOT NULL,
+            erroneous INTEGER NOT NULL,
+            checked INTEGER NOT NULL,
+            latency_sum REAL NOT NULL,
+            within_10 INTEGER NOT NULL,
+            within_30 INTEGER NOT NULL,
+            within_60 INTEGER NOT NULL,
+            within_120 INTEGER NOT NULL,
+            within_300 INTEGER NOT NULL,
+            within_900 INTEGER NOT NULL,
+            within_1800 INTEGER NOT NULL,
+            within_3600 INTEGER NOT NULL,
+            within_7200 INTEGER NOT NULL,
+            PRIMARY KEY (series, hour)
+        ) WITHOUT ROWID;
+        CREATE INDEX monitor_hours_hour ON monitor_hours (hour);
+        CREATE TABLE monitor_series (
+            series INTEGER PRIMARY KEY REFERENCES series(id),
+            first_us INTEGER NOT NULL,
+            last_us INTEGER NOT NULL,
+            last_committed_us INTEGER NOT NULL
+        );
+        CREATE TABLE monitor_stations (
+            station TEXT PRIMARY KEY REFERENCES stations(id),
+            last_committed_us INTEGER NOT NULL,
+            clock_synced INTEGER,
+            clock_offset_ms REAL
+        );
+        CREATE TABLE schedules (
+            station TEXT NOT NULL REFERENCES stations(id),
+            element TEXT NOT NULL,
+            interval_s INTEGER NOT NULL,
+            PRIMARY KEY (station, element)
+        );
+        INSERT INTO catalog_settings (key, value) VALUES ('default_interval_s', '60');
+        CREATE TABLE alarm_rules (
+            station TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            PRIMARY KEY (station, rule)
+        );
+        CREATE TABLE alarms (
+            id INTEGER PRIMARY KEY,
+            station TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            raised_us INTEGER NOT NULL,
+            cleared_us INTEGER,
+            acknowledged_us INTEGER,
+            acknowledged_by TEXT,
+            detail TEXT NOT NULL,
+            value REAL
+        );
+        CREATE UNIQUE INDEX alarms_open ON alarms (station, rule, subject)
+            WHERE cleared_us IS NULL;
+        CREATE TABLE webhooks (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE alarm_deliveries (
+            id INTEGER PRIMARY KEY,
+            alarm_id INTEGER NOT NULL REFERENCES alarms(id),
+            event TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_us INTEGER NOT NULL,
+            last_attempt_us INTEGER,
+            last_error TEXT
+        );
+        CREATE INDEX alarm_deliveries_pending ON alarm_deliveries (status, next_attempt_us)
+    """),
 ]
 
 MAX_CATALOG_CHECKS = 62  # bits of a signed 64-bit integer column
