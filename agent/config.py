@@ -71,6 +71,7 @@ class AgentConfig:
     username: str | None = None  # broker account (a closed broker: the station id)
     password_file: Path | None = None
     qc: QCSettings = field(default_factory=default_settings)
+    metrics_listen: str | None = None  # HOST:PORT of the agent's Prometheus metrics
 
 
 def load_config(path: str | Path, registry: PluginRegistry) -> AgentConfig:
@@ -169,6 +170,7 @@ class _Checker:
             ca_file=_path(ca_file), password_file=_path(password_file),
             username=None if username is None else str(username),
             sources=[s for s in sources if s is not None], qc=qc, limits=limits,
+            metrics_listen=station_s["metrics_listen"],
             **{key: uplink_s[key] for key in PLAIN_UPLINK_SETTINGS})
 
     def source(self, name: str, table: Any, registry: PluginRegistry, station: str,

@@ -152,6 +152,11 @@ def run_agent(config: AgentConfig, registry: PluginRegistry,
     log.info("agent for station %s (network %s) starting: outbox %s, epoch %s, %d batches "
              "waiting", config.station, config.network, config.outbox_path, stats.epoch,
              stats.batches)
+    metrics = None
+    if config.metrics_listen:
+        from obslink.agent.metrics import serve_metrics
+
+        metrics = serve_metrics(config)
     uplink.start()
     for source in sources:
         source.start(scheduler)
@@ -165,5 +170,7 @@ def run_agent(config: AgentConfig, registry: PluginRegistry,
         for source in sources:
             source.stop()
         uplink.stop()
+        if metrics is not None:
+            metrics.shutdown()
         outbox.close()
     return 0

@@ -56,6 +56,13 @@ def utc_offset(value) -> int:
     return parse_utc_offset(str(value))
 
 
+def _listen(text) -> str:
+    host, sep, port = str(text).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r}: give HOST:PORT, e.g. 127.0.0.1:9108")
+    return str(text)
+
+
 STATION = (
     Setting("id", "", "station id known to the collector (e.g. WIGOS `0-20000-0-54511`); "
             "1-64 of `A-Z a-z 0-9 . _ -`", parse=_station_id, shown_default="required"),
@@ -64,6 +71,11 @@ STATION = (
             kind="path", required="a file path (relative paths are relative to the config)"),
     Setting("utc_offset", "UTC", "the logger clock's fixed offset from UTC (`+08:00`, "
             "`-0530`, `UTC`); sources may override it", parse=utc_offset),
+    Setting("metrics_listen", None, "`HOST:PORT` where the agent serves Prometheus metrics "
+            "(outbox depth by lane, oldest unacknowledged age, quarantined records, "
+            "evictions, broker connection; docs/monitoring.md); needs the `metrics` extra "
+            "(`pip install obslink[metrics]`)", parse=_listen,
+            shown_default="off"),
 )
 
 OUTBOX = (

@@ -46,6 +46,9 @@ def add_commands(commands) -> None:
     serve.add_argument("--watch-every", default="10s",
                        help="how often the alarm rules are evaluated (default 10s; 0 turns "
                        "alarms off for this worker; docs/monitoring.md)")
+    serve.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
+                       help="serve Prometheus metrics here (ingest counters and the "
+                       "network's completeness; docs/monitoring.md)")
     stations.add_commands(collector)
     http = command(collector, "http", cmd_collector_http, "the collector's HTTP API: "
                    "enrolment and the catalog (docs/api.md; OpenAPI at /docs)", catalog=True)
@@ -133,7 +136,8 @@ def cmd_collector_serve(args) -> int:
               key_grace_s=grace, decryption_key=decryption_key, tls=tls,
               ca_file=str(args.ca_file) if args.ca_file else None, username=args.username,
               password_file=args.password_file, signing_key=signing_key,
-              tree_head_interval=interval, watch_every=watch_every).run(stop)
+              tree_head_interval=interval, watch_every=watch_every,
+              metrics_listen=args.metrics_listen).run(stop)
     catalog.close()
     return 0
 

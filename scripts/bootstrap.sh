@@ -19,5 +19,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[server,bufr,test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[server,metrics,bufr,test]"
 echo "bootstrap: obslink $(.venv/bin/obslink --version | cut -d' ' -f2) ready in .venv" >&2

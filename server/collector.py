@@ -94,8 +94,12 @@ class Collector:
                  username: str | None = None, password_file: str | None = None,
                  signing_key: Ed25519PrivateKey | None = None,
                  tree_head_interval: float = DEFAULT_TREE_HEAD_INTERVAL_S,
-                 watch_every: float | None = DEFAULT_WATCH_EVERY_S) -> None:
+                 watch_every: float | None = DEFAULT_WATCH_EVERY_S,
+                 metrics_listen: str | None = None) -> None:
         self.catalog = catalog
+        # Prometheus metrics at HOST:PORT while running (docs/monitoring.md)
+        self.metrics_listen = metrics_listen
+        self.metrics = None
         # alarms are evaluated every watch_every seconds while running (None: never)
         self.watch_every = watch_every
         self.watch: Watch | None = None
@@ -179,6 +183,7 @@ class Collector:
         if self.watch_every:
             self.watch = Watch(self.catalog, self._publish_or_raise, self.watch_every)
             self.watch.start()
+        metrics_server = self._serve_metrics() if self.metrics_listen else None
         try:
             while not stop.is_set():
                 if not self._link.process.is_alive():
@@ -202,6 +207,8 @@ class Collector:
             self.flush()
             if self.watch is not None:
                 self.watch.stop()
+            if metrics_server is not None:
+                metrics_server.shutdown()
             try:
                 self.sign_tree_head()
             except Exception:  # stopping goes on: the link and threads must still close
@@ -232,6 +239,17 @@ class Collector:
                 raise
             log.warning("could not sign the log's tree head now (%s); trying again in %.0f s",
                         exc, self.tree_head_interval)
+
+    def _serve_metrics(self):
+        from prometheus_client import start_http_server
+
+        from obslink.server.monitoring.metrics import collector_registry
+
+        registry, self.metrics = collector_registry(self.catalog.reader)
+        host, _, port = self.metrics_listen.rpartition(":")
+        server, _thread = start_http_server(int(port), host.strip("[]"), registry)
+        log.info("collector metrics at http://%s/metrics", self.metrics_listen)
+        return server
 
     def run_watch(self) -> None:
         """Evaluate the alarm rules; a database that is busy now is tried next time."""
@@ -326,7 +344,11 @@ class Collector:
         commit = self._staged(accepted, floors) if accepted else list
 
         def finish() -> None:
+            started = time.perf_counter()
             new_flags = commit()
+            if self.metrics is not None:
+                self.metrics.committed(accepted, new_flags, time.perf_counter() - started)
+                self.metrics.refused(refusals)
             self.window.raise_floors(floors)
             self.catalog.record_gaps(gaps)
             self.window.remember_evictions(gaps)

@@ -23,7 +23,8 @@ from obslink.plugins.registry import (PluginConflictError, PluginRegistry, load_
 from obslink.server.catalog.backends import SERVER_PLUGINS
 
 # the built-in routes; loaded only where the API runs (they import FastAPI)
-HTTP_PLUGINS = ("obslink.server.http_enrol", "obslink.server.http_catalog")
+HTTP_PLUGINS = ("obslink.server.http_enrol", "obslink.server.http_catalog",
+                "obslink.server.http_monitor")
 
 
 @dataclass(frozen=True)
