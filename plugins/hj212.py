@@ -10,6 +10,7 @@ Annex A CRC, plain CRC-16/MODBUS or byte-swapped MODBUS: ``crc`` is a per-device
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from datetime import date
@@ -17,8 +18,11 @@ from datetime import date
 from obslink.errors import ConfigError
 from obslink.plugins.formats import Decoded, FormatAdapter, Option, quarantine_span
 from obslink.plugins.hj212_codes import FACTORS, KINDS
+from obslink.plugins.hj212_history import HistoryTracker, local_text
 from obslink.plugins import hookimpl
-from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading
+from obslink.readings import QC_MISSING, QC_NOT_CHECKED, Reading, now_us
+
+log = logging.getLogger(__name__)
 
 # (CN, period in seconds or None): the uploads that carry observations
 DATA_COMMANDS = {"2011": None, "2051": 60, "2061": 3600, "2031": 86_400, "2041": 86_400}
@@ -134,6 +138,11 @@ class HJ212Adapter(FormatAdapter):
                      required=True),
         "minute_period": Option(60, "seconds covered by CN 2051 minute data", int),
         "max_packet": Option(9999, "largest data segment accepted, bytes", int),
+        "history_requests": Option(False, "ask the unit for minute, hour and day periods "
+                                   "never received (HJ 212-2017 history-data requests, "
+                                   "BeginTime/EndTime), and store each period once", bool),
+        "history_max_s": Option(7 * 86_400, "the longest hole asked for, seconds (the "
+                                "newest part of a longer one)", int),
     }
 
     def __init__(self, context=None) -> None:
@@ -146,6 +155,21 @@ class HJ212Adapter(FormatAdapter):
         self._periods = dict(DATA_COMMANDS, **{"2051": self.option_values["minute_period"]})
         self._day_cache: dict[str, int] = {}
         self._fields: dict[str, tuple[str, str, str] | bool] = {}
+        self._history = HistoryTracker(
+            self._periods, self.context.utc_offset_minutes,
+            self.option_values["history_max_s"]) \
+            if self.option_values["history_requests"] else None
+        self._reopen = False  # a new connection: ask again for holes still open
+
+    def get_state(self) -> dict:
+        return {"history": self._history.get_state()} if self._history else {}
+
+    def set_state(self, state) -> None:
+        if self._history:
+            self._history.set_state((state or {}).get("history"))
+
+    def start_stream(self, name: str) -> None:
+        self._reopen = self._history is not None
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -251,6 +275,8 @@ class HJ212Adapter(FormatAdapter):
                     f"{', '.join(sorted(self._devices))}); a second device of the station "
                     "goes into mn, a device of another station into that station's agent")
         if command in RESPONSE_COMMANDS:
+            if command == "9012" and self._history:
+                self._history.finished(header)
             result.skipped_text += 1
             return None
         if command not in self._periods:
@@ -260,9 +286,17 @@ class HJ212Adapter(FormatAdapter):
             # The packet arrived intact and is now kept (as readings, or quarantined with
             # its reason): a device that never hears so would resend it forever.
             result.replies.append(self.reply(header))
-        return self._take_values(cp, command, result)
+        if self._reopen:
+            self._reopen = False
+            result.replies += [self._framed(request) for request in self._history.reopen()]
+        return self._take_values(cp, command, result, header)
 
-    def _take_values(self, cp: str, command: str, result: Decoded) -> str | None:
+    def _framed(self, segment: str) -> bytes:
+        log.info("hj212: asking the unit for periods never received: %s", segment)
+        return frame(segment.encode(), self.option_values["reply_crc"])
+
+    def _take_values(self, cp: str, command: str, result: Decoded,
+                     header: dict[str, str]) -> str | None:
         if not CP_VALID.fullmatch(cp):
             bad = next((item for item in CP_SPLIT.split(cp) if item and "=" not in item), cp)
             return f"CP item {bad!r} has no '='"
@@ -274,6 +308,13 @@ class HJ212Adapter(FormatAdapter):
             observed_at = self._time_us(data_time)
         except ValueError:
             return f"DataTime {data_time!r} is not YYYYMMDDhhmmss"
+        if self._history is not None:
+            store, requests = self._history.take(header, observed_at, local_text(
+                now_us(), self.context.utc_offset_minutes) + "000")
+            result.replies += [self._framed(request) for request in requests]
+            if not store:
+                result.skipped_text += 1  # a period stored already
+                return None
         period = self._periods[command]
         flags = {key[:-5]: value for key, value in pairs if key.endswith("-Flag")} \
             if "-Flag=" in cp else {}

@@ -113,7 +113,10 @@ class TCPSource(Source):
 
     def _serve(self, connection: socket.socket, peer: str) -> None:
         adapter = self.make_adapter()
-        adapter.set_state(None)
+        # what the adapter keeps of a device (HJ 212: the periods received and asked
+        # for) carries over from its last connection from this address
+        known = self.sink.positions(self.name).get(peer)
+        adapter.set_state(known.state if known else None)
         adapter.start_stream(peer)
         buffer, position = b"", 0
         connection.settimeout(0.5)
@@ -138,8 +141,8 @@ class TCPSource(Source):
                 origin = ChunkOrigin(self.name, peer, position, position + decoded.consumed,
                                      hashlib.sha256(taken).digest())
                 try:
-                    self.sink.commit(origin, decoded, SourcePosition(origin.end, peer, {}),
-                                     adapter)
+                    self.sink.commit(origin, decoded, SourcePosition(
+                        origin.end, peer, adapter.get_state()), adapter)
                 except Exception:
                     # Not durable, so not acknowledged: close, and the device sends again.
                     log.exception("source %s: could not store data from %s; closing the "

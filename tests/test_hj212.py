@@ -88,3 +88,55 @@ def test_non_finite_values_become_missing():
                    b"a34004-Rtd=inf,a34004-Flag=N;a34002-Rtd=-inf;a21026-Rtd=nan&&")
     readings = HJ212Adapter(AdapterContext("X", 0)).decode(packet, start=0, final=True).readings
     assert [(r.value, r.qc) for r in readings] == [(None, 8)] * 3
+
+
+class TestHistoryRequests:
+    """The hole tracker behind the hj212 option history_requests (plugins/hj212_history)."""
+
+    MINUTE = 60_000_000
+    HEADER = {"CN": "2051", "MN": "U1", "ST": "22", "PW": "123456", "Flag": "5"}
+
+    def tracker(self):
+        from obslink.plugins.hj212_history import HistoryTracker
+
+        return HistoryTracker({"2051": 60, "2061": 3600, "2031": 86_400}, 480, 7 * 86_400)
+
+    def test_a_hole_is_asked_for_once_and_narrowed_by_its_answers(self):
+        tracker, m = self.tracker(), self.MINUTE
+        assert tracker.take(self.HEADER, 0, "Q1") == (True, [])
+        store, requests = tracker.take(self.HEADER, 5 * m, "Q2")
+        assert store and requests == [
+            "QN=Q2;ST=22;CN=2051;PW=123456;MN=U1;Flag=5;CP=&&BeginTime=19700101080100;"
+            "EndTime=19700101080400&&"]
+        assert tracker.take(self.HEADER, 6 * m, "Q3") == (True, [])  # no second request
+        assert tracker.take(self.HEADER, 1 * m, "-") == (True, [])
+        assert tracker.take(self.HEADER, 3 * m, "-") == (True, [])  # out of order
+        assert tracker.take(self.HEADER, 3 * m, "-") == (False, [])  # answered twice
+        assert tracker.take(self.HEADER, 2 * m, "-") == (True, [])
+        assert tracker.holes["U1|2051"][:2] == [4 * m, 4 * m]
+        assert tracker.take(self.HEADER, 4 * m, "-") == (True, [])
+        assert tracker.holes == {}
+        assert tracker.take(self.HEADER, 4 * m, "-") == (False, [])  # stored already
+        assert tracker.take(self.HEADER, 6 * m, "-") == (False, [])  # a resend
+
+    def test_an_open_hole_survives_a_restart_and_is_asked_for_from_where_it_got_to(self):
+        tracker, m = self.tracker(), self.MINUTE
+        tracker.take(self.HEADER, 0, "Q1")
+        tracker.take(self.HEADER, 10 * m, "Q2")
+        tracker.take(self.HEADER, 1 * m, "-")
+        restarted = self.tracker()
+        restarted.set_state(tracker.get_state())
+        assert restarted.reopen() == [
+            "QN=Q2;ST=22;CN=2051;PW=123456;MN=U1;Flag=5;CP=&&BeginTime=19700101080200;"
+            "EndTime=19700101080900&&"]
+        assert restarted.take(self.HEADER, 1 * m, "-") == (False, [])
+
+    def test_the_units_result_closes_the_hole_and_long_holes_are_cut(self):
+        tracker = self.tracker()
+        tracker.take(self.HEADER, 0, "Q1")
+        tracker.take(self.HEADER, 30 * 86_400_000_000, "Q2")
+        first, final = tracker.holes["U1|2051"][:2]
+        assert final - first == 7 * 86_400_000_000  # only the newest week is asked for
+        tracker.finished({"QN": "Q2", "MN": "U1", "CN": "9012"})
+        assert tracker.holes == {}
+        assert tracker.take({**self.HEADER, "CN": "2011"}, 0, "-") == (True, [])

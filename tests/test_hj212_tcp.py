@@ -95,3 +95,66 @@ mn = "AQ0001"
             connection.sendall(packet("20251103101600", 41.0))
             assert b"CN=9014" in read_replies(connection, 1)[0]
     wait_until(lambda: deployment.catalog.count("observations") == 4, message="4 readings")
+
+
+def test_a_hole_from_an_unreachable_unit_is_asked_for_filled_once_and_its_alarm_clears(
+        deployment):
+    """A unit that keeps history (demo/simulated_hj212.py) is unreachable for ten minutes;
+    when it is back, the agent asks for those minutes with a history request, the answers
+    fill the hole exactly once, and the station's completeness alarm clears."""
+    from obslink.demo.simulated_hj212 import SimulatedDAU
+    from obslink.plugins.hj212_history import local_text
+    from obslink.readings import now_us
+
+    dau = SimulatedDAU("AQHIST01", 8 * 60, {"a34004": 30.0, "a21026": 8.0})
+    config = deployment.add_station_with_sources("AQ-HOLES", "+08:00", f"""\
+[sources.dau]
+type = "tcp"
+format = "hj212"
+connect = "127.0.0.1:{dau.port}"
+reconnect_max = 1
+[sources.dau.options]
+mn = "AQHIST01"
+history_requests = true
+""")
+    minute = 60_000_000
+    first = now_us() // minute * minute - 25 * minute
+    per_minute = 2  # factors
+    deployment.start_collector(options=("--watch-every", "1s"))
+    deployment.run_agent(config)
+
+    def stored() -> int:
+        return deployment.catalog.count("observations")
+
+    def completeness_alarm(open_only: bool = True) -> list:
+        return deployment.catalog.query(
+            "SELECT id FROM alarms WHERE station = 'AQ-HOLES' AND rule = 'completeness'"
+            + (" AND cleared_us IS NULL" if open_only else ""))
+    try:
+        wait_until(lambda: dau.connected, timeout=15, message="the agent to connect")
+        for m in range(10):
+            dau.measure(first + m * minute)
+        wait_until(lambda: stored() == 10 * per_minute, timeout=30, message="10 minutes")
+        dau.unreachable()
+        for m in range(10, 20):  # measured while nobody could fetch them
+            dau.measure(first + m * minute)
+        wait_until(completeness_alarm, timeout=30, message="the completeness alarm")
+
+        dau.reachable()
+        wait_until(lambda: dau.connected, timeout=30, message="the agent to reconnect")
+        for m in range(20, 25):
+            dau.measure(first + m * minute)
+        wait_until(lambda: stored() >= 25 * per_minute, timeout=60,
+                   message="the hole filled by the unit's answers")
+        wait_until(lambda: not completeness_alarm(), timeout=30,
+                   message="the completeness alarm to clear")
+    finally:
+        dau.close()
+    assert stored() == 25 * per_minute
+    rows = deployment.catalog.query(
+        "SELECT observed_us, element, count(*) FROM observation_values v JOIN series s "
+        "ON s.id = v.series GROUP BY 1, 2")
+    assert len(rows) == 25 * per_minute and all(count == 1 for *_, count in rows)
+    assert [(r["CN"], r["BeginTime"], r["EndTime"]) for r in dau.requests] == [
+        ("2051", local_text(first + 10 * minute, 480), local_text(first + 19 * minute, 480))]
+    assert completeness_alarm(open_only=False)
