@@ -87,12 +87,13 @@ def ingest_rate(catalog_class, directory: Path, keys, payloads) -> float:
     return readings / elapsed
 
 
-def paired_seconds(directory: Path, keys, payloads) -> tuple[float, float]:
-    """Seconds the same groups take with the log and without it, a group to each in turn
-    (each verified and committed before the next): the machine's speed, which drifts by
-    2-3x between minutes here, is then the same for both sides of every pair."""
-    sides = [collector_for(cls, directory, keys, payloads)
-             for cls in (SQLiteCatalog, CatalogWithoutLog)]
+def paired_seconds(directory: Path, keys, payloads,
+                   classes=(SQLiteCatalog, CatalogWithoutLog)) -> tuple[float, float]:
+    """Seconds the same groups take on each of two catalog classes (with the log and
+    without it), a group to each in turn (each verified and committed before the next):
+    the machine's speed, which drifts by 2-3x between minutes here, is then the same for
+    both sides of every pair."""
+    sides = [collector_for(cls, directory, keys, payloads) for cls in classes]
     spent = [0.0, 0.0]
     for turn in count():
         groups = [side._take_group(timeout=0) for side in sides]

@@ -103,8 +103,8 @@ def _line(found: dict) -> str:
             f" complete {_percent(found['completeness']):>7}"
             f"  available {_percent(found['availability']):>7}"
             f"  QC {_percent(found['qc_coverage']):>7}"
-            f"  ≤60 s {_percent(found['timeliness']['within_60s']):>7}"
-            f"  p95 {_seconds(found['latency_p95_s'])}")
+            + (f"  ≤60 s {_percent(found['timeliness']['within_60s']):>7}"
+               f"  p95 {_seconds(found['latency_p95_s'])}" if "timeliness" in found else ""))
 
 
 def cmd_network(args) -> int:

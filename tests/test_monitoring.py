@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from obslink import wire
 from obslink.errors import ConfigError
 from obslink.keys import key_id, public_bytes
-from obslink.readings import QC_ERRONEOUS, QC_GOOD, QC_NOT_CHECKED, Reading, now_us
+from obslink.readings import (QC_ERRONEOUS, QC_GOOD, QC_NOT_CHECKED, Reading, now_us,
+                              utc_us_from_datetime)
 from obslink.server.catalog import AcceptedBatch, Station, open_catalog
 from obslink.server.catalog.monitor_counts import HOUR_US
 from obslink.server.monitoring import alarms, delivery, rules
@@ -266,3 +270,58 @@ def test_alarms_are_acknowledged_with_who_and_when(catalog):
     assert acknowledged["acknowledged_us"] is not None
     with pytest.raises(Exception, match="no alarm 999"):
         catalog.acknowledge_alarm(999, "x")
+
+HOUR = 3_600_000_000
+reading_times = st.integers(-3 * HOUR, 3 * HOUR)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.tuples(reading_times, st.sampled_from([0, 1, 2, 8, 9]),
+                                   st.booleans()), min_size=1, max_size=20),
+                min_size=1, max_size=6))
+@example([[(0, 1, False), (2 * HOUR, 0, True)]])  # one batch across hours, a None good
+def test_counts_kept_at_commit_equal_counting_the_rows(tmp_path_factory, batches):
+    """What ingest counts per station and hour (server/catalog/monitor_counts.py) is what
+    counting the committed rows says, latency buckets included."""
+    catalog = open_catalog(tmp_path_factory.mktemp("counts") / "catalog.db")
+    try:
+        station = Station_(catalog, "S1")
+        now = now_us()
+        for readings in batches:
+            station.seq += 1
+            batch = wire.Batch("S1", "e1", station.seq, now, [
+                Reading(now + offset, f"e{i}", None if missing else 1.0, "u", f"f{i}", None,
+                        qc, None, 1, 0) for i, (offset, qc, missing) in enumerate(readings)],
+                "toa5", "1", {"name": "f"}, {"synced": True})
+            body = wire.encode_batch(batch)
+            catalog.commit([AcceptedBatch(
+                wire.decode_batch_columns(body), station.topic,
+                key_id(station.key.public_key()),
+                station.key.sign(wire.signed_message(station.topic, body)), body, now_us())])
+        committed = {row[0]: row[1] for row in catalog.conn.execute(
+            "SELECT v.id, b.committed_at FROM observation_values v JOIN batches b ON "
+            "b.id = v.batch_id")}
+        kept = {row[1]: row[2:] for row in catalog.conn.execute(
+            "SELECT station, hour, received, usable, erroneous, checked, within_10, "
+            "within_7200 FROM monitor_hours")}
+        expected: dict[int, list] = {}
+        for row_id, observed, value, qc in catalog.conn.execute(
+                "SELECT id, observed_us, value, qc FROM observation_values"):
+            committed_us = _us(committed[row_id])
+            hour = observed - observed % HOUR
+            found = expected.setdefault(hour, [0, 0, 0, 0, 0, 0])
+            late = committed_us - observed
+            found[0] += 1
+            found[1] += value is not None and qc in (0, 1)
+            found[2] += qc == 2
+            found[3] += qc != 9
+            found[4] += late <= 10_000_000
+            found[5] += late <= 7_200_000_000
+        assert {hour: list(counts) for hour, counts in kept.items()} == expected
+    finally:
+        catalog.close()
+
+
+def _us(text: str) -> int:
+    return utc_us_from_datetime(datetime.fromisoformat(text.replace("Z", "+00:00")))

@@ -310,6 +310,9 @@ class Catalog(ABC):
                        by_hour: bool = False) -> list[tuple]: ...
 
     @abstractmethod
+    def element_counts(self, station: str, start_us: int, end_us: int) -> list[tuple]: ...
+
+    @abstractmethod
     def monitor_streams(self, station: str | None = None) -> list[tuple]: ...
 
     @abstractmethod

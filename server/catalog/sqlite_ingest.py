@@ -15,7 +15,7 @@ from obslink.readings import format_utc, now_us
 from obslink.sqlite_store import insert_rows, transaction
 from obslink.server.catalog.interface import CentreCheck
 from obslink.server.catalog.log_entries import leaf_hash, qc_sha256
-from obslink.server.catalog.monitor_counts import count_arrivals
+from obslink.server.catalog.monitor_counts import ArrivalCounts
 from obslink.server.catalog.outcomes import (AcceptedBatch, AcceptedGap, BatchQC, Refusal,
                                              SignedBundle, declared_floors)
 from obslink.server.catalog.sqlite_schema import MAX_CATALOG_CHECKS
@@ -102,6 +102,7 @@ class SQLiteIngest:
         utc = _UTCCache()
         committed_us = now_us()
         committed_at = utc[committed_us]
+        arrivals = ArrivalCounts(committed_us)  # monitoring's counts (docs/monitoring.md)
         bundles = dict.fromkeys(item.bundle for item in new if item.bundle is not None)
         bundle_ids = {bundle: self._insert_bundle(bundle, utc) for bundle in bundles}
         # a bundle's batches share its digest list: its hash is taken once, for their leaves
@@ -120,6 +121,9 @@ class SQLiteIngest:
         for batch_id, (item, qc) in enumerate(zip(new, columns), start=first_id):
             batch, source = item.batch, item.batch.source
             qcs, ran, failed = qc.qc, qc.ran, qc.failed
+            if self.monitoring:
+                arrivals.add(batch.station, batch.times, batch.values, qcs, (
+                    _bool(batch.clock.get("synced")), _float(batch.clock.get("offset_ms"))))
             translate = self._mask_translator(qc.checks)
             if translate is not _same_mask:
                 ran, failed = list(map(translate, ran)), list(map(translate, failed))
@@ -160,7 +164,6 @@ class SQLiteIngest:
         # rowids are max + 1, in the order the rows below are inserted
         next_row = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM "
                                      "observation_values").fetchone()[0]
-        group_first_row = next_row
         batch_values: list = []
         for batch_row, count in chain(plain_batches, flagged_batches):
             batch_row.append(next_row)
@@ -180,9 +183,7 @@ class SQLiteIngest:
         insert_rows(self.conn, observations, "(?,?,?,?,NULL,?,?,?)", plain)
         insert_rows(self.conn, observations, "(?,?,?,?,?,?,?,?)", flagged)
         if self.monitoring:
-            count_arrivals(self.conn, group_first_row, committed_us, [
-                (item.batch.station, committed_us, _bool(item.batch.clock.get("synced")),
-                 _float(item.batch.clock.get("offset_ms"))) for item in new])
+            arrivals.write(self.conn)
         return flags
 
     def _store_floors(self, floors: dict[tuple[str, str], int]) -> None:

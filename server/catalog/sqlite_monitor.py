@@ -7,12 +7,13 @@ import json
 import sqlite3
 
 from obslink.errors import ConfigError
-from obslink.readings import format_utc, now_us
+from obslink.readings import (QC_ERRONEOUS, QC_GOOD, QC_NOT_CHECKED, QC_SUSPECT, format_utc,
+                              now_us)
 from obslink.sqlite_store import dicts, transaction
 from obslink.server.catalog.errors import NoSuchRecordError
 from obslink.server.catalog.monitor_counts import COUNT_COLUMNS
 
-_SUMS = ", ".join(f"sum(m.{column})" for column in COUNT_COLUMNS)
+_SUMS = ", ".join(f"sum({column})" for column in COUNT_COLUMNS)
 _ALARM_COLUMNS = ("id, station, rule, subject, raised_us, cleared_us, acknowledged_us, "
                   "acknowledged_by, detail, value")
 
@@ -43,23 +44,41 @@ class SQLiteMonitor:
 
     def monitor_counts(self, start_us: int, end_us: int, station: str | None = None,
                        by_hour: bool = False) -> list[tuple]:
-        """(station, element, period_s, [hour,] received, usable, erroneous, checked,
-        latency_sum, *within) summed over the hours that start in [start_us, end_us)."""
+        """(station, [hour,] received, usable, erroneous, checked, latency_sum, *within)
+        summed over the hours that start in [start_us, end_us)."""
         where, params = "", [start_us, end_us]
         if station is not None:
-            where, params = " AND s.station = ?", params + [station]
-        keys = "s.station, s.element, s.period_s" + (", m.hour" if by_hour else "")
+            where, params = " AND station = ?", params + [station]
+        keys = "station" + (", hour" if by_hour else "")
         return self.conn.execute(
-            f"SELECT {keys}, {_SUMS} FROM monitor_hours m JOIN series s ON s.id = m.series "
-            f"WHERE m.hour >= ? AND m.hour < ?{where} GROUP BY {keys}", params).fetchall()
+            f"SELECT {keys}, {_SUMS} FROM monitor_hours m WHERE hour >= ? AND hour < ?"
+            f"{where} GROUP BY {keys}", params).fetchall()
+
+    def element_counts(self, station: str, start_us: int, end_us: int) -> list[tuple]:
+        """(element, period_s, received, usable, erroneous, checked) of a station's rows
+        observed in [start_us, end_us), counted now (per element is asked for one station
+        at a time)."""
+        return self.conn.execute(
+            f"SELECT s.element, s.period_s, count(*), sum(v.value IS NOT NULL AND v.qc IN "
+            f"({QC_GOOD}, {QC_SUSPECT})), sum(v.qc = {QC_ERRONEOUS}), "
+            f"sum(v.qc != {QC_NOT_CHECKED}) FROM series s JOIN observation_values v ON "
+            "v.series = s.id WHERE s.station = ? AND v.observed_us >= ? AND v.observed_us < ? "
+            "GROUP BY s.element, s.period_s", (station, start_us, end_us)).fetchall()
 
     def monitor_streams(self, station: str | None = None) -> list[tuple]:
-        """(station, element, period_s, first_us, last_us, last_committed_us) per stream."""
+        """(station, element, period_s, first_us, last_us) per stream: each series' first
+        and last observation is one seek in the (series, time) index."""
         where, params = ("WHERE s.station = ?", (station,)) if station else ("", ())
-        return self.conn.execute(
-            "SELECT s.station, s.element, s.period_s, min(m.first_us), max(m.last_us), "
-            "max(m.last_committed_us) FROM monitor_series m JOIN series s ON s.id = m.series "
-            f"{where} GROUP BY s.station, s.element, s.period_s", params).fetchall()
+        streams: dict[tuple, list] = {}
+        for sid, element, period, first, last in self.conn.execute(
+                "SELECT s.station, s.element, s.period_s, (SELECT min(observed_us) FROM "
+                "observation_values WHERE series = s.id), (SELECT max(observed_us) FROM "
+                f"observation_values WHERE series = s.id) FROM series s {where}", params):
+            if first is None:
+                continue
+            found = streams.setdefault((sid, element, period), [first, last])
+            found[0], found[1] = min(found[0], first), max(found[1], last)
+        return [(*key, first, last) for key, (first, last) in streams.items()]
 
     def monitor_stations(self) -> list[dict]:
         """Every station with what monitoring needs of it: schedule, creation and

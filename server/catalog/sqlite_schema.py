@@ -287,12 +287,13 @@ MIGRATIONS = [
                    'Surface observations of ' || coalesce(name, id), 'public', '',
                    created_at, created_at FROM stations
     """),
-    # docs/monitoring.md: what arrived, per series and hour, counted as each group commits
-    # (an hour's completeness for a thousand stations then reads a few thousand rows, not
-    # millions); per station the newest batch's clock; alarms, their rules and deliveries
+    # docs/monitoring.md: what arrived, per station and hour, counted as each group commits
+    # (a day's completeness for a thousand stations then reads 24,000 rows, not millions;
+    # per series it cost a row write per live reading); per station when it last committed
+    # and its newest batch's clock; alarms, their rules and deliveries
     ("monitoring: hourly counts, schedules, alarms and their deliveries", """
         CREATE TABLE monitor_hours (
-            series INTEGER NOT NULL REFERENCES series(id),
+            station TEXT NOT NULL,
             hour INTEGER NOT NULL,
             received INTEGER NOT NULL,
             usable INTEGER NOT NULL,
@@ -308,15 +309,9 @@ MIGRATIONS = [
             within_1800 INTEGER NOT NULL,
             within_3600 INTEGER NOT NULL,
             within_7200 INTEGER NOT NULL,
-            PRIMARY KEY (series, hour)
+            PRIMARY KEY (station, hour)
         ) WITHOUT ROWID;
         CREATE INDEX monitor_hours_hour ON monitor_hours (hour);
-        CREATE TABLE monitor_series (
-            series INTEGER PRIMARY KEY REFERENCES series(id),
-            first_us INTEGER NOT NULL,
-            last_us INTEGER NOT NULL,
-            last_committed_us INTEGER NOT NULL
-        );
         CREATE TABLE monitor_stations (
             station TEXT PRIMARY KEY REFERENCES stations(id),
             last_committed_us INTEGER NOT NULL,

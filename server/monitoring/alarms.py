@@ -37,8 +37,7 @@ def findings(catalog, now_us: int) -> list[Finding]:
             start = hour_floor(now_us - hours * HOUR_US)
             sums: dict[str, tuple[int, Counts]] = {}
             for row in catalog.monitor_counts(start, now_us + HOUR_US):
-                expected, counts = sums.setdefault(row[0], (0, Counts()))
-                counts.add(row[3:])
+                sums.setdefault(row[0], (0, Counts()))[1].add(row[1:])
             for sid, streams in state.streams.items():
                 expected = sum(state.expected(s, start, now_us + HOUR_US) for s in streams)
                 sums[sid] = (expected, sums.get(sid, (0, Counts()))[1])

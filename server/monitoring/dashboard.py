@@ -106,8 +106,8 @@ def station_page(report: dict, history: dict, alarms: list[dict]) -> str:
         f'<tr><td>{_element_name(e)}</td><td>every {e["interval_s"]} s</td>'
         f'<td>{e["received"]}/{e["expected"]}</td>'
         f'<td>{_percent(e["completeness"])}</td><td>{_percent(e["availability"])}</td>'
-        f'<td>{_percent(e["timeliness"]["within_60s"])}</td><td>{e["latency_p95_s"] or "–"}'
-        f"</td></tr>" for e in found["elements"])
+        f'<td>{_percent(e["qc_coverage"])}</td><td>{_percent(e["erroneous_share"])}</td>'
+        f"</tr>" for e in found["elements"])
     charts = "".join(
         f"<h2>{title}</h2>" + _bars(history[key], field, scale, label)
         for title, key, field, scale, label in (
@@ -121,9 +121,11 @@ def station_page(report: dict, history: dict, alarms: list[dict]) -> str:
         f'{escape(" ".join(filter(None, (station, found["name"]))))}: '
         f'{LABELS[found["status"]]}</h1>'
         f'<p>last committed {escape(found["last_committed_at"] or "never")}; the last hour: '
-        f'{found["received"]} of {found["expected"]} expected readings</p>'
+        f'{found["received"]} of {found["expected"]} expected readings, '
+        f'{_percent(found["timeliness"]["within_60s"])} within 60 s, 95 % within '
+        f'{found["latency_p95_s"] or "–"} s</p>'
         f"<table><tr><th>element</th><th>schedule</th><th>received</th><th>complete</th>"
-        f"<th>available</th><th>≤ 60 s</th><th>p95 s</th></tr>{rows}</table>"
+        f"<th>available</th><th>QC coverage</th><th>erroneous</th></tr>{rows}</table>"
         f"{charts}<h2>Open alarms</h2>{_alarm_table(alarms)}"))
 
 

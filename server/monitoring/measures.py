@@ -82,8 +82,18 @@ class Measure:
         share = self._share(self.counts.usable, self.expected)
         return None if share is None else min(share, 1.0)
 
-    def as_dict(self) -> dict:
+    def as_dict(self, timeliness: bool = True) -> dict:
+        """The measures as JSON; without ``timeliness`` (an element's: arrival times are
+        counted per station) the latency fields are left out."""
         counts = self.counts
+        if not timeliness:
+            return {"expected": self.expected, "received": counts.received,
+                    "usable": counts.usable, "erroneous": counts.erroneous,
+                    "completeness": _round(self.completeness),
+                    "availability": _round(self.availability),
+                    "qc_coverage": _round(self._share(counts.checked, counts.received)),
+                    "erroneous_share": _round(self._share(counts.erroneous,
+                                                          counts.received))}
         return {
             "expected": self.expected, "received": counts.received, "usable": counts.usable,
             "erroneous": counts.erroneous,
@@ -127,7 +137,6 @@ class Stream:
     period_s: int | None
     first_us: int
     last_us: int
-    last_committed_us: int
 
 
 def interval_of(stream: Stream, schedules: dict[tuple[str, str], int],

@@ -84,23 +84,18 @@ class NetworkState:
 def period_report(catalog, start_us: int, end_us: int, now_us: int,
                   station: str | None = None, elements: bool = False) -> dict:
     """Every station's (or one's) measures over the hours starting in [start_us, end_us),
-    with the network's roll-up."""
+    with the network's roll-up; with ``elements``, each station's per element (counted
+    from its rows: meant for one station)."""
     state = NetworkState.read(catalog, now_us, station)
     start_us, end_us = hour_floor(start_us), -(-end_us // HOUR_US) * HOUR_US
     per_station = {sid: Measure(start_us, end_us) for sid in state.stations}
-    per_element: dict[tuple[str, str, int | None], Measure] = {}
     for sid, streams in state.streams.items():
-        if sid not in per_station:
-            continue
-        for stream in streams:
-            expected = state.expected(stream, start_us, end_us)
-            per_station[sid].expected += expected
-            key = (sid, stream.element, stream.period_s)
-            per_element.setdefault(key, Measure(start_us, end_us)).expected += expected
+        if sid in per_station:
+            per_station[sid].expected = sum(state.expected(s, start_us, end_us)
+                                            for s in streams)
     for row in catalog.monitor_counts(start_us, end_us, station):
         if row[0] in per_station:
-            per_station[row[0]].counts.add(row[3:])
-            per_element.setdefault(row[:3], Measure(start_us, end_us)).counts.add(row[3:])
+            per_station[row[0]].counts.add(row[1:])
     network = Measure(start_us, end_us)
     listed = []
     for sid, measure in per_station.items():
@@ -117,13 +112,7 @@ def period_report(catalog, start_us: int, end_us: int, now_us: int,
                  "last_committed_at": _utc(found["last_committed_us"]),
                  "interval_s": state.shortest_interval(sid), **measure.as_dict()}
         if elements:
-            entry["elements"] = [
-                {"element": element, "period_s": period, "interval_s": state.interval(
-                    next(s for s in state.streams[sid] if (s.element, s.period_s) ==
-                         (element, period))), **m.as_dict()}
-                for (station_id, element, period), m in sorted(
-                    per_element.items(), key=lambda item: (item[0][1], item[0][2] or 0))
-                if station_id == sid and sid in state.streams]
+            entry["elements"] = _elements(catalog, state, sid, start_us, end_us)
         listed.append(entry)
     statuses = [entry["status"] for entry in listed if not entry["retired"]]
     return {"start": format_utc(start_us), "end": format_utc(end_us),
@@ -132,6 +121,25 @@ def period_report(catalog, start_us: int, end_us: int, now_us: int,
                 "by_status": {status: statuses.count(status) for status in
                               ("complete", "below", "not-reporting")}},
             "stations": listed}
+
+
+def _elements(catalog, state: NetworkState, station: str, start_us: int,
+              end_us: int) -> list[dict]:
+    """A station's measures per element (stream) over [start_us, end_us); arrival times
+    are counted per station, so an element's carry no timeliness."""
+    streams = {(s.element, s.period_s): s for s in state.streams.get(station, [])}
+    measures = {key: Measure(start_us, end_us, state.expected(stream, start_us, end_us))
+                for key, stream in streams.items()}
+    for element, period, *counts in catalog.element_counts(station, start_us, end_us):
+        measures.setdefault((element, period), Measure(start_us, end_us)).counts.add(
+            (*counts, 0.0))
+    return [{"element": element, "period_s": period,
+             "interval_s": state.interval(streams[(element, period)])
+             if (element, period) in streams else None,
+             **measure.as_dict(timeliness=False)}
+            for (element, period), measure in sorted(measures.items(),
+                                                     key=lambda item: (item[0][0],
+                                                                       item[0][1] or 0))]
 
 
 def station_history(catalog, station: str, now_us: int, hours: int = 24,
@@ -159,7 +167,7 @@ def _buckets(catalog, state: NetworkState, station: str, streams: list[Stream],
                                for s in streams)
     for row in catalog.monitor_counts(start_us, start_us + count * step_us, station,
                                       by_hour=True):
-        measures[(row[3] - start_us) // step_us].counts.add(row[4:])
+        measures[(row[1] - start_us) // step_us].counts.add(row[2:])
     return [{"start": format_utc(m.start_us), **m.as_dict()} for m in measures]
 
 
