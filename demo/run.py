@@ -219,9 +219,30 @@ def _summarise(catalog_path, written, produced, committed, stations, duration, k
         if committed else None,
         "latency_ms": {"p50": _percentile(latencies, 50), "p99": _percentile(latencies, 99)},
     }
+    summary["monitoring"] = _monitoring(catalog_path)
     if kept:
         summary["directory"] = str(kept)
     return summary
+
+
+def _monitoring(catalog_path: Path) -> dict:
+    """The network as monitoring sees it now (docs/monitoring.md): the last hour's
+    completeness and each station's status, and the alarms the collector's watch raised."""
+    from obslink.readings import now_us
+    from obslink.server.catalog import open_catalog
+    from obslink.server.monitoring.report import period_report
+
+    catalog = open_catalog(catalog_path)
+    try:
+        now = now_us()
+        network = period_report(catalog, now - 3_600_000_000, now, now)["network"]
+        alarms = [alarm["rule"] for alarm in catalog.alarms(open_only=False)]
+    finally:
+        catalog.close()
+    return {"completeness_percent": None if network["completeness"] is None
+            else round(100 * network["completeness"], 1),
+            "by_status": network["by_status"],
+            "alarms_raised": {rule: alarms.count(rule) for rule in sorted(set(alarms))}}
 
 
 def _iso_us(text: str) -> int:
@@ -239,6 +260,13 @@ def _percentile(values: list[float], percent: float) -> float | None:
     return round(values[rank - 1], 1)
 
 
+def _monitoring_line(found: dict) -> str:
+    statuses = ", ".join(f"{count} {status}" for status, count in found["by_status"].items())
+    alarms = ", ".join(f"{count} {rule}" for rule, count in found["alarms_raised"].items())
+    return (f"last hour {found['completeness_percent']} % complete ({statuses}); alarms "
+            f"raised: {alarms or 'none'}")
+
+
 def _print_summary(summary: dict) -> None:
     latency = summary["latency_ms"]
     print(f"""
@@ -250,6 +278,7 @@ obslink demo summary
   refused             {summary['refused']}
   QC flags            {', '.join(f'{n} {c}' for n, c in summary['qc_flags'].items())}
   QC coverage         {summary['qc_coverage_percent']} %
-  latency written→committed  p50 {latency['p50']} ms, p99 {latency['p99']} ms""")
+  latency written→committed  p50 {latency['p50']} ms, p99 {latency['p99']} ms
+  monitoring          {_monitoring_line(summary['monitoring'])}""")
     if "directory" in summary:
         print(f"  kept in            {summary['directory']}")

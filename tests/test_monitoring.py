@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -17,8 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from obslink import wire
 from obslink.errors import ConfigError
 from obslink.keys import key_id, public_bytes
-from obslink.readings import (QC_ERRONEOUS, QC_GOOD, QC_NOT_CHECKED, Reading, now_us,
-                              utc_us_from_datetime)
+from obslink.readings import QC_ERRONEOUS, QC_GOOD, QC_NOT_CHECKED, Reading, now_us
 from obslink.server.catalog import AcceptedBatch, Station, open_catalog
 from obslink.server.catalog.monitor_counts import HOUR_US
 from obslink.server.monitoring import alarms, delivery, rules
@@ -26,6 +24,7 @@ from obslink.server.monitoring.measures import expected_count
 from obslink.server.monitoring.report import period_report, station_history
 from obslink.server.monitoring.watch import Watch
 from tests.conftest import wait_until
+from tests.test_catalog_rows import _us
 
 MINUTE = 60_000_000
 
@@ -322,6 +321,3 @@ def test_counts_kept_at_commit_equal_counting_the_rows(tmp_path_factory, batches
     finally:
         catalog.close()
 
-
-def _us(text: str) -> int:
-    return utc_us_from_datetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
