@@ -198,17 +198,21 @@ def _alarm_line(alarm: dict) -> str:
 
 
 def cmd_alarms(args) -> int:
+    from obslink.server.monitoring.delivery import alarm_json
+
     found = with_catalog(args.db, lambda catalog: catalog.alarms(
         args.station, open_only=not args.all, limit=args.limit))
-    return print_listing(found, args.json, "no open alarms" if not args.all else "no alarms",
-                         _alarm_line)
+    return print_listing([alarm_json(alarm) for alarm in found], args.json,
+                         "no open alarms" if not args.all else "no alarms", _alarm_line)
 
 
 def cmd_ack(args) -> int:
     by = args.by or getpass.getuser()
+    from obslink.server.monitoring.delivery import alarm_json
+
     found = with_catalog(args.db, lambda catalog: catalog.acknowledge_alarm(args.id, by))
     if args.json:
-        print_json(found)
+        print_json(alarm_json(found))
     else:
         print(_alarm_line(found))
     return 0

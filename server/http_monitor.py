@@ -18,6 +18,7 @@ from obslink.server.catalog.errors import NoSuchRecordError
 from obslink.server.http_api import context_of
 from obslink.server.http_catalog import BAD, UNKNOWN, operator_on_this_host
 from obslink.server.monitoring import dashboard
+from obslink.server.monitoring.delivery import alarm_json
 from obslink.server.monitoring.report import HOUR_US, period_report, station_history
 from obslink.server.qc_report import parse_age
 
@@ -71,7 +72,8 @@ def station(station: str, request: Request, period: str = PERIOD, day: str | Non
 def alarms(request: Request, state: str = Query("open", pattern="^(open|all)$"),
            station: str | None = None, limit: int = Query(200, ge=1, le=10_000)) -> list:
     """Alarms, newest first: open ones, or all with ``state=all``."""
-    return context_of(request).reader().alarms(station, state == "open", limit)
+    return [alarm_json(alarm) for alarm in
+            context_of(request).reader().alarms(station, state == "open", limit)]
 
 
 class Acknowledgement(BaseModel):
@@ -89,7 +91,7 @@ def acknowledge(acknowledgement: Acknowledgement, request: Request,
 
     catalog = open_catalog(context_of(request).catalog)
     try:
-        return catalog.acknowledge_alarm(alarm_id, acknowledgement.by)
+        return alarm_json(catalog.acknowledge_alarm(alarm_id, acknowledgement.by))
     except NoSuchRecordError as exc:
         raise HTTPException(404, str(exc)) from None
     finally:

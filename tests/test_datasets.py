@@ -71,7 +71,8 @@ def test_operators_list_show_and_update_datasets(tmp_path):
 def test_stations_of_an_older_catalog_get_their_datasets(tmp_path):
     path = tmp_path / "catalog.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    apply_migrations(conn, MIGRATIONS[:-1])  # every migration before datasets
+    before = next(i for i, (name, _) in enumerate(MIGRATIONS) if name.startswith("datasets"))
+    apply_migrations(conn, MIGRATIONS[:before])  # every migration before datasets
     conn.execute("INSERT INTO stations (id, name, network, created_at) VALUES "
                  "('OLD', NULL, 'net', '2025-01-01T00:00:00.000000Z')")
     conn.close()

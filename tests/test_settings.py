@@ -84,7 +84,7 @@ def test_every_declared_agent_setting_reaches_the_running_config(tmp_path):
     collector = public_bytes(X25519PrivateKey.generate().public_key()).hex()
     given = {
         "station": {"id": "S-1", "network": "net2", "private_key": "k/station.key",
-                    "utc_offset": "+02:00"},
+                    "utc_offset": "+02:00", "metrics_listen": "127.0.0.1:9108"},
         "outbox": {"path": "o/outbox.db", "synchronous": "normal", "max_batch_readings": 7,
                    "max_bytes": 1000, "max_age": 3600, "evict": "thin",
                    "min_free_disk": 0},
@@ -113,7 +113,8 @@ def test_every_declared_agent_setting_reaches_the_running_config(tmp_path):
     seen = {
         "station": {"id": config.station, "network": config.network,
                     "private_key": config.private_key,
-                    "utc_offset": config.sources[0].adapter_context.utc_offset_minutes},
+                    "utc_offset": config.sources[0].adapter_context.utc_offset_minutes,
+                    "metrics_listen": config.metrics_listen},
         "outbox": {"path": config.outbox_path, "synchronous": config.synchronous,
                    "max_batch_readings": config.max_batch_readings,
                    "max_bytes": config.limits.max_bytes, "max_age": config.limits.max_age_s,
@@ -127,7 +128,8 @@ def test_every_declared_agent_setting_reaches_the_running_config(tmp_path):
     }
     assert seen == {
         "station": {"id": "S-1", "network": "net2",
-                    "private_key": tmp_path / "k" / "station.key", "utc_offset": 120},
+                    "private_key": tmp_path / "k" / "station.key", "utc_offset": 120,
+                    "metrics_listen": "127.0.0.1:9108"},
         "outbox": {"path": tmp_path / "o" / "outbox.db", "synchronous": "NORMAL",
                    "max_batch_readings": 7, "max_bytes": 1000, "max_age": 3600,
                    "evict": "thin", "min_free_disk": None},

@@ -121,9 +121,9 @@ class SQLiteIngest:
         for batch_id, (item, qc) in enumerate(zip(new, columns), start=first_id):
             batch, source = item.batch, item.batch.source
             qcs, ran, failed = qc.qc, qc.ran, qc.failed
+            clock = (_bool(batch.clock.get("synced")), _float(batch.clock.get("offset_ms")))
             if self.monitoring:
-                arrivals.add(batch.station, batch.times, batch.values, qcs, (
-                    _bool(batch.clock.get("synced")), _float(batch.clock.get("offset_ms"))))
+                arrivals.add(batch.station, batch.times, batch.values, qcs, clock)
             translate = self._mask_translator(qc.checks)
             if translate is not _same_mask:
                 ran, failed = list(map(translate, ran)), list(map(translate, failed))
@@ -144,8 +144,7 @@ class SQLiteIngest:
                 batch.adapter_version, _text(source.get("name")), _text(source.get("stream")),
                 _int(source.get("start")), _int(source.get("end")),
                 raw_sha.hex() if isinstance(raw_sha, bytes) else None,
-                _bool(batch.clock.get("synced")), _float(batch.clock.get("offset_ms")),
-                len(batch.times), utc[batch.created_at], received_at, committed_at,
+                *clock, len(batch.times), utc[batch.created_at], received_at, committed_at,
                 qc.origin, bundle_ids.get(item.bundle), log_index]
             # A row is its series' constant part + the reading's own columns, joined in C:
             # the drain rate depends on not running Python code per reading.

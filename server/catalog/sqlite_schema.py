@@ -289,7 +289,9 @@ MIGRATIONS = [
     """),
     # docs/monitoring.md: what arrived, per station and hour, counted as each group commits
     # (a day's completeness for a thousand stations then reads 24,000 rows, not millions;
-    # per series it cost a row write per live reading); per station when it last committed
+    # per series it cost a row write per live reading); keyed by hour first, so that a live
+    # group's rows, all of the current hour, share a few pages; per station when it last
+    # committed
     # and its newest batch's clock; alarms, their rules and deliveries
     ("monitoring: hourly counts, schedules, alarms and their deliveries", """
         CREATE TABLE monitor_hours (
@@ -309,9 +311,9 @@ MIGRATIONS = [
             within_1800 INTEGER NOT NULL,
             within_3600 INTEGER NOT NULL,
             within_7200 INTEGER NOT NULL,
-            PRIMARY KEY (station, hour)
+            PRIMARY KEY (hour, station)
         ) WITHOUT ROWID;
-        CREATE INDEX monitor_hours_hour ON monitor_hours (hour);
+        CREATE INDEX monitor_hours_station ON monitor_hours (station, hour);
         CREATE TABLE monitor_stations (
             station TEXT PRIMARY KEY REFERENCES stations(id),
             last_committed_us INTEGER NOT NULL,

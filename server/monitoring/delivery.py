@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 import threading
 
-import requests
-
 from obslink import wire
 from obslink.readings import format_utc, now_us
 
@@ -21,13 +19,21 @@ FIRST_RETRY_S = 5.0  # doubled at each attempt: 5 s … about 10 min for the 8th
 WEBHOOK_TIMEOUT_S = 10.0
 
 
+def alarm_json(alarm: dict) -> dict:
+    """An alarm as the API and ``--json`` show it: its record, with its times also as
+    RFC 3339 text."""
+    show = lambda us: None if us is None else format_utc(us)  # noqa: E731
+    return {**alarm, "raised_at": show(alarm["raised_us"]),
+            "cleared_at": show(alarm["cleared_us"]),
+            "acknowledged_at": show(alarm["acknowledged_us"])}
+
+
 def alarm_message(alarm: dict, state: str) -> dict:
     """An alarm's JSON (MQTT payload and webhook body)."""
-    show = lambda us: None if us is None else format_utc(us)  # noqa: E731
+    found = alarm_json(alarm)
     return {"alarm": alarm["id"], "station": alarm["station"], "rule": alarm["rule"],
-            "subject": alarm["subject"], "state": state,
-            "raised_at": show(alarm["raised_us"]), "cleared_at": show(alarm["cleared_us"]),
-            "acknowledged_at": show(alarm["acknowledged_us"]),
+            "subject": alarm["subject"], "state": state, "raised_at": found["raised_at"],
+            "cleared_at": found["cleared_at"], "acknowledged_at": found["acknowledged_at"],
             "acknowledged_by": alarm["acknowledged_by"], "detail": alarm["detail"],
             "value": alarm["value"]}
 
@@ -55,6 +61,8 @@ class WebhookSender:
         self._thread.join(WEBHOOK_TIMEOUT_S + 5)
 
     def _run(self) -> None:
+        import requests  # here, not at import: the collector starts faster without it
+
         catalog = self._open_reader()
         session = requests.Session()
         try:
@@ -70,8 +78,11 @@ class WebhookSender:
             catalog.close()
 
 
-def send_due(catalog, session: requests.Session) -> int:
-    """Post every due webhook delivery once; returns how many were tried."""
+def send_due(catalog, session) -> int:
+    """Post every due webhook delivery once (``session``: a requests.Session); returns how
+    many were tried."""
+    import requests
+
     due = catalog.due_deliveries(now_us(), "http")
     for delivery in due:
         alarm = catalog.alarm(delivery["alarm_id"])
