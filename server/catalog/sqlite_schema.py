@@ -319,7 +319,7 @@ MIGRATIONS = [
             last_committed_us INTEGER NOT NULL,
             clock_synced INTEGER,
             clock_offset_ms REAL
-        );
+        ) WITHOUT ROWID;
         CREATE TABLE schedules (
             station TEXT NOT NULL REFERENCES stations(id),
             element TEXT NOT NULL,
