@@ -10,8 +10,9 @@
   from the hourly counts (`obslink monitor network --day`), beside sqlite3 counting the
   same day's rows per station in the same run.
 - Silence to alarm: a station with a 5 s interval commits a batch and stops; the watch
-  runs every second on the 1,000-station catalog, as the collector's does; measured: the
-  seconds until its silent alarm (the rule: 2 intervals), and one evaluation's time.
+  runs every second on the 1,000-station catalog, as the collector's does, every rule
+  evaluated for every station; measured: the seconds until its silent alarm (the rule: 2
+  intervals), and one evaluation's time.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from catalog_queries import DAY, ELEMENTS, T0, build, station_id
+from catalog_queries import DAY, ELEMENTS, T0, build
 from log_cost import ELEMENTS as LIVE_ELEMENTS, messages, paired_seconds
 from obslink import wire
 from obslink.readings import Reading, now_us
-from obslink.server.catalog import AcceptedBatch, open_catalog
+from obslink.server.catalog import AcceptedBatch, Station, open_catalog
 from obslink.server.catalog.sqlite import SQLiteCatalog
 from obslink.server.monitoring.report import period_report
 from obslink.server.monitoring.watch import Watch
@@ -109,17 +110,20 @@ def main() -> int:
                 if partial.exists():
                     partial.rename(f"{path}{suffix}")
         day_completeness(path, args.stations)
-        silence(path, station_id(0), interval_s=5)
+        silence(path, interval_s=5)
     return 0
 
 
-def silence(path: Path, station: str, interval_s: int) -> None:
-    """A station's last batch, then silence: seconds until the watch raises its alarm."""
+def silence(path: Path, interval_s: int, station: str = "SILENCE-BENCH") -> None:
+    """A station's last batch, then silence: seconds until the watch raises its alarm. The
+    station is one of its own (the day's stations keep their schedule), and the silent
+    rule is the only one on, for it alone: the built stations fell silent when the build
+    ended, and each would raise an alarm."""
     catalog = open_catalog(path)
-    catalog.update(station, interval_seconds=interval_s)
-    # its streams' interval is the station's only without a schedule of their own
-    for element, _unit, _field in ELEMENTS:
-        catalog.set_schedule(station, element, interval_s)
+    if not catalog.station_exists(station):
+        catalog.add_station(Station(station, "bench", interval_seconds=interval_s), None, None)
+    catalog.set_alarm_rule("", "silent", {"enabled": False})
+    catalog.set_alarm_rule(station, "silent", {"enabled": True})
     catalog.commit([fresh_batch(station)])
     committed = catalog.monitor_stations()
     last = next(s["last_committed_us"] for s in committed if s["id"] == station)
@@ -147,7 +151,7 @@ def fresh_batch(station: str) -> AcceptedBatch:
     now = now_us()
     readings = [Reading(now, element, 1.0, unit, field, None, 0, None, 0, 0)
                 for element, unit, field in ELEMENTS]
-    body = wire.encode_batch(wire.Batch(station, "fresh", 1, now, readings, "bench", "1"))
+    body = wire.encode_batch(wire.Batch(station, "fresh", now, now, readings, "bench", "1"))
     return AcceptedBatch(wire.decode_batch_columns(body), wire.data_topic("bench", station),
                          "kid", bytes(64), body, now)
 

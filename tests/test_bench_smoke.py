@@ -57,3 +57,17 @@ def test_the_query_bench_builds_a_catalog_its_queries_read(tmp_path):
         assert len(catalog.datasets()) == 3
     finally:
         catalog.close()
+
+
+def test_the_monitoring_bench_counts_a_day_and_sees_a_station_fall_silent(tmp_path,
+                                                                         monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "bench"))
+    bench = load_bench("monitor_cost")
+    bench.ingest_cost(tmp_path, 2, 3, 1)
+    path = tmp_path / "catalog.db"
+    bench.build(path, 2, 1, 1)
+    bench.day_completeness(path, 2)  # asserts the counts agree with counting the rows
+    bench.silence(path, interval_s=1)
+    bench.silence(path, interval_s=1)  # again on the same catalog, as --dir reuses it
+    printed = capsys.readouterr().out
+    assert printed.count("silence to alarm") == 2 and "completeness 1.000" in printed
