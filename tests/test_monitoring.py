@@ -321,3 +321,19 @@ def test_counts_kept_at_commit_equal_counting_the_rows(tmp_path_factory, batches
     finally:
         catalog.close()
 
+
+
+def test_late_readings_and_reported_gaps_raise_their_alarms(catalog):
+    from obslink import wire as wire_module
+    from obslink.server.catalog import AcceptedGap
+
+    station = Station_(catalog, "S1")
+    now = now_us()
+    station.send([now - 20 * MINUTE + t * 1_000_000 for t in range(12)])  # 20 min late
+    found = {f.rule: f for f in alarms.findings(catalog, now_us())}
+    assert "latency" in found and "within 1800 s" in found["latency"].detail
+    gap = wire_module.GapReport("S1", "e1", 1, 1, 3, 3, 21, now - HOUR_US, now - 1,
+                                "size-cap", now)
+    catalog.record_gaps([AcceptedGap(gap, "obslink/v1/net/S1/gap", "kid", b"s", now_us())])
+    found = {f.rule: f for f in alarms.findings(catalog, now_us())}
+    assert "gaps" in found and "21 readings evicted" in found["gaps"].detail
