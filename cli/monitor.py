@@ -70,22 +70,12 @@ def _period_options(parser) -> None:
 
 
 def _period(args) -> tuple[int, int, int]:
-    from datetime import date, datetime, timezone
-
-    from obslink.errors import ConfigError
     from obslink.readings import now_us
-    from obslink.server.qc_report import parse_age
+    from obslink.server.monitoring.report import period_bounds
 
     now = now_us()
-    if args.day:
-        try:
-            day = date.fromisoformat(args.day)
-        except ValueError:
-            raise ConfigError(f"--day {args.day!r}: give a date like 2026-12-06") from None
-        start = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
-                    ) * 1_000_000
-        return start, start + 86_400_000_000, now
-    return now - parse_age(args.period, "--period") * 1_000_000, now, now
+    start, end = period_bounds(args.period, args.day, now, ("--period", "--day"))
+    return start, end, now
 
 
 def _percent(value) -> str:

@@ -5,8 +5,6 @@ any plugin's are."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
@@ -19,8 +17,8 @@ from obslink.server.http_api import context_of
 from obslink.server.http_catalog import BAD, UNKNOWN, operator_on_this_host
 from obslink.server.monitoring import dashboard
 from obslink.server.monitoring.delivery import alarm_json
-from obslink.server.monitoring.report import HOUR_US, period_report, station_history
-from obslink.server.qc_report import parse_age
+from obslink.server.monitoring.report import (HOUR_US, period_bounds, period_report,
+                                              station_history)
 
 router = APIRouter(tags=["monitoring"])
 ALARM_ID = Path(ge=1, le=2**63 - 1, description="the alarm's number")
@@ -31,16 +29,8 @@ DAY = Query(None, description="a whole UTC day (YYYY-MM-DD) instead of period")
 
 def _period(period: str, day: str | None) -> tuple[int, int, int]:
     now = now_us()
-    if day is not None:
-        try:
-            found = date.fromisoformat(day)
-        except ValueError:
-            raise HTTPException(400, f"day: {day!r} is not a date like 2026-12-06") from None
-        start = int(datetime(found.year, found.month, found.day, tzinfo=timezone.utc
-                             ).timestamp()) * 1_000_000
-        return start, start + 24 * HOUR_US, now
     try:
-        return now - parse_age(period, "period") * 1_000_000, now, now
+        return (*period_bounds(period, day, now), now)
     except ConfigError as exc:
         raise HTTPException(400, str(exc)) from None
 

@@ -19,6 +19,27 @@ def hour_floor(us: int) -> int:
     return us - us % HOUR_US
 
 
+def period_bounds(period: str, day: str | None, now: int,
+                  names: tuple[str, str] = ("period", "day")) -> tuple[int, int]:
+    """[start, end) of "the last ``period``" (90m, 6h, 7d …) or of a whole UTC ``day``
+    (YYYY-MM-DD); ConfigError names what is wrong, calling the two as ``names`` (the CLI's
+    options, the API's parameters)."""
+    from datetime import date, timezone
+
+    from obslink.errors import ConfigError
+    from obslink.server.qc_report import parse_age
+
+    if day is None:
+        return now - parse_age(period, names[0]) * 1_000_000, now
+    try:
+        found = date.fromisoformat(day)
+    except ValueError:
+        raise ConfigError(f"{names[1]} {day!r}: give a date like 2026-12-06") from None
+    start = int(datetime(found.year, found.month, found.day, tzinfo=timezone.utc
+                         ).timestamp()) * 1_000_000
+    return start, start + DAY_US
+
+
 @dataclass
 class NetworkState:
     """What the reports and the alarm rules read from the catalog at one moment."""

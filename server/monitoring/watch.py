@@ -56,8 +56,11 @@ class Watch:
         return events
 
     def _publish_due(self) -> None:
+        due = self.catalog.due_deliveries(now_us(), MQTT_CHANNEL)
+        if not due:
+            return
         networks = {s["id"]: s["network"] for s in self.catalog.monitor_stations()}
-        for delivery in self.catalog.due_deliveries(now_us(), MQTT_CHANNEL):
+        for delivery in due:
             alarm = self.catalog.alarm(delivery["alarm_id"])
             message = alarm_message(alarm, delivery["event"])
             try:
