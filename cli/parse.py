@@ -13,7 +13,8 @@ from obslink.errors import ConfigError
 def add_commands(commands) -> None:
     parse = command(commands, "parse", cmd_parse, "decode a logger file and show its readings",
                     description="Decode FILE with a format adapter and print its readings; "
-                    "bad records are reported with line and reason.",
+                    "bad records are reported with line and reason. With a product format "
+                    "(cinrad, nexrad2) print the product's metadata, or why it is refused.",
                     epilog="exit status: 0 every record was read; 1 a non-empty file gave no "
                     "reading (the last line says why); 2 the command or the config is wrong; "
                     "3 readings were read and some records quarantined")
@@ -45,6 +46,24 @@ def parse_options(pairs: list[str]) -> dict[str, str]:
     return options
 
 
+def _product_format(args, registry):
+    """The product format (radar volume, tilt, chunk) --format names or auto recognises."""
+    from obslink.plugins.products import sniff_product
+
+    if args.config is not None or not args.format:
+        return None
+    if args.format in registry.product_formats:
+        return registry.product_formats[args.format]
+    if args.format == "auto":
+        with open(args.file, "rb") as stream:
+            matches = sniff_product(stream, registry.product_formats)
+        if len(matches) == 1:
+            print(f"{args.file}: looks like {matches[0].name} ({matches[0].summary})",
+                  file=sys.stderr)
+            return matches[0]
+    return None
+
+
 def cmd_parse(args) -> int:
     from obslink.cli.parse_file import parse_file, plan_from_arguments, plan_from_config
     from obslink.plugins.registry import load_registry
@@ -52,6 +71,11 @@ def cmd_parse(args) -> int:
     if not args.file.is_file():
         raise ConfigError(f"{args.file}: no such file")
     registry = load_registry()
+    product_format = _product_format(args, registry)
+    if product_format is not None:
+        from obslink.cli.parse_product import parse_product
+
+        return parse_product(args.file, product_format, args.json)
     if args.config is not None:
         if args.option or args.tz != "UTC" or args.station:
             raise ConfigError("--config sets the options, UTC offset and station; drop "

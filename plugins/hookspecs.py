@@ -30,6 +30,18 @@ def obslink_register_formats(registry: PluginRegistry) -> None:
 
 
 @hookspec
+def obslink_register_product_formats(registry: PluginRegistry) -> None:
+    """Register product formats: classes that read a large binary product's metadata (a
+    radar volume, tilt or real-time chunk), which then travels whole as chunks.
+
+    :param registry: a :class:`obslink.plugins.registry.PluginRegistry`; call
+        ``registry.add_product_format(FormatClass)`` once per format. ``FormatClass``
+        subclasses :class:`obslink.plugins.products.ProductFormat` and has a unique ``name``.
+    :return: nothing; the registry raises if two plugins claim the same product format name.
+    """
+
+
+@hookspec
 def obslink_register_sources(registry: PluginRegistry) -> None:
     """Register source types: where an agent gets raw bytes from (directory, TCP, …).
 

@@ -27,6 +27,8 @@ DEFAULT_PLUGINS = (
     "obslink.plugins.bufr",
     "obslink.plugins.cma_hourly",
     "obslink.plugins.cma_minute",
+    "obslink.plugins.cinrad",
+    "obslink.plugins.nexrad2",
     "obslink.plugins.directory_source",
     "obslink.plugins.tcp_source",
     "obslink.plugins.qc_range",
@@ -47,6 +49,7 @@ class PluginRegistry:
     """What the plugins registered. Handed to every ``obslink_register_*`` hook."""
 
     formats: dict[str, type] = field(default_factory=dict)
+    product_formats: dict[str, type] = field(default_factory=dict)
     sources: dict[str, type] = field(default_factory=dict)
     qc_checks: dict[str, type] = field(default_factory=dict)
     catalog_backends: dict[str, type] = field(default_factory=dict)
@@ -54,6 +57,9 @@ class PluginRegistry:
 
     def add_format(self, adapter_class: type) -> None:
         self._add(self.formats, adapter_class.name, adapter_class, "format")
+
+    def add_product_format(self, format_class: type) -> None:
+        self._add(self.product_formats, format_class.name, format_class, "product format")
 
     def add_source(self, source_class: type) -> None:
         self._add(self.sources, source_class.type, source_class, "source type")
@@ -88,6 +94,14 @@ class PluginRegistry:
             raise ConfigError(
                 f"unknown format {name!r}; installed formats: {known} (see `obslink plugins`)"
             ) from None
+
+    def product_format(self, name: str) -> type:
+        try:
+            return self.product_formats[name]
+        except KeyError:
+            known = ", ".join(sorted(self.product_formats)) or "none"
+            raise ConfigError(f"unknown product format {name!r}; installed product formats: "
+                              f"{known} (see `obslink plugins`)") from None
 
     def source(self, name: str) -> type:
         try:
@@ -130,6 +144,7 @@ def load_registry(manager: pluggy.PluginManager | None = None) -> PluginRegistry
     manager = manager or make_plugin_manager()
     registry = PluginRegistry()
     manager.hook.obslink_register_formats(registry=registry)
+    manager.hook.obslink_register_product_formats(registry=registry)
     manager.hook.obslink_register_sources(registry=registry)
     manager.hook.obslink_register_qc_checks(registry=registry)
     manager.hook.obslink_register_catalog_backends(registry=registry)

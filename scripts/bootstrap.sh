@@ -20,4 +20,11 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[server,metrics,bufr,test]"
+# PyCINRAD (test-only: it reads back our CINRAD radar products) imports numpy in its
+# setup.py without declaring it, so it is built against the numpy already installed
+if ! .venv/bin/python -c "import cinrad" >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check numpy cython setuptools wheel
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation \
+    "cinrad>=1.9,<2"
+fi
 echo "bootstrap: obslink $(.venv/bin/obslink --version | cut -d' ' -f2) ready in .venv" >&2

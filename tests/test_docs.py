@@ -24,8 +24,8 @@ TESTS_TEXT = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py")
 
 def test_there_are_hooks():
     assert HOOKS == ["obslink_register_catalog_backends", "obslink_register_formats",
-                     "obslink_register_http_routes", "obslink_register_qc_checks",
-                     "obslink_register_sources"]
+                     "obslink_register_http_routes", "obslink_register_product_formats",
+                     "obslink_register_qc_checks", "obslink_register_sources"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
