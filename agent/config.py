@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from obslink.agent.outbox import OutboxLimits
-from obslink.agent.settings import OUTBOX, SOURCE, STATION, UPLINK
+from obslink.agent.settings import OUTBOX, PRODUCTS, SOURCE, STATION, UPLINK
 from obslink.errors import ConfigError
 from obslink.plugins.formats import AdapterContext
 from obslink.plugins.qc import QCSettings
@@ -23,11 +23,13 @@ DECLARED = {"station": STATION, "outbox": OUTBOX, "uplink": UPLINK}
 SECTIONS = {name: {s.key for s in settings} for name, settings in DECLARED.items()}
 SECTIONS["qc"] = QC_KEYS  # read by obslink.plugins.qc_limits
 SOURCE_KEYS = {s.key for s in SOURCE}
+PRODUCT_KEYS = {s.key for s in PRODUCTS}
 # [uplink] settings that AgentConfig holds under their own name, as read
 PLAIN_UPLINK_SETTINGS = ("keepalive", "ack_timeout", "ack_timeout_max", "max_in_flight",
                          "realtime_window", "backlog_in_flight", "backlog_bundle",
                          "encrypt_to", "backlog_readings_per_s", "backlog_bytes_per_s",
-                         "reconnect_min", "reconnect_max")
+                         "reconnect_min", "reconnect_max", "product_bytes_per_s",
+                         "product_in_flight", "product_chunk_bytes")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,13 @@ class SourceConfig:
     format: str
     settings: dict[str, Any]  # the source type's own settings (path, pattern, …)
     adapter_context: AdapterContext
+
+
+@dataclass(frozen=True)
+class ProductSourceConfig:
+    name: str
+    format: str
+    settings: dict[str, Any]  # path, pattern, settle_seconds, poll_interval
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,16 @@ class AgentConfig:
     password_file: Path | None = None
     qc: QCSettings = field(default_factory=default_settings)
     metrics_listen: str | None = None  # HOST:PORT of the agent's Prometheus metrics
+    products: list[ProductSourceConfig] = field(default_factory=list)
+    product_max_bytes: int = default_of(OUTBOX, "product_max_bytes")
+    product_dir: Path | None = None  # None: <outbox path>.products
+    product_bytes_per_s: float = default_of(UPLINK, "product_bytes_per_s")
+    product_in_flight: int = default_of(UPLINK, "product_in_flight")
+    product_chunk_bytes: int = default_of(UPLINK, "product_chunk_bytes")
+
+    @property
+    def product_directory(self) -> Path:
+        return self.product_dir or Path(str(self.outbox_path) + ".products")
 
 
 def load_config(path: str | Path, registry: PluginRegistry) -> AgentConfig:
@@ -117,7 +136,7 @@ class _Checker:
         return value
 
     def build(self, raw: dict, path: Path, registry: PluginRegistry) -> AgentConfig:
-        self.unknown_keys(raw, set(SECTIONS) | {"sources"}, "")
+        self.unknown_keys(raw, set(SECTIONS) | {"sources", "products"}, "")
         tables = {name: self.table(raw, name, required=name == "station")
                   for name in DECLARED}
         for name, table in tables.items():
@@ -155,9 +174,13 @@ class _Checker:
         limits = OutboxLimits(outbox_s["max_bytes"], outbox_s["max_age"], outbox_s["evict"],
                               outbox_s["min_free_disk"] or None)
 
-        sources_t = raw.get("sources", {})
-        if not isinstance(sources_t, dict) or not sources_t:
-            self.fail("sources", "at least one [sources.NAME] section is needed")
+        sources_t, products_t = raw.get("sources", {}), raw.get("products", {})
+        if not isinstance(products_t, dict):
+            self.fail("products", "must be tables: [products.NAME]")
+            products_t = {}
+        if not isinstance(sources_t, dict) or not (sources_t or products_t):
+            self.fail("sources", "at least one [sources.NAME] (observations) or "
+                      "[products.NAME] (radar products) section is needed")
             sources_t = {}
         sources = [self.source(name, table, registry, station, station_s["utc_offset"])
                    for name, table in sources_t.items()]
@@ -171,6 +194,10 @@ class _Checker:
             username=None if username is None else str(username),
             sources=[s for s in sources if s is not None], qc=qc, limits=limits,
             metrics_listen=station_s["metrics_listen"],
+            products=[p for p in (self.product_source(name, table, registry)
+                                  for name, table in products_t.items()) if p is not None],
+            product_max_bytes=outbox_s["product_max_bytes"],
+            product_dir=_path(outbox_s["product_dir"]),
             **{key: uplink_s[key] for key in PLAIN_UPLINK_SETTINGS})
 
     def source(self, name: str, table: Any, registry: PluginRegistry, station: str,
@@ -216,6 +243,20 @@ class _Checker:
         return SourceConfig(name, str(source_type), str(format_name), settings,
                             AdapterContext(station, offset, options,
                                            self.elements(table.get("elements", {}), prefix)))
+
+    def product_source(self, name: str, table: Any,
+                       registry: PluginRegistry) -> ProductSourceConfig | None:
+        prefix = f"products.{name}."
+        if not isinstance(table, dict):
+            self.fail(f"products.{name}", "must be a table")
+            return None
+        self.unknown_keys(table, PRODUCT_KEYS, prefix)
+        settings = read_settings(PRODUCTS, table, prefix, self.fail, self.base)
+        format_name = settings.get("format")
+        if format_name is not None and format_name not in registry.product_formats:
+            self.fail(prefix + "format", self._choice(format_name, "product format", "how "
+                      "its products are read", registry.product_formats))
+        return ProductSourceConfig(name, str(format_name), settings)
 
     @staticmethod
     def _choice(given: Any, what: str, meaning: str, installed: dict) -> str:

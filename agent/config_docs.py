@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from obslink.agent.settings import OUTBOX, SOURCE, STATION, UPLINK
+from obslink.agent.settings import OUTBOX, PRODUCTS, SOURCE, STATION, UPLINK
 from obslink.plugins.registry import load_registry
 from obslink.settings import markdown_table
 
@@ -19,7 +19,8 @@ _TABLE = re.compile(r"(<!-- settings: ([\w .-]+) -->\n)(.*?)(<!-- end settings -
 
 
 def declared_tables(registry=None) -> dict[str, str]:
-    tables = {"station": STATION, "outbox": OUTBOX, "uplink": UPLINK, "sources": SOURCE}
+    tables = {"station": STATION, "outbox": OUTBOX, "uplink": UPLINK, "sources": SOURCE,
+              "products": PRODUCTS}
     for name, source in (registry or load_registry()).sources.items():
         tables[f"source {name}"] = source.declared_settings
     return {name: markdown_table(settings) for name, settings in tables.items()}

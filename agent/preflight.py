@@ -33,6 +33,11 @@ def deployment_problems(config: AgentConfig, registry: PluginRegistry) -> list[s
     for source in config.sources:
         for key, message in registry.sources[source.type].check_environment(source.settings):
             problems.append(f"sources.{source.name}.{key}: {message}")
+    for products in config.products:
+        path = products.settings["path"]
+        if not os.path.isdir(path):
+            problems.append(f"products.{products.name}.path: {path} is not a directory; "
+                            "correct the path to where the radar writes its products")
     return problems
 
 

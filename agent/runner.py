@@ -102,6 +102,30 @@ def guarded(source: Source, poll):
     return run
 
 
+def _products(config: AgentConfig, registry: PluginRegistry, outbox: Outbox,
+              uplink: Uplink):
+    """(product outbox, product uplink, product sources) where the config has products or
+    the outbox still holds some; else None."""
+    directory = config.product_directory
+    if not config.products and not (directory / "products.db").exists():
+        return None
+    from obslink.agent.product_outbox import ProductOutbox
+    from obslink.agent.product_source import ProductSource
+    from obslink.agent.product_uplink import ProductUplink
+
+    product_outbox = ProductOutbox(directory, config.station, outbox.stats().epoch,
+                                   config.product_max_bytes, config.product_chunk_bytes,
+                                   config.synchronous)
+    product_uplink = ProductUplink(config, product_outbox, lambda: (uplink.key, uplink.kid),
+                                   uplink.live_in_flight)
+    sources = [ProductSource(source.name, source.settings,
+                             registry.product_format(source.format), product_outbox,
+                             product_uplink.wake) for source in config.products]
+    for source in sources:
+        source.poll = guarded(source, source.poll)
+    return product_outbox, product_uplink, sources
+
+
 def run_agent(config: AgentConfig, registry: PluginRegistry,
               stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
@@ -157,9 +181,14 @@ def run_agent(config: AgentConfig, registry: PluginRegistry,
         from obslink.agent.metrics import serve_metrics
 
         metrics = serve_metrics(config)
+    products = _products(config, registry, outbox, uplink)
     uplink.start()
     for source in sources:
         source.start(scheduler)
+    if products is not None:
+        products[1].start()
+        for source in products[2]:
+            source.start(scheduler)
     scheduler.start()
     try:
         while not stop.wait(timeout=1):  # a timeout keeps the main thread taking signals
@@ -170,6 +199,9 @@ def run_agent(config: AgentConfig, registry: PluginRegistry,
         for source in sources:
             source.stop()
         uplink.stop()
+        if products is not None:
+            products[1].stop()
+            products[0].close()
         if metrics is not None:
             metrics.shutdown()
         outbox.close()

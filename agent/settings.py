@@ -11,7 +11,7 @@ from obslink.keys import x25519_public_key_from_hex
 from obslink.mqtt_tcp import parse_broker_url
 from obslink.readings import parse_utc_offset
 from obslink.settings import REQUIRED, Setting
-from obslink.wire import MAX_BUNDLE_BATCHES, NETWORK_RE, check_station_id
+from obslink.wire import MAX_BUNDLE_BATCHES, MAX_CHUNK_BYTES, NETWORK_RE, check_station_id
 
 
 def _station_id(value) -> str:
@@ -44,6 +44,13 @@ def _bundle(value) -> int:
     if value > MAX_BUNDLE_BATCHES:
         raise ValueError(f"{value} is above {MAX_BUNDLE_BATCHES}, the most a collector takes "
                          "in one bundle")
+    return value
+
+
+def _chunk_bytes(value) -> int:
+    if value > MAX_CHUNK_BYTES:
+        raise ValueError(f"{value} is above {MAX_CHUNK_BYTES}, the largest chunk a collector "
+                         "takes")
     return value
 
 
@@ -99,6 +106,14 @@ OUTBOX = (
             "never evicted, so the outbox holds at most `max_bytes` and one batch, even when "
             "one read makes several batches (a day's file after an outage)",
             parse=_eviction_policy),
+    Setting("product_max_bytes", 2 << 30, "bytes of products (radar volumes) the outbox "
+            "holds at most; a product larger than this is refused at the source and reported "
+            "to the centre as a gap, and for a newer product older undelivered ones are "
+            "evicted (also reported); docs/products.md", kind="int",
+            shown_default="`2147483648` (2 GiB)"),
+    Setting("product_dir", None, "directory where products wait (their copies and their "
+            "index); created if missing", kind="path",
+            shown_default="`<path>.products` beside the outbox"),
     Setting("min_free_disk", 64 << 20, "bytes to leave free on the outbox's filesystem (0: "
             "no watermark). Below it (counting the room the outbox's write-ahead log may "
             "still take) the outbox stops growing: it evicts a tenth of the waiting backlog "
@@ -149,6 +164,14 @@ UPLINK = (
             "no cap); live batches are never held back", kind="number", zero_means="no cap"),
     Setting("backlog_bytes_per_s", 0.0, "rate cap of the backlog drain, bytes/s (0: no cap), "
             "for metered links", kind="number", zero_means="no cap"),
+    Setting("product_bytes_per_s", 0.0, "bandwidth cap for products (radar volumes), "
+            "bytes/s (0: no cap); observations are never held back by products",
+            kind="number", zero_means="no cap"),
+    Setting("product_in_flight", 4, "product chunks published and not yet acknowledged, at "
+            "most", kind="int"),
+    Setting("product_chunk_bytes", 1 << 20, "bytes per product chunk, at most 1048576 "
+            "(1 MiB); smaller chunks suit slow links", kind="int", parse=_chunk_bytes,
+            shown_default="`1048576` (1 MiB)"),
     Setting("reconnect_min", 1.0, "first reconnect delay, seconds", kind="number"),
     Setting("reconnect_max", 60.0, "longest reconnect delay, seconds", kind="number"),
 )
@@ -164,4 +187,17 @@ SOURCE = (
     Setting("elements", None, "table mapping source fields onto the element vocabulary: "
             '`"AirTC_Avg" = "air_temperature"` or `"BP_mbar" = { element = "air_pressure", '
             'unit = "hPa" }`', shown_default="`{}`"),
+)
+
+# [products.NAME]: a directory a radar gateway writes products into (docs/products.md)
+PRODUCTS = (
+    Setting("path", REQUIRED, "directory the radar (or its gateway) writes product files "
+            "into", kind="path", required="the directory the products are written to"),
+    Setting("format", REQUIRED, "product format: `cinrad` (CMA standard base data) or "
+            "`nexrad2` (NEXRAD Level II volumes and real-time chunks); `obslink plugins` lists "
+            "them"),
+    Setting("pattern", "*", "glob of the product files, e.g. `*.bz2`"),
+    Setting("settle_seconds", 2.0, "a file is taken once it has not changed this long",
+            kind="number"),
+    Setting("poll_interval", 1.0, "seconds between looks at the directory", kind="number"),
 )

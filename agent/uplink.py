@@ -93,6 +93,16 @@ class TokenBucket:
         return False
 
 
+def connect_with_session(client: mqtt.Client, config: AgentConfig) -> None:
+    """Connect in the background with a persistent session (the broker keeps what is
+    queued for us through outages) and run paho's network loop."""
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+    client.connect_async(config.broker_host, config.broker_port, keepalive=config.keepalive,
+                         clean_start=False, properties=properties)
+    client.loop_start()
+
+
 class Uplink:
     """One station's publishing, on its own MQTT connection and pump thread."""
 
@@ -152,12 +162,7 @@ class Uplink:
                            "key_id": self.kid}).encode()
 
     def start(self) -> None:
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
-        self.client.connect_async(self.config.broker_host, self.config.broker_port,
-                                  keepalive=self.config.keepalive, clean_start=False,
-                                  properties=properties)
-        self.client.loop_start()
+        connect_with_session(self.client, self.config)
         self._pump.start()
 
     def stop(self) -> None:
@@ -190,6 +195,13 @@ class Uplink:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    def live_in_flight(self) -> bool:
+        """Live batches published and not yet acknowledged: products wait for them."""
+        try:
+            return any(item.lane is LIVE for item in list(self.in_flight.values()))
+        except RuntimeError:  # changed while being read: busy, then
+            return True
 
     def connection_ready(self) -> None:
         """The client is connected (and subscribing to the ack topic)."""

@@ -81,7 +81,9 @@ def cmd_agent_check(args) -> int:
     check_deployment(config, registry)
     print(f"{args.config}: OK — station {config.station} (network {config.network}), "
           f"{len(config.sources)} source{'s' * (len(config.sources) != 1)}: " + ", ".join(
-              f"{s.name} ({s.type}, {s.format})" for s in config.sources))
+              f"{s.name} ({s.type}, {s.format})" for s in config.sources)
+          + "".join(f"; products {p.name} ({p.format}, {p.settings['path']})"
+                    for p in config.products))
     checks = config.qc.checks if config.qc.checks is not None else sorted(registry.qc_checks)
     changed = sorted(e for e, limits in config.qc.limits.items()
                      if DEFAULT_LIMITS.get(e) != limits)

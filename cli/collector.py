@@ -49,6 +49,9 @@ def add_commands(commands) -> None:
     serve.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
                        help="serve Prometheus metrics here (ingest counters and the "
                        "network's completeness; docs/monitoring.md)")
+    serve.add_argument("--product-store", type=Path, default=None, metavar="DIR",
+                       help="where radar volumes and other large products are kept "
+                       "(default: CATALOG.products beside the catalog; docs/products.md)")
     stations.add_commands(collector)
     http = command(collector, "http", cmd_collector_http, "the collector's HTTP API: "
                    "enrolment and the catalog (docs/api.md; OpenAPI at /docs)", catalog=True)
@@ -60,6 +63,9 @@ def add_commands(commands) -> None:
     http.add_argument("--tls-dir", type=Path, default=None,
                       help="serve HTTPS with server.pem and server.key from `collector tls "
                       "init` (gateways then pass --ca-file ca.pem)")
+    http.add_argument("--product-store", type=Path, default=None, metavar="DIR",
+                      help="where radar volumes and other large products are kept "
+                      "(default: CATALOG.products beside the catalog; docs/products.md)")
     broker_config = command(collector, "broker-config", cmd_broker_config, "a closed Mosquitto "
                             "configuration: TLS, an account per station, an ACL keeping each "
                             "station to its own topics", catalog=True)
@@ -137,7 +143,7 @@ def cmd_collector_serve(args) -> int:
               ca_file=str(args.ca_file) if args.ca_file else None, username=args.username,
               password_file=args.password_file, signing_key=signing_key,
               tree_head_interval=interval, watch_every=watch_every,
-              metrics_listen=args.metrics_listen).run(stop)
+              metrics_listen=args.metrics_listen, product_store=args.product_store).run(stop)
     catalog.close()
     return 0
 
@@ -162,7 +168,7 @@ def cmd_collector_http(args) -> int:
     encryption = load_or_create_decryption_key(
         catalog_file_beside(args.db, DECRYPTION_KEY_FILE, "--decryption-key"))
     app = create_app(args.db, args.broker_url, signing_key.public_key(),
-                     encryption.public_key())
+                     encryption.public_key(), product_store=args.product_store)
     tls = {}
     if args.tls_dir:
         tls = {"ssl_certfile": str(args.tls_dir / "server.pem"),

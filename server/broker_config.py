@@ -36,7 +36,9 @@ topic read {ROOT}/+/+/data
 topic read {ROOT}/+/+/gap
 topic read {ROOT}/+/+/key
 topic read {ROOT}/+/+/status
+topic read {ROOT}/+/+/product
 topic write {ROOT}/+/+/ack
+topic write {ROOT}/+/+/product-ack
 topic write {ROOT}/+/+/alarm/#
 
 # every station (user name = station id): its own topics only
@@ -44,7 +46,9 @@ pattern write {ROOT}/+/%u/data
 pattern write {ROOT}/+/%u/gap
 pattern write {ROOT}/+/%u/key
 pattern readwrite {ROOT}/+/%u/status
+pattern write {ROOT}/+/%u/product
 pattern read {ROOT}/+/%u/ack
+pattern read {ROOT}/+/%u/product-ack
 """
 
 CONFIG = """\

@@ -24,7 +24,7 @@ from obslink.server.catalog.backends import SERVER_PLUGINS
 
 # the built-in routes; loaded only where the API runs (they import FastAPI)
 HTTP_PLUGINS = ("obslink.server.http_enrol", "obslink.server.http_catalog",
-                "obslink.server.http_monitor")
+                "obslink.server.http_monitor", "obslink.server.http_products")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class HttpContext:
     broker_url: str  # where enrolled stations publish
     collector_key: Ed25519PublicKey
     encryption_key: X25519PublicKey  # what stations may seal their messages to
+    product_store: Path | None = None  # where products are kept (None: beside the catalog)
     # one open catalog per worker thread (SQLite connections stay on their thread), for
     # the read-only routes; opened on a thread's first request and kept
     readers: threading.local = field(default_factory=threading.local, compare=False)
@@ -51,14 +52,15 @@ def context_of(request: Request) -> HttpContext:
 
 
 def create_app(catalog: Path | str, broker_url: str, collector_key: Ed25519PublicKey,
-               encryption_key: X25519PublicKey, registry: PluginRegistry | None = None
-               ) -> FastAPI:
+               encryption_key: X25519PublicKey, registry: PluginRegistry | None = None,
+               product_store: Path | None = None) -> FastAPI:
     registry = registry or load_registry(make_plugin_manager(
         extra_builtins=SERVER_PLUGINS + HTTP_PLUGINS))
     # /docs and /redoc from files installed with obslink, not a CDN: a collector's
     # operators often have no internet access
     app = FastAPIOffline(title="obslink collector", version=__version__)
-    app.state.obslink = HttpContext(catalog, broker_url, collector_key, encryption_key)
+    app.state.obslink = HttpContext(catalog, broker_url, collector_key, encryption_key,
+                                    product_store)
     claimed = Counter((method, route.path) for router in registry.http_routes
                       for route in router.routes for method in getattr(route, "methods", ()))
     twice = sorted(f"{method} {path}" for (method, path), count in claimed.items() if count > 1)

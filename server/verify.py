@@ -22,7 +22,8 @@ from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Ref
 KeyLookup = Callable[[str], dict[str, tuple[bytes, str]]]
 
 REFUSAL_REASONS = {
-    "wrong-topic": "the topic is not obslink/v1/<network>/<station>/data (or …/gap, …/key), "
+    "wrong-topic": "the topic is not obslink/v1/<network>/<station>/data (or …/gap, …/key, "
+                   "…/product), "
                    "or the message names another station than its topic",
     "malformed": "the message or batch body does not decode",
     "oversized": f"the message is larger than {wire.MAX_ENVELOPE_BYTES} bytes",
@@ -45,6 +46,49 @@ REFUSAL_REASONS = {
 Outcome = AcceptedBatch | AcceptedGap | AcceptedKey | Refusal
 
 
+def open_signed(topic: str, payload: bytes, received_at: int, keys_for: KeyLookup,
+                decryption_key: X25519PrivateKey | None, kind: str
+                ) -> tuple[str, wire.Envelope, str] | Refusal:
+    """(station, envelope, its key's status) of a message whose signature verifies against
+    a key of the station its topic names, or the Refusal saying why not."""
+    def refuse(reason: str, detail: str, **known) -> Refusal:
+        return Refusal(topic, reason, detail, payload, received_at, **known)
+
+    try:
+        _network, station = wire.parse_data_topic(topic, kind)
+        wire.check_station_id(station)
+    except WireError as exc:
+        return refuse("wrong-topic", str(exc))
+    if len(payload) > wire.MAX_ENVELOPE_BYTES:
+        return refuse("oversized", f"{len(payload)} bytes; a message may have at most "
+                      f"{wire.MAX_ENVELOPE_BYTES}", station=station)
+    try:
+        envelope = wire.open_message(payload)
+    except WireError as exc:
+        return refuse("malformed", str(exc), station=station)
+    if isinstance(envelope, wire.SealedMessage):
+        try:
+            signed = wire.unseal(envelope, topic, decryption_key)
+        except WireError as exc:
+            return refuse("decryption-failed", str(exc), station=station)
+        try:
+            envelope = wire.open_envelope(signed)
+        except WireError as exc:
+            return refuse("malformed", str(exc), station=station)
+    keys = keys_for(station)
+    if not keys:
+        return refuse("unknown-station", f"station {station!r} is not enrolled",
+                      station=station, key_id=envelope.key_id)
+    if envelope.key_id not in keys:
+        return refuse("unknown-key", f"key {envelope.key_id!r} is not a key of {station!r}",
+                      station=station, key_id=envelope.key_id)
+    raw_key, status = keys[envelope.key_id]
+    if not wire.verify(envelope, topic, Ed25519PublicKey.from_public_bytes(raw_key)):
+        return refuse("bad-signature", "signature does not verify against the station key "
+                      "for this topic", station=station, key_id=envelope.key_id)
+    return station, envelope, status
+
+
 def verify_message(topic: str, payload: bytes, received_at: int, keys_for: KeyLookup,
                    decryption_key: X25519PrivateKey | None = None) -> list[Outcome]:
     """One outcome per batch the message carries (one, or a bundle's several); a message
@@ -53,38 +97,10 @@ def verify_message(topic: str, payload: bytes, received_at: int, keys_for: KeyLo
         return Refusal(topic, reason, detail, payload, received_at, **known)
 
     kind = topic.rsplit("/", 1)[-1] if topic.endswith(("/gap", "/key")) else "data"
-    try:
-        _network, station = wire.parse_data_topic(topic, kind)
-        wire.check_station_id(station)
-    except WireError as exc:
-        return [refuse("wrong-topic", str(exc))]
-    if len(payload) > wire.MAX_ENVELOPE_BYTES:
-        return [refuse("oversized", f"{len(payload)} bytes; a message may have at most "
-                       f"{wire.MAX_ENVELOPE_BYTES}", station=station)]
-    try:
-        envelope = wire.open_message(payload)
-    except WireError as exc:
-        return [refuse("malformed", str(exc), station=station)]
-    if isinstance(envelope, wire.SealedMessage):
-        try:
-            signed = wire.unseal(envelope, topic, decryption_key)
-        except WireError as exc:
-            return [refuse("decryption-failed", str(exc), station=station)]
-        try:
-            envelope = wire.open_envelope(signed)
-        except WireError as exc:
-            return [refuse("malformed", str(exc), station=station)]
-    keys = keys_for(station)
-    if not keys:
-        return [refuse("unknown-station", f"station {station!r} is not enrolled",
-                       station=station, key_id=envelope.key_id)]
-    if envelope.key_id not in keys:
-        return [refuse("unknown-key", f"key {envelope.key_id!r} is not a key of {station!r}",
-                       station=station, key_id=envelope.key_id)]
-    raw_key, status = keys[envelope.key_id]
-    if not wire.verify(envelope, topic, Ed25519PublicKey.from_public_bytes(raw_key)):
-        return [refuse("bad-signature", "signature does not verify against the station key "
-                       "for this topic", station=station, key_id=envelope.key_id)]
+    opened = open_signed(topic, payload, received_at, keys_for, decryption_key, kind)
+    if isinstance(opened, Refusal):
+        return [opened]
+    station, envelope, status = opened
     if status != "active":
         # Signed by the key, so the station (or whoever holds the key) is told: its batches
         # are refused for good, and it parks them instead of sending them forever.

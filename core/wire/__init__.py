@@ -6,6 +6,7 @@ One module per part of the contract:
 - :mod:`~obslink.wire.batch`, :mod:`~obslink.wire.gap`, :mod:`~obslink.wire.key_announcement`:
   the signed bodies, and :mod:`~obslink.wire.ack`: the collector's answer, each with its own
   version constant;
+- :mod:`~obslink.wire.product`: large products' manifests, chunks and acks;
 - :mod:`~obslink.wire.envelope`: signing (``sign``, ``sign_bundle``) and verifying;
 - :mod:`~obslink.wire.sealed`: sealing (``seal``, encryption to the collector) and opening;
 - :mod:`~obslink.wire.incoming`: telling a sealed message from an envelope by their explicit
@@ -24,12 +25,18 @@ from obslink.wire.gap import GAP_FIELDS, GAP_VERSION, GapReport, decode_gap, enc
 from obslink.wire.incoming import ENVELOPE_READERS, open_envelope, open_message
 from obslink.wire.key_announcement import (KEY_ANNOUNCEMENT_VERSION, KeyRotation,
                                            decode_key_rotation, encode_key_rotation)
+from obslink.wire.product import (MAX_CHUNK_BYTES, PRODUCT_VERSION, Chunk, Manifest,
+                                  ProductAck, ProductGap, decode_chunk, decode_manifest,
+                                  decode_product_ack, decode_product_gap, encode_chunk,
+                                  encode_manifest, encode_product_ack, encode_product_gap,
+                                  product_kind, spans)
 from obslink.wire.sealed import SEALED_VERSION, SealedMessage, is_sealed, seal, unseal
 from obslink.wire.topics import (LANE_PROPERTY, NETWORK_RE, STATION_ID_RE, TOPIC_ROOT,
                                  TOPIC_VERSION, ack_topic, alarm_subscription, alarm_topic,
                                  check_station_id,
                                  collector_subscription, data_topic, gap_topic, key_topic,
-                                 parse_data_topic, status_topic)
+                                 parse_data_topic, product_ack_topic, product_topic,
+                                 status_topic)
 
 __all__ = [
     "ACK_VERSION", "BATCH_VERSION", "BUNDLE_CONTEXT", "ENVELOPE_READERS", "ENVELOPE_VERSION",
@@ -43,4 +50,8 @@ __all__ = [
     "gap_topic", "is_sealed", "key_topic", "open_envelope", "open_message",
     "parse_data_topic", "seal", "sign", "sign_bundle", "signed_bundle", "signed_message",
     "status_topic", "unseal", "verify",
+    "MAX_CHUNK_BYTES", "PRODUCT_VERSION", "Chunk", "Manifest", "ProductAck", "decode_chunk",
+    "decode_manifest", "decode_product_ack", "encode_chunk", "encode_manifest",
+    "encode_product_ack", "product_kind", "spans", "product_ack_topic", "product_topic",
+    "ProductGap", "decode_product_gap", "encode_product_gap",
 ]

@@ -45,6 +45,16 @@ def key_topic(network: str, station: str) -> str:
     return f"{TOPIC_ROOT}/{network}/{station}/key"
 
 
+def product_topic(network: str, station: str) -> str:
+    """Where a station publishes its products' manifests and chunks (docs/protocol.md)."""
+    return f"{TOPIC_ROOT}/{network}/{station}/product"
+
+
+def product_ack_topic(network: str, station: str) -> str:
+    """Where the collector says which chunks of a station's products it holds."""
+    return f"{TOPIC_ROOT}/{network}/{station}/product-ack"
+
+
 def alarm_topic(network: str, station: str, rule: str) -> str:
     """Where the collector keeps a station's alarm of ``rule`` (retained; docs/monitoring.md)."""
     return f"{TOPIC_ROOT}/{network}/{station}/alarm/{rule}"

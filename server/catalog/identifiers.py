@@ -5,7 +5,9 @@ about a thing, so they survive renames and catalog moves, and parsed back to it.
   observations);
 - a batch: ``obslink:{station}/{epoch}/{seq}``, its identity on the wire;
 - an observation: ``obslink:{station}/{epoch}/{seq}/{n}``, the n-th reading (from 0) of that
-  signed batch.
+  signed batch;
+- a product (a radar volume, tilt or chunk): ``obslink:{station}/{epoch}/p{n}``, the agent's
+  n-th product of that outbox epoch (docs/products.md).
 
 Station ids are letters, digits, '.', '_' and '-' (docs/protocol.md); an epoch is the
 outbox's random hex id, so the three forms are told apart by their number of parts.
@@ -20,6 +22,8 @@ from obslink.errors import ObslinkError
 
 SCHEME = "obslink:"
 SURFACE = "surface"  # a station's observations
+RADAR = "radar"  # a station's radar products
+_PRODUCT_NUMBER = re.compile(r"^p(0|[1-9][0-9]{0,18})$")
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NUMBER = re.compile(r"^(0|[1-9][0-9]{0,18})$")
 
@@ -35,12 +39,17 @@ class Identifier:
     epoch: str | None = None  # a batch's or an observation's
     seq: int | None = None
     index: int | None = None  # an observation's
+    number: int | None = None  # a product's
 
     @property
     def kind(self) -> str:
+        if self.number is not None:
+            return "product"
         return "dataset" if self.product else "batch" if self.index is None else "observation"
 
     def __str__(self) -> str:
+        if self.number is not None:
+            return product_id(self.station, self.epoch, self.number)
         if self.product:
             return dataset_id(self.station, self.product)
         if self.index is None:
@@ -60,9 +69,14 @@ def observation_id(station: str, epoch: str, seq: int, index: int) -> str:
     return f"{SCHEME}{station}/{epoch}/{seq}/{index}"
 
 
+def product_id(station: str, epoch: str, number: int) -> str:
+    return f"{SCHEME}{station}/{epoch}/p{number}"
+
+
 def parse_identifier(text: str) -> Identifier:
-    forms = ("obslink:STATION/PRODUCT (a dataset), obslink:STATION/EPOCH/SEQ (a batch) or "
-             "obslink:STATION/EPOCH/SEQ/N (its N-th observation)")
+    forms = ("obslink:STATION/PRODUCT (a dataset), obslink:STATION/EPOCH/SEQ (a batch), "
+             "obslink:STATION/EPOCH/SEQ/N (its N-th observation) or obslink:STATION/EPOCH/pN "
+             "(a radar product)")
     if not text.startswith(SCHEME):
         raise IdentifierError(f"{text!r} is not an obslink identifier: give {forms}")
     parts = text[len(SCHEME):].split("/")
@@ -70,6 +84,8 @@ def parse_identifier(text: str) -> Identifier:
         raise IdentifierError(f"{text!r} is not an obslink identifier: give {forms}")
     if len(parts) == 2:
         return Identifier(parts[0], product=parts[1])
+    if len(parts) == 3 and _PRODUCT_NUMBER.match(parts[2]):
+        return Identifier(parts[0], epoch=parts[1], number=int(parts[2][1:]))
     if not all(_NUMBER.match(part) for part in parts[2:]):
         raise IdentifierError(f"{text!r}: the sequence number and observation number are "
                               f"whole numbers; give {forms}")

@@ -443,5 +443,33 @@ class Catalog(ABC):
     def key_record(self, key_id: str) -> dict | None:
         """A station key with its raw public key, status and times."""
 
+    # -- products (docs/products.md) ----------------------------------------------------------
+
+    @abstractmethod
+    def register_product(self, manifest, body: bytes, topic: str, key_id: str,
+                         signature: bytes, received_at: int) -> str:
+        """Record a product the product store holds whole; idempotent on its identity.
+        Returns its identifier."""
+
+    @abstractmethod
+    def product_registered(self, station: str, epoch: str, number: int) -> bool: ...
+
+    @abstractmethod
+    def products(self, station: str | None = None, start_us: int | None = None,
+                 end_us: int | None = None, after: int = 0, limit: int = 100) -> list[dict]:
+        """Product records in registration order after record ``after``."""
+
+    @abstractmethod
+    def product(self, identifier: str) -> dict:
+        """A product's record with its signed manifest; NoSuchRecordError if unknown."""
+
+    @abstractmethod
+    def record_product_gap(self, station: str, epoch: str, gap: dict,
+                           received_at: int) -> None:
+        """A product a station's outbox refused or evicted (idempotent)."""
+
+    @abstractmethod
+    def product_gaps(self, station: str | None = None) -> list[dict]: ...
+
     @abstractmethod
     def close(self) -> None: ...

@@ -1,7 +1,7 @@
 """The SQLite catalog backend: one file (WAL, synchronous FULL), its tables made by
 sqlite_schema's migrations. Each concern is a module of its own, mixed in here: the ingest
 path, keys, the operators' records, datasets, reports, the transparency log, batch
-records, data users' queries, monitoring."""
+records, data users' queries, monitoring, products."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from obslink.server.catalog.sqlite_ingest import SQLiteIngest
 from obslink.server.catalog.sqlite_keys import SQLiteKeys
 from obslink.server.catalog.sqlite_log import SQLiteLog
 from obslink.server.catalog.sqlite_monitor import SQLiteMonitor
+from obslink.server.catalog.sqlite_products import SQLiteProducts
 from obslink.server.catalog.sqlite_queries import SQLiteQueries
 from obslink.server.catalog.sqlite_records import SQLiteRecords
 from obslink.server.catalog.sqlite_reports import SQLiteReports
@@ -23,7 +24,8 @@ from obslink.server.catalog.sqlite_schema import MIGRATIONS
 
 
 class SQLiteCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQLiteReports,
-                    SQLiteLog, SQLiteRecords, SQLiteQueries, SQLiteMonitor, Catalog):
+                    SQLiteLog, SQLiteRecords, SQLiteQueries, SQLiteMonitor, SQLiteProducts,
+                    Catalog):
     #: a path, or a ``sqlite:///path`` URL (``open_catalog`` strips the scheme)
     schemes = ("sqlite", "")
 

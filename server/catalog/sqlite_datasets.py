@@ -9,7 +9,9 @@ from obslink.readings import format_utc, now_us
 from obslink.sqlite_store import dicts, transaction
 from obslink.server.catalog.datasets import check_dataset_changes, check_settings
 from obslink.server.catalog.errors import NoSuchRecordError
-from obslink.server.catalog.identifiers import SURFACE, dataset_id
+from obslink.server.catalog.identifiers import RADAR, SURFACE, dataset_id
+
+PRODUCT_TITLES = {SURFACE: "Surface observations of {name}", RADAR: "Radar products of {name}"}
 
 _DATASET = ("SELECT d.id, d.station, d.product, d.title, d.description, d.classification, "
             "d.licence, d.created_at, d.updated_at, s.name AS station_name, s.network, "
@@ -35,13 +37,15 @@ class SQLiteDatasets:
     def _add_dataset_in(self, conn, station: str, name: str | None,
                         product: str = SURFACE) -> None:
         """The station's dataset of ``product``, under the catalog's defaults."""
+        title = PRODUCT_TITLES.get(product, "{product} of {name}").format(
+            product=product, name=name or station)
         settings = dict(conn.execute("SELECT key, value FROM catalog_settings"))
         now = format_utc(now_us(), fixed=True)
         conn.execute("INSERT INTO datasets (id, station, product, title, classification, "
                      "licence, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?) "
                      "ON CONFLICT (station, product) DO NOTHING",
                      (dataset_id(station, product), station, product,
-                      f"Surface observations of {name or station}",
+                      title,
                       settings.get("default_classification", "public"),
                       settings.get("default_licence", ""), now, now))
 
@@ -71,7 +75,13 @@ class SQLiteDatasets:
 
     def _current(self, found: dict) -> dict:
         """A dataset with what its data says now: the elements and the temporal extent
-        (first and last observation time, µs), each series' ends read from its index."""
+        (first and last observation time, µs), each series' ends read from its index; a
+        radar dataset's extent is its products'."""
+        if found["product"] == RADAR:
+            start, end = self.conn.execute(
+                "SELECT min(observed_us), max(observed_us) FROM products WHERE station = ?",
+                (found["station"],)).fetchone()
+            return {**found, "elements": [], "time_start": start, "time_end": end}
         elements, start, end = set(), None, None
         for series, element in self.conn.execute(
                 "SELECT id, element FROM series WHERE station = ?", (found["station"],)):

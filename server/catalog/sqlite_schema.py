@@ -365,6 +365,48 @@ MIGRATIONS = [
         );
         CREATE INDEX alarm_deliveries_pending ON alarm_deliveries (status, next_attempt_us)
     """),
+    # docs/products.md: large products (radar volumes) kept in the product store, a record
+    # each here with its signed manifest; products an outbox refused or evicted
+    ("products: radar volumes and other large products, and the products stations lost", """
+        CREATE TABLE products (
+            id INTEGER PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            epoch TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            format TEXT NOT NULL,
+            format_version TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            chunk_bytes INTEGER NOT NULL,
+            chunks INTEGER NOT NULL,
+            observed_us INTEGER NOT NULL,
+            metadata TEXT NOT NULL,
+            manifest BLOB NOT NULL,
+            topic TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL,
+            received_at TEXT NOT NULL,
+            committed_at TEXT NOT NULL,
+            committed_by TEXT NOT NULL,
+            UNIQUE (station, epoch, number)
+        );
+        CREATE INDEX products_station_time ON products (station, observed_us);
+        CREATE TABLE product_gaps (
+            id INTEGER PRIMARY KEY,
+            station TEXT NOT NULL REFERENCES stations(id),
+            epoch TEXT NOT NULL,
+            gap INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            observed_us INTEGER,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            received_at TEXT NOT NULL,
+            UNIQUE (station, epoch, gap)
+        )
+    """),
 ]
 
 MAX_CATALOG_CHECKS = 62  # bits of a signed 64-bit integer column

@@ -1,0 +1,280 @@
+"""The agent's outbox for large products (radar volumes, tilts, real-time chunks).
+
+A product is copied in whole (a radar deletes or overwrites its files on its own schedule)
+into ``files/`` beside a SQLite index, its SHA-256 and its chunks' digests computed on the
+way, a piece at a time; only then is its row committed, together with the source's note
+that the file was taken, so a kill -9 neither loses nor repeats a product (a copy without a
+row is removed at the next start). The row keeps the signed manifest and which chunks the
+collector holds, so after any restart only the missing chunks travel again. A product
+leaves when the collector says it has registered it.
+
+The room for products is bounded (``max_bytes``): a product larger than the whole room is
+refused at the source, and older products not yet delivered are evicted for a newer one;
+either becomes a gap report to the centre, with the reason, never a silent loss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from obslink import wire
+from obslink.plugins.products import ProductMetadata
+from obslink.readings import now_us
+from obslink.sqlite_store import apply_migrations, dicts, open_database, transaction
+
+log = logging.getLogger(__name__)
+
+COPY_PIECE = 1 << 20
+MIGRATIONS = [
+    ("products, the files taken, product gaps", """
+        CREATE TABLE products (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            name TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            manifest BLOB NOT NULL,
+            observed_us INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            have BLOB NOT NULL,
+            manifest_sent INTEGER NOT NULL DEFAULT 0,
+            sent_bytes INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE taken (
+            source TEXT NOT NULL,
+            name TEXT NOT NULL,
+            identity TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            PRIMARY KEY (source, name)
+        );
+        CREATE TABLE product_gaps (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            name TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            observed_us INTEGER,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            reported_at INTEGER
+        );
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta (key, value) VALUES ('next_product', '1')
+    """),
+]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A product not yet registered at the centre."""
+
+    id: int
+    manifest: wire.Manifest
+    body: bytes  # the manifest as signed
+    have: bytearray  # one byte per chunk: 1 once the collector holds it
+    manifest_sent: bool
+
+    def missing(self) -> list[int]:
+        return [index for index, held in enumerate(self.have) if not held]
+
+
+class ProductTooLarge(Exception):
+    """The product can never fit the room for products."""
+
+
+class ProductOutbox:
+    def __init__(self, directory: Path, station: str, epoch: str, max_bytes: int,
+                 chunk_bytes: int = wire.MAX_CHUNK_BYTES, synchronous: str = "FULL") -> None:
+        self.directory, self.station, self.epoch = directory, station, epoch
+        self.max_bytes, self.chunk_bytes = max_bytes, chunk_bytes
+        self.files = directory / "files"
+        self.files.mkdir(parents=True, exist_ok=True)
+        self.conn = open_database(directory / "products.db", synchronous,
+                                  "product outbox").conn
+        apply_migrations(self.conn, MIGRATIONS)
+        self._lock = threading.RLock()  # the sources and the uplink share the connection
+        self._remove_strays()
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    def _remove_strays(self) -> None:
+        """Copies whose row was never committed (a kill during the copy)."""
+        known = {str(i) for (i,) in self.conn.execute("SELECT id FROM products")}
+        for path in self.files.iterdir():
+            if path.name not in known:
+                path.unlink()
+
+    def path_of(self, product_id: int) -> Path:
+        return self.files / str(product_id)
+
+    # -- taking products in -------------------------------------------------------------------
+
+    def taken(self, source: str, name: str, identity: str) -> bool:
+        with self._lock:
+            row = self.conn.execute("SELECT identity FROM taken WHERE source = ? AND name = ?",
+                                    (source, name)).fetchone()
+        return row is not None and row[0] == identity
+
+    def admit(self, source: str, path: Path, identity: str, metadata: ProductMetadata,
+              format_name: str, format_version: str) -> int | None:
+        """Copy the product in and commit it; returns its number, or None when it was
+        refused (a gap is recorded). Older undelivered products are evicted for it."""
+        size = path.stat().st_size
+        if size > self.max_bytes:
+            self._refuse(source, path.name, identity, size, metadata.start_us,
+                         "product-too-large",
+                         f"{path.name} has {size:,} bytes; the outbox holds at most "
+                         f"{self.max_bytes:,} of products ([outbox] product_max_bytes)")
+            return None
+        with self._lock:
+            number = int(self.conn.execute("SELECT value FROM meta WHERE key = 'next_product'"
+                                           ).fetchone()[0])
+        target = self.path_of(number)
+        digest, chunks, copied = self._copy(path, target)
+        manifest = wire.Manifest(self.station, self.epoch, number, path.name, format_name,
+                                 format_version, copied, digest, self.chunk_bytes,
+                                 tuple(chunks), _json_safe(metadata.as_dict()), now_us(),
+                                 source)
+        body = wire.encode_manifest(manifest)
+        with self._lock, transaction(self.conn):
+            self._make_room(copied)
+            self.conn.execute(
+                "INSERT INTO products (id, source, name, size, manifest, observed_us, "
+                "created_at, have) VALUES (?,?,?,?,?,?,?,?)",
+                (number, source, path.name, copied, body, metadata.start_us, now_us(),
+                 bytes(len(chunks))))
+            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'next_product'",
+                              (str(number + 1),))
+            self._mark_taken(source, path.name, identity, "taken")
+        return number
+
+    def quarantine(self, source: str, name: str, identity: str, reason: str) -> None:
+        """A file that is not a whole product: noted, so it is not read again until it
+        changes (agent status lists it)."""
+        with self._lock, transaction(self.conn):
+            self._mark_taken(source, name, identity, f"quarantined: {reason}")
+
+    def _mark_taken(self, source: str, name: str, identity: str, outcome: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO taken (source, name, identity, outcome, at) "
+                          "VALUES (?,?,?,?,?)", (source, name, identity, outcome, now_us()))
+
+    def _copy(self, path: Path, target: Path) -> tuple[bytes, list[bytes], int]:
+        whole, chunks, copied = hashlib.sha256(), [], 0
+        with open(path, "rb") as source, open(target, "wb") as out:
+            while True:
+                piece = source.read(self.chunk_bytes)
+                if not piece:
+                    break
+                whole.update(piece)
+                chunks.append(hashlib.sha256(piece).digest())
+                out.write(piece)
+                copied += len(piece)
+            out.flush()
+            os.fsync(out.fileno())
+        return whole.digest(), chunks, copied
+
+    def _make_room(self, size: int) -> None:
+        held = self.conn.execute("SELECT coalesce(sum(size), 0) FROM products").fetchone()[0]
+        for number, name, source, old_size, observed in self.conn.execute(
+                "SELECT id, name, source, size, observed_us FROM products ORDER BY "
+                "observed_us, id").fetchall():
+            if held + size <= self.max_bytes:
+                break
+            self.conn.execute("DELETE FROM products WHERE id = ?", (number,))
+            self._gap(source, name, old_size, observed, "product-evicted",
+                      f"{name} ({old_size:,} bytes) was evicted, undelivered, to make room "
+                      f"for a newer product ([outbox] product_max_bytes {self.max_bytes:,})")
+            self.path_of(number).unlink(missing_ok=True)
+            held -= old_size
+            log.error("product outbox: evicted %s (%d bytes) undelivered to make room; "
+                      "reported to the centre as a gap", name, old_size)
+
+    def _refuse(self, source, name, identity, size, observed, reason, detail) -> None:
+        log.error("product %s refused: %s", name, detail)
+        with self._lock, transaction(self.conn):
+            self._gap(source, name, size, observed, reason, detail)
+            self._mark_taken(source, name, identity, f"refused: {detail}")
+
+    def _gap(self, source, name, size, observed, reason, detail) -> None:
+        self.conn.execute("INSERT INTO product_gaps (source, name, size, observed_us, reason, "
+                          "detail, at) VALUES (?,?,?,?,?,?,?)",
+                          (source, name, size, observed, reason, detail, now_us()))
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def pending(self) -> list[Pending]:
+        """Products the centre has not registered, newest observation first."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT id, manifest, have, manifest_sent FROM products "
+                "ORDER BY observed_us DESC, id DESC").fetchall()
+        return [Pending(number, wire.decode_manifest(bytes(body)), bytes(body), bytearray(have),
+                        bool(sent))
+                for number, body, have, sent in rows]
+
+    def read_chunk(self, pending: Pending, index: int) -> bytes:
+        with open(self.path_of(pending.id), "rb") as product:
+            product.seek(index * pending.manifest.chunk_bytes)
+            return product.read(pending.manifest.chunk_size(index))
+
+    def record_ack(self, ack: wire.ProductAck) -> bool:
+        """What the collector holds; True when the product is done (registered or refused
+        for good) and has left the outbox."""
+        if ack.epoch != self.epoch:
+            return False
+        with self._lock, transaction(self.conn):
+            row = self.conn.execute("SELECT have, name FROM products WHERE id = ?",
+                                    (ack.product,)).fetchone()
+            if row is None:
+                return False
+            if ack.complete or ack.refused:
+                self.conn.execute("DELETE FROM products WHERE id = ?", (ack.product,))
+                if ack.refused:
+                    log.error("the collector refused product %s for good: %s", row[1],
+                              ack.refused)
+                done = True
+            else:
+                # the collector holds nothing of it without the manifest (never received,
+                # or its bytes were wrong and it starts afresh)
+                have = bytearray(len(row[0])) if ack.need_manifest else bytearray(row[0])
+                for first, last in ack.have:
+                    for index in range(max(first, 0), min(last + 1, len(have))):
+                        have[index] = 1
+                self.conn.execute("UPDATE products SET have = ?, manifest_sent = ? WHERE "
+                                  "id = ?", (bytes(have), 0 if ack.need_manifest else 1,
+                                             ack.product))
+                done = False
+        if done:
+            self.path_of(ack.product).unlink(missing_ok=True)
+        return done
+
+    def unreported_gaps(self) -> list[dict]:
+        with self._lock:
+            return dicts(self.conn.execute(
+                "SELECT id, source, name, size, observed_us, reason, detail, at FROM "
+                "product_gaps WHERE reported_at IS NULL ORDER BY id"))
+
+    def gap_reported(self, gap_id: int) -> None:
+        with self._lock:
+            self.conn.execute("UPDATE product_gaps SET reported_at = ? WHERE id = ?",
+                              (now_us(), gap_id))
+
+    def stats(self) -> dict:
+        with self._lock:
+            count, held = self.conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM "
+                                            "products").fetchone()
+            gaps = self.conn.execute("SELECT count(*) FROM product_gaps").fetchone()[0]
+        return {"products": count, "bytes": held, "gaps": gaps}
+
+
+def _json_safe(value):
+    """Metadata as msgpack and JSON both carry it."""
+    return json.loads(json.dumps(value))

@@ -1,0 +1,192 @@
+"""The collector's side of products (docs/products.md): manifests and chunks from the
+stations' product topics, verified, put in the product store a chunk at a time, registered
+in the catalog once whole, and answered on the station's product-ack topic with what is held.
+
+It runs on a thread and a catalog connection of its own, so a 30 MB volume arriving never
+holds up the observations' commits; the chunks wait in their own queue, and only a chunk at a
+time (1 MiB) is in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from obslink import wire
+from obslink.errors import WireError
+from obslink.server.catalog import Refusal, open_catalog
+from obslink.server.product_store import ProductStore
+from obslink.server.verify import open_signed
+
+log = logging.getLogger(__name__)
+
+KEY_CACHE_SECONDS = 5.0
+DECODERS = {"manifest": wire.decode_manifest, "chunk": wire.decode_chunk,
+            "product-gap": wire.decode_product_gap}
+
+
+class ProductReceiver:
+    def __init__(self, catalog_location: str, store: ProductStore, publish,
+                 decryption_key: X25519PrivateKey | None = None,
+                 committed_by: str = "") -> None:
+        self.location, self.store, self.publish = catalog_location, store, publish
+        self.decryption_key = decryption_key
+        self.committed_by = committed_by
+        self.queue: queue.Queue = queue.Queue()
+        self._keys: dict[str, tuple[float, dict]] = {}
+        self._thread = threading.Thread(target=self._run, name="products", daemon=True)
+        self.catalog = None
+        self.registered = self.chunks_stored = self.chunks_again = self.refused = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self._thread.join(30)
+
+    def put(self, topic: str, payload: bytes, received_at: int) -> None:
+        self.queue.put((topic, payload, received_at))
+
+    def _run(self) -> None:
+        self.catalog = open_catalog(self.location)
+        self.catalog.committed_by = self.committed_by
+        try:
+            while (item := self.queue.get()) is not None:
+                try:
+                    self.handle(*item)
+                except Exception:  # not acknowledged: the station sends it again
+                    log.exception("could not take a product message on %s; its station "
+                                  "sends it again", item[0])
+        finally:
+            self.catalog.close()
+
+    def _keys_for(self, station: str) -> dict:
+        cached = self._keys.get(station)
+        now = time.monotonic()
+        if cached is None or now - cached[0] > KEY_CACHE_SECONDS or not cached[1]:
+            cached = (now, self.catalog.station_keys(station))
+            self._keys[station] = cached
+        return cached[1]
+
+    def handle(self, topic: str, payload: bytes, received_at: int) -> None:
+        opened = open_signed(topic, payload, received_at, self._keys_for,
+                             self.decryption_key, "product")
+        if isinstance(opened, Refusal):
+            return self._refuse(opened)
+        station, envelope, status = opened
+        network = topic.split("/")[2]
+
+        def refuse(reason: str, detail: str) -> None:
+            self._refuse(Refusal(topic, reason, detail, payload, received_at,
+                                 station=station, key_id=envelope.key_id))
+
+        if envelope.is_bundle:
+            return refuse("malformed", "product messages travel alone, not in a bundle")
+        if status != "active":
+            return refuse("revoked-key", f"key {envelope.key_id!r} is {status}")
+        try:
+            kind = wire.product_kind(envelope.body)
+            item = DECODERS[kind](envelope.body)
+        except WireError as exc:
+            return refuse("malformed", str(exc))
+        if item.station != station:
+            return refuse("wrong-topic", f"the product names station {item.station!r} but "
+                          f"came on the topic of {station!r}")
+        answer = wire.product_ack_topic(network, station)
+        if kind == "manifest":
+            ack = self._manifest(item, topic, envelope, received_at)
+        elif kind == "chunk":
+            ack = self._chunk(item, topic)
+        else:
+            self.catalog.record_product_gap(station, item.epoch, {
+                "id": item.id, "name": item.name, "size": item.size,
+                "observed_us": item.observed_us, "reason": item.reason,
+                "detail": item.detail, "at": item.at}, received_at)
+            log.warning("station %s lost product %s (%d bytes): %s", station, item.name,
+                        item.size, item.detail)
+            ack = wire.ProductAck(item.epoch, 0, gap=item.id)
+        self.publish(answer, wire.encode_product_ack(ack))
+
+    def _manifest(self, manifest: wire.Manifest, topic: str, envelope,
+                  received_at: int) -> wire.ProductAck:
+        ack = wire.ProductAck(manifest.epoch, manifest.product)
+        if self.catalog.product_registered(manifest.station, manifest.epoch,
+                                           manifest.product):
+            ack.complete = True
+            return ack
+        self.store.stage(manifest, topic, envelope.key_id, envelope.signature, envelope.body,
+                         received_at)
+        staged = self.store.staged(manifest.station, manifest.epoch, manifest.product)
+        if staged["manifest"] != manifest:
+            ack.refused = ("a different manifest with this product's identity is being "
+                           "received already; the outbox's epoch or product numbers were "
+                           "reused")
+            return ack
+        return self._held(staged, ack)
+
+    def _chunk(self, chunk: wire.Chunk, topic: str) -> wire.ProductAck:
+        ack = wire.ProductAck(chunk.epoch, chunk.product)
+        if self.catalog.product_registered(chunk.station, chunk.epoch, chunk.product):
+            ack.complete = True
+            return ack
+        staged = self.store.staged(chunk.station, chunk.epoch, chunk.product)
+        if staged is None:
+            ack.need_manifest = True
+            return ack
+        manifest = staged["manifest"]
+        problem = None
+        if chunk.index >= manifest.chunks:
+            problem = f"the manifest has {manifest.chunks} chunks"
+        elif len(chunk.data) != manifest.chunk_size(chunk.index):
+            problem = (f"{len(chunk.data)} bytes; the manifest makes it "
+                       f"{manifest.chunk_size(chunk.index)}")
+        elif hashlib.sha256(chunk.data).digest() != manifest.chunk_sha256[chunk.index] or \
+                chunk.sha256 != manifest.chunk_sha256[chunk.index]:
+            problem = "its SHA-256 is not the one the signed manifest lists for it"
+        if problem:
+            self.refused += 1
+            log.warning("chunk %d of product %s/%s/%d refused: %s; the station sends it again",
+                        chunk.index, chunk.station, chunk.epoch, chunk.product, problem)
+            ack.bad.append((chunk.index, problem))
+            return self._held(staged, ack)
+        if self.store.write_chunk(manifest, chunk.index, chunk.data):
+            self.chunks_stored += 1
+        else:
+            self.chunks_again += 1
+        return self._held(staged, ack)
+
+    def _held(self, staged: dict, ack: wire.ProductAck) -> wire.ProductAck:
+        manifest = staged["manifest"]
+        have = self.store.have(manifest)
+        if all(have):
+            try:
+                self.store.finish(manifest)
+            except ValueError as exc:
+                log.error("product %s/%s/%d: %s; received afresh", manifest.station,
+                          manifest.epoch, manifest.product, exc)
+                ack.have = []
+                ack.need_manifest = True
+                return ack
+            ack.record = self.catalog.register_product(
+                manifest, staged["body"], staged["topic"], staged["key_id"],
+                staged["signature"], staged["received_at"])
+            self.store.discard(manifest)
+            self.registered += 1
+            ack.complete = True
+            log.info("product %s registered: %s, %d bytes", ack.record, manifest.name,
+                     manifest.size)
+            return ack
+        ack.have = wire.spans(index for index, held in enumerate(have) if held)
+        return ack
+
+    def _refuse(self, refusal: Refusal) -> None:
+        self.refused += 1
+        log.warning("refused product message on %s: %s (%s)", refusal.topic, refusal.reason,
+                    refusal.detail)
+        self.catalog.record_refusals([refusal])

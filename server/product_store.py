@@ -1,0 +1,152 @@
+"""The product store (docs/products.md): products kept whole as files outside the catalog,
+named by their content.
+
+Layout under the root (``<catalog file>.products/`` unless ``--product-store`` says):
+
+- ``sha256/ab/cd/abcd…`` : a product, named by its SHA-256 in hex, under its first two
+  pairs of hex digits (so no directory holds more than 65,536 entries of another);
+- ``incoming/<station>/<epoch>-<n>.manifest`` : a product being received: the signed
+  manifest as it came (msgpack of topic, key id, signature, body, received time);
+- ``incoming/<station>/<epoch>-<n>.part`` : its bytes so far, each chunk written at its
+  place; ``….have`` : one byte per chunk, 1 once that chunk is on disk (written after it).
+
+A chunk is written once: one whose ``have`` byte is set is not written again. Every write is
+fsynced before the collector acknowledges what it holds, so an acknowledged chunk survives a
+power cut. Two products with the same bytes share one file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import msgpack
+
+from obslink import wire
+
+READ_PIECE = 1 << 20
+
+
+def default_product_store(catalog_location: str) -> Path:
+    return Path(str(catalog_location) + ".products")
+
+
+class ProductStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        (self.root / "incoming").mkdir(parents=True, exist_ok=True)
+        (self.root / "sha256").mkdir(exist_ok=True)
+
+    def path_of(self, sha256_hex: str) -> Path:
+        return self.root / "sha256" / sha256_hex[:2] / sha256_hex[2:4] / sha256_hex
+
+    def _staging(self, station: str, epoch: str, number: int, suffix: str) -> Path:
+        return self.root / "incoming" / station / f"{epoch}-{number}.{suffix}"
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def staged(self, station: str, epoch: str, number: int) -> dict | None:
+        """The staged manifest (topic, key_id, signature, body, received_at, manifest)."""
+        path = self._staging(station, epoch, number, "manifest")
+        try:
+            saved = msgpack.unpackb(path.read_bytes(), raw=False)
+        except FileNotFoundError:
+            return None
+        saved["manifest"] = wire.decode_manifest(saved["body"])
+        return saved
+
+    def stage(self, manifest: wire.Manifest, topic: str, key_id: str, signature: bytes,
+              body: bytes, received_at: int) -> None:
+        """Make room for a product's chunks (idempotent: a staged product is kept)."""
+        staging = self._staging(manifest.station, manifest.epoch, manifest.product, "manifest")
+        if staging.exists():
+            return
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        have = self._staging(manifest.station, manifest.epoch, manifest.product, "have")
+        part = self._staging(manifest.station, manifest.epoch, manifest.product, "part")
+        _write_synced(have, bytes(manifest.chunks))
+        with open(part, "wb") as out:
+            out.truncate(manifest.size)
+            os.fsync(out.fileno())
+        # the manifest last: its presence says the rest is ready
+        _write_synced(staging, msgpack.packb({
+            "topic": topic, "key_id": key_id, "signature": signature, "body": body,
+            "received_at": received_at}, use_bin_type=True))
+
+    def have(self, manifest: wire.Manifest) -> bytearray:
+        path = self._staging(manifest.station, manifest.epoch, manifest.product, "have")
+        try:
+            return bytearray(path.read_bytes())
+        except FileNotFoundError:
+            return bytearray(manifest.chunks)
+
+    def write_chunk(self, manifest: wire.Manifest, index: int, data: bytes) -> bool:
+        """Put a verified chunk in its place; False if it was there already."""
+        have_path = self._staging(manifest.station, manifest.epoch, manifest.product, "have")
+        have = self.have(manifest)
+        if have[index]:
+            return False
+        part = self._staging(manifest.station, manifest.epoch, manifest.product, "part")
+        descriptor = os.open(part, os.O_WRONLY)
+        try:
+            os.pwrite(descriptor, data, index * manifest.chunk_bytes)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        descriptor = os.open(have_path, os.O_WRONLY)
+        try:
+            os.pwrite(descriptor, b"\1", index)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        return True
+
+    def finish(self, manifest: wire.Manifest) -> Path:
+        """Move a product whose every chunk is on disk into its place; ValueError if its
+        bytes are not the manifest's (then it is staged afresh). Idempotent."""
+        final = self.path_of(manifest.sha256.hex())
+        part = self._staging(manifest.station, manifest.epoch, manifest.product, "part")
+        if part.exists():
+            digest = hashlib.sha256()
+            with open(part, "rb") as product:
+                while piece := product.read(READ_PIECE):
+                    digest.update(piece)
+            if digest.digest() != manifest.sha256:
+                self.discard(manifest)
+                raise ValueError(f"the product's SHA-256 is {digest.hexdigest()}, its "
+                                 f"manifest says {manifest.sha256.hex()}")
+            if final.exists():
+                part.unlink()  # the same bytes are stored already
+            else:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(part, final)
+                _sync_directory(final.parent)
+        elif not final.exists():
+            raise ValueError("neither the received bytes nor the stored product are there")
+        return final
+
+    def discard(self, manifest: wire.Manifest) -> None:
+        """Remove what is staged of a product (after it is registered, or when its bytes
+        turned out wrong)."""
+        for suffix in ("manifest", "have", "part"):
+            self._staging(manifest.station, manifest.epoch, manifest.product,
+                          suffix).unlink(missing_ok=True)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    _sync_directory(path.parent)
+
+
+def _sync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

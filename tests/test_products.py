@@ -1,0 +1,192 @@
+"""Products' parts without a broker: the wire messages, the agent's product outbox, the
+collector's product store and receiver (real signatures, real files)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from obslink import wire
+from obslink.agent.product_outbox import ProductOutbox
+from obslink.demo.radar_products import RadarScan, write_cinrad
+from obslink.errors import WireError
+from obslink.keys import key_id, public_bytes
+from obslink.plugins.cinrad import CinradBaseData
+from obslink.server.catalog import Station, open_catalog
+from obslink.server.product_receiver import ProductReceiver
+from obslink.server.product_store import ProductStore
+
+CHUNK = 4096
+
+
+def product_file(tmp_path: Path, seed: int = 0) -> Path:
+    return write_cinrad(tmp_path / f"volume-{seed}.bin.bz2",
+                        RadarScan(elevations=(0.5, 1.5), radials=60, gates=300, seed=seed))
+
+
+def outbox_with(tmp_path: Path, max_bytes: int = 10**9) -> ProductOutbox:
+    return ProductOutbox(tmp_path / "products", "RADAR-1", "e1", max_bytes, CHUNK)
+
+
+def admitted(outbox: ProductOutbox, path: Path) -> int:
+    with open(path, "rb") as stream:
+        metadata = CinradBaseData().read_metadata(stream, path.name)
+    return outbox.admit("radar", path, "identity", metadata, "cinrad", "1")
+
+
+def test_wire_messages_round_trip(tmp_path):
+    outbox = outbox_with(tmp_path)
+    [pending] = outbox.pending() if admitted(outbox, product_file(tmp_path)) else []
+    manifest = pending.manifest
+    assert wire.decode_manifest(wire.encode_manifest(manifest)) == manifest
+    chunk = wire.Chunk("RADAR-1", "e1", 1, 0, manifest.chunk_sha256[0],
+                       outbox.read_chunk(pending, 0))
+    assert wire.decode_chunk(wire.encode_chunk(chunk)) == chunk
+    ack = wire.ProductAck("e1", 1, [(0, 3), (5, 5)], bad=[(4, "why")])
+    assert wire.decode_product_ack(wire.encode_product_ack(ack)) == ack
+    gap = wire.ProductGap("RADAR-1", "e1", 7, "big.bin", 10, None, "product-too-large", "d", 1)
+    assert wire.decode_product_gap(wire.encode_product_gap(gap)) == gap
+    assert wire.spans([5, 0, 1, 2, 7, 8]) == [(0, 2), (5, 5), (7, 8)]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=300))
+def test_product_messages_of_any_bytes_decode_or_say_why(data):
+    for decode in (wire.decode_manifest, wire.decode_chunk, wire.decode_product_gap,
+                   wire.decode_product_ack, wire.product_kind):
+        try:
+            decode(data)
+        except WireError:
+            pass
+
+
+def test_the_outbox_copies_a_product_and_lets_it_go_once_registered(tmp_path):
+    outbox = outbox_with(tmp_path)
+    path = product_file(tmp_path)
+    number = admitted(outbox, path)
+    assert outbox.taken("radar", path.name, "identity")
+    [pending] = outbox.pending()
+    data = b"".join(outbox.read_chunk(pending, i) for i in range(pending.manifest.chunks))
+    assert data == path.read_bytes()
+    assert hashlib.sha256(data).digest() == pending.manifest.sha256
+    assert not outbox.record_ack(wire.ProductAck("e1", number, [(0, 1)]))
+    assert outbox.pending()[0].missing() == list(range(2, pending.manifest.chunks))
+    # the collector lost what it had: everything again, manifest first
+    outbox.record_ack(wire.ProductAck("e1", number, [], need_manifest=True))
+    assert outbox.pending()[0].missing() == list(range(pending.manifest.chunks))
+    assert not outbox.pending()[0].manifest_sent
+    assert outbox.record_ack(wire.ProductAck("e1", number, complete=True))
+    assert outbox.pending() == [] and not outbox.path_of(number).exists()
+
+
+def test_a_product_beyond_the_room_is_refused_and_older_ones_make_way(tmp_path):
+    path = product_file(tmp_path)
+    small = outbox_with(tmp_path / "small", max_bytes=path.stat().st_size - 1)
+    assert admitted(small, path) is None
+    [gap] = small.unreported_gaps()
+    assert gap["reason"] == "product-too-large" and gap["size"] == path.stat().st_size
+    roomy = outbox_with(tmp_path / "roomy", max_bytes=int(path.stat().st_size * 1.5))
+    first = admitted(roomy, path)
+    second = admitted(roomy, product_file(tmp_path, seed=1))
+    assert [p.id for p in roomy.pending()] == [second]
+    [gap] = roomy.unreported_gaps()
+    assert gap["reason"] == "product-evicted" and not roomy.path_of(first).exists()
+
+
+def test_a_kill_during_the_copy_leaves_no_stray_file(tmp_path):
+    outbox = outbox_with(tmp_path)
+    (outbox.files / "99").write_bytes(b"half a product")
+    outbox.close()
+    assert not (outbox_with(tmp_path).files / "99").exists()
+
+
+class Station1:
+    """A station with a key, enrolled in a catalog, and a receiver for its products."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.key = Ed25519PrivateKey.generate()
+        self.kid = key_id(self.key.public_key())
+        catalog = open_catalog(tmp_path / "catalog.db")
+        catalog.add_station(Station("RADAR-1", "net"), public_bytes(self.key.public_key()),
+                            self.kid)
+        catalog.close()
+        self.acks: list[wire.ProductAck] = []
+        self.store = ProductStore(tmp_path / "store")
+        self.receiver = ProductReceiver(str(tmp_path / "catalog.db"), self.store,
+                                        lambda topic, payload: self.acks.append(
+                                            wire.decode_product_ack(payload)))
+        self.receiver.catalog = open_catalog(tmp_path / "catalog.db")
+        self.topic = wire.product_topic("net", "RADAR-1")
+
+    def send(self, body: bytes) -> wire.ProductAck:
+        self.receiver.handle(self.topic, wire.sign(body, self.topic, self.key, self.kid), 1)
+        return self.acks[-1]
+
+
+def test_the_receiver_stores_each_chunk_once_refuses_a_wrong_one_and_registers(tmp_path):
+    station = Station1(tmp_path)
+    outbox = outbox_with(tmp_path)
+    number = admitted(outbox, product_file(tmp_path))
+    [pending] = outbox.pending()
+    manifest = pending.manifest
+    chunk = lambda index, data=None: wire.encode_chunk(wire.Chunk(  # noqa: E731
+        "RADAR-1", "e1", number, index, manifest.chunk_sha256[index],
+        data if data is not None else outbox.read_chunk(pending, index)))
+    assert station.send(chunk(0)).need_manifest  # a chunk before its manifest
+    assert station.send(pending.body).have == []
+    assert station.send(chunk(0)).have == [(0, 0)]
+    assert station.send(chunk(0)).have == [(0, 0)]  # again: acknowledged, not written
+    assert (station.receiver.chunks_stored, station.receiver.chunks_again) == (1, 1)
+    wrong = station.send(chunk(1, b"\0" * manifest.chunk_size(1)))  # signed, wrong bytes
+    assert wrong.bad and wrong.bad[0][0] == 1 and "SHA-256" in wrong.bad[0][1]
+    for index in range(1, manifest.chunks - 1):
+        assert not station.send(chunk(index)).complete
+    done = station.send(chunk(manifest.chunks - 1))
+    assert done.complete and done.record == f"obslink:RADAR-1/e1/p{number}"
+    stored = station.store.path_of(manifest.sha256.hex())
+    assert stored.read_bytes() == outbox.path_of(number).read_bytes()
+    record = station.receiver.catalog.product(done.record)
+    assert record["metadata"]["site"] == "Z9010" and record["size"] == manifest.size
+    assert station.send(chunk(0)).complete  # late copies: the product is registered
+    assert {d["product"] for d in station.receiver.catalog.datasets("RADAR-1")} == \
+        {"radar", "surface"}
+
+
+def test_a_product_from_an_unknown_key_is_refused_and_recorded(tmp_path):
+    station = Station1(tmp_path)
+    station.key = Ed25519PrivateKey.generate()
+    station.kid = key_id(station.key.public_key())
+    station.receiver.handle(station.topic, wire.sign(b"x", station.topic, station.key,
+                                                     station.kid), 1)
+    assert station.acks == []
+    [(reason,)] = station.receiver.catalog.conn.execute(
+        "SELECT reason FROM refusals").fetchall()
+    assert reason == "unknown-key"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_the_store_checks_the_whole_product_before_keeping_it(tmp_path, damage):
+    store = ProductStore(tmp_path / "store")
+    outbox = outbox_with(tmp_path)
+    admitted(outbox, product_file(tmp_path))
+    [pending] = outbox.pending()
+    manifest = pending.manifest
+    store.stage(manifest, "t", "k", b"s", pending.body, 1)
+    for index in range(manifest.chunks):
+        data = outbox.read_chunk(pending, index)
+        if index == 0:
+            data = data[:-1] + bytes([data[-1] ^ 1]) if damage == "flip" else data
+        store.write_chunk(manifest, index, data)
+    if damage == "truncate":
+        part = next((store.root / "incoming").rglob("*.part"))
+        with open(part, "r+b") as out:
+            out.truncate(manifest.size - 1)
+    with pytest.raises(ValueError, match="SHA-256"):
+        store.finish(manifest)
+    assert store.staged("RADAR-1", "e1", pending.id) is None
+    assert not store.path_of(manifest.sha256.hex()).exists()
