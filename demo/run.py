@@ -17,6 +17,7 @@ from pathlib import Path
 from obslink.demo.broker import Mosquitto, free_port
 from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
 from obslink.readings import now_us
+from obslink.demo.simulated_radar import SimulatedRadar
 from obslink.demo.simulator import (KINDS, SimulatedDAU, SimulatedLogger, SimulatedTOB1Logger,
                                demo_start_time, write_agent_config)
 
@@ -64,9 +65,12 @@ def run_demo(stations: int, duration: float, speed: float, directory: Path | Non
             base / "collector.log"))
         for logger in loggers:
             station_dir = base / "stations" / logger.station
-            config = write_agent_config(station_dir / "agent.toml", logger, NETWORK,
-                                        broker.url, station_dir / "station.key",
-                                        station_dir / "outbox.db")
+            make_config = getattr(logger, "agent_config", None) or partial(
+                write_agent_config, station=logger)
+            config = make_config(path=station_dir / "agent.toml", network=NETWORK,
+                                 broker_url=broker.url,
+                                 private_key=station_dir / "station.key",
+                                 outbox=station_dir / "outbox.db")
             processes.append(obslink_process(["agent", "run", str(config)],
                                              station_dir / "agent.log"))
         say(f"demo: collector and {len(loggers)} agents started "
@@ -75,8 +79,11 @@ def run_demo(stations: int, duration: float, speed: float, directory: Path | Non
         written = _simulate(loggers, duration, speed, catalog_path, say, processes)
         produced = sum(l.records * l.values_per_record for l in loggers)
         committed = _wait_for_drain(catalog_path, produced, say)
+        radars = [logger for logger in loggers if hasattr(logger, "written")]
+        products = _wait_for_products(catalog_path, radars, say)
         summary = _summarise(catalog_path, written, produced, committed, len(loggers),
                              duration, base if keep else None)
+        summary["radar_products"] = products
         summary["kinds"] = sorted({logger.kind_name for logger in loggers})
     finally:
         for logger in loggers:
@@ -90,7 +97,8 @@ def run_demo(stations: int, duration: float, speed: float, directory: Path | Non
         _print_summary(summary)
     if not keep:
         shutil.rmtree(base, ignore_errors=True)
-    clean = summary["readings_committed"] == produced and summary["refused"] == 0
+    clean = summary["readings_committed"] == produced and summary["refused"] == 0 and \
+        summary["radar_products"]["identical"] == summary["radar_products"]["written"]
     return 0 if clean else 1
 
 
@@ -108,17 +116,19 @@ def _simulated_station(index: int, station: str, directory: Path, start):
 
 
 def _set_up_stations(base: Path, count: int, catalog_path: Path, start) -> list:
+    """``count`` stations of the kinds in turn, and a radar."""
     from obslink.server.catalog import Station, open_catalog
 
     catalog = open_catalog(catalog_path)
     stations = []
-    for index in range(count):
-        station = f"0-20000-0-{54511 + index}"
+    for index in range(count + 1):
+        station = f"0-20000-0-{54511 + index}" if index < count else "Z9010"
         station_dir = base / "stations" / station
         write_keypair(station_dir / "station.key", station_dir / "station.pub",
                       overwrite=True)
         public = load_public_key(station_dir / "station.pub")
-        simulated = _simulated_station(index, station, station_dir, start)
+        simulated = _simulated_station(index, station, station_dir, start) if index < count \
+            else SimulatedRadar(station, station_dir / "radar", start, seed=index)
         catalog.add_station(Station(station, NETWORK, f"demo {simulated.kind_name} "
                                     f"{index + 1}", interval_seconds=60),
                             public_bytes(public), key_id(public))
@@ -194,6 +204,25 @@ def _wait_for_drain(catalog_path: Path, produced: int, say) -> int:
     return committed
 
 
+def _wait_for_products(catalog_path: Path, radars, say) -> dict:
+    """Until every tilt the radars wrote is registered (or the drain timeout): how many were
+    written, registered, and registered with exactly the bytes written."""
+    expected = {name: digest for radar in radars for name, digest in radar.written.items()}
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while True:
+        try:
+            with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True, timeout=5) as conn:
+                registered = dict(conn.execute("SELECT name, sha256 FROM products"))
+        except sqlite3.Error:
+            registered = {}
+        if len(registered) >= len(expected) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    identical = sum(registered.get(name) == digest for name, digest in expected.items())
+    say(f"demo: {len(registered)} of {len(expected)} radar tilts registered")
+    return {"written": len(expected), "registered": len(registered), "identical": identical}
+
+
 def _summarise(catalog_path, written, produced, committed, stations, duration, kept) -> dict:
     from obslink.readings import QC_FLAG_NAMES, format_utc
 
@@ -267,6 +296,11 @@ def _monitoring_line(found: dict) -> str:
             f"raised: {alarms or 'none'}")
 
 
+def _products_line(found: dict) -> str:
+    return (f"{found['written']} tilts written, {found['registered']} registered, "
+            f"{found['identical']} byte-identical")
+
+
 def _print_summary(summary: dict) -> None:
     latency = summary["latency_ms"]
     print(f"""
@@ -279,6 +313,7 @@ obslink demo summary
   QC flags            {', '.join(f'{n} {c}' for n, c in summary['qc_flags'].items())}
   QC coverage         {summary['qc_coverage_percent']} %
   latency written→committed  p50 {latency['p50']} ms, p99 {latency['p99']} ms
+  radar products      {_products_line(summary['radar_products'])}
   monitoring          {_monitoring_line(summary['monitoring'])}""")
     if "directory" in summary:
         print(f"  kept in            {summary['directory']}")

@@ -177,7 +177,9 @@ def test_demo_commits_every_reading(tmp_path):
     assert summary["readings_committed"] == summary["readings_produced"]
     assert summary["refused"] == 0 and summary["batches"] > 0
     assert set(summary["qc_flags"]) <= {"good", "missing"}, summary["qc_flags"]  # simulated
-    assert summary["kinds"] == ["airq-hj212", "aws-toa5", "hydro-tob1"]
+    assert summary["kinds"] == ["airq-hj212", "aws-toa5", "hydro-tob1", "radar-cinrad"]
+    radar = summary["radar_products"]
+    assert radar["written"] > 0 and radar["identical"] == radar["registered"] == radar["written"]
     assert summary["latency_ms"]["p50"] is not None
     assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
     assert "committed" in result.stderr  # progress was shown while it ran
