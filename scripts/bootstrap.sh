@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prepare a fresh Debian/Ubuntu machine that has only Python: install Mosquitto, Chromium and
-# the venv module where missing (apt-get, via sudo when not root), then obslink with its
+# Prepare a fresh Debian/Ubuntu machine that has only Python: install Mosquitto (and its
+# command-line clients), Chromium and the venv module where missing (apt-get, via sudo when not root), then obslink with its
 # collector, BUFR and test extras into .venv. Safe to run again; it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
+# mosquitto_pub/sub: the raw baseline of bench/product_transfer.py and its smoke test
+command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 # the tests load the collector's web pages in a real headless browser
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -71,3 +71,15 @@ def test_the_monitoring_bench_counts_a_day_and_sees_a_station_fall_silent(tmp_pa
     bench.silence(path, interval_s=1)  # again on the same catalog, as --dir reuses it
     printed = capsys.readouterr().out
     assert printed.count("silence to alarm") == 2 and "completeness 1.000" in printed
+
+
+def test_the_product_bench_moves_a_small_product_both_ways(tmp_path):
+    from obslink.demo.broker import Mosquitto
+
+    bench = load_bench("product_transfer")
+    product = bench.make_product(tmp_path, 1.5)
+    with Mosquitto(tmp_path / "broker") as broker:
+        assert bench.raw_seconds(broker, product, tmp_path / "pieces") > 0
+        seconds, agent_rss, collector_rss = bench.obslink_seconds(tmp_path / "obslink",
+                                                                  broker, product)
+    assert seconds > 0 and agent_rss[1] >= agent_rss[0] > 0 and collector_rss[1] > 0

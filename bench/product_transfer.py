@@ -1,0 +1,174 @@
+"""Radar products through obslink against raw MQTT, in the same run:
+`.venv/bin/python bench/product_transfer.py [--quick] [--size-mb N]`.
+
+A CINRAD volume of about --size-mb MB (plain, not compressed: what is measured is moving
+bytes, not bzip2) goes
+- raw: cut into 1 MiB pieces, each published with `mosquitto_pub -f` (QoS 1) to a
+  `mosquitto_sub -C N` on the same broker, from the first publication until the subscriber
+  has them all;
+- through obslink: dropped into a real agent's products directory (settle 0.1 s); from the
+  rename until the real collector has registered the product in the catalog (read, copied,
+  hashed and signed at the agent; verified, written once and checked whole at the centre).
+Printed: MB/s of each and obslink / raw (target, issue 20: at least 50 %), and the peak RSS
+(VmHWM) of the agent and of the collector (its process and its MQTT child) while the product
+moved (target with a 200 MB product: 80 MB each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from obslink.demo.broker import Mosquitto
+from obslink.demo.radar_products import RadarScan, write_cinrad
+from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
+from obslink.server.catalog import Station, open_catalog
+
+PIECE = 1 << 20
+
+
+def make_product(directory: Path, size_mb: float) -> Path:
+    # 2 moments of 4,000 gates a radial: ~8 KB a radial, 720 radials a cut
+    cuts = max(1, round(size_mb * 1e6 / (720 * 2 * 4032)))
+    scan = RadarScan(elevations=tuple(0.5 + 0.9 * n for n in range(cuts)), radials=720,
+                     gates=4000, moments=("REF", "VEL"))
+    return write_cinrad(directory / "volume.bin", scan, compress=False)
+
+
+def raw_seconds(broker: Mosquitto, product: Path, pieces_dir: Path) -> float:
+    pieces_dir.mkdir()
+    pieces = []
+    with open(product, "rb") as source:
+        while piece := source.read(PIECE):
+            path = pieces_dir / f"{len(pieces):05d}"
+            path.write_bytes(piece)
+            pieces.append(path)
+    subscriber = subprocess.Popen(["mosquitto_sub", "-p", str(broker.port), "-t", "raw/x",
+                                   "-q", "1", "-C", str(len(pieces))],
+                                  stdout=subprocess.DEVNULL)
+    time.sleep(0.5)  # the subscription stands
+    started = time.perf_counter()
+    for path in pieces:
+        subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", "raw/x", "-q", "1",
+                        "-f", str(path)], check=True)
+    subscriber.wait(120)
+    return time.perf_counter() - started
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM of a process and its children (the collector's MQTT link is one), MB."""
+    total = 0
+    for task in [pid] + _children(pid):
+        try:
+            for line in open(f"/proc/{task}/status"):
+                if line.startswith("VmHWM:"):
+                    total = max(total, int(line.split()[1]))
+        except OSError:
+            pass
+    return total / 1024
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            found += [int(child) for child in
+                      open(f"/proc/{pid}/task/{task}/children").read().split()]
+        except OSError:
+            pass
+    return found
+
+
+def obslink_seconds(base: Path, broker: Mosquitto, product: Path):
+    """Seconds from the rename to the registration, and (before, after) peak RSS of the
+    agent and of the collector."""
+    catalog_path = base / "catalog.db"
+    station = base / "radar"
+    radar_dir = station / "incoming"
+    radar_dir.mkdir(parents=True)
+    write_keypair(station / "station.key", station / "station.pub")
+    public = load_public_key(station / "station.pub")
+    catalog = open_catalog(catalog_path)
+    catalog.add_station(Station("BENCH-RADAR", "bench"), public_bytes(public), key_id(public))
+    catalog.close()
+    (station / "agent.toml").write_text(f"""\
+[station]
+id = "BENCH-RADAR"
+network = "bench"
+private_key = "station.key"
+[outbox]
+path = "outbox.db"
+[uplink]
+broker = "{broker.url}"
+[products.radar]
+path = "{radar_dir}"
+format = "cinrad"
+pattern = "*.bin"
+settle_seconds = 0.1
+poll_interval = 0.1
+""")
+    logs = open(base / "processes.log", "ab")
+    collector = subprocess.Popen([sys.executable, "-m", "obslink", "collector", "serve",
+                                  "--db", str(catalog_path), "--broker", broker.url],
+                                 stdout=logs, stderr=logs)
+    agent = subprocess.Popen([sys.executable, "-m", "obslink", "agent", "run",
+                              str(station / "agent.toml")], stdout=logs, stderr=logs)
+    try:
+        time.sleep(3)  # both connected
+        before = peak_rss_mb(agent.pid), peak_rss_mb(collector.pid)
+        staged = radar_dir / ".volume.tmp"
+        shutil.copy(product, staged)
+        started = time.perf_counter()
+        os.replace(staged, radar_dir / "volume.bin")
+        while True:
+            with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True, timeout=10) as conn:
+                if conn.execute("SELECT count(*) FROM products").fetchone()[0]:
+                    break
+            if agent.poll() is not None or collector.poll() is not None:
+                raise SystemExit(f"a process ended; see {base / 'processes.log'}")
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        return seconds, (before[0], peak_rss_mb(agent.pid)), \
+            (before[1], peak_rss_mb(collector.pid))
+    finally:
+        for process in (agent, collector):
+            process.terminate()
+            process.wait(30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=float, default=50.0)
+    parser.add_argument("--quick", action="store_true", help="a 10 MB product")
+    args = parser.parse_args()
+    size = 10.0 if args.quick else args.size_mb
+    for tool in ("mosquitto_pub", "mosquitto_sub"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing: apt-get install mosquitto-clients")
+    with tempfile.TemporaryDirectory(prefix="obslink-products-") as name:
+        base = Path(name)
+        product = make_product(base, size)
+        megabytes = product.stat().st_size / 1e6
+        with Mosquitto(base / "broker") as broker:
+            raw = raw_seconds(broker, product, base / "pieces")
+            ours, agent_rss, collector_rss = obslink_seconds(base / "obslink", broker,
+                                                             product)
+    print(f"product of {megabytes:.1f} MB\n"
+          f"  raw mosquitto_pub/sub, 1 MiB pieces  {megabytes / raw:8.1f} MB/s\n"
+          f"  obslink agent → collector → store    {megabytes / ours:8.1f} MB/s   "
+          f"obslink / raw = {raw / ours:.2f}\n"
+          f"  peak RSS: agent {agent_rss[1]:.0f} MB (started: {agent_rss[0]:.0f}), collector "
+          f"{collector_rss[1]:.0f} MB (started: {collector_rss[0]:.0f})",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
