@@ -28,11 +28,15 @@ def add_commands(catalog) -> None:
     add_collector_key_option(export, "to sign a tree head when none holds the batch yet",
                              make=False)
     verify = command(catalog, "verify", cmd_verify, "re-check the whole catalog offline: "
-                     "signatures, every row against its signed batch, the log against the "
-                     "signed tree heads; exit 1 when anything differs", catalog=True, json=True)
+                     "signatures, every row against its signed batch, every product against its "
+                     "signed manifest, the log against the signed tree heads; exit 1 when "
+                     "anything differs", catalog=True, json=True)
     verify.add_argument("--collector-pub", type=Path, default=None,
                         help="the collector's public key (collector.pub) tree heads must be "
                         "signed with (default: the key kept with each head)")
+    verify.add_argument("--product-store", type=Path, default=None, metavar="DIR",
+                        help="where the collector keeps products, whose files are checked "
+                        "against their signed manifests (default: CATALOG.products)")
     heads = command(catalog, "tree-head", cmd_tree_head, "the log's newest signed tree heads "
                     "(--sign: sign one now)", catalog=True, json=True)
     heads.add_argument("--sign", action="store_true", help="sign the tree head now")
@@ -118,7 +122,11 @@ def cmd_verify(args) -> int:
         print(f"\rchecked {batches} batches", end="", file=sys.stderr, flush=True)
 
     def check(catalog):
-        return verify_catalog(catalog, collector, progress if sys.stderr.isatty() else None)
+        from obslink.server.product_store import ProductStore, default_product_store
+
+        store = ProductStore(args.product_store or default_product_store(catalog.location))
+        return verify_catalog(catalog, collector, progress if sys.stderr.isatty() else None,
+                              store.check_file)
     report = with_catalog(args.db, check)
     if sys.stderr.isatty():
         print(file=sys.stderr)
@@ -126,7 +134,7 @@ def cmd_verify(args) -> int:
         print_json(report.as_dict())
     else:
         print(f"checked {report.batches} batches, {report.observations} observations, "
-              f"{report.leaves} log leaves, {report.tree_heads} signed tree heads"
+              f"{report.products} products, {report.leaves} log leaves, {report.tree_heads} signed tree heads"
               + (f" ({report.unsigned_leaves} newest leaves not under a signed head yet)"
                  if report.unsigned_leaves else ""))
         for problem in report.problems:

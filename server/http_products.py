@@ -25,7 +25,7 @@ def _store(request: Request) -> ProductStore:
 
 def _public(record: dict, base: str) -> dict:
     shown = {key: value for key, value in record.items()
-             if key not in ("manifest", "signature", "id")}
+             if key not in ("manifest", "signature", "id", "leaf_hash")}
     shown["links"] = [
         {"rel": "self", "href": f"{base}/v1/products/{record['identifier']}"},
         {"rel": "enclosure", "type": "application/octet-stream", "length": record["size"],

@@ -44,6 +44,21 @@ class ProductStore:
     def _staging(self, station: str, epoch: str, number: int, suffix: str) -> Path:
         return self.root / "incoming" / station / f"{epoch}-{number}.{suffix}"
 
+    def check_file(self, sha256_hex: str, size: int) -> str | None:
+        """What is wrong with a stored product's file (for `catalog verify`), or None."""
+        path = self.path_of(sha256_hex)
+        if not path.is_file():
+            return f"its file {path} is missing from the product store"
+        digest, length = hashlib.sha256(), 0
+        with open(path, "rb") as product:
+            while piece := product.read(READ_PIECE):
+                digest.update(piece)
+                length += len(piece)
+        if length != size or digest.hexdigest() != sha256_hex:
+            return (f"its file {path} holds {length:,} bytes with SHA-256 {digest.hexdigest()};"
+                    f" the station signed {size:,} bytes with SHA-256 {sha256_hex}")
+        return None
+
     # -- receiving ----------------------------------------------------------------------------
 
     def staged(self, station: str, epoch: str, number: int) -> dict | None:

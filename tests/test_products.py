@@ -17,6 +17,7 @@ from obslink.demo.radar_products import RadarScan, write_cinrad
 from obslink.errors import WireError
 from obslink.keys import key_id, public_bytes
 from obslink.plugins.cinrad import CinradBaseData
+from obslink.readings import now_us
 from obslink.server.catalog import Station, open_catalog
 from obslink.server.product_receiver import ProductReceiver
 from obslink.server.product_store import ProductStore
@@ -124,7 +125,8 @@ class Station1:
         self.topic = wire.product_topic("net", "RADAR-1")
 
     def send(self, body: bytes) -> wire.ProductAck:
-        self.receiver.handle(self.topic, wire.sign(body, self.topic, self.key, self.kid), 1)
+        self.receiver.handle(self.topic, wire.sign(body, self.topic, self.key, self.kid),
+                             now_us())
         return self.acks[-1]
 
 
@@ -190,3 +192,55 @@ def test_the_store_checks_the_whole_product_before_keeping_it(tmp_path, damage):
         store.finish(manifest)
     assert store.staged("RADAR-1", "e1", pending.id) is None
     assert not store.path_of(manifest.sha256.hex()).exists()
+
+
+def registered_product(tmp_path: Path) -> tuple[Station1, str]:
+    station = Station1(tmp_path)
+    outbox = outbox_with(tmp_path)
+    number = admitted(outbox, product_file(tmp_path))
+    [pending] = outbox.pending()
+    station.send(pending.body)
+    for index in range(pending.manifest.chunks):
+        ack = station.send(wire.encode_chunk(wire.Chunk(
+            "RADAR-1", "e1", number, index, pending.manifest.chunk_sha256[index],
+            outbox.read_chunk(pending, index))))
+    assert ack.complete
+    return station, ack.record
+
+
+def test_a_product_is_a_leaf_of_the_log_with_its_provenance_and_prov_json(tmp_path):
+    from prov.model import ProvDocument
+
+    from obslink.server.catalog.prov_json import to_prov_json
+    from obslink.server.catalog.provenance import resolve
+
+    station, record = registered_product(tmp_path)
+    catalog = station.receiver.catalog
+    chain = resolve(catalog, record, Ed25519PrivateKey.generate())
+    assert chain["kind"] == "product" and chain["signature"]["valid"]
+    assert chain["signature"]["key_status_when_received"] == "active"
+    assert chain["log"]["index"] == 0 and chain["log"]["verified"]
+    assert chain["product"]["metadata"]["scan_strategy"] == "VCP21D"
+    document = ProvDocument.deserialize(content=__import__("json").dumps(
+        to_prov_json(chain)), format="json")
+    assert any(str(entity.identifier) == record for entity in document.get_records())
+
+
+def test_catalog_verify_checks_products_and_names_an_edited_one(tmp_path):
+    from obslink.server.catalog.self_check import verify_catalog
+
+    station, record = registered_product(tmp_path)
+    catalog, store = station.receiver.catalog, station.store
+    report = verify_catalog(catalog, product_store=store.check_file)
+    assert not report.problems, report.problems
+    assert (report.products, report.leaves) == (1, 1)
+    stored = store.path_of(catalog.product(record)["sha256"])
+    data = bytearray(stored.read_bytes())
+    data[100] ^= 1
+    stored.write_bytes(bytes(data))
+    catalog.conn.execute("UPDATE products SET size = size + 1")
+    problems = verify_catalog(catalog, product_store=store.check_file).problems
+    assert {problem["where"] for problem in problems} == {record}
+    assert any("the station signed" in problem["problem"] and "SHA-256" in problem["problem"]
+               for problem in problems)
+    assert any(problem["problem"].startswith("its size is") for problem in problems)

@@ -6,7 +6,10 @@ refused at the source and reported as a gap."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import random
 import time
 from pathlib import Path
@@ -112,6 +115,12 @@ def test_products_arrive_whole_through_ten_agent_kills(deployment):
     assert chunks_stored == chunks_of(paths)  # each chunk written once, whatever came again
     assert deployment.catalog.count("refusals") == 0
     downloads_match(deployment, paths)
+    verified = subprocess.run([sys.executable, "-m", "obslink", "catalog", "verify", "--db",
+                               str(deployment.catalog_path), "--json"],
+                              capture_output=True, text=True, timeout=120)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    report = json.loads(verified.stdout)
+    assert report["products"] == len(paths) and report["leaves"] == len(paths)
 
 
 def downloads_match(deployment, paths: list[Path]) -> None:
@@ -135,6 +144,8 @@ def downloads_match(deployment, paths: list[Path]) -> None:
             part = requests.get(record["links"][1]["href"], timeout=30,
                                 headers={"Range": "bytes=1000-1999"})
             assert part.status_code == 206 and part.content == path.read_bytes()[1000:2000]
+            chain = requests.get(record["links"][2]["href"], timeout=30).json()
+            assert chain["kind"] == "product" and chain["signature"]["valid"]
         station = listed[0]["station"]
         dataset = requests.get(f"{url}/v1/datasets/obslink:{station}/radar", timeout=30)
         assert dataset.json()["time"] is not None

@@ -420,7 +420,7 @@ class Catalog(ABC):
 
     @abstractmethod
     def log_leaf_rows(self):
-        """(index, batch id, leaf hash) of every leaf, in order."""
+        """(index, batch id, product id, leaf hash) of every leaf, in order."""
 
     # -- stored batches as records (provenance, verify) ----------------------------------------
 
@@ -450,6 +450,10 @@ class Catalog(ABC):
                          signature: bytes, received_at: int) -> str:
         """Record a product the product store holds whole; idempotent on its identity.
         Returns its identifier."""
+
+    @abstractmethod
+    def product_records(self, after: int = 0, limit: int = 1000) -> list[dict]:
+        """Stored products with their signed manifests and leaves (`catalog verify`)."""
 
     @abstractmethod
     def product_registered(self, station: str, epoch: str, number: int) -> bool: ...

@@ -8,6 +8,8 @@ tree heads. Written so that a third party rebuilds both with msgpack and hashlib
 - The QC columns are what the catalog stored, which the centre's QC may have replaced:
   ``msgpack([origin, [[bit, check name], …], qc, qc_ran, qc_failed])`` naming every bit
   up to the highest the masks use (null for a bit the catalog has no name for).
+- A product's leaf is ``msgpack([PRODUCT_LEAF_CONTEXT, topic, key id, signature,
+  SHA-256(manifest body), received_at, committed_at, committed_by])``.
 - A tree head is signed (Ed25519) as ``TREE_HEAD_CONTEXT + msgpack([size, root,
   signed_at µs])``.
 """
@@ -20,6 +22,7 @@ import msgpack
 from obslink.server.catalog import merkle
 
 LEAF_CONTEXT = "obslink-log-leaf-v1"
+PRODUCT_LEAF_CONTEXT = "obslink-log-product-v1"
 TREE_HEAD_CONTEXT = b"obslink-tree-head-v1\n"
 
 
@@ -32,6 +35,15 @@ def leaf_hash(topic: str, key_id: str, signature: bytes, body_sha256: bytes,
     return merkle.leaf_hash(msgpack.packb(
         [LEAF_CONTEXT, topic, key_id, signature, body_sha256, bundle_sha256, received_at,
          committed_at, committed_by, qc_sha256], use_bin_type=True))
+
+
+def product_leaf_hash(topic: str, key_id: str, signature: bytes, manifest_sha256: bytes,
+                      received_at: str, committed_at: str, committed_by: str) -> bytes:
+    """The leaf of one registered product: over its signed manifest (which lists the
+    product's SHA-256 and every chunk's) and its commit metadata."""
+    return merkle.leaf_hash(msgpack.packb(
+        [PRODUCT_LEAF_CONTEXT, topic, key_id, signature, manifest_sha256, received_at,
+         committed_at, committed_by], use_bin_type=True))
 
 
 def qc_columns_bytes(origin: str | None, names: dict[int, str], qc: list[int],

@@ -21,7 +21,8 @@ def to_prov_json(chain: dict) -> dict:
         raw: {"prov:type": "ol:RawSource", "ol:name": source["name"],
               "ol:stream": source["stream"], "ol:byteStart": source["byte_start"],
               "ol:byteEnd": source["byte_end"], "ol:sha256": source["sha256"]},
-        batch_entity: {"prov:type": "ol:SignedBatch", "ol:epoch": batch["epoch"],
+        batch_entity: {"prov:type": "ol:SignedManifest" if chain["kind"] == "product"
+                       else "ol:SignedBatch", "ol:epoch": batch["epoch"],
                        "ol:seq": batch["seq"], "ol:readings": batch["readings"],
                        "ol:signature": signature["signature"],
                        "ol:bodySha256": signature["body_sha256"],

@@ -15,7 +15,7 @@ from obslink import wire
 from obslink.readings import format_utc
 from obslink.server.catalog import merkle
 from obslink.server.catalog.errors import NoSuchRecordError
-from obslink.server.catalog.identifiers import (Identifier, batch_id, dataset_id,
+from obslink.server.catalog.identifiers import (RADAR, Identifier, batch_id, dataset_id,
                                                 parse_identifier)
 from obslink.server.catalog.log_entries import tree_head_message
 from obslink.server.catalog.interface import Catalog
@@ -31,6 +31,8 @@ def resolve(catalog: Catalog, text: str, signing_key=None) -> dict:
 def find_record(catalog: Catalog, text: str) -> tuple[Identifier, dict]:
     """The identifier and its stored batch (an observation's too)."""
     ident = parse_identifier(text)
+    if ident.kind == "product":
+        return ident, catalog.product(text)
     if ident.kind == "dataset":
         raise NoSuchRecordError(f"{text} names a dataset; provenance is kept per batch "
                                 f"(obslink:STATION/EPOCH/SEQ) and observation "
@@ -43,6 +45,8 @@ def find_record(catalog: Catalog, text: str) -> tuple[Identifier, dict]:
 
 
 def chain_of(catalog: Catalog, ident: Identifier, record: dict, signing_key=None) -> dict:
+    if ident.kind == "product":
+        return _product_chain(catalog, ident, record, signing_key)
     signed = wire.decode_batch_columns(record["body"])
     chain = {"id": str(ident), "kind": ident.kind,
              "dataset": dataset_id(ident.station),
@@ -61,6 +65,48 @@ def chain_of(catalog: Catalog, ident: Identifier, record: dict, signing_key=None
     if ident.kind == "observation":
         chain["observation"] = _observation(catalog, ident, record, signed)
     return chain
+
+
+def _product_chain(catalog: Catalog, ident: Identifier, record: dict,
+                   signing_key=None) -> dict:
+    """A product's chain, in the shape of a batch's (the signed manifest in the batch's
+    place, the product file as its source) so that PROV-JSON and the export read it alike."""
+    manifest = wire.decode_manifest(record["manifest"])
+    key = catalog.key_record(record["key_id"])
+    message = wire.signed_message(record["topic"], record["manifest"])
+    valid = key is not None and verifies(key["public_key"], record["signature"], message)
+    return {
+        "id": str(ident), "kind": "product", "dataset": dataset_id(ident.station, RADAR),
+        "batch": {"id": record["identifier"], "station": record["station"],
+                  "epoch": record["epoch"], "seq": record["number"], "readings": 0,
+                  "created_at": format_utc(manifest.created, fixed=True),
+                  "received_at": record["received_at"],
+                  "committed_at": record["committed_at"],
+                  "committed_by": record["committed_by"]},
+        "product": {"name": record["name"], "format": record["format"],
+                    "format_version": record["format_version"], "size": record["size"],
+                    "sha256": record["sha256"], "chunk_bytes": manifest.chunk_bytes,
+                    "chunk_sha256": [digest.hex() for digest in manifest.chunk_sha256],
+                    "metadata": record["metadata"]},
+        "station": _station(catalog, ident.station),
+        "signature": {
+            "algorithm": "Ed25519", "key_id": record["key_id"],
+            "public_key": key["public_key"].hex() if key else None,
+            "key_status_now": key["status"] if key else "unknown",
+            "key_status_when_received": key_status_at(key, record["received_at"])
+            if key else "unknown",
+            "signature": record["signature"].hex(), "valid": valid,
+            "topic": record["topic"], "signed": "manifest",
+            "body": base64.b64encode(record["manifest"]).decode(),
+            "body_sha256": hashlib.sha256(record["manifest"]).hexdigest(),
+            "bundle_digests": None,
+            "signed_message_sha256": hashlib.sha256(message).hexdigest()},
+        "source": {"name": record["name"], "stream": manifest.source, "byte_start": 0,
+                   "byte_end": record["size"], "sha256": record["sha256"],
+                   "adapter": record["format"], "adapter_version": record["format_version"]},
+        "clock": {"synced": None, "offset_ms": None},
+        "qc": {"origin": None, "note": "products are not readings: no QC"},
+        "log": _log(catalog, record, signing_key)}
 
 
 def _batch(record: dict, readings: int) -> dict:

@@ -18,6 +18,11 @@ BUNDLE_FORMAT = "obslink-provenance-bundle-v1"
 
 def export_bundle(catalog: Catalog, text: str, signing_key=None) -> dict:
     ident, record = find_record(catalog, text)
+    if ident.kind == "product":
+        raise NoSuchRecordError(f"{text} is a product: export-provenance writes bundles of "
+                                "batches and observations; `obslink catalog provenance "
+                                f"{text} --json` gives the product's chain (its signed "
+                                "manifest and inclusion proof), /v1/products/ID/data its bytes")
     chain = chain_of(catalog, ident, record, signing_key)
     log = chain["log"]
     if log.get("tree_head") is None:

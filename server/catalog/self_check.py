@@ -1,8 +1,9 @@
 """`obslink catalog verify`: the catalog re-checked offline against what was signed
 (docs/provenance.md, "Verifying the catalog"). Every station signature against the stored
 bytes and the key history; every observation row against its signed batch (time, field,
-value, source flag) and the QC columns committed; every log leaf against its batch; the
-log against every signed tree head. Each problem names the row, batch or leaf."""
+value, source flag) and the QC columns committed; every product's record and stored file
+against its signed manifest; every log leaf against its batch or product; the log against
+every signed tree head. Each problem names the row, batch, product or leaf."""
 
 from __future__ import annotations
 
@@ -15,17 +16,20 @@ from obslink.errors import WireError
 from obslink.server.catalog import merkle
 from obslink.server.catalog.identifiers import batch_id, observation_id
 from obslink.server.catalog.interface import Catalog
-from obslink.server.catalog.log_entries import leaf_hash, qc_sha256
+from obslink.server.catalog.log_entries import leaf_hash, product_leaf_hash, qc_sha256
 from obslink.server.catalog.provenance import (key_status_at, row_differences,
                                                signed_message_of, tree_head_valid, verifies)
 
 CHUNK = 1000  # batches read at a time
+# (SHA-256 hex, size) -> what is wrong with the product store's file, or None
+ProductFiles = Callable[[str, int], "str | None"]
 
 
 @dataclass
 class CheckReport:
     batches: int = 0
     observations: int = 0
+    products: int = 0
     leaves: int = 0
     tree_heads: int = 0
     unsigned_leaves: int = 0  # appended after the newest signed tree head
@@ -36,15 +40,18 @@ class CheckReport:
 
     def as_dict(self) -> dict:
         return {"batches": self.batches, "observations": self.observations,
+                "products": self.products,
                 "leaves": self.leaves, "tree_heads": self.tree_heads,
                 "unsigned_leaves": self.unsigned_leaves,
                 "ok": not self.problems, "problems": self.problems}
 
 
 def verify_catalog(catalog: Catalog, collector_key: bytes | None = None,
-                   progress: Callable[[int], None] | None = None) -> CheckReport:
+                   progress: Callable[[int], None] | None = None,
+                   product_store: ProductFiles | None = None) -> CheckReport:
     """Re-check everything; ``collector_key`` (raw Ed25519 public key) is the key tree heads
-    must be signed with (default: the key stored beside each head)."""
+    must be signed with (default: the key stored beside each head); ``product_store`` finds
+    a product's file by its SHA-256 (None: products' files are not read)."""
     report = CheckReport()
     names = catalog.qc_check_names()
     batches: set[int] = set()
@@ -63,8 +70,62 @@ def verify_catalog(catalog: Catalog, collector_key: bytes | None = None,
     for row_id, owner in catalog.stray_rows():
         report.problem("observation", f"row {row_id}", f"belongs to batch row {owner}, "
                        "which does not hold it: a row added or moved after commit")
-    _check_log(catalog, batches, collector_key, report)
+    products: set[int] = set()
+    after = 0
+    while records := catalog.product_records(after, CHUNK):
+        for record in records:
+            _check_product(catalog, record, product_store, report)
+        products.update(record["id"] for record in records)
+        after = records[-1]["id"]
+        report.products += len(records)
+    _check_log(catalog, batches, products, collector_key, report)
     return report
+
+
+def _check_product(catalog: Catalog, record: dict, files: ProductFiles | None,
+                   report: CheckReport) -> None:
+    """The signed manifest against the key history and the record; the stored file against
+    the manifest's SHA-256; the leaf against the manifest and the commit metadata."""
+    where = record["identifier"]
+    try:
+        manifest = wire.decode_manifest(record["manifest"])
+    except WireError as exc:
+        report.problem("product", where, f"the stored manifest does not decode ({exc})")
+        return
+    if (manifest.station, manifest.epoch, manifest.product) != \
+            (record["station"], record["epoch"], record["number"]):
+        report.problem("product", where, "the signed manifest names another product than "
+                       "its record")
+    for name, signed in (("sha256", manifest.sha256.hex()), ("size", manifest.size),
+                         ("name", manifest.name), ("format", manifest.format)):
+        if record[name] != signed:
+            report.problem("product", where, f"its {name} is {record[name]!r}; the station "
+                           f"signed {signed!r}")
+    key = catalog.key_record(record["key_id"])
+    if key is None or key["station"] != record["station"]:
+        report.problem("product", where, f"signed by key {record['key_id']}, which is not a "
+                       f"key of {record['station']} in the catalog")
+    else:
+        if not verifies(key["public_key"], record["signature"],
+                        wire.signed_message(record["topic"], record["manifest"])):
+            report.problem("product", where, f"the signature does not verify with key "
+                           f"{record['key_id']} over the stored topic and manifest")
+        status = key_status_at(key, record["received_at"])
+        if status != "active":
+            report.problem("product", where, f"key {record['key_id']} was {status} when the "
+                           f"product arrived ({record['received_at']})")
+    if files is not None:
+        problem = files(manifest.sha256.hex(), manifest.size)
+        if problem:
+            report.problem("product", where, problem)
+    if record["log_index"] is None:
+        report.problem("log", where, "the product has no leaf in the transparency log")
+    elif record["leaf_hash"] != product_leaf_hash(
+            record["topic"], record["key_id"], record["signature"],
+            hashlib.sha256(record["manifest"]).digest(), record["received_at"],
+            record["committed_at"], record["committed_by"]):
+        report.problem("log", where, f"leaf {record['log_index']} is not the hash of this "
+                       "product's signed manifest and commit metadata")
 
 
 def _check_batch(catalog: Catalog, record: dict, names: dict[int, str],
@@ -159,7 +220,7 @@ def _check_rows(catalog: Catalog, record: dict, signed, report: CheckReport
     return (qc, ran, failed) if complete else None
 
 
-def _check_log(catalog: Catalog, batches: set[int],
+def _check_log(catalog: Catalog, batches: set[int], products: set[int],
                collector_key: bytes | None, report: CheckReport) -> None:
     heads = sorted(catalog.all_tree_heads(), key=lambda head: head["size"])
     report.tree_heads = len(heads)
@@ -171,14 +232,17 @@ def _check_log(catalog: Catalog, batches: set[int],
     frontier = merkle.Frontier()
     pending = iter(heads)
     head = next(pending, None)
-    for index, owner, stored in catalog.log_leaf_rows():
+    for index, owner, product, stored in catalog.log_leaf_rows():
         while head is not None and head["size"] == frontier.size:
             _check_head_root(head, frontier, report)
             head = next(pending, None)
         if index != frontier.size:
             report.problem("log", f"leaf {frontier.size}", f"missing: the next leaf stored is "
                            f"{index}")
-        if owner not in batches:
+        if product is not None and product not in products:
+            report.problem("log", f"leaf {index}", f"its product (row {product}) is not in the "
+                           "catalog: deleted after commit")
+        elif product is None and owner not in batches:
             report.problem("log", f"leaf {index}", f"its batch (row {owner}) is not in the "
                            "catalog: deleted after commit")
         frontier.append(stored)

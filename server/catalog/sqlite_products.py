@@ -3,6 +3,7 @@ holds, with the signed manifest it was verified against; and the products statio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 
@@ -11,10 +12,14 @@ from obslink.readings import format_utc, now_us
 from obslink.sqlite_store import dicts, transaction
 from obslink.server.catalog.errors import NoSuchRecordError
 from obslink.server.catalog.identifiers import RADAR, parse_identifier, product_id
+from obslink.server.catalog.log_entries import product_leaf_hash
 
 _COLUMNS = ("id, station, epoch, number, name, format, format_version, size, sha256, "
             "chunk_bytes, chunks, observed_us, metadata, topic, key_id, received_at, "
-            "committed_at, committed_by")
+            "committed_at, committed_by, log_index")
+
+
+_PREFIXED = ", ".join(f"p.{column.strip()}" for column in _COLUMNS.split(","))
 
 
 def _record(row: dict) -> dict:
@@ -34,6 +39,8 @@ class SQLiteProducts:
         """Record a product the store now holds whole (idempotent on its identity); the
         station's radar dataset is made with its first product. Returns its identifier."""
         now = format_utc(now_us(), fixed=True)
+        received = format_utc(received_at, fixed=True)
+        committed_by = getattr(self, "committed_by", "") or ""
         with transaction(self.conn):
             name = self.conn.execute("SELECT name FROM stations WHERE id = ?",
                                      (manifest.station,)).fetchone()
@@ -48,10 +55,24 @@ class SQLiteProducts:
                  manifest.format, manifest.format_version, manifest.size,
                  manifest.sha256.hex(), manifest.chunk_bytes, manifest.chunks,
                  int(manifest.metadata.get("start_us") or manifest.created),
-                 json.dumps(manifest.metadata), body, topic, key_id, signature,
-                 format_utc(received_at, fixed=True), now, getattr(self, "committed_by", "")
-                 or ""))
+                 json.dumps(manifest.metadata), body, topic, key_id, signature, received, now,
+                 committed_by))
+            if self.conn.execute("SELECT changes()").fetchone()[0]:
+                self._log_product(topic, key_id, signature, body, received, now,
+                                  committed_by)
         return product_id(manifest.station, manifest.epoch, manifest.product)
+
+    def _log_product(self, topic, key_id, signature, body, received, committed,
+                     committed_by) -> None:
+        """The new product's leaf, in the transaction that registers it."""
+        row = self.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        index = self.conn.execute("SELECT coalesce(max(idx), -1) + 1 FROM log_leaves"
+                                  ).fetchone()[0]
+        leaf = product_leaf_hash(topic, key_id, signature, hashlib.sha256(body).digest(),
+                                 received, committed, committed_by)
+        self.conn.execute("INSERT INTO log_leaves (idx, product_id, committed_by, qc_sha256, "
+                          "hash) VALUES (?,?,?,?,?)", (index, row, committed_by, b"", leaf))
+        self.conn.execute("UPDATE products SET log_index = ? WHERE id = ?", (index, row))
 
     def product_registered(self, station: str, epoch: str, number: int) -> bool:
         return self.conn.execute("SELECT 1 FROM products WHERE station = ? AND epoch = ? AND "
@@ -78,8 +99,9 @@ class SQLiteProducts:
         """A product's record by its identifier, with the signed manifest."""
         parsed = parse_identifier(identifier)
         found = dicts(self.conn.execute(
-            f"SELECT {_COLUMNS}, manifest, signature FROM products WHERE station = ? AND "
-            "epoch = ? AND number = ?", (parsed.station, parsed.epoch, parsed.number))) \
+            f"SELECT {_PREFIXED}, p.manifest, p.signature, l.hash AS leaf_hash FROM products p "
+            "LEFT JOIN log_leaves l ON l.idx = p.log_index WHERE p.station = ? AND "
+            "p.epoch = ? AND p.number = ?", (parsed.station, parsed.epoch, parsed.number))) \
             if parsed.kind == "product" else []
         if not found:
             raise NoSuchRecordError(f"no product {identifier!r} in the catalog; `obslink "
@@ -87,7 +109,22 @@ class SQLiteProducts:
         record = _record(found[0])
         record["manifest"], record["signature"] = bytes(record["manifest"]), \
             bytes(record["signature"])
+        if record["leaf_hash"] is not None:
+            record["leaf_hash"] = bytes(record["leaf_hash"])
         return record
+
+    def product_records(self, after: int = 0, limit: int = 1000) -> list[dict]:
+        """Stored products with their signed manifests and leaves, for `catalog verify`."""
+        found = dicts(self.conn.execute(
+            f"SELECT {_PREFIXED}, p.manifest, p.signature, l.hash AS leaf_hash FROM products p "
+            "LEFT JOIN log_leaves l ON l.idx = p.log_index WHERE p.id > ? ORDER BY p.id "
+            "LIMIT ?", (after, limit)))
+        for record in found:
+            _record(record)
+            for name in ("manifest", "signature", "leaf_hash"):
+                if record[name] is not None:
+                    record[name] = bytes(record[name])
+        return found
 
     def record_product_gap(self, station: str, epoch: str, gap: dict,
                            received_at: int) -> None:

@@ -58,11 +58,12 @@ class SQLiteRecords:
             "b.id = v.batch_id WHERE b.id IS NULL OR b.first_row IS NULL OR v.id < "
             "b.first_row OR v.id >= b.first_row + b.readings ORDER BY v.id")
 
-    def log_leaf_rows(self) -> Iterator[tuple[int, int | None, bytes]]:
-        """(index, batch id, hash) of every leaf, in order."""
-        for index, batch_id, leaf in self.conn.execute(
-                "SELECT idx, batch_id, hash FROM log_leaves ORDER BY idx"):
-            yield index, batch_id, bytes(leaf)
+    def log_leaf_rows(self) -> Iterator[tuple[int, int | None, int | None, bytes]]:
+        """(index, batch id, product id, hash) of every leaf, in order (a leaf is a
+        batch's or a product's)."""
+        for index, batch_id, product, leaf in self.conn.execute(
+                "SELECT idx, batch_id, product_id, hash FROM log_leaves ORDER BY idx"):
+            yield index, batch_id, product, bytes(leaf)
 
     def key_record(self, key_id: str) -> dict | None:
         found = dicts(self.conn.execute(

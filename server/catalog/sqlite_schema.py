@@ -407,6 +407,24 @@ MIGRATIONS = [
             UNIQUE (station, epoch, gap)
         )
     """),
+    # docs/products.md: products are leaves of the transparency log too (a leaf names its
+    # batch or its product); SQLite changes a column's constraint by copying the table
+    ("products join the transparency log", """
+        CREATE TABLE log_leaves_new (
+            idx INTEGER PRIMARY KEY,
+            batch_id INTEGER REFERENCES batches(id),
+            product_id INTEGER REFERENCES products(id),
+            committed_by TEXT NOT NULL,
+            qc_sha256 BLOB NOT NULL,
+            hash BLOB NOT NULL,
+            CHECK ((batch_id IS NULL) != (product_id IS NULL))
+        );
+        INSERT INTO log_leaves_new (idx, batch_id, committed_by, qc_sha256, hash)
+            SELECT idx, batch_id, committed_by, qc_sha256, hash FROM log_leaves;
+        DROP TABLE log_leaves;
+        ALTER TABLE log_leaves_new RENAME TO log_leaves;
+        ALTER TABLE products ADD COLUMN log_index INTEGER
+    """),
 ]
 
 MAX_CATALOG_CHECKS = 62  # bits of a signed 64-bit integer column
