@@ -85,6 +85,11 @@ DEFAULT_LIMITS: dict[str, ElementLimits] = {
     "wastewater_flow": L("L/s", 0, 100_000),
     "battery_voltage": L("V", 0, 60),
     "logger_temperature": L("degC", -60, 85, -45, 70),
+    "radar_peak_power": L("kW", 0, 2000),
+    "radar_transmitter_temperature": L("degC", -60, 85, -30, 60),
+    "radar_shelter_temperature": L("degC", -60, 85, -20, 45),
+    "equipment_alarm_count": L("1", 0, 10_000),
+    "equipment_alarm_code": L("1", 0, 2**31 - 1),
 }
 del L
 
@@ -171,6 +176,16 @@ LIMIT_SOURCES: dict[str, str] = {
                        "voltage (IEC 61140)",
     "logger_temperature": "data loggers' extended operating range (e.g. Campbell CR1000X "
                           "−55…+85 °C)",
+    "radar_peak_power": "judgement: weather radars' klystron and magnetron transmitters peak "
+                        "at 250-1,000 kW (C and S band); 2 MW is beyond any",
+    "radar_transmitter_temperature": "judgement: electronics' −60…+85 °C storage range; "
+                                     "outside −30…+60 °C a transmitter needs attention",
+    "radar_shelter_temperature": "judgement: an air-conditioned shelter outside −20…+45 °C "
+                                 "has lost its climate control",
+    "equipment_alarm_count": "judgement: a count is not negative; 10,000 alarms at once is "
+                             "a broken report",
+    "equipment_alarm_code": "codes as the equipment defines them: a non-negative 32-bit "
+                            "integer",
 }
 
 RANGE_KEYS = ("min", "max", "suspect_min", "suspect_max")

@@ -60,4 +60,11 @@ ELEMENTS: dict[str, tuple[str, str]] = {
     # the station itself
     "battery_voltage": ("V", "logger supply voltage"),
     "logger_temperature": ("degC", "logger panel temperature"),
+    # radar and other equipment status (docs/products.md, "Radar status")
+    "radar_peak_power": ("kW", "radar transmitter peak power"),
+    "radar_transmitter_temperature": ("degC", "radar transmitter temperature"),
+    "radar_shelter_temperature": ("degC", "temperature in the radar's equipment shelter"),
+    "equipment_alarm_count": ("1", "alarms the equipment reports active (0: none); the "
+                              "collector's equipment alarm rule watches it"),
+    "equipment_alarm_code": ("1", "the equipment's first active alarm code (0: none)"),
 }

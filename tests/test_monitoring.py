@@ -39,10 +39,11 @@ class Station_:
                             public_bytes(self.key.public_key()), key_id(self.key.public_key()))
 
     def send(self, times: list[int], qc: int = QC_GOOD, value: float | None = 1.0,
-             clock: dict | None = None) -> None:
+             clock: dict | None = None,
+             elements: tuple[str, ...] = ("air_temperature", "wind_speed")) -> None:
         self.seq += 1
         readings = [Reading(t, element, value, "u", element[:1], None, qc, None, 1, 0)
-                    for t in times for element in ("air_temperature", "wind_speed")]
+                    for t in times for element in elements]
         batch = wire.Batch(self.id, "e1", self.seq, now_us(), readings, "toa5", "1",
                            {"name": "f"}, clock or {"synced": True, "offset_ms": 0.5},
                            ["range"])
@@ -189,6 +190,28 @@ def test_gaps_and_refusals_raise_alarms(catalog):
                                      station="S1")])
     found = {f.rule: f for f in alarms.findings(catalog, now_us())}
     assert "refusals" in found and "1 message(s)" in found["refusals"].detail
+
+
+def test_a_radars_status_with_active_alarms_raises_the_equipment_alarm_until_clear(catalog):
+    radar = Station_(catalog, "RADAR-1")
+    now = now_us()
+    radar.send([now - 2 * MINUTE], value=2.0,
+               elements=("equipment_alarm_count", "equipment_alarm_code"))
+    found = {f.rule: f for f in alarms.findings(catalog, now_us())}
+    assert "equipment" in found and "2 active alarm(s), the first with code 2" in \
+        found["equipment"].detail
+    radar.send([now - MINUTE], value=0.0, elements=("equipment_alarm_count",))
+    assert "equipment" not in {f.rule for f in alarms.findings(catalog, now_us())}
+
+
+def test_a_product_a_station_lost_raises_the_gaps_alarm(catalog):
+    station = Station_(catalog, "RADAR-2")
+    station.send([now_us() - MINUTE])
+    catalog.record_product_gap("RADAR-2", "e1", {
+        "id": 1, "name": "Z_RADR_I_big.bin.bz2", "size": 10**9, "observed_us": None,
+        "reason": "product-too-large", "detail": "too large", "at": now_us()}, now_us())
+    found = {f.rule: f for f in alarms.findings(catalog, now_us())}
+    assert "gaps" in found and "1 gap(s)" in found["gaps"].detail
 
 
 class Hook(BaseHTTPRequestHandler):

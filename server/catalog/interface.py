@@ -325,6 +325,10 @@ class Catalog(ABC):
     def gap_counts(self, since_us: int) -> dict[str, tuple[int, int]]: ...
 
     @abstractmethod
+    def newest_values(self, element: str) -> dict[str, tuple[int, float | None]]:
+        """station -> (observed µs, value) of its newest reading of ``element``."""
+
+    @abstractmethod
     def alarm_rules(self) -> dict[tuple[str, str], dict]: ...
 
     @abstractmethod

@@ -96,11 +96,31 @@ class SQLiteMonitor:
             "NULL GROUP BY station", (since,)))
 
     def gap_counts(self, since_us: int) -> dict[str, tuple[int, int]]:
-        """station -> (gap reports, readings evicted) received since ``since_us``."""
+        """station -> (gap reports, readings evicted) received since ``since_us``; a
+        product the station lost (docs/products.md) counts as a report of no readings."""
         since = format_utc(since_us, fixed=True)
-        return {station: (reports, readings) for station, reports, readings in
-                self.conn.execute("SELECT station, count(*), sum(readings) FROM gaps WHERE "
-                                  "received_at >= ? GROUP BY station", (since,))}
+        counts = {station: (reports, readings) for station, reports, readings in
+                  self.conn.execute("SELECT station, count(*), sum(readings) FROM gaps WHERE "
+                                    "received_at >= ? GROUP BY station", (since,))}
+        for station, lost in self.conn.execute(
+                "SELECT station, count(*) FROM product_gaps WHERE received_at >= ? "
+                "GROUP BY station", (since,)):
+            reports, readings = counts.get(station, (0, 0))
+            counts[station] = (reports + lost, readings)
+        return counts
+
+    def newest_values(self, element: str) -> dict[str, tuple[int, float | None]]:
+        """station -> (observed µs, value) of its newest reading of ``element``, one index
+        seek per series of that element."""
+        found: dict[str, tuple[int, float | None]] = {}
+        for station, series in self.conn.execute(
+                "SELECT station, id FROM series WHERE element = ?", (element,)).fetchall():
+            row = self.conn.execute(
+                "SELECT observed_us, value FROM observation_values WHERE series = ? "
+                "ORDER BY observed_us DESC LIMIT 1", (series,)).fetchone()
+            if row is not None and (station not in found or row[0] > found[station][0]):
+                found[station] = (row[0], row[1])
+        return found
 
     # -- alarms --------------------------------------------------------------------------
 

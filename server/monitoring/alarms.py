@@ -45,6 +45,7 @@ def findings(catalog, now_us: int) -> list[Finding]:
         return windows[hours].get(station, (0, Counts()))
 
     refusal_windows: dict[int, dict[str, int]] = {}
+    equipment: dict[str, dict] = {}  # element -> station -> (observed µs, value), when asked
     gap_windows: dict[int, dict[str, tuple[int, int]]] = {}
     found = []
     for sid, station in state.stations.items():
@@ -111,6 +112,17 @@ def findings(catalog, now_us: int) -> list[Finding]:
                 reports, readings = gap_windows[hours][sid]
                 add("gaps", f"the station reported {reports} gap(s): {readings} readings "
                     f"evicted from its outbox in the last {hours} h", readings)
+        if settings := rule("equipment"):
+            for element in ("equipment_alarm_count", "equipment_alarm_code"):
+                if element not in equipment:
+                    equipment[element] = catalog.newest_values(element)
+            newest = equipment["equipment_alarm_count"].get(sid)
+            if newest is not None and newest[1] is not None and newest[1] > settings["above"]:
+                code = equipment["equipment_alarm_code"].get(sid)
+                add("equipment", f"the equipment's status of {format_utc(newest[0])} reports "
+                    f"{newest[1]:g} active alarm(s)" + (f", the first with code {code[1]:g}"
+                                                          if code and code[1] else ""),
+                    newest[1])
     return found
 
 

@@ -21,6 +21,8 @@ DEFAULTS: dict[str, dict] = {
     "clock": {"offset_above_ms": 2000, "unsynchronised": True},
     # the station reported readings its outbox evicted (gap reports) over the window
     "gaps": {"window_h": 24},
+    # the equipment's newest status reports active alarms (element equipment_alarm_count)
+    "equipment": {"above": 0},
 }
 DESCRIPTIONS = {
     "silent": "no data for N reporting intervals",
@@ -29,7 +31,9 @@ DESCRIPTIONS = {
     "qc_erroneous": "share of readings QC flagged erroneous above a bound",
     "refusals": "messages from the station refused by the collector",
     "clock": "station clock not synchronised or its offset above a bound",
-    "gaps": "the station's outbox evicted readings (reported gaps)",
+    "gaps": "the station's outbox evicted readings or products (reported gaps)",
+    "equipment": "the equipment's newest status reports active alarms (a radar's "
+                 "transmitter, receiver …)",
 }
 
 
