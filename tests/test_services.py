@@ -90,12 +90,15 @@ def test_the_units_run_confined_as_their_own_user(unit):
 
 def test_the_firmware_configs_fit_the_agents_unit():
     """/etc/obslink holds the config and the key (relative paths resolve there); the outbox
-    and the loggers' directories are in /var/lib/obslink, the unit's one writable place."""
+    and the loggers' and radars' directories are in /var/lib/obslink, the unit's one
+    writable place."""
     for path in sorted((ROOT / "firmware_configs").glob("*.toml")):
         config = tomllib.loads(path.read_text())
         assert config["outbox"]["path"].startswith("/var/lib/obslink/"), path.name
         assert not Path(config["station"]["private_key"]).is_absolute(), path.name
-        for name, source in config["sources"].items():
+        tables = {**config.get("sources", {}), **config.get("products", {})}
+        assert tables, path.name
+        for name, source in tables.items():
             if "path" in source:
                 assert source["path"].startswith("/var/lib/obslink/"), (path.name, name)
 
