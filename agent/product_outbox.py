@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,7 @@ class ProductOutbox:
                  chunk_bytes: int = wire.MAX_CHUNK_BYTES, synchronous: str = "FULL") -> None:
         self.directory, self.station, self.epoch = directory, station, epoch
         self.max_bytes, self.chunk_bytes = max_bytes, chunk_bytes
+        self.synchronous = synchronous
         self.files = directory / "files"
         self.files.mkdir(parents=True, exist_ok=True)
         self.conn = open_database(directory / "products.db", synchronous,
@@ -230,7 +232,10 @@ class ProductOutbox:
         for good) and has left the outbox."""
         if ack.epoch != self.epoch:
             return False
-        with self._lock, transaction(self.conn):
+        # what the collector holds needs no fsync here: lost, it costs chunks sent again,
+        # which the collector acknowledges without storing them twice
+        with self._lock, _synchronous(self.conn, "NORMAL", self.synchronous), \
+                transaction(self.conn):
             row = self.conn.execute("SELECT have, name FROM products WHERE id = ?",
                                     (ack.product,)).fetchone()
             if row is None:
@@ -273,6 +278,15 @@ class ProductOutbox:
                                             "products").fetchone()
             gaps = self.conn.execute("SELECT count(*) FROM product_gaps").fetchone()[0]
         return {"products": count, "bytes": held, "gaps": gaps}
+
+
+@contextmanager
+def _synchronous(conn, level: str, back: str):
+    conn.execute(f"PRAGMA synchronous={level}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA synchronous={back}")
 
 
 def _json_safe(value):

@@ -190,14 +190,14 @@ class ProductUplink:
             return False
         body = wire.encode_chunk(wire.Chunk(self.config.station, self.outbox.epoch, pending.id,
                                             index, pending.manifest.chunk_sha256[index], data))
-        self._publish(body)
+        self._publish(body, data)  # the data beside the signed header (docs/protocol.md)
         self.in_flight[(pending.id, index)] = now + self.config.ack_timeout
         self.sent_chunks += 1
         return True
 
-    def _publish(self, body: bytes) -> None:
+    def _publish(self, body: bytes, attachment: bytes | None = None) -> None:
         key, kid = self.signing_key()
-        payload = wire.sign(body, self.topic, key, kid)
+        payload = wire.sign(body, self.topic, key, kid, attachment)
         if self.config.encrypt_to:
             from obslink.keys import x25519_public_key_from_hex
 

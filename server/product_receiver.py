@@ -9,7 +9,6 @@ time (1 MiB) is in memory.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
@@ -26,7 +25,7 @@ from obslink.server.verify import open_signed
 log = logging.getLogger(__name__)
 
 KEY_CACHE_SECONDS = 5.0
-DECODERS = {"manifest": wire.decode_manifest, "chunk": wire.decode_chunk,
+DECODERS = {"manifest": wire.decode_manifest, "chunk": wire.decode_chunk_header,
             "product-gap": wire.decode_product_gap}
 
 
@@ -39,6 +38,9 @@ class ProductReceiver:
         self.committed_by = committed_by
         self.queue: queue.Queue = queue.Queue()
         self._keys: dict[str, tuple[float, dict]] = {}
+        # products being received: (station, epoch, number) -> their staged manifest, so a
+        # chunk does not read and decode it again (the store's files stay the truth)
+        self._staged: dict[tuple[str, str, int], dict] = {}
         self._thread = threading.Thread(target=self._run, name="products", daemon=True)
         self.catalog = None
         self.registered = self.chunks_stored = self.chunks_again = self.refused = 0
@@ -102,7 +104,7 @@ class ProductReceiver:
         if kind == "manifest":
             ack = self._manifest(item, topic, envelope, received_at)
         elif kind == "chunk":
-            ack = self._chunk(item, topic)
+            ack = self._chunk(item, envelope.attachment)
         else:
             self.catalog.record_product_gap(station, item.epoch, {
                 "id": item.id, "name": item.name, "size": item.size,
@@ -130,12 +132,12 @@ class ProductReceiver:
             return ack
         return self._held(staged, ack)
 
-    def _chunk(self, chunk: wire.Chunk, topic: str) -> wire.ProductAck:
+    def _chunk(self, chunk: wire.ChunkHeader, data: bytes | None) -> wire.ProductAck:
         ack = wire.ProductAck(chunk.epoch, chunk.product)
         if self.catalog.product_registered(chunk.station, chunk.epoch, chunk.product):
             ack.complete = True
             return ack
-        staged = self.store.staged(chunk.station, chunk.epoch, chunk.product)
+        staged = self._staged_manifest(chunk.station, chunk.epoch, chunk.product)
         if staged is None:
             ack.need_manifest = True
             return ack
@@ -143,23 +145,35 @@ class ProductReceiver:
         problem = None
         if chunk.index >= manifest.chunks:
             problem = f"the manifest has {manifest.chunks} chunks"
-        elif len(chunk.data) != manifest.chunk_size(chunk.index):
-            problem = (f"{len(chunk.data)} bytes; the manifest makes it "
+        elif chunk.size != manifest.chunk_size(chunk.index):
+            problem = (f"{chunk.size} bytes; the manifest makes it "
                        f"{manifest.chunk_size(chunk.index)}")
-        elif hashlib.sha256(chunk.data).digest() != manifest.chunk_sha256[chunk.index] or \
-                chunk.sha256 != manifest.chunk_sha256[chunk.index]:
+        elif chunk.sha256 != manifest.chunk_sha256[chunk.index]:
             problem = "its SHA-256 is not the one the signed manifest lists for it"
+        else:
+            problem = wire.attachment_problem(chunk, data)
         if problem:
             self.refused += 1
             log.warning("chunk %d of product %s/%s/%d refused: %s; the station sends it again",
                         chunk.index, chunk.station, chunk.epoch, chunk.product, problem)
             ack.bad.append((chunk.index, problem))
             return self._held(staged, ack)
-        if self.store.write_chunk(manifest, chunk.index, chunk.data):
+        if self.store.write_chunk(manifest, chunk.index, data):
             self.chunks_stored += 1
         else:
             self.chunks_again += 1
         return self._held(staged, ack)
+
+    def _staged_manifest(self, station: str, epoch: str, number: int) -> dict | None:
+        identity = (station, epoch, number)
+        if identity not in self._staged:
+            staged = self.store.staged(station, epoch, number)
+            if staged is None:
+                return None
+            if len(self._staged) > 1000:  # stations that never finish a product
+                self._staged.clear()
+            self._staged[identity] = staged
+        return self._staged[identity]
 
     def _held(self, staged: dict, ack: wire.ProductAck) -> wire.ProductAck:
         manifest = staged["manifest"]
@@ -168,6 +182,7 @@ class ProductReceiver:
             try:
                 self.store.finish(manifest)
             except ValueError as exc:
+                self._staged.pop((manifest.station, manifest.epoch, manifest.product), None)
                 log.error("product %s/%s/%d: %s; received afresh", manifest.station,
                           manifest.epoch, manifest.product, exc)
                 ack.have = []
@@ -177,6 +192,7 @@ class ProductReceiver:
                 manifest, staged["body"], staged["topic"], staged["key_id"],
                 staged["signature"], staged["received_at"])
             self.store.discard(manifest)
+            self._staged.pop((manifest.station, manifest.epoch, manifest.product), None)
             self.registered += 1
             ack.complete = True
             log.info("product %s registered: %s, %d bytes", ack.record, manifest.name,

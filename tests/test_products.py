@@ -47,7 +47,11 @@ def test_wire_messages_round_trip(tmp_path):
     assert wire.decode_manifest(wire.encode_manifest(manifest)) == manifest
     chunk = wire.Chunk("RADAR-1", "e1", 1, 0, manifest.chunk_sha256[0],
                        outbox.read_chunk(pending, 0))
-    assert wire.decode_chunk(wire.encode_chunk(chunk)) == chunk
+    assert wire.decode_chunk(wire.encode_chunk(chunk), chunk.data) == chunk
+    with pytest.raises(WireError, match="changed on the way"):
+        wire.decode_chunk(wire.encode_chunk(chunk), b"x" + chunk.data[1:])
+    with pytest.raises(WireError, match="no bytes of data"):
+        wire.decode_chunk(wire.encode_chunk(chunk), None)
     ack = wire.ProductAck("e1", 1, [(0, 3), (5, 5)], bad=[(4, "why")])
     assert wire.decode_product_ack(wire.encode_product_ack(ack)) == ack
     gap = wire.ProductGap("RADAR-1", "e1", 7, "big.bin", 10, None, "product-too-large", "d", 1)
@@ -58,8 +62,9 @@ def test_wire_messages_round_trip(tmp_path):
 @settings(max_examples=2000, deadline=None)
 @given(st.binary(max_size=300))
 def test_product_messages_of_any_bytes_decode_or_say_why(data):
-    for decode in (wire.decode_manifest, wire.decode_chunk, wire.decode_product_gap,
-                   wire.decode_product_ack, wire.product_kind):
+    for decode in (wire.decode_manifest, wire.decode_chunk_header, wire.decode_product_gap,
+                   wire.decode_product_ack, wire.product_kind,
+                   lambda body: wire.decode_chunk(body, body)):
         try:
             decode(data)
         except WireError:
@@ -124,10 +129,17 @@ class Station1:
         self.receiver.catalog = open_catalog(tmp_path / "catalog.db")
         self.topic = wire.product_topic("net", "RADAR-1")
 
-    def send(self, body: bytes) -> wire.ProductAck:
-        self.receiver.handle(self.topic, wire.sign(body, self.topic, self.key, self.kid),
+    def send(self, body: bytes, data: bytes | None = None) -> wire.ProductAck:
+        self.receiver.handle(self.topic, wire.sign(body, self.topic, self.key, self.kid, data),
                              now_us())
         return self.acks[-1]
+
+    def send_chunk(self, manifest: wire.Manifest, number: int, index: int, data: bytes,
+                   header_sha: bytes | None = None) -> wire.ProductAck:
+        """A chunk as the agent sends it: its signed header, the data beside it."""
+        return self.send(wire.encode_chunk(wire.Chunk(
+            "RADAR-1", "e1", number, index, header_sha or manifest.chunk_sha256[index],
+            data)), data)
 
 
 def test_the_receiver_stores_each_chunk_once_refuses_a_wrong_one_and_registers(tmp_path):
@@ -136,25 +148,31 @@ def test_the_receiver_stores_each_chunk_once_refuses_a_wrong_one_and_registers(t
     number = admitted(outbox, product_file(tmp_path))
     [pending] = outbox.pending()
     manifest = pending.manifest
-    chunk = lambda index, data=None: wire.encode_chunk(wire.Chunk(  # noqa: E731
-        "RADAR-1", "e1", number, index, manifest.chunk_sha256[index],
-        data if data is not None else outbox.read_chunk(pending, index)))
-    assert station.send(chunk(0)).need_manifest  # a chunk before its manifest
+    def chunk(index, data=None, header_sha=None):
+        return station.send_chunk(manifest, number, index, outbox.read_chunk(pending, index)
+                                  if data is None else data, header_sha)
+
+    assert chunk(0).need_manifest  # a chunk before its manifest
     assert station.send(pending.body).have == []
-    assert station.send(chunk(0)).have == [(0, 0)]
-    assert station.send(chunk(0)).have == [(0, 0)]  # again: acknowledged, not written
+    assert chunk(0).have == [(0, 0)]
+    assert chunk(0).have == [(0, 0)]  # again: acknowledged, not written
     assert (station.receiver.chunks_stored, station.receiver.chunks_again) == (1, 1)
-    wrong = station.send(chunk(1, b"\0" * manifest.chunk_size(1)))  # signed, wrong bytes
-    assert wrong.bad and wrong.bad[0][0] == 1 and "SHA-256" in wrong.bad[0][1]
+    zeros = b"\0" * manifest.chunk_size(1)
+    # signed with the right digest, other bytes beside it (changed on the way)
+    changed = chunk(1, zeros)
+    assert changed.bad and changed.bad[0][0] == 1 and "changed on the way" in changed.bad[0][1]
+    # signed with the digest of those other bytes: not the one the manifest lists
+    wrong = chunk(1, zeros, hashlib.sha256(zeros).digest())
+    assert wrong.bad and "signed manifest" in wrong.bad[0][1]
     for index in range(1, manifest.chunks - 1):
-        assert not station.send(chunk(index)).complete
-    done = station.send(chunk(manifest.chunks - 1))
+        assert not chunk(index).complete
+    done = chunk(manifest.chunks - 1)
     assert done.complete and done.record == f"obslink:RADAR-1/e1/p{number}"
     stored = station.store.path_of(manifest.sha256.hex())
     assert stored.read_bytes() == outbox.path_of(number).read_bytes()
     record = station.receiver.catalog.product(done.record)
     assert record["metadata"]["site"] == "Z9010" and record["size"] == manifest.size
-    assert station.send(chunk(0)).complete  # late copies: the product is registered
+    assert chunk(0).complete  # late copies: the product is registered
     assert {d["product"] for d in station.receiver.catalog.datasets("RADAR-1")} == \
         {"radar", "surface"}
 
@@ -201,9 +219,8 @@ def registered_product(tmp_path: Path) -> tuple[Station1, str]:
     [pending] = outbox.pending()
     station.send(pending.body)
     for index in range(pending.manifest.chunks):
-        ack = station.send(wire.encode_chunk(wire.Chunk(
-            "RADAR-1", "e1", number, index, pending.manifest.chunk_sha256[index],
-            outbox.read_chunk(pending, index))))
+        ack = station.send_chunk(pending.manifest, number, index,
+                                 outbox.read_chunk(pending, index))
     assert ack.complete
     return station, ack.record
 

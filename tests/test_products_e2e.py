@@ -14,6 +14,7 @@ import random
 import time
 from pathlib import Path
 
+import msgpack
 import pytest
 import requests
 
@@ -186,13 +187,17 @@ def test_products_survive_collector_kills_and_a_broker_restart(tmp_path):
 def test_a_tampered_chunk_is_refused_and_the_product_still_arrives_intact(deployment):
     config, directory = radar_station(deployment, "RADAR-TAMPER")
     deployment.start_collector()
-    # an attacker without the key changes a chunk and republishes it under its signature
+    # an attacker without the key changes a chunk's signed header (which chunk, its digest)
+    # and republishes it under the station's signature
     key = load_private_key(config.parent / "station.key")
     topic = wire.product_topic(NETWORK, "RADAR-TAMPER")
-    genuine = wire.sign(wire.encode_chunk(wire.Chunk("RADAR-TAMPER", "e", 0, 0,
-                                                     bytes(32), b"x")), topic, key,
-                        key_id(key.public_key()))
-    tampered = genuine.replace(b"x", b"y")
+    data = b"x" * 100
+    genuine = msgpack.unpackb(wire.sign(wire.encode_chunk(wire.Chunk(
+        "RADAR-TAMPER", "e", 0, 0, hashlib.sha256(data).digest(), data)), topic, key,
+        key_id(key.public_key()), data))
+    header = msgpack.unpackb(genuine["body"])
+    header["index"] = 1
+    tampered = msgpack.packb({**genuine, "body": msgpack.packb(header)})
     import paho.mqtt.publish as publish
 
     publish.single(topic, tampered, qos=1, hostname="127.0.0.1", port=deployment.broker.port)

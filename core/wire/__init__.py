@@ -25,8 +25,9 @@ from obslink.wire.gap import GAP_FIELDS, GAP_VERSION, GapReport, decode_gap, enc
 from obslink.wire.incoming import ENVELOPE_READERS, open_envelope, open_message
 from obslink.wire.key_announcement import (KEY_ANNOUNCEMENT_VERSION, KeyRotation,
                                            decode_key_rotation, encode_key_rotation)
-from obslink.wire.product import (MAX_CHUNK_BYTES, PRODUCT_VERSION, Chunk, Manifest,
-                                  ProductAck, ProductGap, decode_chunk, decode_manifest,
+from obslink.wire.product import (MAX_CHUNK_BYTES, PRODUCT_VERSION, Chunk, ChunkHeader,
+                                  Manifest, ProductAck, ProductGap, attachment_problem,
+                                  decode_chunk, decode_chunk_header, decode_manifest,
                                   decode_product_ack, decode_product_gap, encode_chunk,
                                   encode_manifest, encode_product_ack, encode_product_gap,
                                   product_kind, spans)
@@ -53,5 +54,6 @@ __all__ = [
     "MAX_CHUNK_BYTES", "PRODUCT_VERSION", "Chunk", "Manifest", "ProductAck", "decode_chunk",
     "decode_manifest", "decode_product_ack", "encode_chunk", "encode_manifest",
     "encode_product_ack", "product_kind", "spans", "product_ack_topic", "product_topic",
-    "ProductGap", "decode_product_gap", "encode_product_gap",
+    "ProductGap", "decode_product_gap", "encode_product_gap", "ChunkHeader",
+    "attachment_problem", "decode_chunk_header",
 ]

@@ -34,6 +34,9 @@ class Envelope:
     body: bytes | None  # one batch or gap report; None for a bundle
     signature: bytes
     bodies: tuple[bytes, ...] = ()  # a bundle's batch bodies, in the signed order
+    # bytes that travel beside the signed body, bound to it by a digest the body holds (a
+    # product chunk's data: its header is signed, not the MiB; docs/protocol.md)
+    attachment: bytes | None = None
 
     @property
     def is_bundle(self) -> bool:
@@ -53,11 +56,16 @@ def signed_bundle(topic: str, digests: bytes) -> bytes:
     return BUNDLE_CONTEXT + topic.encode() + b"\n" + digests
 
 
-def sign(body: bytes, topic: str, key: Ed25519PrivateKey, key_id: str) -> bytes:
-    """One body (a batch, gap report or key announcement) in a signed envelope."""
+def sign(body: bytes, topic: str, key: Ed25519PrivateKey, key_id: str,
+         attachment: bytes | None = None) -> bytes:
+    """One body (a batch, gap report, key announcement, product manifest or chunk header)
+    in a signed envelope; ``attachment`` travels beside it unsigned, and the body must hold
+    its digest (a product chunk's data)."""
     signature = key.sign(signed_message(topic, body))
-    return msgpack.packb({"v": ENVELOPE_VERSION, "kid": key_id, "body": body,
-                          "sig": signature}, use_bin_type=True)
+    envelope = {"v": ENVELOPE_VERSION, "kid": key_id, "body": body, "sig": signature}
+    if attachment is not None:
+        envelope["data"] = attachment
+    return msgpack.packb(envelope, use_bin_type=True)
 
 
 def sign_bundle(bodies: list[bytes], topic: str, key: Ed25519PrivateKey, key_id: str) -> bytes:
@@ -85,10 +93,12 @@ def envelope_from_map(data: dict) -> Envelope:
             raise WireError(f"bundle envelope needs 1-{MAX_BUNDLE_BATCHES} batch bodies "
                             "and no single body")
         return Envelope(key, None, signature, tuple(bodies))
-    body = data.get("body")
+    body, attachment = data.get("body"), data.get("data")
     if not isinstance(body, bytes):
         raise WireError("envelope lacks a body")
-    return Envelope(key, body, signature)
+    if attachment is not None and not isinstance(attachment, bytes):
+        raise WireError("an envelope's data must be bytes")
+    return Envelope(key, body, signature, attachment=attachment)
 
 
 def verify(envelope: Envelope, topic: str, public_key: Ed25519PublicKey) -> bool:

@@ -129,10 +129,14 @@ def encode_manifest(manifest: Manifest) -> bytes:
 
 
 def encode_chunk(chunk: Chunk) -> bytes:
+    """The chunk's header, the body its signature covers; the data travels beside it as
+    the envelope's attachment (``wire.sign(header, topic, key, kid, chunk.data)``), bound
+    by the SHA-256 the header holds: signing a 1 MiB chunk itself cost each side more than
+    everything else it does with it."""
     return msgpack.packb({
         "v": PRODUCT_VERSION, "kind": "chunk", "station": chunk.station, "epoch": chunk.epoch,
         "product": chunk.product, "index": chunk.index, "sha256": chunk.sha256,
-        "data": chunk.data}, use_bin_type=True)
+        "size": len(chunk.data)}, use_bin_type=True)
 
 
 def product_kind(body: bytes) -> str:
@@ -181,15 +185,47 @@ def decode_manifest(body: bytes) -> Manifest:
                     metadata, created, texts[3])
 
 
-def decode_chunk(body: bytes) -> Chunk:
+@dataclass(frozen=True)
+class ChunkHeader:
+    """What a chunk's signature covers: which chunk, and its data's length and SHA-256."""
+
+    station: str
+    epoch: str
+    product: int
+    index: int
+    sha256: bytes
+    size: int
+
+
+def decode_chunk_header(body: bytes) -> ChunkHeader:
     data = unpack_kind(body, "chunk", PRODUCT_VERSION, "product chunk")
     station, epoch, product = _identity(data, "product chunk")
-    index, sha, payload = data.get("index"), data.get("sha256"), data.get("data")
+    index, sha, size = data.get("index"), data.get("sha256"), data.get("size")
     if not (is_int(index) and 0 <= index < MAX_CHUNKS and isinstance(sha, bytes)
-            and len(sha) == 32 and isinstance(payload, bytes)
-            and 0 < len(payload) <= MAX_CHUNK_BYTES):
-        raise WireError("product chunk: index, SHA-256 or data malformed")
-    return Chunk(station, epoch, product, index, sha, payload)
+            and len(sha) == 32 and is_int(size) and 0 < size <= MAX_CHUNK_BYTES):
+        raise WireError("product chunk: index, SHA-256 or size malformed")
+    return ChunkHeader(station, epoch, product, index, sha, size)
+
+
+def attachment_problem(header: ChunkHeader, attachment: bytes | None) -> str | None:
+    """Why the envelope's attachment is not the data the signed header describes."""
+    if attachment is None or len(attachment) != header.size:
+        return (f"the envelope carries {'no' if attachment is None else len(attachment)} "
+                f"bytes of data; the signed header says {header.size}")
+    if hashlib.sha256(attachment).digest() != header.sha256:
+        return "the data's SHA-256 is not the one its signed header gives (changed on the way)"
+    return None
+
+
+def decode_chunk(body: bytes, attachment: bytes | None) -> Chunk:
+    """A chunk from its signed header and the envelope's attachment, which must be the
+    data the header describes (length and SHA-256)."""
+    header = decode_chunk_header(body)
+    problem = attachment_problem(header, attachment)
+    if problem:
+        raise WireError(f"product chunk: {problem}")
+    return Chunk(header.station, header.epoch, header.product, header.index, header.sha256,
+                 attachment)
 
 
 def encode_product_ack(ack: ProductAck) -> bytes:
