@@ -91,7 +91,10 @@ class ProductTooLarge(Exception):
 
 class ProductOutbox:
     def __init__(self, directory: Path, station: str, epoch: str, max_bytes: int,
-                 chunk_bytes: int = wire.MAX_CHUNK_BYTES, synchronous: str = "FULL") -> None:
+                 chunk_bytes: int = wire.MAX_CHUNK_BYTES, synchronous: str = "FULL",
+                 tidy: bool = True) -> None:
+        """``tidy``: remove copies a kill left without a row (only the agent itself may:
+        `agent status` reads while a copy may be in progress)."""
         self.directory, self.station, self.epoch = directory, station, epoch
         self.max_bytes, self.chunk_bytes = max_bytes, chunk_bytes
         self.synchronous = synchronous
@@ -101,7 +104,8 @@ class ProductOutbox:
                                   "product outbox").conn
         apply_migrations(self.conn, MIGRATIONS)
         self._lock = threading.RLock()  # the sources and the uplink share the connection
-        self._remove_strays()
+        if tidy:
+            self._remove_strays()
 
     def close(self) -> None:
         with self._lock:
@@ -273,11 +277,26 @@ class ProductOutbox:
                               (now_us(), gap_id))
 
     def stats(self) -> dict:
+        """What waits, what was lost, what was quarantined (`obslink agent status`)."""
         with self._lock:
             count, held = self.conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM "
                                             "products").fetchone()
-            gaps = self.conn.execute("SELECT count(*) FROM product_gaps").fetchone()[0]
-        return {"products": count, "bytes": held, "gaps": gaps}
+            waiting = dicts(self.conn.execute(
+                "SELECT id, name, size, have, manifest_sent FROM products ORDER BY "
+                "observed_us DESC, id DESC LIMIT 10"))
+            gaps = dicts(self.conn.execute(
+                "SELECT name, size, reason, detail, at, reported_at FROM product_gaps "
+                "ORDER BY id DESC LIMIT 10"))
+            lost = self.conn.execute("SELECT count(*) FROM product_gaps").fetchone()[0]
+            quarantined = dicts(self.conn.execute(
+                "SELECT source, name, outcome, at FROM taken WHERE outcome LIKE "
+                "'quarantined:%' ORDER BY at DESC LIMIT 10"))
+        for product in waiting:
+            have = product.pop("have")
+            product["chunks_held_by_collector"] = f"{sum(have)} of {len(have)}"
+            product["manifest_acknowledged"] = bool(product.pop("manifest_sent"))
+        return {"products": count, "bytes": held, "waiting": waiting, "gaps": lost,
+                "recent_gaps": gaps, "recent_quarantine": quarantined}
 
 
 @contextmanager

@@ -43,9 +43,31 @@ def collect_status(config: AgentConfig) -> dict:
             "quarantined_records": stats.quarantined,
             "recent_quarantine": [dict(q, at=format_utc(q["at"]))
                                   for q in outbox.recent_quarantine()],
+            "products": product_status(config),
         }
     finally:
         outbox.close()
+
+
+def product_status(config: AgentConfig) -> dict | None:
+    """The product outbox's state, where the station has one (docs/products.md)."""
+    if not (config.product_directory / "products.db").exists():
+        return None
+    from obslink.agent.product_outbox import ProductOutbox
+
+    outbox = ProductOutbox(config.product_directory, config.station, "",
+                           config.product_max_bytes, tidy=False)
+    try:
+        found = outbox.stats()
+    finally:
+        outbox.close()
+    for item in found["recent_gaps"]:
+        item["at"] = format_utc(item["at"])
+        item["reported_at"] = None if item["reported_at"] is None else \
+            format_utc(item["reported_at"])
+    for item in found["recent_quarantine"]:
+        item["at"] = format_utc(item["at"])
+    return found
 
 
 def print_status(config: AgentConfig, as_json: bool) -> int:
@@ -91,4 +113,16 @@ def print_status(config: AgentConfig, as_json: bool) -> int:
     print(f"  quarantined records: {status['quarantined_records']}")
     for item in status["recent_quarantine"]:
         print(f"    {item['at']} {item['source']}/{item['stream']}: {item['reason']}")
+    products = status["products"]
+    if products is not None:
+        print(f"  products waiting: {products['products']} ({products['bytes']:,} bytes); "
+              f"lost (refused or evicted, reported as gaps): {products['gaps']}")
+        for item in products["waiting"]:
+            print(f"    {item['name']}: {item['size']:,} bytes, chunks held by the collector "
+                  f"{item['chunks_held_by_collector']}")
+        for item in products["recent_gaps"]:
+            print(f"    lost {item['name']} ({item['reason']}): {item['detail']}; reported "
+                  f"{item['reported_at'] or 'not yet'}")
+        for item in products["recent_quarantine"]:
+            print(f"    {item['at']} {item['source']}/{item['name']}: {item['outcome']}")
     return 0

@@ -9,6 +9,7 @@ time (1 MiB) is in memory.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -41,6 +42,9 @@ class ProductReceiver:
         # products being received: (station, epoch, number) -> their staged manifest, so a
         # chunk does not read and decode it again (the store's files stay the truth)
         self._staged: dict[tuple[str, str, int], dict] = {}
+        # … and the SHA-256 of their chunks written so far, while they come in order: the
+        # whole product is then not read again to check it (out of order, it is)
+        self._digests: dict[tuple[str, str, int], tuple[int, object]] = {}
         self._thread = threading.Thread(target=self._run, name="products", daemon=True)
         self.catalog = None
         self.registered = self.chunks_stored = self.chunks_again = self.refused = 0
@@ -160,9 +164,21 @@ class ProductReceiver:
             return self._held(staged, ack)
         if self.store.write_chunk(manifest, chunk.index, data):
             self.chunks_stored += 1
+            self._follow(chunk, data)
         else:
             self.chunks_again += 1
         return self._held(staged, ack)
+
+    def _follow(self, chunk: wire.ChunkHeader, data: bytes) -> None:
+        identity = (chunk.station, chunk.epoch, chunk.product)
+        written, digest = self._digests.get(identity, (0, None))
+        if chunk.index == 0:
+            written, digest = 0, hashlib.sha256()
+        if digest is None or chunk.index != written:
+            self._digests.pop(identity, None)  # out of order: the file is read at the end
+            return
+        digest.update(data)
+        self._digests[identity] = (written + 1, digest)
 
     def _staged_manifest(self, station: str, epoch: str, number: int) -> dict | None:
         identity = (station, epoch, number)
@@ -179,8 +195,10 @@ class ProductReceiver:
         manifest = staged["manifest"]
         have = self.store.have(manifest)
         if all(have):
+            identity = (manifest.station, manifest.epoch, manifest.product)
+            written, digest = self._digests.pop(identity, (0, None))
             try:
-                self.store.finish(manifest)
+                self.store.finish(manifest, digest if written == manifest.chunks else None)
             except ValueError as exc:
                 self._staged.pop((manifest.station, manifest.epoch, manifest.product), None)
                 log.error("product %s/%s/%d: %s; received afresh", manifest.station,

@@ -117,16 +117,19 @@ class ProductStore:
             os.close(descriptor)
         return True
 
-    def finish(self, manifest: wire.Manifest) -> Path:
+    def finish(self, manifest: wire.Manifest, digest=None) -> Path:
         """Move a product whose every chunk is on disk into its place; ValueError if its
-        bytes are not the manifest's (then it is staged afresh). Idempotent."""
+        bytes are not the manifest's (then it is staged afresh). ``digest``: a SHA-256
+        object already fed every chunk in order as it was written (else the file is read
+        again). Idempotent."""
         final = self.path_of(manifest.sha256.hex())
         part = self._staging(manifest.station, manifest.epoch, manifest.product, "part")
         if part.exists():
-            digest = hashlib.sha256()
-            with open(part, "rb") as product:
-                while piece := product.read(READ_PIECE):
-                    digest.update(piece)
+            if digest is None:
+                digest = hashlib.sha256()
+                with open(part, "rb") as product:
+                    while piece := product.read(READ_PIECE):
+                        digest.update(piece)
             if digest.digest() != manifest.sha256:
                 self.discard(manifest)
                 raise ValueError(f"the product's SHA-256 is {digest.hexdigest()}, its "

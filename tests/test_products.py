@@ -261,3 +261,19 @@ def test_catalog_verify_checks_products_and_names_an_edited_one(tmp_path):
     assert any("the station signed" in problem["problem"] and "SHA-256" in problem["problem"]
                for problem in problems)
     assert any(problem["problem"].startswith("its size is") for problem in problems)
+
+
+def test_chunks_out_of_order_are_checked_whole_from_the_file(tmp_path):
+    """In order, the product's SHA-256 is taken as chunks are written; out of order (after
+    a restart, say) the file is read again at the end: either way the product is checked."""
+    station = Station1(tmp_path)
+    outbox = outbox_with(tmp_path)
+    number = admitted(outbox, product_file(tmp_path))
+    [pending] = outbox.pending()
+    station.send(pending.body)
+    for index in reversed(range(pending.manifest.chunks)):
+        ack = station.send_chunk(pending.manifest, number, index,
+                                 outbox.read_chunk(pending, index))
+    assert ack.complete
+    assert station.store.path_of(pending.manifest.sha256.hex()).read_bytes() == \
+        outbox.path_of(number).read_bytes()

@@ -223,3 +223,8 @@ def test_a_product_larger_than_the_outbox_room_is_refused_and_reported_as_a_gap(
     assert (name, size, reason) == (big.name, big.stat().st_size, "product-too-large")
     assert "product_max_bytes" in detail
     assert deployment.catalog.count("products") == 0
+    status = json.loads(subprocess.run(
+        [sys.executable, "-m", "obslink", "agent", "status", str(config), "--json"],
+        capture_output=True, text=True, check=True, timeout=60).stdout)["products"]
+    assert status["gaps"] == 1 and status["recent_gaps"][0]["reason"] == "product-too-large"
+    assert status["recent_gaps"][0]["reported_at"] is not None
