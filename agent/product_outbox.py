@@ -265,6 +265,23 @@ class ProductOutbox:
             self.path_of(ack.product).unlink(missing_ok=True)
         return done
 
+    def chunk_intact(self, pending: Pending, index: int) -> bool:
+        """Whether the outbox's copy of a chunk still has the digest its manifest signed."""
+        return hashlib.sha256(self.read_chunk(pending, index)).digest() == \
+            pending.manifest.chunk_sha256[index]
+
+    def drop_damaged(self, pending: Pending, index: int) -> None:
+        """The outbox's copy changed on its own disk (a failing card): no sending can mend
+        it, so the product leaves, reported to the centre as a gap."""
+        detail = (f"{pending.manifest.name}: chunk {index} of the outbox's copy no longer has "
+                  "the SHA-256 its manifest signed (the gateway's storage changed it)")
+        log.error("product %d dropped: %s", pending.id, detail)
+        with self._lock, transaction(self.conn):
+            self.conn.execute("DELETE FROM products WHERE id = ?", (pending.id,))
+            self._gap(pending.manifest.source, pending.manifest.name, pending.manifest.size,
+                      pending.manifest.metadata.get("start_us"), "product-damaged", detail)
+        self.path_of(pending.id).unlink(missing_ok=True)
+
     def unreported_gaps(self) -> list[dict]:
         with self._lock:
             return dicts(self.conn.execute(

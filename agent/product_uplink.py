@@ -139,11 +139,25 @@ class ProductUplink:
                 if done or index in held or index in bad or index == -1 or \
                         ack.need_manifest:
                     self.in_flight.pop((product, index), None)
-            for index, reason in ack.bad:
-                log.warning("product %d chunk %d refused by the collector (%s); sending it "
-                            "again", ack.product, index, reason)
+            if ack.bad and not done:
+                self._check_copy(ack)
             if done and ack.record:
                 log.info("product %d registered as %s", ack.product, ack.record)
+
+    def _check_copy(self, ack: wire.ProductAck) -> None:
+        """A chunk the collector refused goes again, unless the outbox's own copy is what
+        is wrong (then no sending helps: the product leaves, reported as a gap)."""
+        pending = next((p for p in self.outbox.pending() if p.id == ack.product), None)
+        if pending is None:
+            return
+        for index, reason in ack.bad:
+            if not self.outbox.chunk_intact(pending, index):
+                self.outbox.drop_damaged(pending, index)
+                self.in_flight = {key: deadline for key, deadline in self.in_flight.items()
+                                  if key[0] != ack.product}
+                return
+            log.warning("product %d chunk %d refused by the collector (%s); sending it "
+                        "again", ack.product, index, reason)
 
     def _report_gaps(self) -> None:
         now = time.monotonic()

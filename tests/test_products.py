@@ -277,3 +277,28 @@ def test_chunks_out_of_order_are_checked_whole_from_the_file(tmp_path):
     assert ack.complete
     assert station.store.path_of(pending.manifest.sha256.hex()).read_bytes() == \
         outbox.path_of(number).read_bytes()
+
+
+def test_a_copy_damaged_on_the_gateways_disk_leaves_as_a_gap(tmp_path):
+    outbox = outbox_with(tmp_path)
+    admitted(outbox, product_file(tmp_path))
+    [pending] = outbox.pending()
+    assert outbox.chunk_intact(pending, 1)
+    with open(outbox.path_of(pending.id), "r+b") as copy:
+        copy.seek(CHUNK + 10)
+        copy.write(b"\xff\x00")
+    assert not outbox.chunk_intact(pending, 1)
+    outbox.drop_damaged(pending, 1)
+    assert outbox.pending() == []
+    [gap] = outbox.unreported_gaps()
+    assert gap["reason"] == "product-damaged" and "chunk 1" in gap["detail"]
+
+
+def test_the_newest_scan_goes_first(tmp_path):
+    outbox = outbox_with(tmp_path)
+    numbers = []
+    for seed, start in ((0, 1_796_000_400), (1, 1_796_001_000), (2, 1_796_000_700)):
+        path = write_cinrad(tmp_path / f"v{seed}.bin.bz2", RadarScan(
+            elevations=(0.5,), radials=30, gates=100, seed=seed, start_s=start))
+        numbers.append(admitted(outbox, path))
+    assert [p.id for p in outbox.pending()] == [numbers[1], numbers[2], numbers[0]]

@@ -228,3 +228,108 @@ def test_a_product_larger_than_the_outbox_room_is_refused_and_reported_as_a_gap(
         capture_output=True, text=True, check=True, timeout=60).stdout)["products"]
     assert status["gaps"] == 1 and status["recent_gaps"][0]["reason"] == "product-too-large"
     assert status["recent_gaps"][0]["reported_at"] is not None
+
+
+class TamperingProxy:
+    """A TCP proxy between the station and the broker that changes the last byte (a chunk's
+    data: the envelope's last field) of the first large PUBLISH it forwards, once."""
+
+    def __init__(self, broker_port: int) -> None:
+        import socket
+        import threading
+
+        self.broker_port, self.tampered = broker_port, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            broker = socket.create_connection(("127.0.0.1", self.broker_port))
+            threading.Thread(target=self._upstream, args=(client, broker), daemon=True).start()
+            threading.Thread(target=self._copy, args=(broker, client), daemon=True).start()
+
+    @staticmethod
+    def _copy(source, target) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def _upstream(self, client, broker) -> None:
+        """Forward whole MQTT packets, reading each one's fixed header."""
+        buffer = bytearray()
+        try:
+            while data := client.recv(1 << 16):
+                buffer += data
+                while (packet := self._packet(buffer)) is not None:
+                    broker.sendall(packet)
+        except OSError:
+            pass
+        finally:
+            for sock in (client, broker):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def _packet(self, buffer: bytearray) -> bytes | None:
+        length, multiplier, position = 0, 1, 1
+        while True:
+            if position >= len(buffer):
+                return None
+            byte = buffer[position]
+            length += (byte & 0x7F) * multiplier
+            multiplier *= 128
+            position += 1
+            if not byte & 0x80:
+                break
+        end = position + length
+        if len(buffer) < end:
+            return None
+        packet = bytearray(buffer[:end])
+        del buffer[:end]
+        with self.lock:
+            if packet[0] >> 4 == 3 and length > 50_000 and not self.tampered:
+                packet[-1] ^= 0xFF
+                self.tampered += 1
+        return bytes(packet)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_chunk_changed_on_the_way_is_refused_and_sent_again(deployment):
+    proxy = TamperingProxy(deployment.broker.port)
+    try:
+        config, directory = radar_station(deployment, "RADAR-WIRE")
+        text = config.read_text().replace(deployment.broker.url,
+                                          f"mqtt://127.0.0.1:{proxy.port}")
+        config.write_text(text.replace("ack_timeout = 5", "ack_timeout = 60"))
+        deployment.start_collector()
+        deployment.run_agent(config)
+        paths = write_products(directory, 1, seed=4)
+        # sent again at once on the collector's word, not after the 60 s ack timeout
+        assert_all_arrived(deployment, paths, timeout=30)
+        assert proxy.tampered == 1
+        deployment.collector.stop()
+        assert "changed on the way" in deployment.collector.log()
+        chunks_stored, _again = collector_counts(deployment)
+        assert chunks_stored == chunks_of(paths)
+    finally:
+        proxy.close()
