@@ -140,9 +140,10 @@ def _set_up_stations(base: Path, count: int, catalog_path: Path, start) -> list:
 def _wait_until_connected(base: Path, loggers, processes, say) -> None:
     """Stations start reporting once every agent and the collector are connected, so the
     latency figures measure the running system, not process start-up."""
-    logs = [base / "collector.log"] + [base / "stations" / l.station / "agent.log"
-                                       for l in loggers]
-    markers = ["collector ready"] + ["connected to broker"] * len(loggers)
+    logs = [base / "collector.log"] * 2 + [base / "stations" / l.station / "agent.log"
+                                           for l in loggers]
+    markers = ["collector ready: subscribed", "collector ready for products"] + \
+        ["connected to broker"] * len(loggers)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if all(log.exists() and marker in log.read_text(errors="replace")

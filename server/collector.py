@@ -17,9 +17,10 @@ import queue
 import sys
 import threading
 import time
-from pathlib import Path
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from itertools import chain
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -37,8 +38,8 @@ from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Cat
 from obslink.server.centre_qc import CentreQC, centre_qc_runner
 from obslink.server.monitoring.watch import DEFAULT_WATCH_EVERY_S, Watch
 from obslink.server.mqtt_link import CONNECTED, MESSAGE, LinkSettings, MqttLink, is_live
-from obslink.server.product_receiver import ProductReceiver
-from obslink.server.product_store import ProductStore, default_product_store
+from obslink.server.product_process import ProductProcess, ProductSettings
+from obslink.server.product_store import default_product_store
 from obslink.server.replay_window import ReplayWindow
 from obslink.server.verify import verify_message
 
@@ -102,10 +103,9 @@ class Collector:
                  product_store: Path | None = None) -> None:
         self.catalog = catalog
         # radar volumes and other large products: kept whole in this directory tree
-        # (docs/products.md), received on a thread of their own
-        self.product_store = ProductStore(product_store or
-                                          default_product_store(catalog.location))
-        self.products: ProductReceiver | None = None
+        # (docs/products.md), received by a process of their own
+        self.product_store = Path(product_store or default_product_store(catalog.location))
+        self.products: ProductProcess | None = None
         # Prometheus metrics at HOST:PORT while running (docs/monitoring.md)
         self.metrics_listen = metrics_listen
         self.metrics = None
@@ -135,9 +135,12 @@ class Collector:
         self.link_settings = LinkSettings(
             broker_host, broker_port, client_id or f"obslink-collector-{group}",
             tuple(wire.collector_subscription(group, network, kind)
-                  for kind in ("data", "gap", "key", "product")),
+                  for kind in ("data", "gap", "key")),
             tls, ca_file, username, str(password_file) if password_file else None,
             logging.getLogger().getEffectiveLevel(), current_format())
+        self.product_link = replace(
+            self.link_settings, client_id=f"{self.link_settings.client_id}-products",
+            subscriptions=(wire.collector_subscription(group, network, "product"),))
         if username is not None:
             read_password(password_file)  # an unreadable file is reported here, not later
         self._link: MqttLink | None = None  # the MQTT connection's process, while running
@@ -159,10 +162,6 @@ class Collector:
         self._arrive(message.topic, message.payload, is_live(message), now_us())
 
     def _arrive(self, topic: str, payload: bytes, live: bool, received_at: int) -> None:
-        if topic.endswith("/product"):  # a product's manifest or chunk: not a batch
-            if self.products is not None:
-                self.products.put(topic, payload, received_at)
-            return
         (self.live if live else self.messages).put((topic, payload, received_at))
         self.arrived.release()
 
@@ -190,11 +189,10 @@ class Collector:
         # not after the verifying thread's default 5 ms turn.
         sys.setswitchinterval(0.001)
         self._link = MqttLink(self.link_settings)
-        self.products = ProductReceiver(
-            self.catalog.location, self.product_store,
-            lambda topic, payload: self._publish(topic, payload), self.decryption_key,
-            self.catalog.committed_by)
-        self.products.start()
+        self.products = ProductProcess(ProductSettings(
+            self.product_link, self.catalog.location, str(self.product_store),
+            self.decryption_key.private_bytes_raw() if self.decryption_key else None,
+            self.catalog.committed_by))
         receiver = threading.Thread(target=self._receive, args=(self._link,),
                                     name="mqtt-link-receiver", daemon=True)
         receiver.start()
@@ -209,6 +207,12 @@ class Collector:
                         f"the collector's MQTT process ended (exit code "
                         f"{self._link.process.exitcode}); its log lines above say why. "
                         "Restart the collector: the stations send every batch not "
+                        "acknowledged again once one runs")
+                if not self.products.alive():
+                    raise TransportError(
+                        f"the collector's product process ended (exit code "
+                        f"{self.products.process.exitcode}); its log lines above say why. "
+                        "Restart the collector: the stations send every product chunk not "
                         "acknowledged again once one runs")
                 group = self._take_group(timeout=0.5)
                 if group:
@@ -233,7 +237,7 @@ class Collector:
                 log.exception("could not sign the log's tree head while stopping; the next "
                               "collector to run signs one")
             self._committer.shutdown()
-            self.products.stop()
+            self.products.close()
             self._lookups.close()
             self.stopping = True
             self._link.close()
@@ -241,10 +245,6 @@ class Collector:
             log.info("collector stopped: %d batches committed, %d duplicates acknowledged "
                      "again, %d refused (%d of them late copies of stored batches)",
                      self.committed, self.duplicates, self.refused, self.window.late_copies)
-            products = self.products
-            log.info("products: %d registered, %d chunks stored, %d chunks that came again "
-                     "not stored, %d product messages refused", products.registered,
-                     products.chunks_stored, products.chunks_again, products.refused)
 
     def sign_tree_head(self) -> None:
         """Sign the log's tree head if it grew since the last one this collector signed."""

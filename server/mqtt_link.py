@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from dataclasses import dataclass
 
@@ -110,7 +111,8 @@ def run_link(settings: LinkSettings, events, acks) -> None:
             return
         send_without_delay(client)
         client.subscribe([(topic, 1) for topic in settings.subscriptions])
-        log.info("collector connected to %s:%d", settings.host, settings.port)
+        log.info("collector connected to %s:%d (MQTT link process %d)", settings.host,
+                 settings.port, os.getpid())
 
     def forward(*event) -> None:
         try:

@@ -192,13 +192,18 @@ ack_timeout = 5
                         options: tuple[str, ...] = ()) -> ObslinkProcess:
         """Start the collector and wait until its subscription stands (a message published
         before that has no subscriber and the broker drops it)."""
-        ready_before = self.collector.log().count("collector ready") if self.collector else 0
+        # ready: its link subscribed to the stations' data, its product process to their
+        # products (a message published before a subscription stands has no subscriber)
+        markers = ("collector ready: subscribed", "collector ready for products")
+        before = [self.collector.log().count(marker) if self.collector else 0
+                  for marker in markers]
         self.collector = self._spawn(["collector", "serve", "--db", str(self.catalog_path),
                                       "--broker", self.broker.url, "--group", self.group,
                                       "--client-id", f"collector-{self.group}", *options],
                                      "collector", env)
         if wait:
-            wait_until(lambda: self.collector.log().count("collector ready") > ready_before
+            wait_until(lambda: all(self.collector.log().count(marker) > count
+                                   for marker, count in zip(markers, before))
                        or not self.collector.alive(), timeout=15,
                        message="the collector to subscribe")
         return self.collector

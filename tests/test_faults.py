@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import random
 import signal
 import subprocess
@@ -98,13 +99,17 @@ def test_collector_killed_also_between_commit_and_ack(deployment):
     assert crashes_between >= 3 and kills_outside >= 1, (crashes_between, kills_outside)
 
 
-def mqtt_process(collector_pid: int) -> int:
-    """The collector's child that holds its MQTT connection (multiprocessing spawned it)."""
-    [link] = [child for task in os.listdir(f"/proc/{collector_pid}/task")
-              for child in map(int, open(f"/proc/{collector_pid}/task/{task}/children").read()
-                               .split())
-              if b"spawn_main" in open(f"/proc/{child}/cmdline", "rb").read()]
-    return link
+def mqtt_process(collector, kind: str = "MQTT link") -> int:
+    """The collector's child that holds its MQTT connection (or its products: kind "product"),
+    as the collector's log names it once connected."""
+    pattern = re.compile(rf"\({kind} process (\d+)\)")
+    found = wait_until(lambda: pattern.findall(collector.log()), timeout=15,
+                       message=f"the {kind} process to connect")
+    child = int(found[-1])
+    assert child in [int(pid) for task in os.listdir(f"/proc/{collector.process.pid}/task")
+                     for pid in open(f"/proc/{collector.process.pid}/task/{task}/children")
+                     .read().split()]
+    return child
 
 
 def test_a_collector_whose_mqtt_process_dies_stops_and_says_so(deployment):
@@ -112,7 +117,7 @@ def test_a_collector_whose_mqtt_process_dies_stops_and_says_so(deployment):
     collector must not sit there looking healthy: it exits, non-zero, with the reason."""
     station = deployment.add_station("FAULT-LINK", kind_index=0)
     collector = deployment.start_collector()
-    link = mqtt_process(collector.process.pid)
+    link = mqtt_process(collector)
     os.kill(link, signal.SIGKILL)
     wait_until(lambda: not collector.alive(), timeout=10, message="the collector to stop")
     assert collector.process.returncode == 2
@@ -125,13 +130,22 @@ def test_a_collector_whose_mqtt_process_dies_stops_and_says_so(deployment):
     settle_and_compare(deployment, station)
 
 
-def test_the_mqtt_process_ends_with_a_killed_collector(deployment):
+def test_a_collector_whose_product_process_dies_stops_and_says_so(deployment):
     collector = deployment.start_collector()
-    link = mqtt_process(collector.process.pid)
+    os.kill(mqtt_process(collector, "product"), signal.SIGKILL)
+    wait_until(lambda: not collector.alive(), timeout=10, message="the collector to stop")
+    assert collector.process.returncode == 2
+    assert "product process ended (exit code -9)" in collector.log()
+
+
+def test_the_mqtt_and_product_processes_end_with_a_killed_collector(deployment):
+    collector = deployment.start_collector()
+    children = [mqtt_process(collector), mqtt_process(collector, "product")]
     collector.kill()
-    wait_until(lambda: not os.path.exists(f"/proc/{link}") or
-               open(f"/proc/{link}/stat").read().split(") ")[1].startswith("Z"),
-               timeout=10, message="the MQTT process to end")
+    for child in children:
+        wait_until(lambda: not os.path.exists(f"/proc/{child}") or
+                   open(f"/proc/{child}/stat").read().split(") ")[1].startswith("Z"),
+                   timeout=10, message=f"the collector's child {child} to end")
 
 
 def test_broker_restarted_and_wiped_loses_nothing(tmp_path):
