@@ -4,6 +4,8 @@ supported, so an interrupted download of a 200 MB volume resumes where it stoppe
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 
@@ -49,9 +51,9 @@ def products(request: Request,
     base = str(request.base_url).rstrip("/")
     page = {"products": [_public(record, base) for record in found]}
     if len(found) == limit:
-        query = request.query_params.multi_items()
-        kept = "&".join(f"{key}={value}" for key, value in query if key != "cursor")
-        page["next"] = f"{base}/v1/products?{kept}&cursor={found[-1]['id']}".replace("?&", "?")
+        kept = [(key, value) for key, value in request.query_params.multi_items()
+                if key != "cursor"]
+        page["next"] = f"{base}/v1/products?{urlencode(kept + [('cursor', found[-1]['id'])])}"
     return page
 
 

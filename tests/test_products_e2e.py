@@ -128,7 +128,7 @@ def downloads_match(deployment, paths: list[Path]) -> None:
     """Listed with their metadata, downloaded whole and by range over HTTP."""
     url, http = serve(deployment.catalog_path, deployment.base)
     try:
-        listed, link = [], f"{url}/v1/products?limit=4"
+        listed, link = [], f"{url}/v1/products?limit=4&datetime=2026-01-01T00:00:00Z/.."
         while link:
             page = requests.get(link, timeout=30).json()
             listed += page["products"]
