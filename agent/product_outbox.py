@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,12 +91,12 @@ class ProductTooLarge(Exception):
 
 
 class ProductOutbox:
-    def __init__(self, directory: Path, station: str, epoch: str, max_bytes: int,
+    def __init__(self, directory: Path, station: str, epoch: str | None, max_bytes: int,
                  chunk_bytes: int = wire.MAX_CHUNK_BYTES, synchronous: str = "FULL",
                  tidy: bool = True) -> None:
         """``tidy``: remove copies a kill left without a row (only the agent itself may:
         `agent status` reads while a copy may be in progress)."""
-        self.directory, self.station, self.epoch = directory, station, epoch
+        self.directory, self.station = directory, station
         self.max_bytes, self.chunk_bytes = max_bytes, chunk_bytes
         self.synchronous = synchronous
         self.files = directory / "files"
@@ -103,13 +104,30 @@ class ProductOutbox:
         self.conn = open_database(directory / "products.db", synchronous,
                                   "product outbox").conn
         apply_migrations(self.conn, MIGRATIONS)
+        self.epoch = self._epoch(epoch)
         self._lock = threading.RLock()  # the sources and the uplink share the connection
+        self._admitting = threading.Lock()
         if tidy:
             self._remove_strays()
 
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+    def _epoch(self, wanted: str | None) -> str:
+        """The product outbox's own identity, made with it (``wanted``, else random): its
+        product numbers start again only with a new epoch, so a wiped product directory
+        never reuses an identity the centre holds (its new products would be taken for
+        ones registered already)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        if row is not None:
+            return row[0]
+        waiting = self.conn.execute("SELECT manifest FROM products LIMIT 1").fetchone()
+        epoch = (wire.decode_manifest(bytes(waiting[0])).epoch if waiting else None) or \
+            wanted or secrets.token_hex(8)
+        with transaction(self.conn):
+            self.conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
+        return epoch
 
     def _remove_strays(self) -> None:
         """Copies whose row was never committed (a kill during the copy)."""
@@ -140,6 +158,11 @@ class ProductOutbox:
                          f"{path.name} has {size:,} bytes; the outbox holds at most "
                          f"{self.max_bytes:,} of products ([outbox] product_max_bytes)")
             return None
+        with self._admitting:  # two product sources must not copy under one number
+            return self._admit(source, path, identity, metadata, format_name, format_version)
+
+    def _admit(self, source: str, path: Path, identity: str, metadata: ProductMetadata,
+               format_name: str, format_version: str) -> int:
         with self._lock:
             number = int(self.conn.execute("SELECT value FROM meta WHERE key = 'next_product'"
                                            ).fetchone()[0])

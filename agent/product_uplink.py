@@ -12,6 +12,7 @@ chunk the collector holds, so after any restart only the missing ones travel.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -92,6 +93,12 @@ class ProductUplink:
         self.wake.set()
 
     def _pump_loop(self) -> None:
+        # this thread reads, copies and publishes MiB chunks: it yields the CPU to the
+        # observations' threads (Linux schedules threads alone; elsewhere nothing changes)
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
         while not self._stop.is_set():
             self.wake.wait(timeout=self.wake_after())
             self.wake.clear()

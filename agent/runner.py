@@ -102,8 +102,7 @@ def guarded(source: Source, poll):
     return run
 
 
-def _products(config: AgentConfig, registry: PluginRegistry, outbox: Outbox,
-              uplink: Uplink):
+def _products(config: AgentConfig, registry: PluginRegistry, uplink: Uplink):
     """(product outbox, product uplink, product sources) where the config has products or
     the outbox still holds some; else None."""
     directory = config.product_directory
@@ -113,7 +112,7 @@ def _products(config: AgentConfig, registry: PluginRegistry, outbox: Outbox,
     from obslink.agent.product_source import ProductSource
     from obslink.agent.product_uplink import ProductUplink
 
-    product_outbox = ProductOutbox(directory, config.station, outbox.stats().epoch,
+    product_outbox = ProductOutbox(directory, config.station, None,
                                    config.product_max_bytes, config.product_chunk_bytes,
                                    config.synchronous)
     product_uplink = ProductUplink(config, product_outbox, lambda: (uplink.key, uplink.kid),
@@ -181,7 +180,7 @@ def run_agent(config: AgentConfig, registry: PluginRegistry,
         from obslink.agent.metrics import serve_metrics
 
         metrics = serve_metrics(config)
-    products = _products(config, registry, outbox, uplink)
+    products = _products(config, registry, uplink)
     uplink.start()
     for source in sources:
         source.start(scheduler)

@@ -55,7 +55,7 @@ def product_status(config: AgentConfig) -> dict | None:
         return None
     from obslink.agent.product_outbox import ProductOutbox
 
-    outbox = ProductOutbox(config.product_directory, config.station, "",
+    outbox = ProductOutbox(config.product_directory, config.station, None,
                            config.product_max_bytes, tidy=False)
     try:
         found = outbox.stats()

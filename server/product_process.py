@@ -62,9 +62,18 @@ class ProductProcess:
             self.process.join()
 
 
+# products yield the CPU to the observations: a radar volume may take a second longer, a
+# live minute must not wait behind it (docs/products.md, "Measured")
+PRODUCT_NICENESS = 10
+
+
 def run_products(settings: ProductSettings, lifeline) -> None:
     link = settings.link
     configure_logging(logging.getLevelName(link.log_level), link.log_format)
+    try:
+        os.nice(PRODUCT_NICENESS)
+    except OSError:  # not allowed here: products still flow, at the same priority
+        log.warning("products: could not lower this process's priority")
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=link.client_id,
                          protocol=mqtt.MQTTv5)
     if link.tls:

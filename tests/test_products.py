@@ -302,3 +302,16 @@ def test_the_newest_scan_goes_first(tmp_path):
             elevations=(0.5,), radials=30, gates=100, seed=seed, start_s=start))
         numbers.append(admitted(outbox, path))
     assert [p.id for p in outbox.pending()] == [numbers[1], numbers[2], numbers[0]]
+
+
+def test_a_wiped_product_outbox_starts_a_new_epoch(tmp_path):
+    """Product numbers start again at 1 only under a new identity: the centre would take a
+    new product 1 of the old epoch for the one it registered."""
+    first = ProductOutbox(tmp_path / "products", "RADAR-1", None, 10**9)
+    epoch = first.epoch
+    first.close()
+    assert ProductOutbox(tmp_path / "products", "RADAR-1", None, 10**9).epoch == epoch
+    import shutil
+
+    shutil.rmtree(tmp_path / "products")
+    assert ProductOutbox(tmp_path / "products", "RADAR-1", None, 10**9).epoch != epoch
