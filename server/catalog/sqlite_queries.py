@@ -139,14 +139,16 @@ class SQLiteQueries:
 
 # a row's parts: epoch, seq, its index in the batch, the time to the second, its
 # microseconds, the value (text by Python), qc, the source flag; then the cursor's columns
-_SECONDS = ("strftime('%Y-%m-%dT%H:%M:%S', (v.observed_us - ((v.observed_us % 1000000) + "
-            "1000000) % 1000000) / 1000000, 'unixepoch')")
+# datetime() with its space made a 'T' reads the second nearly twice as fast as a
+# strftime() format does (bench/catalog_queries.py's year of one station)
+_SECONDS = ("replace(datetime((v.observed_us - ((v.observed_us % 1000000) + 1000000) % "
+            "1000000) / 1000000, 'unixepoch'), ' ', 'T')")
 _MICROS = "((v.observed_us % 1000000) + 1000000) % 1000000"
 _CSV_COLUMNS = (f"b.epoch, b.seq, v.id - b.first_row, {_SECONDS}, {_MICROS}, "
-                "coalesce(v.value, ''), v.qc, coalesce(CASE WHEN instr(v.source_flag, ',') OR "
-                "instr(v.source_flag, '\"') OR instr(v.source_flag, char(13)) OR "
-                "instr(v.source_flag, char(10)) THEN '\"' || replace(v.source_flag, '\"', "
-                "'\"\"') || '\"' ELSE v.source_flag END, '')")
+                "coalesce(v.value, ''), v.qc, CASE WHEN v.source_flag IS NULL THEN '' WHEN "
+                "instr(v.source_flag, ',') OR instr(v.source_flag, '\"') OR "
+                "instr(v.source_flag, char(13)) OR instr(v.source_flag, char(10)) THEN '\"' "
+                "|| replace(v.source_flag, '\"', '\"\"') || '\"' ELSE v.source_flag END")
 # an epoch an identifier holds as it is (agents make hex ones)
 _PLAIN_EPOCH = re.compile(r"[A-Za-z0-9._-]+")
 _JSON_COLUMNS = (f"b.epoch, b.seq, v.id - b.first_row, {_SECONDS}, {_MICROS}, "
