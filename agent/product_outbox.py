@@ -147,6 +147,18 @@ class ProductOutbox:
                                     (source, name)).fetchone()
         return row is not None and row[0] == identity
 
+    def forget_missing(self, source: str, present: set[str]) -> int:
+        """Forget what was taken of files no longer in the source's directory (a feed
+        deletes its chunks after a while): the note of each would otherwise stay forever."""
+        with self._lock:
+            names = [name for (name,) in self.conn.execute(
+                "SELECT name FROM taken WHERE source = ?", (source,)) if name not in present]
+            if names:
+                with transaction(self.conn):
+                    self.conn.executemany("DELETE FROM taken WHERE source = ? AND name = ?",
+                                          [(source, name) for name in names])
+        return len(names)
+
     def admit(self, source: str, path: Path, identity: str, metadata: ProductMetadata,
               format_name: str, format_version: str) -> int | None:
         """Copy the product in and commit it; returns its number, or None when it was

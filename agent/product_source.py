@@ -61,6 +61,7 @@ class ProductSource:
             except Exception:  # one product's trouble never stops the others
                 log.exception("products %s: could not take %s in; trying again at the next "
                               "poll", self.name, path)
+        self.outbox.forget_missing(self.name, {name for _m, name, _p, _s in files})
         return taken
 
     def _take(self, path: Path, stat) -> int:

@@ -4,6 +4,7 @@ collector's product store and receiver (real signatures, real files)."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -315,3 +316,24 @@ def test_a_wiped_product_outbox_starts_a_new_epoch(tmp_path):
 
     shutil.rmtree(tmp_path / "products")
     assert ProductOutbox(tmp_path / "products", "RADAR-1", None, 10**9).epoch != epoch
+
+
+def test_the_source_forgets_files_the_radar_deleted(tmp_path):
+    import threading
+
+    from obslink.agent.product_source import ProductSource
+
+    outbox = outbox_with(tmp_path)
+    radar = tmp_path / "radar"
+    radar.mkdir()
+    first, second = product_file(radar, 0), product_file(radar, 1)
+    for path in (first, second):
+        os.utime(path, (0, 0))  # settled long ago
+    source = ProductSource("radar", {"path": str(radar), "pattern": "*.bz2",
+                                     "settle_seconds": 0, "poll_interval": 1},
+                           CinradBaseData, outbox, threading.Event())
+    assert source.poll() == 2 and source.poll() == 0  # each taken once
+    first.unlink()
+    source.poll()
+    assert [name for (name,) in outbox.conn.execute("SELECT name FROM taken")] == \
+        [second.name]
