@@ -32,7 +32,6 @@ from obslink.sqlite_store import apply_migrations, dicts, open_database, transac
 
 log = logging.getLogger(__name__)
 
-COPY_PIECE = 1 << 20
 MIGRATIONS = [
     ("products, the files taken, product gaps", """
         CREATE TABLE products (

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from dataclasses import replace
 from functools import partial
+from typing import NamedTuple
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -102,9 +103,16 @@ def guarded(source: Source, poll):
     return run
 
 
-def _products(config: AgentConfig, registry: PluginRegistry, uplink: Uplink):
-    """(product outbox, product uplink, product sources) where the config has products or
-    the outbox still holds some; else None."""
+class Products(NamedTuple):
+    outbox: object  # ProductOutbox, imported only where a station has products
+    uplink: object  # ProductUplink
+    sources: list
+
+
+def _products(config: AgentConfig, registry: PluginRegistry, uplink: Uplink
+              ) -> Products | None:
+    """The station's products (docs/products.md) where the config has them or the product
+    outbox still holds some; else None."""
     directory = config.product_directory
     if not config.products and not (directory / "products.db").exists():
         return None
@@ -122,7 +130,7 @@ def _products(config: AgentConfig, registry: PluginRegistry, uplink: Uplink):
                              product_uplink.wake) for source in config.products]
     for source in sources:
         source.poll = guarded(source, source.poll)
-    return product_outbox, product_uplink, sources
+    return Products(product_outbox, product_uplink, sources)
 
 
 def run_agent(config: AgentConfig, registry: PluginRegistry,
@@ -185,8 +193,8 @@ def run_agent(config: AgentConfig, registry: PluginRegistry,
     for source in sources:
         source.start(scheduler)
     if products is not None:
-        products[1].start()
-        for source in products[2]:
+        products.uplink.start()
+        for source in products.sources:
             source.start(scheduler)
     scheduler.start()
     try:
@@ -199,8 +207,8 @@ def run_agent(config: AgentConfig, registry: PluginRegistry,
             source.stop()
         uplink.stop()
         if products is not None:
-            products[1].stop()
-            products[0].close()
+            products.uplink.stop()
+            products.outbox.close()
         if metrics is not None:
             metrics.shutdown()
         outbox.close()

@@ -85,19 +85,17 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def obslink_seconds(base: Path, broker: Mosquitto, product: Path):
-    """Seconds from the rename to the registration, and (before, after) peak RSS of the
-    agent and of the collector."""
-    catalog_path = base / "catalog.db"
-    station = base / "radar"
-    radar_dir = station / "incoming"
-    radar_dir.mkdir(parents=True)
+def radar_station(station: Path, catalog_path: Path, broker_url: str, products: Path,
+                  pattern: str, settings: str = "") -> Path:
+    """A radar gateway BENCH-RADAR: its key, enrolled in the catalog, and an agent config
+    taking ``pattern`` from ``products`` (with the shipped defaults unless ``settings``)."""
     write_keypair(station / "station.key", station / "station.pub")
     public = load_public_key(station / "station.pub")
     catalog = open_catalog(catalog_path)
     catalog.add_station(Station("BENCH-RADAR", "bench"), public_bytes(public), key_id(public))
     catalog.close()
-    (station / "agent.toml").write_text(f"""\
+    config = station / "agent.toml"
+    config.write_text(f"""\
 [station]
 id = "BENCH-RADAR"
 network = "bench"
@@ -105,20 +103,29 @@ private_key = "station.key"
 [outbox]
 path = "outbox.db"
 [uplink]
-broker = "{broker.url}"
+broker = "{broker_url}"
 [products.radar]
-path = "{radar_dir}"
+path = "{products}"
 format = "cinrad"
-pattern = "*.bin"
-settle_seconds = 0.1
-poll_interval = 0.1
-""")
+pattern = "{pattern}"
+""" + settings)
+    return config
+
+
+def obslink_seconds(base: Path, broker: Mosquitto, product: Path):
+    """Seconds from the rename to the registration, and (before, after) peak RSS of the
+    agent and of the collector."""
+    catalog_path = base / "catalog.db"
+    radar_dir = base / "radar" / "incoming"
+    radar_dir.mkdir(parents=True)
+    config = radar_station(base / "radar", catalog_path, broker.url, radar_dir, "*.bin",
+                           "settle_seconds = 0.1\npoll_interval = 0.1\n")
     logs = open(base / "processes.log", "ab")
     collector = subprocess.Popen([sys.executable, "-m", "obslink", "collector", "serve",
                                   "--db", str(catalog_path), "--broker", broker.url],
                                  stdout=logs, stderr=logs)
-    agent = subprocess.Popen([sys.executable, "-m", "obslink", "agent", "run",
-                              str(station / "agent.toml")], stdout=logs, stderr=logs)
+    agent = subprocess.Popen([sys.executable, "-m", "obslink", "agent", "run", str(config)],
+                             stdout=logs, stderr=logs)
     try:
         time.sleep(3)  # both connected
         before = peak_rss_mb(agent.pid), peak_rss_mb(collector.pid)

@@ -31,12 +31,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from backlog_drain import enrol_stations, percentile, private_bytes, run_phase
+from product_transfer import radar_station
 from obslink.agent.config import AgentConfig
 from obslink.demo.broker import Mosquitto
 from obslink.demo.radar_products import RadarScan, cinrad_tilt_name, write_cinrad
-from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
 from obslink.readings import now_us
-from obslink.server.catalog import Station, open_catalog
+from obslink.server.catalog import open_catalog
 
 TILTS = (0.5, 1.45, 2.4, 3.35, 4.3, 6.0, 9.9, 14.6, 19.5)
 
@@ -51,25 +51,6 @@ def make_tilts(directory: Path, volume_mb: float, volumes: int) -> list[Path]:
         for cut in range(1, len(TILTS) + 1):
             paths.append(write_cinrad(directory / cinrad_tilt_name(scan, cut), scan, cut=cut))
     return paths
-
-
-def radar_config(station: Path, broker_url: str, products: Path) -> Path:
-    config = station / "agent.toml"
-    config.write_text(f"""\
-[station]
-id = "BENCH-RADAR"
-network = "bench"
-private_key = "station.key"
-[outbox]
-path = "outbox.db"
-[uplink]
-broker = "{broker_url}"
-[products.radar]
-path = "{products}"
-format = "cinrad"
-pattern = "Z_RADR_I_*.bin.bz2"
-""")
-    return config
 
 
 def write_tilt_by_tilt(tilts: list[Path], products: Path, every_s: float,
@@ -113,17 +94,14 @@ def main() -> int:
         catalog_path = base / "catalog.db"
         catalog = open_catalog(catalog_path)
         enrol_stations(catalog, keys)
-        station = base / "radar"
-        products = station / "products"
-        products.mkdir(parents=True)
-        write_keypair(station / "station.key", station / "station.pub")
-        public = load_public_key(station / "station.pub")
-        catalog.add_station(Station("BENCH-RADAR", "bench"), public_bytes(public),
-                            key_id(public))
         catalog.close()
+        products = base / "radar" / "products"
+        products.mkdir(parents=True)
         raw_keys = [private_bytes(key) for key in keys]
         written: dict[str, float] = {}
         with Mosquitto(base / "broker", persistence=False) as broker:
+            config = radar_station(base / "radar", catalog_path, broker.url, products,
+                                   "Z_RADR_I_*.bin.bz2")  # the shipped settle and poll times
             collector = subprocess.Popen(
                 [sys.executable, "-m", "obslink", "--log-level", "warning", "collector",
                  "serve", "--db", str(catalog_path), "--broker", broker.url])
@@ -137,7 +115,7 @@ def main() -> int:
                                            AgentConfig.backlog_bundle, args.seconds, "alone")
                 radar = subprocess.Popen(
                     [sys.executable, "-m", "obslink", "--log-level", "warning", "agent", "run",
-                     str(radar_config(station, broker.url, products))])
+                     str(config)])
                 time.sleep(2)
                 print(f"… and for {args.seconds:.0f} s while the radar sends its tilts …",
                       flush=True)

@@ -134,7 +134,8 @@ def cmd_verify(args) -> int:
         print_json(report.as_dict())
     else:
         print(f"checked {report.batches} batches, {report.observations} observations, "
-              f"{report.products} products, {report.leaves} log leaves, {report.tree_heads} signed tree heads"
+              f"{report.products} products, {report.leaves} log leaves, "
+              f"{report.tree_heads} signed tree heads"
               + (f" ({report.unsigned_leaves} newest leaves not under a signed head yet)"
                  if report.unsigned_leaves else ""))
         for problem in report.problems:

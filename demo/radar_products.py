@@ -13,7 +13,7 @@ from __future__ import annotations
 import bz2
 import random
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -39,7 +39,6 @@ class RadarScan:
     gates: int = 1000
     moments: tuple[str, ...] = ("REF", "VEL", "SW")
     seed: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 # echo values drawn from 32 levels: about as compressible as real reflectivity

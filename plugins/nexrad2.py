@@ -59,7 +59,6 @@ class _Messages(PieceReader):
         super().__init__()
         self.file = file
         self.records = 0
-        self.last_record_marked = False
         self._pending = first  # bytes read from the file to tell records from messages
         self.compressed = len(first) >= 7 and first[4:7] == b"BZh"
         self._bzip2: Bzip2Pieces | None = None
@@ -94,7 +93,6 @@ class _Messages(PieceReader):
                                          f"file ends after {len(control)}", self.offset)
             (size,) = struct.unpack(">i", control)
             self.records += 1
-            self.last_record_marked = size < 0
             if not 0 < abs(size) <= MAX_RECORD:
                 raise ProductFormatError(f"LDM record {self.records} declares {size:,} bytes",
                                          self.offset)

@@ -145,8 +145,9 @@ class Bzip2Pieces:
         while not self._decompressor.eof:
             piece = self._read(READ_PIECE) if self._decompressor.needs_input else b""
             if self._decompressor.needs_input and not piece:
-                raise ProductFormatError("truncated: the bzip2 stream ends before its end "
-                                         "marker", self._offset_of())
+                raise ProductFormatError("truncated: the bzip2-compressed data ends before "
+                                         "its end marker (the file was cut short, or was "
+                                         "still being written)", self._offset_of())
             try:
                 output = self._decompressor.decompress(piece, OUTPUT_PIECE)
             except (OSError, EOFError, ValueError) as exc:

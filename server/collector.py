@@ -41,6 +41,7 @@ from obslink.server.mqtt_link import CONNECTED, MESSAGE, LinkSettings, MqttLink,
 from obslink.server.product_process import ProductProcess, ProductSettings
 from obslink.server.product_store import default_product_store
 from obslink.server.replay_window import ReplayWindow
+from obslink.server.station_keys import StationKeys
 from obslink.server.verify import verify_message
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,6 @@ DECRYPTION_KEY_FILE = "collector-x25519.key"  # beside the catalog unless told o
 SIGNING_KEY_FILE = "collector.key"  # Ed25519: enrolment answers and the log's tree heads
 DEFAULT_TREE_HEAD_INTERVAL_S = 60.0
 DEFAULT_KEY_GRACE_S = 24 * 3600  # a rotated-out key signs in-flight batches this long
-KEY_CACHE_SECONDS = 5.0  # a station's keys are looked up again after this at the latest
 
 
 def unstorable(item: AcceptedBatch | AcceptedGap | AcceptedKey, error: Exception) -> Refusal:
@@ -149,9 +149,7 @@ class Collector:
         self.messages: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
         self.arrived = threading.Semaphore(0)  # one release per message queued
         self.connected = threading.Event()
-        self._key_cache: dict[str, tuple[float, dict]] = {}
-        self._keys_version = None
-        self._next_retirement: int | None = None  # µs: a key's grace period ends
+        self._keys = StationKeys(self._lookups)
         self.committed = self.duplicates = self.refused = 0
         self.stopping = False
 
@@ -336,19 +334,14 @@ class Collector:
     def _verify(self, group: list[tuple[str, bytes, int]]):
         """The group's outcomes sorted: batches, gap reports, announced keys, refusals."""
         # a key revoked, added or retired since the last group counts from this group on
-        version = self._lookups.keys_version()
-        retired = self._next_retirement is not None and now_us() >= self._next_retirement
-        if version != self._keys_version or retired:
-            self._key_cache.clear()
-            self._keys_version = version
-            self._next_retirement = self._lookups.next_retirement()
+        self._keys.refresh()
         accepted: list[AcceptedBatch] = []
         gaps: list[AcceptedGap] = []
         announced: list[AcceptedKey] = []
         refusals: list[Refusal] = []
         sorted_into = {AcceptedBatch: accepted, AcceptedGap: gaps, AcceptedKey: announced}
         for topic, payload, received_at in group:
-            for outcome in verify_message(topic, payload, received_at, self._keys_for,
+            for outcome in verify_message(topic, payload, received_at, self._keys,
                                           self.decryption_key):
                 sorted_into.get(type(outcome), refusals).append(outcome)
         return accepted, gaps, announced, refusals
@@ -456,7 +449,7 @@ class Collector:
                 log.info("station %s rotated to key %s; key %s retires in %.0f s",
                          item.rotation.station, item.rotation.key_id, item.signer,
                          self.key_grace_s)
-        self._key_cache.clear()
+        self._keys.clear()
         return registered
 
     def _acknowledge(self, accepted: list[AcceptedBatch], gaps: list[AcceptedGap],
@@ -494,11 +487,3 @@ class Collector:
                 self._link.publish(topic, payload)
             except OSError:  # the link has ended; the stations send the batches again
                 log.warning("could not hand an ack for %s to the MQTT process", topic)
-
-    def _keys_for(self, station: str) -> dict:
-        cached = self._key_cache.get(station)
-        now = time.monotonic()
-        if cached is None or now - cached[0] > KEY_CACHE_SECONDS or not cached[1]:
-            cached = (now, self._lookups.station_keys(station))
-            self._key_cache[station] = cached
-        return cached[1]

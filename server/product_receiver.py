@@ -13,7 +13,6 @@ import hashlib
 import logging
 import queue
 import threading
-import time
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -21,11 +20,11 @@ from obslink import wire
 from obslink.errors import WireError
 from obslink.server.catalog import Refusal, open_catalog
 from obslink.server.product_store import ProductStore
+from obslink.server.station_keys import StationKeys
 from obslink.server.verify import open_signed
 
 log = logging.getLogger(__name__)
 
-KEY_CACHE_SECONDS = 5.0
 DECODERS = {"manifest": wire.decode_manifest, "chunk": wire.decode_chunk_header,
             "product-gap": wire.decode_product_gap}
 
@@ -38,7 +37,7 @@ class ProductReceiver:
         self.decryption_key = decryption_key
         self.committed_by = committed_by
         self.queue: queue.Queue = queue.Queue()
-        self._keys: dict[str, tuple[float, dict]] = {}
+        self._keys: StationKeys | None = None  # made on the receiving thread
         # products being received: (station, epoch, number) -> their staged manifest, so a
         # chunk does not read and decode it again (the store's files stay the truth)
         self._staged: dict[tuple[str, str, int], dict] = {}
@@ -72,17 +71,12 @@ class ProductReceiver:
         finally:
             self.catalog.close()
 
-    def _keys_for(self, station: str) -> dict:
-        cached = self._keys.get(station)
-        now = time.monotonic()
-        if cached is None or now - cached[0] > KEY_CACHE_SECONDS or not cached[1]:
-            cached = (now, self.catalog.station_keys(station))
-            self._keys[station] = cached
-        return cached[1]
-
     def handle(self, topic: str, payload: bytes, received_at: int) -> None:
-        opened = open_signed(topic, payload, received_at, self._keys_for,
-                             self.decryption_key, "product")
+        if self._keys is None:
+            self._keys = StationKeys(self.catalog)
+        self._keys.refresh()  # a revoked key is refused from its revocation on
+        opened = open_signed(topic, payload, received_at, self._keys, self.decryption_key,
+                             "product")
         if isinstance(opened, Refusal):
             return self._refuse(opened)
         station, envelope, status = opened
@@ -200,7 +194,7 @@ class ProductReceiver:
             try:
                 self.store.finish(manifest, digest if written == manifest.chunks else None)
             except ValueError as exc:
-                self._staged.pop((manifest.station, manifest.epoch, manifest.product), None)
+                self._staged.pop(identity, None)
                 log.error("product %s/%s/%d: %s; received afresh", manifest.station,
                           manifest.epoch, manifest.product, exc)
                 ack.have = []
@@ -210,7 +204,7 @@ class ProductReceiver:
                 manifest, staged["body"], staged["topic"], staged["key_id"],
                 staged["signature"], staged["received_at"])
             self.store.discard(manifest)
-            self._staged.pop((manifest.station, manifest.epoch, manifest.product), None)
+            self._staged.pop(identity, None)
             self.registered += 1
             ack.complete = True
             log.info("product %s registered: %s, %d bytes", ack.record, manifest.name,

@@ -34,9 +34,7 @@ def default_product_store(catalog_location: str) -> Path:
 
 class ProductStore:
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        (self.root / "incoming").mkdir(parents=True, exist_ok=True)
-        (self.root / "sha256").mkdir(exist_ok=True)
+        self.root = Path(root)  # its directories are made as products arrive
 
     def path_of(self, sha256_hex: str) -> Path:
         return self.root / "sha256" / sha256_hex[:2] / sha256_hex[2:4] / sha256_hex

@@ -114,10 +114,6 @@ def decode_product_gap(body: bytes) -> ProductGap:
     return ProductGap(station, epoch, number, name, size, observed, reason, detail, at)
 
 
-def chunk_digests(sizes_and_data) -> tuple[bytes, ...]:
-    return tuple(hashlib.sha256(data).digest() for data in sizes_and_data)
-
-
 def encode_manifest(manifest: Manifest) -> bytes:
     return msgpack.packb({
         "v": PRODUCT_VERSION, "kind": "manifest", "station": manifest.station,

@@ -72,9 +72,7 @@ def _product_chain(catalog: Catalog, ident: Identifier, record: dict,
     """A product's chain, in the shape of a batch's (the signed manifest in the batch's
     place, the product file as its source) so that PROV-JSON and the export read it alike."""
     manifest = wire.decode_manifest(record["manifest"])
-    key = catalog.key_record(record["key_id"])
     message = wire.signed_message(record["topic"], record["manifest"])
-    valid = key is not None and verifies(key["public_key"], record["signature"], message)
     return {
         "id": str(ident), "kind": "product", "dataset": dataset_id(ident.station, RADAR),
         "batch": {"id": record["identifier"], "station": record["station"],
@@ -89,18 +87,8 @@ def _product_chain(catalog: Catalog, ident: Identifier, record: dict,
                     "chunk_sha256": [digest.hex() for digest in manifest.chunk_sha256],
                     "metadata": record["metadata"]},
         "station": _station(catalog, ident.station),
-        "signature": {
-            "algorithm": "Ed25519", "key_id": record["key_id"],
-            "public_key": key["public_key"].hex() if key else None,
-            "key_status_now": key["status"] if key else "unknown",
-            "key_status_when_received": key_status_at(key, record["received_at"])
-            if key else "unknown",
-            "signature": record["signature"].hex(), "valid": valid,
-            "topic": record["topic"], "signed": "manifest",
-            "body": base64.b64encode(record["manifest"]).decode(),
-            "body_sha256": hashlib.sha256(record["manifest"]).hexdigest(),
-            "bundle_digests": None,
-            "signed_message_sha256": hashlib.sha256(message).hexdigest()},
+        "signature": _signature_of(catalog, record, record["manifest"], message, True,
+                                  "manifest"),
         "source": {"name": record["name"], "stream": manifest.source, "byte_start": 0,
                    "byte_end": record["size"], "sha256": record["sha256"],
                    "adapter": record["format"], "adapter_version": record["format_version"]},
@@ -159,9 +147,18 @@ def verifies(public_key: bytes, signature: bytes, message: bytes) -> bool:
 
 
 def _signature(catalog: Catalog, record: dict) -> dict:
-    key = catalog.key_record(record["key_id"])
     digests = record["bundle_digests"]
     message, covered = signed_message_of(record)
+    return _signature_of(catalog, record, record["body"], message, covered,
+                        "bundle" if digests is not None else "batch",
+                        None if digests is None else digest_list(digests))
+
+
+def _signature_of(catalog: Catalog, record: dict, body: bytes, message: bytes, covered: bool,
+                 signed: str, digests: list[bytes] | None = None) -> dict:
+    """A stored signature as the chain shows it: the key and its status when the record
+    arrived, the signed body (a batch, a product's manifest) and whether it verifies."""
+    key = catalog.key_record(record["key_id"])
     valid = key is not None and covered and verifies(key["public_key"], record["signature"],
                                                      message)
     return {"algorithm": "Ed25519", "key_id": record["key_id"],
@@ -170,12 +167,10 @@ def _signature(catalog: Catalog, record: dict) -> dict:
             "key_status_when_received": key_status_at(key, record["received_at"])
             if key else "unknown",
             "signature": record["signature"].hex(), "valid": valid,
-            "topic": record["topic"],
-            "signed": "bundle" if digests is not None else "batch",
-            "body": base64.b64encode(record["body"]).decode(),
-            "body_sha256": hashlib.sha256(record["body"]).hexdigest(),
-            "bundle_digests": None if digests is None else
-            [digest.hex() for digest in digest_list(digests)],
+            "topic": record["topic"], "signed": signed,
+            "body": base64.b64encode(body).decode(),
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "bundle_digests": None if digests is None else [d.hex() for d in digests],
             "signed_message_sha256": hashlib.sha256(message).hexdigest()}
 
 

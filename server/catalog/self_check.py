@@ -101,19 +101,8 @@ def _check_product(catalog: Catalog, record: dict, files: ProductFiles | None,
         if record[name] != signed:
             report.problem("product", where, f"its {name} is {record[name]!r}; the station "
                            f"signed {signed!r}")
-    key = catalog.key_record(record["key_id"])
-    if key is None or key["station"] != record["station"]:
-        report.problem("product", where, f"signed by key {record['key_id']}, which is not a "
-                       f"key of {record['station']} in the catalog")
-    else:
-        if not verifies(key["public_key"], record["signature"],
-                        wire.signed_message(record["topic"], record["manifest"])):
-            report.problem("product", where, f"the signature does not verify with key "
-                           f"{record['key_id']} over the stored topic and manifest")
-        status = key_status_at(key, record["received_at"])
-        if status != "active":
-            report.problem("product", where, f"key {record['key_id']} was {status} when the "
-                           f"product arrived ({record['received_at']})")
+    _check_signed(catalog, record, wire.signed_message(record["topic"], record["manifest"]),
+                  "product", "manifest", where, report)
     if files is not None:
         problem = files(manifest.sha256.hex(), manifest.size)
         if problem:
@@ -169,21 +158,31 @@ def _check_batch(catalog: Catalog, record: dict, names: dict[int, str],
 
 def _check_signature(catalog: Catalog, record: dict, body_sha: bytes, where: str,
                      report: CheckReport) -> None:
+    message, covered = signed_message_of(record, body_sha)
+    _check_signed(catalog, record, message, "batch", "bytes", where, report,
+                  None if covered else "its body's digest is not in its bundle's signed "
+                  "digest list")
+
+
+def _check_signed(catalog: Catalog, record: dict, message: bytes, kind: str, signed: str,
+                  where: str, report: CheckReport, uncovered: str | None = None) -> None:
+    """A stored signature over ``message`` (a batch's or bundle's bytes, a product's
+    manifest) against the key history: a key of the record's station, valid over what is
+    stored, active when the record arrived. ``uncovered``: a problem reported once the key
+    is known (a bundled body missing from the signed digest list)."""
     key = catalog.key_record(record["key_id"])
     if key is None or key["station"] != record["station"]:
-        report.problem("batch", where, f"signed by key {record['key_id']}, which is not a "
+        report.problem(kind, where, f"signed by key {record['key_id']}, which is not a "
                        f"key of {record['station']} in the catalog")
         return
-    message, covered = signed_message_of(record, body_sha)
-    if not covered:
-        report.problem("batch", where, "its body's digest is not in its bundle's signed "
-                       "digest list")
+    if uncovered:
+        report.problem(kind, where, uncovered)
     if not verifies(key["public_key"], record["signature"], message):
-        report.problem("batch", where, f"the signature does not verify with key "
-                       f"{record['key_id']} over the stored topic and bytes")
+        report.problem(kind, where, f"the signature does not verify with key "
+                       f"{record['key_id']} over the stored topic and {signed}")
     status = key_status_at(key, record["received_at"])
     if status != "active":
-        report.problem("batch", where, f"key {record['key_id']} was {status} when the batch "
+        report.problem(kind, where, f"key {record['key_id']} was {status} when the {kind} "
                        f"arrived ({record['received_at']})")
 
 
