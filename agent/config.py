@@ -26,7 +26,7 @@ SOURCE_KEYS = {s.key for s in SOURCE}
 PRODUCT_KEYS = {s.key for s in PRODUCTS}
 # [uplink] settings that AgentConfig holds under their own name, as read
 PLAIN_UPLINK_SETTINGS = ("keepalive", "ack_timeout", "ack_timeout_max", "max_in_flight",
-                         "realtime_window", "backlog_in_flight", "backlog_bundle",
+                         "realtime_window", "backlog_in_flight", "backlog_bundle", "protocol",
                          "encrypt_to", "backlog_readings_per_s", "backlog_bytes_per_s",
                          "reconnect_min", "reconnect_max", "product_bytes_per_s",
                          "product_in_flight", "product_chunk_bytes")
@@ -72,6 +72,7 @@ class AgentConfig:
     realtime_window: float = default_of(UPLINK, "realtime_window")
     backlog_in_flight: int = default_of(UPLINK, "backlog_in_flight")
     backlog_bundle: int = default_of(UPLINK, "backlog_bundle")
+    protocol: int = default_of(UPLINK, "protocol")
     backlog_readings_per_s: float = default_of(UPLINK, "backlog_readings_per_s")
     backlog_bytes_per_s: float = default_of(UPLINK, "backlog_bytes_per_s")
     encrypt_to: str | None = None  # the collector's X25519 public key (hex): seal messages

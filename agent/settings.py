@@ -47,6 +47,12 @@ def _bundle(value) -> int:
     return value
 
 
+def _protocol(value) -> int:
+    if value not in (1, 2):
+        raise ValueError(f"{value} is not a protocol version this agent speaks (1 or 2)")
+    return value
+
+
 def _chunk_bytes(value) -> int:
     if value > MAX_CHUNK_BYTES:
         raise ValueError(f"{value} is above {MAX_CHUNK_BYTES}, the largest chunk a collector "
@@ -155,6 +161,10 @@ UPLINK = (
             "signature (a bundle), at most 256; used once the collector's acks say it takes "
             "bundles (until then, and with `1`, every batch travels alone). Each batch keeps "
             "its own identity and ack; docs/protocol.md", kind="int", parse=_bundle),
+    Setting("protocol", 2, "the highest data protocol the agent speaks: 2 sends compact "
+            "batches (a few bytes a reading, for NB-IoT and metered links) once the "
+            "collector's acks announce it, and v1 until then; 1 keeps v1; docs/protocol.md",
+            kind="int", parse=_protocol),
     Setting("encrypt_to", None, "the collector's X25519 public key (64 hex digits; `obslink "
             "agent enrol` saves it as `collector_encryption_key`): every message is sealed to "
             "it (X25519 + ChaCha20-Poly1305, docs/protocol.md), for networks whose brokers the "

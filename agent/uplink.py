@@ -15,6 +15,12 @@ message under one signature (``backlog_bundle``), which is what lets a fleet dra
 outage in minutes; the window counts messages.
 Gap reports (batches a full outbox evicted) are published on the station's gap topic until
 an ack names them.
+
+Once the collector's acks announce protocol v2 (and ``protocol`` allows it), batches travel
+compact on the v2 data topic (docs/protocol.md, "Version 2"): each batch's context goes
+along until an ack says the collector holds it, the topic after the first message of a
+connection is an MQTT 5 topic alias, and the lane is a flag in the envelope. A batch v2
+cannot carry exactly goes as v1.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import msgpack
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -55,6 +62,37 @@ def lane_properties(lane: str) -> Properties:
 
 
 LIVE, BACKLOG = lane_properties("live"), lane_properties("backlog")
+V2_TOPIC_ALIAS = 1  # the one topic alias an agent sets: its v2 data topic
+
+
+
+
+def v2_properties(alias: bool, lane: str | None) -> Properties | None:
+    """A v2 publication's properties: the topic alias, and the lane only where the envelope
+    cannot show it (a sealed message)."""
+    if not alias and lane is None:
+        return None
+    properties = Properties(PacketTypes.PUBLISH)
+    if alias:
+        properties.TopicAlias = V2_TOPIC_ALIAS
+    if lane is not None:
+        properties.UserProperty = (wire.LANE_PROPERTY, lane)
+    return properties
+
+
+V2_PROPERTIES = {(alias, lane): v2_properties(alias, lane)
+                 for alias in (False, True) for lane in (None, "live", "backlog")}
+
+
+def restore_aliased_topics(client: mqtt.Client, topic: str) -> None:
+    """Give messages paho holds for publishing again their topic back: a topic alias lives
+    as long as one connection, and paho re-sends what the broker had not acknowledged when
+    the next connection starts (a message with an empty topic and an alias the new
+    connection never set would be a protocol error)."""
+    with client._out_message_mutex:
+        for message in client._out_messages.values():
+            if not message._topic:
+                message._topic = topic.encode()
 
 
 IDLE_TURN_SECONDS = 5.0  # a pump's turn when nothing wakes it and nothing is overdue
@@ -116,6 +154,14 @@ class Uplink:
         self.recipient = (x25519_public_key_from_hex(config.encrypt_to) if config.encrypt_to
                           else None)
         self.topic = wire.data_topic(config.network, config.station)
+        self.topic_v2 = wire.data_topic_v2(config.network, config.station)
+        # 2 once the collector's acks announce v2 (and config allows); remembered in the
+        # outbox, so that a restart after an outage drains its backlog compact at once
+        self.protocol = min(config.protocol, int(outbox.meta("collector_protocol") or 1))
+        self._last_ack_at: float | None = None  # monotonic time of the newest ack
+        self.known_contexts: set[bytes] = set()  # v2 contexts the collector said it holds
+        self._alias_max = 0  # topic aliases the broker takes on this connection
+        self._alias_set = False  # whether this connection has our alias
         self.ack_topic = wire.ack_topic(config.network, config.station)
         self.status_topic = wire.status_topic(config.network, config.station)
         self.acks: queue.Queue[bytes] = queue.Queue()
@@ -187,6 +233,9 @@ class Uplink:
         log.info("connected to broker %s:%d (session present: %s)", self.config.broker_host,
                  self.config.broker_port, flags.session_present)
         self.link.connected()
+        self._alias_max = getattr(properties, "TopicAliasMaximum", 0) or 0
+        self._alias_set = False
+        restore_aliased_topics(client, self.topic_v2)
         send_without_delay(client)
         client.subscribe(self.ack_topic, qos=1)
         client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
@@ -294,6 +343,7 @@ class Uplink:
                 continue
             if ack.now is not None:
                 self.collector_offset_ms = round((ack.now - now_us()) / 1000, 1)
+            self._take_protocol(ack)
             self.bundle_limit = max(1, min(self.config.backlog_bundle, ack.bundles or 1))
             ack.refused = self._own_refusals(ack.refused)
             removed, parked = self.outbox.apply_ack(ack)
@@ -312,6 +362,27 @@ class Uplink:
                           "status`)", seq, reason)
             if removed or parked:
                 self.wake.set()  # room in the window: publish more
+
+    def _take_protocol(self, ack: wire.Ack) -> None:
+        """What an ack says of protocol v2: announced, contexts held, contexts unknown."""
+        self._last_ack_at = time.monotonic()
+        announced = ack.protocol or 1
+        if min(self.config.protocol, announced) != self.protocol:
+            self.protocol = min(self.config.protocol, announced)
+            log.info("the collector takes protocol v%d; sending v%d", announced,
+                     self.protocol)
+        if str(announced) != self.outbox.meta("collector_protocol"):
+            self.outbox.set_meta("collector_protocol", str(announced))
+        self.known_contexts.update(ack.contexts)
+        if ack.contexts_unknown:
+            # a collector that lost them (a restored catalog): send them along again, now
+            self.known_contexts.difference_update(ack.contexts_unknown)
+            log.warning("the collector does not hold %d batch context(s); sending them "
+                        "along again", len(ack.contexts_unknown))
+            now = time.monotonic()
+            for item in self.in_flight.values():
+                item.deadline = min(item.deadline, now)
+            self.wake.set()
 
     def _own_refusals(self, refused: list[tuple]) -> list[tuple]:
         """The refusals to park. One that names the key that signed the refused message is
@@ -392,6 +463,13 @@ class Uplink:
                 overdue.setdefault(item.message, []).append(seq)
         for seqs in overdue.values():
             first = self.in_flight[seqs[0]]
+            if self.protocol >= 2 and first.attempt >= 2 and (
+                    self._last_ack_at is None or self._last_ack_at < first.sent_at):
+                # nothing answers v2 (a collector of an older release): v1 until an ack
+                # announces v2 again
+                log.warning("no ack for protocol v2 messages; sending v1 until the "
+                            "collector announces v2")
+                self.protocol = 1
             batches = []
             for seq in seqs:
                 body = self.outbox.body(seq)
@@ -412,21 +490,66 @@ class Uplink:
 
     def _publish(self, batches: list[tuple[int, bytes]], now: float, attempt: int,
                  lane: Properties = BACKLOG) -> bool:
-        """Publish one batch, or several as a bundle under one signature."""
+        """Publish one batch, or several as a bundle under one signature (v2 where the
+        collector takes it; a batch v2 cannot carry goes as v1 in a message of its own)."""
+        if self.protocol >= 2:
+            compact, batches = self._compact(batches)
+            if compact and not self._send(compact, now, attempt, lane, self._v2_message(
+                    [item for _, item in compact], lane)):
+                return False
+            if not batches:
+                return True
         if len(batches) == 1:
             payload = wire.sign(batches[0][1], self.topic, self.key, self.kid)
         else:
             payload = wire.sign_bundle([body for _, body in batches], self.topic, self.key,
                                        self.kid)
         payload = self.sealed(payload, self.topic)
-        info = self.client.publish(self.topic, payload, qos=1, properties=lane)
+        return self._send(batches, now, attempt, lane,
+                          self.client.publish(self.topic, payload, qos=1, properties=lane))
+
+    def _compact(self, batches: list[tuple[int, bytes]]) -> tuple[list, list]:
+        """(seq, (context, v2 body)) of the batches v2 carries exactly; the rest as given."""
+        compact, rest = [], []
+        for seq, body in batches:
+            try:
+                v2_body, context = wire.compact.encode_body(msgpack.unpackb(body))
+            except wire.NotCompact as exc:
+                log.info("batch %d goes as protocol v1 (%s)", seq, exc)
+                rest.append((seq, body))
+                continue
+            compact.append((seq, (context, v2_body)))
+        return compact, rest
+
+    def _v2_message(self, items: list[tuple[bytes, bytes]], lane: Properties):
+        """Sign and publish (context, body) pairs as one v2 message; its MQTTMessageInfo."""
+        send = {}
+        for context, _body in items:
+            ref = wire.context_ref(context)
+            if ref not in self.known_contexts:
+                send[ref] = context
+        payload = self.sealed(wire.sign_v2(items, list(send.values()), self.topic_v2,
+                                           self.key, self.kid, live=lane is LIVE),
+                              self.topic_v2)
+        use_alias = self._alias_max >= V2_TOPIC_ALIAS
+        topic = "" if use_alias and self._alias_set else self.topic_v2
+        sealed_lane = ("live" if lane is LIVE else "backlog") if self.recipient else None
+        info = self.client.publish(topic, payload, qos=1,
+                                   properties=V2_PROPERTIES[(use_alias, sealed_lane)])
+        if use_alias and info.rc == mqtt.MQTT_ERR_SUCCESS:
+            self._alias_set = True
+        return info
+
+    def _send(self, batches: list[tuple[int, object]], now: float, attempt: int,
+              lane: Properties, info) -> bool:
+        """Record a publication of ``batches`` (its MQTTMessageInfo ``info``) in flight."""
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             log.warning("publish of batch(es) %s failed (%s); will retry",
                         _seq_ranges([seq for seq, _ in batches]), mqtt.error_string(info.rc))
             return False
         self._messages += 1
         deadline = now + self._backoff(attempt)
-        for seq, _body in batches:
+        for seq, _item in batches:
             self.in_flight[seq] = InFlight(deadline, attempt, lane, self._messages, now)
         return True
 

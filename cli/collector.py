@@ -49,6 +49,10 @@ def add_commands(commands) -> None:
     serve.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
                        help="serve Prometheus metrics here (ingest counters and the "
                        "network's completeness; docs/monitoring.md)")
+    serve.add_argument("--protocol", type=int, choices=(1, 2), default=2,
+                       help="the highest data protocol announced to stations (default 2: "
+                       "compact batches; both are always accepted; 1 while other workers "
+                       "of the group do not take v2 yet; docs/protocol.md)")
     serve.add_argument("--product-store", type=Path, default=None, metavar="DIR",
                        help="where radar volumes and other large products are kept "
                        "(default: CATALOG.products beside the catalog; docs/products.md)")
@@ -143,7 +147,8 @@ def cmd_collector_serve(args) -> int:
               ca_file=str(args.ca_file) if args.ca_file else None, username=args.username,
               password_file=args.password_file, signing_key=signing_key,
               tree_head_interval=interval, watch_every=watch_every,
-              metrics_listen=args.metrics_listen, product_store=args.product_store).run(stop)
+              metrics_listen=args.metrics_listen, product_store=args.product_store,
+              protocol=args.protocol).run(stop)
     catalog.close()
     return 0
 

@@ -28,11 +28,13 @@ from obslink.server.catalog import open_catalog
 from obslink.server.catalog.broker_passwords import COLLECTOR_ACCOUNT
 
 ROOT = wire.TOPIC_ROOT
+ROOT_V2 = wire.TOPIC_ROOT_V2
 
 ACL = f"""\
 # written by `obslink collector broker-config`; regenerate rather than edit
 user {COLLECTOR_ACCOUNT}
 topic read {ROOT}/+/+/data
+topic read {ROOT_V2}/+/+/data
 topic read {ROOT}/+/+/gap
 topic read {ROOT}/+/+/key
 topic read {ROOT}/+/+/status
@@ -43,6 +45,7 @@ topic write {ROOT}/+/+/alarm/#
 
 # every station (user name = station id): its own topics only
 pattern write {ROOT}/+/%u/data
+pattern write {ROOT_V2}/+/%u/data
 pattern write {ROOT}/+/%u/gap
 pattern write {ROOT}/+/%u/key
 pattern readwrite {ROOT}/+/%u/status

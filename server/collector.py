@@ -43,6 +43,7 @@ from obslink.server.product_store import default_product_store
 from obslink.server.replay_window import ReplayWindow
 from obslink.server.station_keys import StationKeys
 from obslink.server.verify import verify_message
+from obslink.server.verify_v2 import Contexts
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,11 @@ class Collector:
                  tree_head_interval: float = DEFAULT_TREE_HEAD_INTERVAL_S,
                  watch_every: float | None = DEFAULT_WATCH_EVERY_S,
                  metrics_listen: str | None = None,
-                 product_store: Path | None = None) -> None:
+                 product_store: Path | None = None, protocol: int = 2) -> None:
         self.catalog = catalog
+        # the highest data protocol the acks announce (docs/protocol.md, "Version 2"); both
+        # are always accepted, but a group's workers announce v2 only when all take it
+        self.protocol = protocol
         # radar volumes and other large products: kept whole in this directory tree
         # (docs/products.md), received by a process of their own
         self.product_store = Path(product_store or default_product_store(catalog.location))
@@ -135,7 +139,8 @@ class Collector:
         self.link_settings = LinkSettings(
             broker_host, broker_port, client_id or f"obslink-collector-{group}",
             tuple(wire.collector_subscription(group, network, kind)
-                  for kind in ("data", "gap", "key")),
+                  for kind in ("data", "gap", "key"))
+            + (wire.collector_subscription(group, network, "data", wire.TOPIC_ROOT_V2),),
             tls, ca_file, username, str(password_file) if password_file else None,
             logging.getLogger().getEffectiveLevel(), current_format())
         self.product_link = replace(
@@ -150,6 +155,7 @@ class Collector:
         self.arrived = threading.Semaphore(0)  # one release per message queued
         self.connected = threading.Event()
         self._keys = StationKeys(self._lookups)
+        self._contexts = Contexts(self._lookups.batch_context)  # v2 batches' contexts
         self.committed = self.duplicates = self.refused = 0
         self.stopping = False
 
@@ -342,7 +348,7 @@ class Collector:
         sorted_into = {AcceptedBatch: accepted, AcceptedGap: gaps, AcceptedKey: announced}
         for topic, payload, received_at in group:
             for outcome in verify_message(topic, payload, received_at, self._keys,
-                                          self.decryption_key):
+                                          self.decryption_key, self._contexts):
                 sorted_into.get(type(outcome), refusals).append(outcome)
         return accepted, gaps, announced, refusals
 
@@ -461,12 +467,21 @@ class Collector:
             return acks.setdefault((wire.ack_topic(network, station), epoch), wire.Ack(epoch))
 
         for item in accepted:
-            ack_for(item.topic, item.batch.epoch).committed.append(item.batch.seq)
+            ack = ack_for(item.topic, item.batch.epoch)
+            ack.committed.append(item.batch.seq)
+            if item.context is not None:
+                ref = wire.context_ref(item.context)
+                if ref not in ack.contexts:
+                    ack.contexts.append(ref)
         for item in gaps:
             ack_for(item.topic, item.gap.epoch).gaps.append(item.gap.id)
         for item in keys:
             ack_for(item.topic, item.rotation.epoch).keys.append(item.rotation.key_id)
         for refusal in refusals:
+            if refusal.context_ref is not None:  # under no epoch: its context names it
+                unknown = ack_for(refusal.topic, "").contexts_unknown
+                if refusal.context_ref not in unknown:
+                    unknown.append(refusal.context_ref)
             if refusal.verified and refusal.epoch is not None and refusal.seq is not None:
                 ack_for(refusal.topic, refusal.epoch).refused.append(
                     (refusal.seq, f"{refusal.reason}: {refusal.detail}", refusal.key_id)
@@ -474,6 +489,7 @@ class Collector:
         for (topic, _epoch), ack in acks.items():
             ack.now = now_us()  # lets a station without a disciplined clock estimate it
             ack.bundles = wire.MAX_BUNDLE_BATCHES  # backlog may come in bundles this large
+            ack.protocol = self.protocol
             self._publish(topic, wire.encode_ack(ack))
 
     def _publish_or_raise(self, topic: str, payload: bytes, retain: bool) -> None:

@@ -92,6 +92,8 @@ class MqttLink:
 def is_live(message: mqtt.MQTTMessage) -> bool:
     """Whether the agent marked the message as live data (its lane, an MQTT 5 user
     property): scheduling advice, never trusted for anything else."""
+    if wire.is_live_v2(message.payload):  # v2 says so in its envelope's first bytes
+        return True
     lanes = getattr(message.properties, "UserProperty", None) or ()
     return (wire.LANE_PROPERTY, "live") in lanes
 

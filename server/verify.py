@@ -18,13 +18,18 @@ from obslink.errors import WireError
 from obslink.keys import key_id
 from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Refusal,
                                      SignedBundle)
+from obslink.server.verify_v2 import Contexts, verify_v2
 
 KeyLookup = Callable[[str], dict[str, tuple[bytes, str]]]
 
 REFUSAL_REASONS = {
     "wrong-topic": "the topic is not obslink/v1/<network>/<station>/data (or …/gap, …/key, "
-                   "…/product), "
+                   "…/product, or obslink/v2/…/data), the envelope is of the other "
+                   "protocol version than its topic, "
                    "or the message names another station than its topic",
+    "unknown-context": "a protocol v2 batch names a context this collector does not hold "
+                       "(after a catalog restore, say); its station is asked to send it "
+                       "along and does, nothing is lost",
     "malformed": "the message or batch body does not decode",
     "oversized": f"the message is larger than {wire.MAX_ENVELOPE_BYTES} bytes",
     "unknown-station": "no station with this id is enrolled",
@@ -49,8 +54,24 @@ Outcome = AcceptedBatch | AcceptedGap | AcceptedKey | Refusal
 def open_signed(topic: str, payload: bytes, received_at: int, keys_for: KeyLookup,
                 decryption_key: X25519PrivateKey | None, kind: str
                 ) -> tuple[str, wire.Envelope, str] | Refusal:
-    """(station, envelope, its key's status) of a message whose signature verifies against
-    a key of the station its topic names, or the Refusal saying why not."""
+    """(station, envelope, its key's status) of a v1 message whose signature verifies
+    against a key of the station its topic names, or the Refusal saying why not."""
+    opened = open_envelope_of(topic, payload, received_at, decryption_key, kind)
+    if isinstance(opened, Refusal):
+        return opened
+    station, envelope = opened
+    if isinstance(envelope, wire.EnvelopeV2):
+        return Refusal(topic, "malformed", f"a protocol v2 envelope on a {kind} topic (v2 "
+                       f"carries data only, on {wire.TOPIC_ROOT_V2}/…/data)", payload,
+                       received_at, station=station)
+    return check_signed(topic, station, envelope, keys_for(station), payload, received_at)
+
+
+def open_envelope_of(topic: str, payload: bytes, received_at: int,
+                     decryption_key: X25519PrivateKey | None, kind: str
+                     ) -> tuple[str, wire.Envelope | wire.EnvelopeV2] | Refusal:
+    """(station, envelope) of a message, opened if sealed, not yet verified; or the
+    Refusal saying why it cannot be read."""
     def refuse(reason: str, detail: str, **known) -> Refusal:
         return Refusal(topic, reason, detail, payload, received_at, **known)
 
@@ -75,7 +96,19 @@ def open_signed(topic: str, payload: bytes, received_at: int, keys_for: KeyLooku
             envelope = wire.open_envelope(signed)
         except WireError as exc:
             return refuse("malformed", str(exc), station=station)
-    keys = keys_for(station)
+    if isinstance(envelope, wire.EnvelopeV2) != wire.is_v2_topic(topic):
+        return refuse("wrong-topic", f"a protocol v{2 if wire.is_v2_topic(topic) else 1} "
+                      f"topic carries a v{1 if wire.is_v2_topic(topic) else 2} envelope",
+                      station=station)
+    return station, envelope
+
+
+def check_signed(topic: str, station: str, envelope: wire.Envelope, keys: dict,
+                 payload: bytes, received_at: int) -> tuple[str, wire.Envelope, str] | Refusal:
+    """(station, envelope, its key's status) if a v1 envelope's signature verifies."""
+    def refuse(reason: str, detail: str, **known) -> Refusal:
+        return Refusal(topic, reason, detail, payload, received_at, **known)
+
     if not keys:
         return refuse("unknown-station", f"station {station!r} is not enrolled",
                       station=station, key_id=envelope.key_id)
@@ -90,14 +123,30 @@ def open_signed(topic: str, payload: bytes, received_at: int, keys_for: KeyLooku
 
 
 def verify_message(topic: str, payload: bytes, received_at: int, keys_for: KeyLookup,
-                   decryption_key: X25519PrivateKey | None = None) -> list[Outcome]:
+                   decryption_key: X25519PrivateKey | None = None,
+                   contexts: Contexts | None = None) -> list[Outcome]:
     """One outcome per batch the message carries (one, or a bundle's several); a message
-    refused before its signature checked out is one refusal."""
+    refused before its signature checked out is one refusal. ``contexts`` resolves v2
+    batch contexts (without it, v2 messages are refused as naming unknown contexts)."""
     def refuse(reason: str, detail: str, **known) -> Refusal:
         return Refusal(topic, reason, detail, payload, received_at, **known)
 
     kind = topic.rsplit("/", 1)[-1] if topic.endswith(("/gap", "/key")) else "data"
-    opened = open_signed(topic, payload, received_at, keys_for, decryption_key, kind)
+    opened = open_envelope_of(topic, payload, received_at, decryption_key, kind)
+    if isinstance(opened, Refusal):
+        return [opened]
+    station, envelope = opened
+    if isinstance(envelope, wire.EnvelopeV2):
+        keys = keys_for(station)
+        if not keys:
+            return [refuse("unknown-station", f"station {station!r} is not enrolled",
+                           station=station)]
+
+        def revoked(key_id: str, status: str, columns: list) -> list[Outcome]:
+            return _revoked_columns(refuse, station, key_id, status, columns)
+        return verify_v2(topic, station, envelope, keys, contexts or Contexts(_nothing),
+                         received_at, payload, refuse, revoked)
+    opened = check_signed(topic, station, envelope, keys_for(station), payload, received_at)
     if isinstance(opened, Refusal):
         return [opened]
     station, envelope, status = opened
@@ -124,23 +173,40 @@ def _revoked(topic: str, station: str, envelope: wire.Envelope, kind: str, statu
              refuse) -> list[Outcome]:
     """A verified refusal per batch of a message signed by a key that is no longer valid:
     acknowledged with the reason (naming the key), so the agent parks those batches."""
-    detail = (f"key {envelope.key_id!r} is {status}: the collector refuses what it signs for "
-              "good; enrol a new key (obslink agent enrol with a new token)")
     if kind != "data":
-        return [refuse("revoked-key", detail, station=station, key_id=envelope.key_id)]
-    refusals = []
+        return [refuse("revoked-key", _revoked_detail(envelope.key_id, status),
+                       station=station, key_id=envelope.key_id)]
+    columns = []
     for body in ((envelope.body,) if not envelope.is_bundle else envelope.bodies):
         try:
-            batch = wire.decode_batch_columns(body)
-        except WireError:
-            refusals.append(refuse("revoked-key", detail, station=station,
-                                   key_id=envelope.key_id))
+            columns.append(wire.decode_batch_columns(body))
+        except WireError as exc:
+            columns.append(exc)
+    return _revoked_columns(refuse, station, envelope.key_id, status, columns)
+
+
+def _revoked_detail(key_id: str, status: str) -> str:
+    return (f"key {key_id!r} is {status}: the collector refuses what it signs for good; "
+            "enrol a new key (obslink agent enrol with a new token)")
+
+
+def _revoked_columns(refuse, station: str, key_id: str, status: str,
+                     columns: list) -> list[Outcome]:
+    detail = _revoked_detail(key_id, status)
+    refusals = []
+    for batch in columns:
+        if isinstance(batch, WireError):
+            refusals.append(refuse("revoked-key", detail, station=station, key_id=key_id))
             continue
         same = batch.station == station
-        refusals.append(refuse("revoked-key", detail, station=station,
-                               key_id=envelope.key_id, epoch=batch.epoch if same else None,
+        refusals.append(refuse("revoked-key", detail, station=station, key_id=key_id,
+                               epoch=batch.epoch if same else None,
                                seq=batch.seq if same else None, verified=same))
     return refusals
+
+
+def _nothing(_station: str, _ref: bytes) -> None:
+    return None
 
 
 def _batch(topic: str, station: str, body: bytes, envelope: wire.Envelope,

@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import threading
 
+import pytest
+
 from obslink import wire
 from obslink.agent.config import load_config
 from obslink.agent.outbox import Outbox
@@ -92,8 +94,10 @@ def run_collector(catalog_path, broker) -> tuple[Collector, threading.Event, thr
     return collector, stop, thread
 
 
-def test_a_backlog_drains_in_bundles_and_each_batch_keeps_its_provenance(tmp_path, broker):
-    config = agent_config(tmp_path, broker)
+@pytest.mark.parametrize("protocol", [1, 2])
+def test_a_backlog_drains_in_bundles_and_each_batch_keeps_its_provenance(tmp_path, broker,
+                                                                         protocol):
+    config = dataclasses.replace(agent_config(tmp_path, broker), protocol=protocol)
     key = load_private_key(config.private_key)
     catalog_path = tmp_path / "catalog.db"
     catalog = open_catalog(catalog_path)
@@ -113,15 +117,29 @@ def test_a_backlog_drains_in_bundles_and_each_batch_keeps_its_provenance(tmp_pat
         thread.join(10)
     assert uplink.bundle_limit == config.backlog_bundle == 32  # the collector announced them
     rows = catalog.conn.execute(
-        "SELECT b.seq, b.body, b.signature, b.bundle_id, u.digests, u.topic, u.signature "
-        "FROM batches b LEFT JOIN bundles u ON u.id = b.bundle_id ORDER BY b.seq").fetchall()
+        "SELECT b.seq, b.body, b.signature, b.bundle_id, u.digests, u.topic, u.signature, "
+        "b.topic, c.body FROM batches b LEFT JOIN bundles u ON u.id = b.bundle_id "
+        "LEFT JOIN batch_contexts c ON c.station = b.station AND c.ref = b.context_ref "
+        "ORDER BY b.seq").fetchall()
     assert [row[0] for row in rows] == list(range(1, 101))  # each once
     assert catalog.conn.execute("SELECT count(*) FROM observations").fetchone()[0] == 100
     bundled = [row for row in rows if row[3] is not None]
     # before the first ack the window's two batches went alone; the rest went in bundles
     assert 2 <= 100 - len(bundled) <= 2 + 2 * 32 and bundled
     public = key.public_key()
-    for seq, body, signature, _bundle, digests, topic, bundle_signature in rows:
+    v2 = 0
+    for seq, body, signature, _bundle, digests, topic, bundle_signature, batch_topic, context \
+            in rows:
+        if wire.is_v2_body(body):  # each batch's context digest and body digest signed
+            v2 += 1
+            assert batch_topic == wire.data_topic_v2("lanes", "LANES1")
+            pair = hashlib.sha256(context).digest() + hashlib.sha256(body).digest()
+            if digests is None:
+                public.verify(signature, wire.signed_message_v2(batch_topic, pair))
+                continue
+            assert pair in {digests[i:i + 64] for i in range(0, len(digests), 64)}
+            public.verify(bundle_signature, wire.signed_message_v2(topic, digests))
+            continue
         if digests is None:  # signed alone
             public.verify(signature, wire.signed_message(wire.data_topic("lanes", "LANES1"),
                                                          body))
@@ -130,6 +148,8 @@ def test_a_backlog_drains_in_bundles_and_each_batch_keeps_its_provenance(tmp_pat
         assert hashlib.sha256(body).digest() in {digests[i:i + 32]
                                                  for i in range(0, len(digests), 32)}
         public.verify(bundle_signature, wire.signed_bundle(topic, digests))
+    # v2 once the first ack announced it; v1 throughout where the agent is held to it
+    assert (v2 >= 90) if protocol == 2 else v2 == 0
     assert collector.committed == 100 and collector.refused == 0
 
 

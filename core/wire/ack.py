@@ -26,6 +26,11 @@ class Ack:
     now: int | None = None  # the collector's clock (µs) when it sent the ack
     bundles: int | None = None  # the most batches the collector takes in one bundle
     keys: list[str] = field(default_factory=list)  # ids of announced keys now registered
+    protocol: int | None = None  # the highest data protocol the collector takes (2: v2)
+    # v2 contexts (their 8-byte references) the catalog now holds, and those a message
+    # named that the collector does not know (the agent sends them along again)
+    contexts: list[bytes] = field(default_factory=list)
+    contexts_unknown: list[bytes] = field(default_factory=list)
 
 
 def encode_ack(ack: Ack) -> bytes:
@@ -39,6 +44,12 @@ def encode_ack(ack: Ack) -> bytes:
         body["bundles"] = ack.bundles
     if ack.keys:
         body["keys"] = ack.keys
+    if ack.protocol:
+        body["protocol"] = ack.protocol
+    if ack.contexts:
+        body["ctx"] = ack.contexts
+    if ack.contexts_unknown:
+        body["ctx_unknown"] = ack.contexts_unknown
     return msgpack.packb(body, use_bin_type=True)
 
 
@@ -53,9 +64,13 @@ def decode_ack(payload: bytes) -> Ack:
         gaps = [int(g) for g in data.get("gaps", [])]
         now, bundles = data.get("now"), data.get("bundles")
         keys = [str(k) for k in data.get("keys", [])]
+        protocol = data.get("protocol")
         return Ack(str(data["epoch"]), committed, refused, gaps,
                    int(now) if is_int(now) else None,
-                   bundles if is_int(bundles) and bundles > 1 else None, keys)
+                   bundles if is_int(bundles) and bundles > 1 else None, keys,
+                   protocol if is_int(protocol) else None,
+                   [bytes(r) for r in data.get("ctx", [])],
+                   [bytes(r) for r in data.get("ctx_unknown", [])])
     except WireError:
         raise
     except Exception as exc:

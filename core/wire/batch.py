@@ -17,6 +17,7 @@ import msgpack
 
 from obslink.errors import WireError
 from obslink.readings import MAX_TIME_US, MIN_TIME_US, Reading
+from obslink.wire import compact
 from obslink.wire.checks import expect
 from obslink.wire.topics import check_station_id
 
@@ -133,16 +134,33 @@ def decode_batch(body: bytes) -> Batch:
     return decode_batch_columns(body).to_batch()
 
 
-def decode_batch_columns(body: bytes) -> BatchColumns:
-    """Decode and validate a batch body into its columns; malformed input raises WireError,
-    nothing else. Runs once per batch at the collector, so checks are whole-column (in C)
-    and a field table or QC name list seen before is not checked again."""
+def is_v2_body(body: bytes) -> bool:
+    """A v2 body is a msgpack array of 15 (a v1 body is a map)."""
+    return body[:1] == b"\x9f"
+
+
+def decode_batch_columns(body: bytes, context: bytes | list | None = None) -> BatchColumns:
+    """Decode and validate a batch body (v1, or v2 with its ``context``) into its columns;
+    malformed input raises WireError, nothing else. Runs once per batch at the collector, so
+    checks are whole-column (in C) and a field table or QC name list seen before is not
+    checked again."""
+    if is_v2_body(body):
+        if context is None:
+            raise WireError("a v2 batch body without its context")
+        return decode_v2_columns(body, context)
     try:
         data = msgpack.unpackb(body, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise WireError(f"batch body is not valid msgpack ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise WireError("batch body is not a map")
+    return _usual_batch(data) or _checked_batch(data)
+
+
+def decode_v2_columns(body: bytes | list, context: bytes | list) -> BatchColumns:
+    """A v2 body (its bytes, or as msgpack decoded them) with its context, checked exactly as
+    the v1 body it stands for would be."""
+    data = compact.decode_body(body, context)
     return _usual_batch(data) or _checked_batch(data)
 
 

@@ -10,6 +10,9 @@ from obslink.errors import WireError
 # bytes or the topic layout gets a new root, so both run side by side during a migration.
 TOPIC_VERSION = 1
 TOPIC_ROOT = f"obslink/v{TOPIC_VERSION}"
+# protocol v2 changes the data messages only (compact batches): they have a root of their
+# own, every other message stays where it was
+TOPIC_ROOT_V2 = "obslink/v2"
 # MQTT 5 user property naming a data message's lane ("live" or "backlog"): scheduling
 # advice for the collector, not signed and never trusted for anything else
 LANE_PROPERTY = "obslink-lane"
@@ -27,6 +30,10 @@ def check_station_id(station: str) -> str:
 
 def data_topic(network: str, station: str) -> str:
     return f"{TOPIC_ROOT}/{network}/{station}/data"
+
+
+def data_topic_v2(network: str, station: str) -> str:
+    return f"{TOPIC_ROOT_V2}/{network}/{station}/data"
 
 
 def ack_topic(network: str, station: str) -> str:
@@ -64,15 +71,25 @@ def alarm_subscription(network: str = "+") -> str:
     return f"{TOPIC_ROOT}/{network}/+/alarm/+"
 
 
-def collector_subscription(group: str, network: str = "+", kind: str = "data") -> str:
+def collector_subscription(group: str, network: str = "+", kind: str = "data",
+                           root: str = TOPIC_ROOT) -> str:
     """MQTT 5 shared subscription: N collector workers in ``group`` share the data (or gap)
     topics."""
-    return f"$share/{group}/{TOPIC_ROOT}/{network}/+/{kind}"
+    return f"$share/{group}/{root}/{network}/+/{kind}"
+
+
+def is_v2_topic(topic: str) -> bool:
+    return topic.startswith(TOPIC_ROOT_V2 + "/")
 
 
 def parse_data_topic(topic: str, kind: str = "data") -> tuple[str, str]:
-    """``obslink/v1/NET/STATION/data`` (or ``…/gap``) → (network, station)."""
+    """``obslink/v1/NET/STATION/data`` (or ``…/gap``; ``obslink/v2/…/data``) → (network,
+    station)."""
     parts = topic.split("/")
-    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT or parts[4] != kind:
-        raise WireError(f"topic {topic!r} is not {TOPIC_ROOT}/<network>/<station>/{kind}")
+    root = "/".join(parts[:2])
+    if len(parts) != 5 or parts[4] != kind or not (
+            root == TOPIC_ROOT or (root == TOPIC_ROOT_V2 and kind == "data")):
+        raise WireError(f"topic {topic!r} is not {TOPIC_ROOT}/<network>/<station>/{kind}"
+                        + (f" or {TOPIC_ROOT_V2}/<network>/<station>/data"
+                           if kind == "data" else ""))
     return parts[2], parts[3]

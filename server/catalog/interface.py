@@ -429,6 +429,10 @@ class Catalog(ABC):
     # -- stored batches as records (provenance, verify) ----------------------------------------
 
     @abstractmethod
+    def batch_context(self, station: str, ref: bytes) -> bytes | None:
+        """A station's v2 batch context by its 8-byte reference, if the catalog holds it."""
+
+    @abstractmethod
     def batch_record(self, station: str, epoch: str, seq: int) -> dict | None:
         """The stored batch with its bundle digests, log leaf and first observation row."""
 

@@ -31,7 +31,9 @@ class SignedBundle:
     topic: str
     key_id: str
     signature: bytes
-    digests: bytes  # the bodies' digests, concatenated in the signed order
+    # the bodies' digests, concatenated in the signed order (v2: each body's context's
+    # digest, then the body's)
+    digests: bytes
     received_at: int  # µs
 
 
@@ -45,6 +47,7 @@ class AcceptedBatch:
     received_at: int  # µs
     bundle: SignedBundle | None = None
     payload: bytes = b""  # the MQTT message as received (a bundle's batches share it)
+    context: bytes | None = None  # a v2 body's context (docs/protocol.md, "Version 2")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class Refusal:
     # True when the station's signature checked out, so the refusal can be acknowledged to
     # it; an unverifiable message gets no ack (a forger must not park a real batch).
     verified: bool = False
+    # a v2 message named a context the collector does not hold: the station is asked to
+    # send it along again (its ack's ctx_unknown), nothing is parked
+    context_ref: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def find_record(catalog: Catalog, text: str) -> tuple[Identifier, dict]:
 def chain_of(catalog: Catalog, ident: Identifier, record: dict, signing_key=None) -> dict:
     if ident.kind == "product":
         return _product_chain(catalog, ident, record, signing_key)
-    signed = wire.decode_batch_columns(record["body"])
+    signed = wire.decode_batch_columns(record["body"], record.get("context"))
     chain = {"id": str(ident), "kind": ident.kind,
              "dataset": dataset_id(ident.station),
              "batch": _batch(record, len(signed.times)),
@@ -131,6 +131,14 @@ def signed_message_of(record: dict, body_sha256: bytes | None = None) -> tuple[b
     bundled batch: whether the bundle's digest list holds the body's digest, which the
     caller may have taken already)."""
     digests = record["bundle_digests"]
+    if wire.is_v2_body(record["body"]):
+        # v2 signs each body's context digest and body digest (docs/protocol.md)
+        pair = (hashlib.sha256(record.get("context") or b"").digest()
+                + (body_sha256 or hashlib.sha256(record["body"]).digest()))
+        if digests is None:
+            return wire.signed_message_v2(record["topic"], pair), True
+        pairs = [digests[i:i + 64] for i in range(0, len(digests), 64)]
+        return wire.signed_message_v2(record["topic"], digests), pair in pairs
     if digests is None:
         return wire.signed_message(record["topic"], record["body"]), True
     body_sha256 = body_sha256 or hashlib.sha256(record["body"]).digest()

@@ -45,6 +45,9 @@ def export_bundle(catalog: Catalog, text: str, signing_key=None) -> dict:
                   "body": base64.b64encode(record["body"]).decode(),
                   "bundle_digests": None if record["bundle_digests"] is None
                   else record["bundle_digests"].hex(),
+                  # a protocol v2 body's context (docs/protocol.md), signed by its digest
+                  "context": None if record.get("context") is None
+                  else base64.b64encode(record["context"]).decode(),
                   "received_at": record["received_at"],
                   "committed_at": record["committed_at"],
                   "committed_by": record["committed_by"],

@@ -122,7 +122,7 @@ def _check_batch(catalog: Catalog, record: dict, names: dict[int, str],
     where = batch_id(record["station"], record["epoch"], record["seq"])
     body = record["body"]
     try:
-        signed = wire.decode_batch_columns(body)
+        signed = wire.decode_batch_columns(body, record.get("context"))
     except WireError as exc:
         report.problem("batch", where, f"the stored body does not decode ({exc})")
         return

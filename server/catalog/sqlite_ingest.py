@@ -116,6 +116,7 @@ class SQLiteIngest:
         plain_batches: list[tuple[list, int]] = []
         flagged_batches: list[tuple[list, int]] = []
         leaves: list = []  # the transparency log's new leaves (docs/provenance.md)
+        contexts: dict[tuple[str, bytes], bytes] = {}  # v2 batches' contexts
         plain: list = []  # observation values of batches without source flags
         flagged: list = []  # … and of those with (their rows carry a source_flag column)
         for batch_id, (item, qc) in enumerate(zip(new, columns), start=first_id):
@@ -145,7 +146,10 @@ class SQLiteIngest:
                 _int(source.get("start")), _int(source.get("end")),
                 raw_sha.hex() if isinstance(raw_sha, bytes) else None,
                 *clock, len(batch.times), utc[batch.created_at], received_at, committed_at,
-                qc.origin, bundle_ids.get(item.bundle), log_index]
+                qc.origin, bundle_ids.get(item.bundle), log_index,
+                None if item.context is None else wire.context_ref(item.context)]
+            if item.context is not None:
+                contexts[(batch.station, batch_row[-1])] = item.context
             # A row is its series' constant part + the reading's own columns, joined in C:
             # the drain rate depends on not running Python code per reading.
             prefixes = [(batch_id, series)
@@ -173,8 +177,11 @@ class SQLiteIngest:
                     "signed_sha256, body, topic, adapter, adapter_version, source_name, "
                     "source_stream, source_start, source_end, raw_sha256, clock_synced, "
                     "clock_offset_ms, readings, created_at, received_at, committed_at, "
-                    "qc_origin, bundle_id, log_index, first_row)",
-                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch_values)
+                    "qc_origin, bundle_id, log_index, context_ref, first_row)",
+                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch_values)
+        self.conn.executemany("INSERT INTO batch_contexts (station, ref, body) VALUES (?,?,?) "
+                              "ON CONFLICT DO NOTHING",
+                              [(*key, body) for key, body in contexts.items()])
         insert_rows(self.conn, "log_leaves (idx, batch_id, committed_by, qc_sha256, hash)",
                     "(?,?,?,?,?)", leaves)
         observations = ("observation_values (batch_id, series, observed_us, value, "

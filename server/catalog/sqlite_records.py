@@ -13,8 +13,9 @@ _BATCH = ("SELECT b.id, b.station, b.epoch, b.seq, b.key_id, b.signature, b.sign
           "b.source_start, b.source_end, b.raw_sha256, b.clock_synced, b.clock_offset_ms, "
           "b.readings, b.created_at, b.received_at, b.committed_at, b.qc_origin, "
           "b.first_row, u.digests AS bundle_digests, b.log_index, "
-          "l.committed_by, l.qc_sha256, l.hash AS leaf_hash "
+          "l.committed_by, l.qc_sha256, l.hash AS leaf_hash, c.body AS context "
           "FROM batches b LEFT JOIN bundles u ON u.id = b.bundle_id "
+          "LEFT JOIN batch_contexts c ON c.station = b.station AND c.ref = b.context_ref "
           "LEFT JOIN log_leaves l ON l.idx = b.log_index ")
 
 _ROWS = ("SELECT v.id, v.batch_id, s.element, s.unit, s.source_field, s.period_s, "
@@ -23,7 +24,7 @@ _ROWS = ("SELECT v.id, v.batch_id, s.element, s.unit, s.source_field, s.period_s
 
 
 def _blobs(record: dict) -> dict:
-    for key in ("signature", "body", "bundle_digests", "qc_sha256", "leaf_hash"):
+    for key in ("signature", "body", "bundle_digests", "qc_sha256", "leaf_hash", "context"):
         if record.get(key) is not None:
             record[key] = bytes(record[key])
     return record
@@ -33,6 +34,12 @@ class SQLiteRecords:
     """Mixed into SQLiteCatalog."""
 
     conn: sqlite3.Connection
+
+    def batch_context(self, station: str, ref: bytes) -> bytes | None:
+        """A station's v2 batch context by its reference (docs/protocol.md)."""
+        row = self.conn.execute("SELECT body FROM batch_contexts WHERE station = ? AND "
+                                "ref = ?", (station, ref)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def batch_record(self, station: str, epoch: str, seq: int) -> dict | None:
         found = dicts(self.conn.execute(_BATCH + "WHERE b.station = ? AND b.epoch = ? AND "

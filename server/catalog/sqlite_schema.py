@@ -425,6 +425,17 @@ MIGRATIONS = [
         ALTER TABLE log_leaves_new RENAME TO log_leaves;
         ALTER TABLE products ADD COLUMN log_index INTEGER
     """),
+    # docs/protocol.md, "Version 2": a compact batch names its context by reference; the
+    # context is kept so that the stored body verifies and decodes with nothing else
+    ("protocol v2 batch contexts", """
+        CREATE TABLE batch_contexts (
+            station TEXT NOT NULL,
+            ref BLOB NOT NULL,
+            body BLOB NOT NULL,
+            PRIMARY KEY (station, ref)
+        ) WITHOUT ROWID;
+        ALTER TABLE batches ADD COLUMN context_ref BLOB
+    """),
 ]
 
 MAX_CATALOG_CHECKS = 62  # bits of a signed 64-bit integer column

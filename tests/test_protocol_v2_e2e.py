@@ -1,0 +1,133 @@
+"""Protocol v2 beside v1 with real processes: the previous release's agent against this
+collector, this agent against the previous release's collector, and a collector whose
+restored catalog lacks the contexts a station's batches name."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NETWORK, Deployment, wait_until
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+# The last commit before protocol v2: the release whose agents and collectors are in the
+# field when this one is rolled out.
+PREVIOUS_RELEASE = "e3ca2f4b5dffa377a65a1b09b5b01a1f5fbbf46e"
+# where each source directory goes in the installed package (pyproject.toml)
+PACKAGE_DIRS = {"core": "obslink", "agent": "obslink/agent", "plugins": "obslink/plugins",
+                "server": "obslink/server", "cli": "obslink/cli", "demo": "obslink/demo"}
+
+
+@pytest.fixture(scope="session")
+def previous_release(tmp_path_factory) -> dict:
+    """The previous release's code, laid out as installed, from this repository's history;
+    the environment that runs it instead of this checkout's."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar",
+                              PREVIOUS_RELEASE, *PACKAGE_DIRS], capture_output=True)
+    assert archive.returncode == 0, (
+        f"the previous release {PREVIOUS_RELEASE[:7]} is not in this checkout's history "
+        f"(a shallow clone?): {archive.stderr.decode()}; clone without --depth")
+    unpacked = tmp_path_factory.mktemp("previous-release")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(unpacked / "src", filter="data")
+    package = unpacked / "package"
+    for source, target in PACKAGE_DIRS.items():  # the package first, its subpackages in it
+        shutil.copytree(unpacked / "src" / source, package / target)
+    env = {"PYTHONPATH": str(package)}
+    found = subprocess.run([sys.executable, "-c", "import obslink; print(obslink.__file__)"],
+                           env={**os.environ, **env}, capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert found.startswith(str(package)), f"the previous release did not load: {found}"
+    return env
+
+
+def data_topics(deployment: Deployment) -> set[str]:
+    return {topic.split("/")[1] for (topic,) in deployment.catalog.query(
+        "SELECT DISTINCT topic FROM batches")}
+
+
+def write_records(station, deployment: Deployment, count: int, message: str,
+                  since: int = 0) -> None:
+    """Write ``count`` records and wait until the catalog holds every value written from the
+    ``since``-th on."""
+    for _ in range(count):
+        station.logger.write_next()
+    expected = sum(1 for _t, _element, value, _unit in station.logger.expected[since:]
+                   if value is not None)
+    wait_until(lambda: deployment.catalog.query(
+        "SELECT count(*) FROM observations WHERE station = ? AND value IS NOT NULL",
+        station.id)[0][0] == expected, timeout=60, message=message)
+
+
+def test_an_agent_of_the_previous_release_keeps_working(deployment, previous_release):
+    station = deployment.add_station("OLD-AGENT")
+    deployment.start_collector()
+    agent = deployment._spawn(["agent", "run", str(station.config)], "agent-old",
+                              previous_release)
+    write_records(station, deployment, 4, "the old agent's records")
+    assert data_topics(deployment) == {"v1"}  # it knows nothing of v2, and needs not
+    assert deployment.catalog.query("SELECT count(*) FROM refusals")[0][0] == 0
+    assert agent.alive()
+
+
+def test_this_agent_keeps_v1_with_a_collector_of_the_previous_release(tmp_path, broker,
+                                                                      previous_release):
+    deployment = Deployment(tmp_path, broker)
+    station = deployment.add_station("NEW-AGENT", register=False)
+    # the previous release makes its catalog and enrols the station, as it would in the field
+    subprocess.run([sys.executable, "-c", (
+        "import sys\n"
+        "from obslink.keys import key_id, load_public_key, public_bytes\n"
+        "from obslink.server.catalog import Station, open_catalog\n"
+        "catalog = open_catalog(sys.argv[1])\n"
+        "public = load_public_key(sys.argv[2])\n"
+        "catalog.add_station(Station('NEW-AGENT', sys.argv[3]), public_bytes(public), "
+        "key_id(public))\n"), str(deployment.catalog_path), str(station.public_key), NETWORK],
+        env={**os.environ, **previous_release}, check=True, timeout=60)
+    try:
+        deployment.start_collector(env=previous_release)
+        agent = deployment.start_agent(station)
+        write_records(station, deployment, 4, "the new agent's records")
+        assert data_topics(deployment) == {"v1"}
+        assert "protocol v2" not in agent.log()
+    finally:
+        deployment.stop_all()
+
+
+def test_a_collector_whose_restored_catalog_lacks_a_context_gets_it_again(deployment):
+    station = deployment.add_station("RESTORED")
+    deployment.start_collector()
+    backup = deployment.base / "backup.db"
+    with sqlite3.connect(deployment.catalog_path) as source, sqlite3.connect(backup) as copy:
+        source.backup(copy)  # before the station's first batch
+    agent = deployment.start_agent(station)
+    for _ in range(3):  # the first goes as v1; its ack announces v2
+        write_records(station, deployment, 1, "the first records")
+    assert "v2" in data_topics(deployment)
+    assert "the collector takes protocol v2" in agent.log()
+    deployment.collector.stop()
+    with sqlite3.connect(backup) as source, \
+            sqlite3.connect(deployment.catalog_path) as catalog:
+        source.backup(catalog)  # the operator restores the backup
+    deployment.start_collector()
+    restored_from = len(station.logger.expected)
+    for _ in range(2):
+        write_records(station, deployment, 1, "the records after the restore", restored_from)
+    wait_until(lambda: "sending them along again" in agent.log(), message="the agent told")
+    assert deployment.catalog.query(
+        "SELECT count(*) FROM refusals WHERE reason = 'unknown-context'")[0][0] >= 1
+    assert data_topics(deployment) == {"v2"}
+    done = subprocess.run([sys.executable, "-m", "obslink", "catalog", "verify", "--db",
+                           str(deployment.catalog_path)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
