@@ -108,6 +108,7 @@ class InFlight:  # a published batch awaiting its ack
     lane: Properties  # LIVE or BACKLOG, as first published
     message: int  # batches published together (a bundle) share this number
     sent_at: float  # monotonic time of this publication
+    connection: int = 0  # the connection it was published on (Uplink.connections)
 
 
 class TokenBucket:
@@ -161,7 +162,9 @@ class Uplink:
         self._last_ack_at: float | None = None  # monotonic time of the newest ack
         self.known_contexts: set[bytes] = set()  # v2 contexts the collector said it holds
         self._alias_max = 0  # topic aliases the broker takes on this connection
-        self._alias_set = False  # whether this connection has our alias
+        self.connections = 0  # counts connections; the alias is set per connection
+        self._alias_on = -1  # the connection that has our alias
+        self._stored_protocol = outbox.meta("collector_protocol")
         self.ack_topic = wire.ack_topic(config.network, config.station)
         self.status_topic = wire.status_topic(config.network, config.station)
         self.acks: queue.Queue[bytes] = queue.Queue()
@@ -233,9 +236,14 @@ class Uplink:
         log.info("connected to broker %s:%d (session present: %s)", self.config.broker_host,
                  self.config.broker_port, flags.session_present)
         self.link.connected()
+        self.connections += 1
         self._alias_max = getattr(properties, "TopicAliasMaximum", 0) or 0
-        self._alias_set = False
-        restore_aliased_topics(client, self.topic_v2)
+        try:
+            restore_aliased_topics(client, self.topic_v2)
+        except AttributeError:  # a paho whose internals differ: no aliases, then
+            log.warning("this paho-mqtt keeps its queue differently; publishing without "
+                        "topic aliases")
+            self._alias_max = 0
         send_without_delay(client)
         client.subscribe(self.ack_topic, qos=1)
         client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
@@ -371,7 +379,8 @@ class Uplink:
             self.protocol = min(self.config.protocol, announced)
             log.info("the collector takes protocol v%d; sending v%d", announced,
                      self.protocol)
-        if str(announced) != self.outbox.meta("collector_protocol"):
+        if str(announced) != self._stored_protocol:
+            self._stored_protocol = str(announced)
             self.outbox.set_meta("collector_protocol", str(announced))
         self.known_contexts.update(ack.contexts)
         if ack.contexts_unknown:
@@ -463,10 +472,11 @@ class Uplink:
                 overdue.setdefault(item.message, []).append(seq)
         for seqs in overdue.values():
             first = self.in_flight[seqs[0]]
-            if self.protocol >= 2 and first.attempt >= 2 and (
-                    self._last_ack_at is None or self._last_ack_at < first.sent_at):
-                # nothing answers v2 (a collector of an older release): v1 until an ack
-                # announces v2 again
+            if self.protocol >= 2 and first.attempt >= 2 and \
+                    first.connection == self.connections and (
+                        self._last_ack_at is None or self._last_ack_at < first.sent_at):
+                # published twice on this connection and nothing answers v2 (a collector
+                # of an older release): v1 until an ack announces v2 again
                 log.warning("no ack for protocol v2 messages; sending v1 until the "
                             "collector announces v2")
                 self.protocol = 1
@@ -531,13 +541,13 @@ class Uplink:
         payload = self.sealed(wire.sign_v2(items, list(send.values()), self.topic_v2,
                                            self.key, self.kid, live=lane is LIVE),
                               self.topic_v2)
-        use_alias = self._alias_max >= V2_TOPIC_ALIAS
-        topic = "" if use_alias and self._alias_set else self.topic_v2
+        use_alias, connection = self._alias_max >= V2_TOPIC_ALIAS, self.connections
+        topic = "" if use_alias and self._alias_on == connection else self.topic_v2
         sealed_lane = ("live" if lane is LIVE else "backlog") if self.recipient else None
         info = self.client.publish(topic, payload, qos=1,
                                    properties=V2_PROPERTIES[(use_alias, sealed_lane)])
         if use_alias and info.rc == mqtt.MQTT_ERR_SUCCESS:
-            self._alias_set = True
+            self._alias_on = connection
         return info
 
     def _send(self, batches: list[tuple[int, object]], now: float, attempt: int,
@@ -550,7 +560,8 @@ class Uplink:
         self._messages += 1
         deadline = now + self._backoff(attempt)
         for seq, _item in batches:
-            self.in_flight[seq] = InFlight(deadline, attempt, lane, self._messages, now)
+            self.in_flight[seq] = InFlight(deadline, attempt, lane, self._messages, now,
+                                           self.connections)
         return True
 
     def sealed(self, payload: bytes, topic: str) -> bytes:

@@ -117,6 +117,21 @@ def build_backlogs(args: tuple[Path, list[int], int, int]) -> int:
     return readings
 
 
+@dataclass(frozen=True)
+class FleetPlan:
+    """How a fleet runs beyond its backlog (other benches vary it): the agents' protocol
+    setting, seconds between a station's live records, and which stations (by index) have
+    the backlog (None: all)."""
+
+    protocol: int = AgentConfig.protocol
+    live_every: float = 60.0
+    backlog_stations: frozenset[int] | None = None
+
+    def backlog_of(self, index: int, backlog_seqs: int) -> int:
+        stations = self.backlog_stations
+        return backlog_seqs if stations is None or index in stations else 0
+
+
 class MeasuredUplink(Uplink):
     """The agent's uplink, unchanged, telling the fleet about each ack it takes."""
 
@@ -148,14 +163,17 @@ class Fleet:
     pump thread) in one process; a thread commits each station's live minute."""
 
     def __init__(self, directory: Path, keys: dict[int, Ed25519PrivateKey], broker_port: int,
-                 backlog_seqs: int, bundle: int) -> None:
+                 backlog_seqs: int, bundle: int, plan: FleetPlan = FleetPlan()) -> None:
         self.stations: dict[str, SimStation] = {}
-        self.latencies: list[tuple[float, float]] = []  # (committed at, latency s)
+        self.plan = plan
+        # (committed at, latency s, station id) of each live record
+        self.latencies: list[tuple[float, float, str]] = []
         self.backlog_remaining = 0
         self.lock = threading.Lock()
         self.stop_live = threading.Event()
         for index, key in keys.items():
             sid = station_id(index)
+            seqs = plan.backlog_of(index, backlog_seqs)
             outbox = Outbox(directory / f"{sid}.db", sid, "OFF")
             config = AgentConfig(path=directory, station=sid, network=NETWORK,
                                  # keys live in memory: no key file to watch for rotation
@@ -165,14 +183,14 @@ class Fleet:
                                  broker_host="127.0.0.1", broker_port=broker_port,
                                  client_id=f"bench-{sid}", keepalive=60, ack_timeout=30,
                                  max_in_flight=64, reconnect_min=1, reconnect_max=5,
-                                 realtime_window=REALTIME_WINDOW, backlog_bundle=bundle)
+                                 realtime_window=REALTIME_WINDOW, backlog_bundle=bundle,
+                                 protocol=plan.protocol)
             uplink = MeasuredUplink(config, outbox, key)
-            station = SimStation(sid, outbox, new_sink(outbox, uplink.wake), uplink,
-                                 backlog_seqs)
+            station = SimStation(sid, outbox, new_sink(outbox, uplink.wake), uplink, seqs)
             uplink.fleet, uplink.station = self, station
-            station.offset = backlog_seqs + 1
+            station.offset = seqs + 1
             self.stations[sid] = station
-            self.backlog_remaining += backlog_seqs
+            self.backlog_remaining += seqs
         self.backlog_total = self.backlog_remaining
         self.live_thread = threading.Thread(target=self._report_live, daemon=True)
 
@@ -204,20 +222,21 @@ class Fleet:
             for seq in ack.committed:
                 committed = station.live_committed.pop(seq, None)
                 if committed is not None:
-                    self.latencies.append((committed, arrived - committed))
+                    self.latencies.append((committed, arrived - committed, station.id))
                 elif seq <= station.backlog_last_seq and not station.backlog_acked[seq]:
                     station.backlog_acked[seq] = 1
                     self.backlog_remaining -= 1
 
     def _report_live(self) -> None:
-        """Every station commits its newest minute once a minute, spread over the minute."""
+        """Every station commits its newest minute once a minute (``live_every`` seconds),
+        spread over the minute."""
         stations = list(self.stations.values())
         rng = random.Random(1)
         started = time.monotonic()
         tick = 0
         while not self.stop_live.is_set():
             station = stations[tick % len(stations)]
-            due = started + tick * 60.0 / len(stations)
+            due = started + tick * self.plan.live_every / len(stations)
             time.sleep(max(0.0, due - time.monotonic()))
             if self.stop_live.is_set():
                 return
@@ -256,11 +275,12 @@ STATIONS_PER_PROCESS = 120
 
 
 def fleet_worker(number: int, directory: Path, keys: dict[int, bytes], broker_port: int,
-                 backlog_seqs: int, bundle: int, go, stop, reports) -> None:
+                 backlog_seqs: int, bundle: int, go, stop, reports,
+                 plan: FleetPlan = FleetPlan()) -> None:
     """A fleet process: connect, report, run live until ``stop``, send the latencies."""
     fleet = Fleet(directory, {index: Ed25519PrivateKey.from_private_bytes(raw)
                               for index, raw in keys.items()}, broker_port, backlog_seqs,
-                  bundle)
+                  bundle, plan)
     fleet.connect()
     reports.put(("connected", number, 0, 0))
     go.wait()
@@ -326,18 +346,19 @@ def collector_capacity(outboxes: Path, keys: list[Ed25519PrivateKey], stations: 
 
 
 def run_phase(directory: Path, keys: list[bytes], broker_port: int, backlog_seqs: int,
-              bundle: int, seconds: float | None, label: str
-              ) -> tuple[list[float], float, int, float]:
+              bundle: int, seconds: float | None, label: str, plan: FleetPlan = FleetPlan(),
+              raw: list | None = None) -> tuple[list[float], float, int, float]:
     """Live for ``seconds`` (None: until the backlog is acked). Returns the latencies of the
     live minutes committed during the phase, its duration, every live minute acked, and
-    the CPU-seconds the fleet's processes used."""
+    the CPU-seconds the fleet's processes used; ``raw`` gets (committed at, latency,
+    station) of each, committed at relative to the phase's start."""
     context = multiprocessing.get_context("spawn")  # fresh interpreters, no inherited threads
     go, stop, reports = context.Event(), context.Event(), context.Queue()
     slices = [dict(list(enumerate(keys))[i:i + STATIONS_PER_PROCESS])
               for i in range(0, len(keys), STATIONS_PER_PROCESS)]
     workers = [context.Process(target=fleet_worker, args=(number, directory, part, broker_port,
                                                           backlog_seqs, bundle, go, stop,
-                                                          reports),
+                                                          reports, plan),
                                daemon=True)  # ended with the bench, whatever ends it
                for number, part in enumerate(slices)]
     for worker in workers:
@@ -345,7 +366,7 @@ def run_phase(directory: Path, keys: list[bytes], broker_port: int, backlog_seqs
     for _ in workers:
         kind, number, *_ = reports.get(timeout=300)
         assert kind == "connected", (kind, number)
-    total = backlog_seqs * len(keys)
+    total = sum(plan.backlog_of(index, backlog_seqs) for index in range(len(keys)))
     acked_by_worker = [0] * len(workers)
     go.set()
     started = time.monotonic()
@@ -370,7 +391,7 @@ def run_phase(directory: Path, keys: list[bytes], broker_port: int, backlog_seqs
             raise SystemExit(f"{label}: not done after an hour")
     elapsed = time.monotonic() - started
     stop.set()
-    latencies: list[tuple[float, float]] = []
+    latencies: list[tuple[float, float, str]] = []
     done, fleet_cpu = 0, 0.0
     while done < len(workers):
         kind, _number, _acked, report = reports.get(timeout=300)
@@ -380,8 +401,12 @@ def run_phase(directory: Path, keys: list[bytes], broker_port: int, backlog_seqs
             fleet_cpu += report[1]
     for worker in workers:
         worker.join(60)
-    return ([latency for committed, latency in latencies if committed <= started + elapsed],
-            elapsed, len(latencies), fleet_cpu)
+    in_phase = [item for item in latencies if item[0] <= started + elapsed]
+    if raw is not None:
+        raw += [(committed - started, latency, station)
+                for committed, latency, station in in_phase]
+    return [latency for _committed, latency, _station in in_phase], elapsed, \
+        len(latencies), fleet_cpu
 
 
 def main() -> int:

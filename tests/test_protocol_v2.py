@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from paho.mqtt.client import MQTTMessage
 
 from obslink import wire
 from obslink.keys import key_id, load_private_key, public_bytes, write_keypair
@@ -23,6 +24,7 @@ from obslink.server.catalog import AcceptedBatch, Refusal, SignedBundle, Station
 from obslink.server.catalog.self_check import verify_catalog
 from obslink.server.verify import verify_message
 from obslink.server.catalog.provenance_bundle import export_bundle
+from obslink.server.mqtt_link import is_live
 from obslink.server.verify_v2 import Contexts
 from obslink.wire import columns, compact
 from tests.test_provenance import _recipe, _run_recipe
@@ -303,3 +305,12 @@ def test_the_provenance_recipe_verifies_a_v2_observation(v2_catalog, tmp_path, k
         if bundle["observation"]["value"] is not None:
             bundle["observation"]["value"] += 0.001
             assert _run_recipe(script, bundle, tmp_path).returncode != 0
+
+
+def test_the_collector_takes_a_v2_message_marked_live_first(key):
+    pairs = compact_pairs(record_batch(1))
+    for live in (True, False):
+        message = MQTTMessage(topic=TOPIC.encode())
+        message.payload = wire.sign_v2(pairs, [], TOPIC, key, key_id(key.public_key()),
+                                       live=live)
+        assert is_live(message) is live

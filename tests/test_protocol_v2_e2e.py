@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from obslink.agent.outbox import Outbox
 from tests.conftest import NETWORK, Deployment, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -94,12 +95,19 @@ def test_this_agent_keeps_v1_with_a_collector_of_the_previous_release(tmp_path, 
         "catalog.add_station(Station('NEW-AGENT', sys.argv[3]), public_bytes(public), "
         "key_id(public))\n"), str(deployment.catalog_path), str(station.public_key), NETWORK],
         env={**os.environ, **previous_release}, check=True, timeout=60)
+    # the station spoke v2 with a collector before, which was then replaced by one of the
+    # previous release: its v2 messages go unanswered, and it falls back to v1
+    outbox = Outbox(station.directory / "outbox.db", station.id)
+    outbox.set_meta("collector_protocol", "2")
+    outbox.close()
+    station.config.write_text(station.config.read_text().replace("ack_timeout = 10",
+                                                                 "ack_timeout = 1"))
     try:
         deployment.start_collector(env=previous_release)
         agent = deployment.start_agent(station)
         write_records(station, deployment, 4, "the new agent's records")
         assert data_topics(deployment) == {"v1"}
-        assert "protocol v2" not in agent.log()
+        assert "sending v1 until the collector announces v2" in agent.log()
     finally:
         deployment.stop_all()
 
