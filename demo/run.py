@@ -229,6 +229,9 @@ def _summarise(catalog_path, written, produced, committed, stations, duration, k
 
     with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True) as conn:
         batches, = conn.execute("SELECT count(*) FROM batches").fetchone()
+        # protocol v2 from each station's first ack on (docs/protocol.md, "Version 2")
+        by_protocol = dict(conn.execute(
+            "SELECT substr(topic, 1, 10), count(*) FROM batches GROUP BY 1"))
         refused, = conn.execute("SELECT count(*) FROM refusals").fetchone()
         rows = conn.execute(
             "SELECT o.station, o.observed_at, min(b.committed_at) FROM observations o "
@@ -243,6 +246,8 @@ def _summarise(catalog_path, written, produced, committed, stations, duration, k
         "stations": stations, "duration_s": duration,
         "readings_produced": produced, "readings_committed": committed,
         "batches": batches, "refused": refused,
+        "batches_by_protocol": {root.rsplit("/", 1)[-1]: count
+                                for root, count in sorted(by_protocol.items())},
         "qc_flags": {QC_FLAG_NAMES.get(flag, str(flag)): count
                      for flag, count in sorted(flags.items())},
         "qc_coverage_percent": round(100 * (committed - flags.get(9, 0)) / committed, 2)
@@ -309,7 +314,8 @@ obslink demo summary
   stations            {summary['stations']} simulated ({', '.join(summary['kinds'])})
   readings produced   {summary['readings_produced']}
   readings committed  {summary['readings_committed']}
-  batches             {summary['batches']}
+  batches             {summary['batches']} ({', '.join(
+      f'{n} {v}' for v, n in summary['batches_by_protocol'].items())})
   refused             {summary['refused']}
   QC flags            {', '.join(f'{n} {c}' for n, c in summary['qc_flags'].items())}
   QC coverage         {summary['qc_coverage_percent']} %

@@ -54,6 +54,9 @@ def settle_and_compare(deployment, *stations, timeout: float = 120):
     assert deployment.catalog.count("observations") == produced
     for station in stations:
         assert catalog_readings(deployment, station.id) == expected_readings(station)
+    # after each station's first ack, on protocol v2 (docs/protocol.md, "Version 2")
+    assert deployment.catalog.query(
+        "SELECT count(*) FROM batches WHERE topic LIKE 'obslink/v2/%'")[0][0] > 0
 
 
 def test_fifty_agent_kills_lose_and_double_nothing(deployment):

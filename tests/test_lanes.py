@@ -31,13 +31,13 @@ def commit_batch(outbox: Outbox, observed_at: int) -> None:
                   SourcePosition(10, "1:2", {}), TOA5Adapter(), 1000)
 
 
-def agent_config(tmp_path, broker):
+def agent_config(tmp_path, broker, station: str = "LANES1"):
     write_keypair(tmp_path / "s.key", tmp_path / "s.pub")
     (tmp_path / "logger").mkdir()
     path = tmp_path / "agent.toml"
     path.write_text(f"""
 [station]
-id = "LANES1"
+id = "{station}"
 network = "lanes"
 private_key = "s.key"
 
@@ -53,6 +53,25 @@ path = "logger"
 format = "toa5"
 """)
     return load_config(path, load_registry())
+
+
+def drain_to_a_collector(tmp_path, broker, config, outbox: Outbox, group: str = "lanes-test"):
+    """Enrol the station in a new catalog, run a collector (of subscription ``group``) and
+    the station's uplink until the outbox is empty; (catalog, collector, uplink) after."""
+    key = load_private_key(config.private_key)
+    catalog = open_catalog(tmp_path / "catalog.db")
+    catalog.add_station(Station(config.station, config.network),
+                        public_bytes(key.public_key()), key_id(key.public_key()))
+    collector, stop, thread = run_collector(tmp_path / "catalog.db", broker, group)
+    uplink = Uplink(config, outbox, key)
+    uplink.start()
+    try:
+        wait_until(lambda: outbox.stats().batches == 0, message="every batch acked")
+    finally:
+        uplink.stop()
+        stop.set()
+        thread.join(10)
+    return catalog, collector, uplink
 
 
 def test_live_batches_are_marked_and_the_collector_takes_them_first(tmp_path, broker):
@@ -84,9 +103,9 @@ def test_live_batches_are_marked_and_the_collector_takes_them_first(tmp_path, br
     assert collector._take_group(timeout=0.01) == []
 
 
-def run_collector(catalog_path, broker) -> tuple[Collector, threading.Event, threading.Thread]:
-    collector = Collector(open_catalog(catalog_path), "127.0.0.1", broker.port,
-                          group="lanes-test")
+def run_collector(catalog_path, broker, group: str = "lanes-test"
+                  ) -> tuple[Collector, threading.Event, threading.Thread]:
+    collector = Collector(open_catalog(catalog_path), "127.0.0.1", broker.port, group=group)
     stop = threading.Event()
     thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
     thread.start()
@@ -99,22 +118,10 @@ def test_a_backlog_drains_in_bundles_and_each_batch_keeps_its_provenance(tmp_pat
                                                                          protocol):
     config = dataclasses.replace(agent_config(tmp_path, broker), protocol=protocol)
     key = load_private_key(config.private_key)
-    catalog_path = tmp_path / "catalog.db"
-    catalog = open_catalog(catalog_path)
-    catalog.add_station(Station("LANES1", "lanes"), public_bytes(key.public_key()),
-                        key_id(key.public_key()))
     outbox = Outbox(config.outbox_path, config.station)
     for minute in range(100):
         commit_batch(outbox, now_us() - 30 * HOUR_US + minute * 60_000_000)
-    collector, stop, thread = run_collector(catalog_path, broker)
-    uplink = Uplink(config, outbox, key)
-    uplink.start()
-    try:
-        wait_until(lambda: outbox.stats().batches == 0, message="backlog acked")
-    finally:
-        uplink.stop()
-        stop.set()
-        thread.join(10)
+    catalog, collector, uplink = drain_to_a_collector(tmp_path, broker, config, outbox)
     assert uplink.bundle_limit == config.backlog_bundle == 32  # the collector announced them
     rows = catalog.conn.execute(
         "SELECT b.seq, b.body, b.signature, b.bundle_id, u.digests, u.topic, u.signature, "

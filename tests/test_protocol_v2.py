@@ -160,6 +160,8 @@ def test_what_v2_cannot_carry_exactly_is_left_to_v1():
         compact.encode_body(v1_map(record_batch(1, source={"name": "a", "line": 3})))
     with pytest.raises(wire.NotCompact):  # a clock offset that is not a float
         compact.encode_body(v1_map(record_batch(1, clock={"synced": True, "offset_ms": 3})))
+    with pytest.raises(wire.NotCompact):  # a batch key of a later v1
+        compact.encode_body({**v1_map(record_batch(1)), "later": 1})
 
 
 # -- the envelope and the collector -------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Protocol v2 beside v1 with real processes: the previous release's agent against this
-collector, this agent against the previous release's collector, and a collector whose
-restored catalog lacks the contexts a station's batches name."""
+collector, this agent against the previous release's collector, a collector whose
+restored catalog lacks the contexts a station's batches name, and a batch v2 cannot carry
+going as v1 beside the others (a real broker throughout)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from obslink import wire
 from obslink.agent.outbox import Outbox
+from obslink.readings import Reading, now_us
 from tests.conftest import NETWORK, Deployment, wait_until
+from tests.test_lanes import HOUR_US, agent_config, commit_batch, drain_to_a_collector
 
 pytestmark = pytest.mark.e2e
 
@@ -139,3 +143,32 @@ def test_a_collector_whose_restored_catalog_lacks_a_context_gets_it_again(deploy
                            str(deployment.catalog_path)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_batch_v2_cannot_carry_goes_as_v1_beside_the_others(tmp_path, broker):
+    # a station and subscription group of its own: the broker is the session's
+    config = agent_config(tmp_path, broker, station="V2-ODD")
+    outbox = Outbox(config.outbox_path, config.station)
+    outbox.set_meta("collector_protocol", "2")
+    for minute in range(40):
+        commit_batch(outbox, now_us() - 30 * HOUR_US + minute * 60_000_000)
+    # a batch from an agent that writes a source key v2 does not know (a line number)
+    odd = wire.encode_batch(wire.Batch(
+        config.station, outbox.epoch, 41, now_us(), [Reading(
+            now_us() - 29 * HOUR_US, "air_temperature", 2.5, "degC", "T")], "toa5", "1",
+        {"name": "logger", "line": 7}, {"synced": None, "offset_ms": None}, [], 1))
+    with outbox.transaction() as conn:
+        conn.execute("INSERT INTO batches (seq, created_at, body, readings, first_observed, "
+                     "last_observed, source, bytes) VALUES (41, ?, ?, 1, ?, ?, 'logger', ?)",
+                     (now_us(), odd, now_us() - 29 * HOUR_US, now_us() - 29 * HOUR_US,
+                      len(odd)))
+        conn.execute("UPDATE meta SET value = '42' WHERE key = 'next_seq'")
+    catalog, collector, _uplink = drain_to_a_collector(tmp_path, broker, config, outbox,
+                                                       group="v2-odd")
+    roots = dict(catalog.conn.execute(
+        "SELECT seq, substr(topic, 1, 10) FROM batches ORDER BY seq").fetchall())
+    assert sorted(roots) == list(range(1, 42))  # each once
+    assert roots[41] == "obslink/v1"
+    assert set(roots[seq] for seq in range(1, 41)) == {"obslink/v2"}
+    assert collector.refused == 0
+    catalog.close()

@@ -27,11 +27,18 @@ def test_sealed_batches_cross_the_broker_unreadable_and_arrive_intact(deployment
         deployment.catalog_path.with_name(DECRYPTION_KEY_FILE))
     seal_station_to(station, public_bytes(key.public_key()).hex())
 
-    with listening(deployment.broker.port, wire.data_topic(NETWORK, station.id)) as spied:
+    # protocol v1 and, from the first ack on, v2 (docs/protocol.md)
+    with listening(deployment.broker.port, f"obslink/+/{NETWORK}/{station.id}/data") as spied:
         deployment.start_agent(station)
         for _ in range(3):
             station.logger.write_next()
         wait_until(lambda: deployment.catalog.count("observations") == 21, message="3 records")
+        for count in (28, 35):  # one record a batch: v2 now
+            station.logger.write_next()
+            wait_until(lambda: deployment.catalog.count("observations") == count,
+                       message=f"{count} readings")
+    assert {topic for (topic,) in deployment.catalog.query(
+        "SELECT DISTINCT substr(topic, 1, 10) FROM batches")} == {"obslink/v1", "obslink/v2"}
     seen = [message.payload for message in spied]
     assert seen and all(wire.is_sealed(payload) for payload in seen)
     assert not any(station.id.encode() in payload or b"air_temperature" in payload

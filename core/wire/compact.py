@@ -28,6 +28,9 @@ BODY_VERSION = 2
 BODY_FIELDS = 15  # a v2 body is a msgpack array of 15 (a v1 body is a map)
 CONTEXT_REF_BYTES = 8
 _SOURCE_KEYS = {"name", "stream", "start", "end", "sha256"}
+# every key of a v1 batch map (docs/protocol.md, "Batch"); one v2 does not know goes as v1
+_BATCH_KEYS = {"v", "station", "epoch", "seq", "created_at", "clock", "adapter", "source",
+               "fields", "t", "f", "val", "qc", "flags", "floor", "qcc", "qcr", "qcf"}
 _CLOCK_KEYS = ("synced", "offset_ms", "error_ms", "offset_source")
 # offset sources as numbers (any other text travels as itself)
 _OFFSET_SOURCES = ("collector",)
@@ -154,10 +157,13 @@ def encode_body(batch: dict) -> tuple[bytes, bytes]:
 
 
 def _encode_body(batch: dict) -> tuple[bytes, bytes]:
+    if not set(batch) <= _BATCH_KEYS:
+        raise NotCompact(f"batch keys v2 does not know: {sorted(set(batch) - _BATCH_KEYS)}")
     source, clock = batch.get("source", {}), batch.get("clock", {})
     if not set(source) <= _SOURCE_KEYS or not set(clock) <= set(_CLOCK_KEYS):
         raise NotCompact("a source or clock key v2 does not know")
-    if any(v is None for v in source.values()) or ("start" in source) != ("end" in source):
+    if any(v is None for v in source.values()) or ("start" in source) != ("end" in source) \
+            or not all(type(source.get(k, 0)) is int for k in ("start", "end")):
         raise NotCompact("a source position v2 cannot carry")
     if not all(type(source.get(k, "")) is str for k in ("name", "stream")):
         raise NotCompact("a source name that is not text")
@@ -237,7 +243,7 @@ def _pack_clock(clock: dict):
             mask |= 1 << bit
             value = clock[key]
             if key == "synced":
-                if value not in (None, True, False):
+                if value is not None and type(value) is not bool:
                     raise NotCompact("clock synced is not a boolean")
                 items.append(value)
             elif key == "offset_source":
