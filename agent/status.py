@@ -34,6 +34,9 @@ def collect_status(config: AgentConfig) -> dict:
             "backlog_eta_s": round(backlog / rate) if rate and backlog else (
                 0 if not backlog else None),
             "last_ack": show(stats.last_ack_at),
+            # the data protocol in use: the collector's announcement, as far as the
+            # agent's setting allows (docs/protocol.md, "Version 2")
+            "protocol": min(config.protocol, int(outbox.meta("collector_protocol") or 1)),
             "evictions": dict(evictions, recent=[
                 dict(gap, first_observed=show(gap["first_observed"]),
                      last_observed=show(gap["last_observed"]), at=show(gap["at"]),
@@ -99,7 +102,8 @@ def print_status(config: AgentConfig, as_json: bool) -> int:
           + ("" if not backlog["readings"] else
              "; backlog done: not while the broker link is down" if not linked else
              f"; backlog done in {'?' if eta is None else f'about {eta} s'}"))
-    print(f"  last ack: {status['last_ack'] or 'never'}")
+    print(f"  last ack: {status['last_ack'] or 'never'}; data protocol v{status['protocol']}"
+          + (" (compact batches)" if status["protocol"] >= 2 else ""))
     evictions = status["evictions"]
     print(f"  evicted by the outbox caps: {evictions['readings']} readings in "
           f"{evictions['gaps']} gap{'s' * (evictions['gaps'] != 1)}, "

@@ -76,6 +76,7 @@ def test_collector_down_while_stations_report_then_catches_up(deployment):
     status = wait_until(lambda: (s := agent_status())["unacked_batches"] == 0 and s,
                         message="outbox to drain after acks")
     assert status["station"] == station.id and status["last_ack"] is not None
+    assert status["protocol"] == 2  # the collector's acks announced it
 
 
 # --- messages crafted by hand, as an attacker or a faulty network would send them ------------
