@@ -211,7 +211,14 @@ class Uplink:
                            "key_id": self.kid}).encode()
 
     def start(self) -> None:
+        self.connect()
+        self.start_publishing()
+
+    def connect(self) -> None:
+        """Connect (in the background, and again whenever the link drops)."""
         connect_with_session(self.client, self.config)
+
+    def start_publishing(self) -> None:
         self._pump.start()
 
     def stop(self) -> None:

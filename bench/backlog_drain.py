@@ -195,14 +195,20 @@ class Fleet:
         self.live_thread = threading.Thread(target=self._report_live, daemon=True)
 
     def connect(self) -> None:
+        """Every station connects; none publishes before :meth:`start_publishing`, so that
+        the drain is timed from the moment the whole fleet is there."""
         for station in self.stations.values():
-            station.uplink.start()
+            station.uplink.connect()
             time.sleep(0.005)  # a thousand gateways do not all dial in the same millisecond
         deadline = time.monotonic() + 120
         while not all(s.uplink.connected for s in self.stations.values()):
             if time.monotonic() > deadline:
                 raise SystemExit("the fleet's stations could not all connect in 120 s")
             time.sleep(0.1)
+
+    def start_publishing(self) -> None:
+        for station in self.stations.values():
+            station.uplink.start_publishing()
 
     def close(self) -> None:
         self.stop_live.set()
@@ -285,6 +291,7 @@ def fleet_worker(number: int, directory: Path, keys: dict[int, bytes], broker_po
     reports.put(("connected", number, 0, 0))
     go.wait()
     cpu_at_go = time.process_time()  # this process's CPU: the stations' agent code
+    fleet.start_publishing()
     fleet.live_thread.start()
     while not stop.wait(0.5):
         reports.put(("progress", number, fleet.backlog_acked(), len(fleet.latencies)))
