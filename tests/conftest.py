@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +131,15 @@ class TestStation:
     config: Path
     private_key: Path
     public_key: Path
+
+    def unacked_batches(self) -> int:
+        """Batches in the agent's outbox still waiting for an ack (refused ones aside)."""
+        outbox = self.directory / "outbox.db"
+        if not outbox.exists():
+            return 0
+        with closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True, timeout=10)) as conn:
+            return conn.execute("SELECT count(*) FROM batches "
+                                "WHERE refused_reason IS NULL").fetchone()[0]
 
 
 class Deployment:

@@ -64,7 +64,7 @@ def data_topics(deployment: Deployment) -> set[str]:
 def write_records(station, deployment: Deployment, count: int, message: str,
                   since: int = 0) -> None:
     """Write ``count`` records and wait until the catalog holds every value written from the
-    ``since``-th on."""
+    ``since``-th on and the agent has taken the acks."""
     for _ in range(count):
         station.logger.write_next()
     expected = sum(1 for _t, _element, value, _unit in station.logger.expected[since:]
@@ -72,6 +72,9 @@ def write_records(station, deployment: Deployment, count: int, message: str,
     wait_until(lambda: deployment.catalog.query(
         "SELECT count(*) FROM observations WHERE station = ? AND value IS NOT NULL",
         station.id)[0][0] == expected, timeout=60, message=message)
+    # and the agent has taken the acks, with what they announce (the protocol above all)
+    wait_until(lambda: station.unacked_batches() == 0, timeout=60,
+               message=f"{station.id}'s agent to take its acks")
 
 
 def test_an_agent_of_the_previous_release_keeps_working(deployment, previous_release):

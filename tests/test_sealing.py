@@ -33,6 +33,7 @@ def test_sealed_batches_cross_the_broker_unreadable_and_arrive_intact(deployment
         for _ in range(3):
             station.logger.write_next()
         wait_until(lambda: deployment.catalog.count("observations") == 21, message="3 records")
+        wait_until(lambda: station.unacked_batches() == 0, message="the agent to take its acks")
         for count in (28, 35):  # one record a batch: v2 now
             station.logger.write_next()
             wait_until(lambda: deployment.catalog.count("observations") == count,
