@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from obslink.demo.simulator import demo_start_time
 from obslink.server.catalog import open_catalog
 from tests.conftest import listening, wait_until
 from tests.test_catalog_api import serve
@@ -172,7 +173,10 @@ def scrape(port: int) -> dict[str, float]:
 def test_agent_and_collector_serve_prometheus_metrics(deployment):
     from obslink.demo.broker import free_port
 
-    station = deployment.add_station("GAUGED")
+    # its three one-minute records end a minute ago: all of them within the last hour the
+    # gauges count, whatever the minute of the hour (from now on, the last two would fall
+    # in the next hour when the test runs in an hour's last minutes)
+    station = deployment.add_station("GAUGED", start=demo_start_time(3))
     agent_port, collector_port = free_port(), free_port()
     config = station.config.read_text()
     station.config.write_text(config.replace(
