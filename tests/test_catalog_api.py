@@ -289,6 +289,8 @@ readings = st.lists(st.builds(
 @example([Reading(-1, "a,b", 0.1 + 0.2, 'u"', "f\n", 'x,"y"', 3, 60)], "e1")
 @example([Reading(0, "e", None, "u", "f", "\x00\r", 0, None)], "e1")  # SQLite's GLOB
 @example([Reading(0, "e", 1.0, "u", "f", None, 0, None)], "a\x00,b")  # stops at a NUL
+@example([Reading(t, "e", 1.5, "u", "f", None, 0, None) for t in (  # days and their edges
+    -86_400_000_001, -1, 0, 86_399_999_999, 86_400_000_000, 3 * 86_400_000_000 + 7)], "e1")
 @example([Reading(MIN_TIME_US, "e%", 1e-300, "u", "f", "\r", 0, None),
           Reading(MAX_TIME_US, "é", -0.0, "μ", "f", None, 9, None)], "e1")
 def test_the_catalog_writes_observation_text_as_the_reference_does(tmp_path_factory, batch,
