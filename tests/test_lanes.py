@@ -206,3 +206,22 @@ def test_a_batch_dated_in_the_future_never_jumps_the_queue(tmp_path, broker):
     sent = [(wire.decode_batch(wire.open_envelope(m.payload).body).seq,
              dict(m.properties.UserProperty)[wire.LANE_PROPERTY]) for m in received]
     assert sent == [(2, "live"), (1, "backlog")]
+
+
+def test_a_group_of_v2_messages_holds_about_the_readings_of_a_v1_group(tmp_path):
+    """A v2 message's bytes count V2_GROUP_WEIGHT times towards a group's budget, so that a
+    live minute waits for no more readings on v2 than on v1 (bench/backlog_drain.py)."""
+    from obslink.server import collector as collector_module
+
+    collector = Collector(open_catalog(tmp_path / "catalog.db"), "127.0.0.1", 1)
+    piece = bytes(1024)
+    for _ in range(20):
+        collector._arrive(wire.data_topic("lanes", "LANES1"), piece * 16, False, 0)
+    assert len(collector._take_group(timeout=1)) == 4  # 16 KiB each: 64 KiB
+    while collector._take_group(timeout=0.01):
+        pass
+    for _ in range(20):
+        collector._arrive(wire.data_topic_v2("lanes", "LANES1"), piece, False, 0)
+    group = collector._take_group(timeout=1)
+    assert len(group) == collector_module.GROUP_BYTES // collector_module.V2_GROUP_WEIGHT \
+        // len(piece) == 4
