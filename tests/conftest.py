@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +108,8 @@ class ObslinkProcess:
 
 @dataclass
 class CatalogView:
-    """Read-only queries on the catalog a collector process writes."""
+    """Read-only queries on the catalog a collector process writes (or on another SQLite
+    file a process writes: an agent's outbox)."""
 
     path: Path
 
@@ -134,12 +135,10 @@ class TestStation:
 
     def unacked_batches(self) -> int:
         """Batches in the agent's outbox still waiting for an ack (refused ones aside)."""
-        outbox = self.directory / "outbox.db"
-        if not outbox.exists():
+        outbox = CatalogView(self.directory / "outbox.db")
+        if not outbox.path.exists():
             return 0
-        with closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True, timeout=10)) as conn:
-            return conn.execute("SELECT count(*) FROM batches "
-                                "WHERE refused_reason IS NULL").fetchone()[0]
+        return outbox.query("SELECT count(*) FROM batches WHERE refused_reason IS NULL")[0][0]
 
 
 class Deployment:
