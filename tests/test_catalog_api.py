@@ -211,6 +211,8 @@ def test_the_log_answers_with_proofs_that_verify(api):
     ("/v1/observations", {"bbox": "1,2,3"}, 400, "min longitude"),
     ("/v1/observations", {"qc": "good"}, 400, "QC flags as numbers"),
     ("/v1/observations", {"cursor": "x"}, 400, "`next` link"),
+    ("/v1/observations", {"cursor": f"1.{10**30}.0"}, 400, "`next` link"),
+    ("/v1/observations", {"cursor": f"1.0.{2**63}"}, 400, "`next` link"),
     ("/v1/observations", {"limit": "0"}, 422, ""),
     ("/v1/provenance/S1/e1/1", {}, 400, "not an obslink identifier"),
     ("/v1/provenance/obslink:S1/e1/99", {}, 404, "no batch"),
@@ -319,5 +321,55 @@ def test_the_catalog_writes_observation_text_as_the_reference_does(tmp_path_fact
                     io.StringIO(reference)))
             else:
                 assert json.loads(f"[{ours[:-1]}]") == json.loads(f"[{reference[:-1]}]")
+    finally:
+        catalog.close()
+
+
+DAY_US = 86_400_000_000
+# times that fall on and around day edges, far apart and on the same microsecond
+clustered = st.lists(st.builds(
+    Reading, st.sampled_from([-DAY_US - 1, -1, 0, 1, DAY_US - 1, DAY_US, 5 * DAY_US + 7,
+                              400 * DAY_US]), st.sampled_from(["a", "b"]),
+    st.none() | st.sampled_from([1.5, 0.0, 0.1 + 0.2, 1e20, 2e-5]) | st.floats(
+        allow_nan=False, allow_infinity=False), st.just("u"), st.just("f"),
+    st.none() | st.sampled_from(["x", "\x00"]), st.integers(0, 3), st.none()),
+    min_size=1, max_size=24)
+QUERIES = [{}, {"qc": (0, 2)}, {"missing": False}, {"start_us": 0, "end_us": DAY_US},
+           {"start_us": -1, "end_us": 5 * DAY_US + 7, "missing": False, "qc": (1,)}]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(clustered, st.integers(1, 5), st.sampled_from(QUERIES))
+@example([Reading(t, "a", v, "u", "f", None, 0, None) for t, v in (  # a page ends in a tie
+    (0, 1.5), (0, 2.5), (0, 1e20), (DAY_US, 0.5))], 2, {})
+def test_pages_of_observation_text_are_the_references_pages(tmp_path_factory, batch, limit,
+                                                           query):
+    """Page by page, from each page's cursor, the SQL-built text and its cursors are the
+    Python reference's: across days, gaps, rows on one microsecond, filters and values
+    only Python writes."""
+    from obslink import wire
+    from obslink.server.catalog import AcceptedBatch, Station
+    from obslink.server.catalog.interface import Catalog
+    from obslink.server.catalog.queries import ObservationQuery
+
+    def pages(write):
+        found, after = [], None
+        while True:
+            chunks = list(write(ObservationQuery(**query), after, fmt, limit))
+            found.append(("".join(text for text, _, _ in chunks),
+                          chunks[-1][1] if chunks else None))
+            if sum(count for _, _, count in chunks) < limit:
+                return found
+            after = chunks[-1][1]
+
+    catalog = open_catalog(tmp_path_factory.mktemp("pages") / "catalog.db")
+    try:
+        catalog.add_station(Station("S1", "net"), None, None)
+        body = wire.encode_batch(wire.Batch("S1", "e1", 1, 0, batch))
+        catalog.commit([AcceptedBatch(wire.decode_batch_columns(body), "obslink/v1/net/S1/data",
+                                      "kid", bytes(64), body, 0)])
+        for fmt in ("csv", "json"):
+            assert pages(catalog.observation_text) == pages(
+                lambda *args: Catalog.observation_text(catalog, *args))
     finally:
         catalog.close()

@@ -11,8 +11,11 @@ import re
 from dataclasses import dataclass
 
 from obslink.errors import ObslinkError
-from obslink.readings import format_utc
+from obslink.readings import MAX_TIME_US, MIN_TIME_US, format_utc
 from obslink.server.catalog.identifiers import observation_id
+
+
+INT64_MAX = 2**63 - 1  # SQLite's largest integer
 
 
 class QueryError(ObslinkError):
@@ -43,11 +46,13 @@ class Cursor:
 
     @classmethod
     def parse(cls, text: str) -> "Cursor":
-        found = re.fullmatch(r"(\d+)\.(-?\d+)\.(\d+)", text)
-        if not found:
+        found = re.fullmatch(r"(\d{1,19})\.(-?\d{1,18})\.(\d{1,19})", text)
+        series, observed_us, row = map(int, found.groups()) if found else (0, 0, 0)
+        if not found or series > INT64_MAX or row > INT64_MAX or not (
+                MIN_TIME_US <= observed_us <= MAX_TIME_US):
             raise QueryError(f"cursor {text!r} is not one this API gave out; use the `next` "
                              "link of the previous page as it is")
-        return cls(*map(int, found.groups()))
+        return cls(series, observed_us, row)
 
 
 @dataclass(frozen=True)
