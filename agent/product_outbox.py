@@ -21,9 +21,11 @@ import logging
 import os
 import secrets
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from obslink import wire
 from obslink.plugins.products import ProductMetadata
@@ -160,25 +162,50 @@ class ProductOutbox:
 
     def admit(self, source: str, path: Path, identity: str, metadata: ProductMetadata,
               format_name: str, format_version: str) -> int | None:
+        """Copy in a product whose metadata is known already; as take_in."""
+        return self.take_in(source, path, identity, lambda: metadata, format_name,
+                            format_version)
+
+    def take_in(self, source: str, path: Path, identity: str,
+                read_metadata: Callable[[], ProductMetadata | None], format_name: str,
+                format_version: str) -> int | None:
         """Copy the product in and commit it; returns its number, or None when it was
-        refused (a gap is recorded). Older undelivered products are evicted for it."""
+        refused (a gap is recorded) or ``read_metadata`` gave None (the file changed while
+        it was read: a later look takes it). The metadata is read while the copy is made,
+        so that the format's parsing overlaps the copy's reading, writing and hashing; an
+        error from reading it leaves no copy behind. Older undelivered products are
+        evicted for it."""
         size = path.stat().st_size
         if size > self.max_bytes:
-            self._refuse(source, path.name, identity, size, metadata.start_us,
-                         "product-too-large",
-                         f"{path.name} has {size:,} bytes; the outbox holds at most "
-                         f"{self.max_bytes:,} of products ([outbox] product_max_bytes)")
+            metadata = read_metadata()
+            if metadata is not None:
+                self._refuse(source, path.name, identity, size, metadata.start_us,
+                             "product-too-large",
+                             f"{path.name} has {size:,} bytes; the outbox holds at most "
+                             f"{self.max_bytes:,} of products ([outbox] product_max_bytes)")
             return None
         with self._admitting:  # two product sources must not copy under one number
-            return self._admit(source, path, identity, metadata, format_name, format_version)
+            return self._admit(source, path, identity, read_metadata, format_name,
+                               format_version)
 
-    def _admit(self, source: str, path: Path, identity: str, metadata: ProductMetadata,
-               format_name: str, format_version: str) -> int:
+    def _admit(self, source: str, path: Path, identity: str, read_metadata,
+               format_name: str, format_version: str) -> int | None:
         with self._lock:
             number = int(self.conn.execute("SELECT value FROM meta WHERE key = 'next_product'"
                                            ).fetchone()[0])
         target = self.path_of(number)
-        digest, chunks, copied = self._copy(path, target)
+        with ThreadPoolExecutor(1, thread_name_prefix="product-copy") as copier:
+            copying = copier.submit(self._copy, path, target)
+            try:
+                metadata = read_metadata()
+            except BaseException:
+                wait([copying])  # the copy ends before it is removed
+                target.unlink(missing_ok=True)
+                raise
+            digest, chunks, copied = copying.result()
+        if metadata is None:
+            target.unlink(missing_ok=True)
+            return None
         manifest = wire.Manifest(self.station, self.epoch, number, path.name, format_name,
                                  format_version, copied, digest, self.chunk_bytes,
                                  tuple(chunks), _json_safe(metadata.as_dict()), now_us(),
@@ -207,16 +234,20 @@ class ProductOutbox:
                           "VALUES (?,?,?,?,?)", (source, name, identity, outcome, now_us()))
 
     def _copy(self, path: Path, target: Path) -> tuple[bytes, list[bytes], int]:
-        whole, chunks, copied = hashlib.sha256(), [], 0
-        with open(path, "rb") as source, open(target, "wb") as out:
-            while True:
-                piece = source.read(self.chunk_bytes)
-                if not piece:
-                    break
-                whole.update(piece)
+        """The copy, its SHA-256 and its chunks' digests: the whole product's digest on a
+        thread of its own (hashlib lets go of the interpreter), beside the chunk's."""
+        whole, chunks, copied, feeding = hashlib.sha256(), [], 0, None
+        with ThreadPoolExecutor(1, thread_name_prefix="product-digest") as hasher, \
+                open(path, "rb") as source, open(target, "wb") as out:
+            while piece := source.read(self.chunk_bytes):
+                if feeding is not None:
+                    feeding.result()
+                feeding = hasher.submit(whole.update, piece)
                 chunks.append(hashlib.sha256(piece).digest())
                 out.write(piece)
                 copied += len(piece)
+            if feeding is not None:
+                feeding.result()
             out.flush()
             os.fsync(out.fileno())
         return whole.digest(), chunks, copied

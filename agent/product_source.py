@@ -70,24 +70,27 @@ class ProductSource:
             return 0
         if time.time() - stat.st_mtime < float(self.settings["settle_seconds"]):
             return 0  # still being written
-        try:
+        read = []
+
+        def read_metadata():
             with open(path, "rb") as stream:
-                metadata = self.format_class().read_metadata(stream, path.name)
+                read.append(self.format_class().read_metadata(stream, path.name))
+            return read[0] if _identity(path.stat()) == identity else None
+
+        try:  # the outbox copies the file while its format reads it
+            number = self.outbox.take_in(self.name, path, identity, read_metadata,
+                                         self.format_class.name, self.format_class.version)
         except ProductFormatError as error:
             if _identity(path.stat()) == identity:
                 self.outbox.quarantine(self.name, path.name, identity, str(error))
                 self.quarantined += 1
                 log.warning("products %s: %s quarantined: %s", self.name, path, error)
             return 0
-        if _identity(path.stat()) != identity:
-            return 0  # written to while being read: the next poll takes it
-        number = self.outbox.admit(self.name, path, identity, metadata,
-                                   self.format_class.name, self.format_class.version)
         if number is None:
             return 0
         self.taken += 1
         log.info("products %s: took %s in as product %d (%s %s, %d bytes)", self.name,
-                 path.name, number, metadata.site, metadata.kind, stat.st_size)
+                 path.name, number, read[0].site, read[0].kind, stat.st_size)
         self.wake.set()
         return 1
 

@@ -119,6 +119,9 @@ def _products(config: AgentConfig, registry: PluginRegistry, uplink: Uplink
     from obslink.agent.product_outbox import ProductOutbox
     from obslink.agent.product_source import ProductSource
     from obslink.agent.product_uplink import ProductUplink
+    from obslink.large_buffers import keep_large_buffers_on_the_heap
+
+    keep_large_buffers_on_the_heap()  # chunks are copied a MiB at a time
 
     product_outbox = ProductOutbox(directory, config.station, None,
                                    config.product_max_bytes, config.product_chunk_bytes,

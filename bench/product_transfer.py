@@ -1,17 +1,23 @@
 """Radar products through obslink against raw MQTT, in the same run:
-`.venv/bin/python bench/product_transfer.py [--quick] [--size-mb N]`.
+`.venv/bin/python bench/product_transfer.py [--quick] [--size-mb N] [--volumes K]
+[--in-flight N]`.
 
-A CINRAD volume of about --size-mb MB (plain, not compressed: what is measured is moving
-bytes, not bzip2) goes
-- raw: as many 1 MiB messages as the product has pieces, published by one `mosquitto_pub
+CINRAD volumes of about --size-mb MB (plain, not compressed: what is measured is moving
+bytes, not bzip2) go
+- raw: as many 1 MiB messages as the products have pieces, published by one `mosquitto_pub
   -f PIECE --repeat N` (QoS 1) to a `mosquitto_sub -C N` on the same broker, from the
   start of the publisher until the subscriber has them all; the best of three runs;
-- through obslink: dropped into a real agent's products directory (settle 0.1 s); from the
-  rename until the real collector has registered the product in the catalog (read, copied,
-  hashed and signed at the agent; verified, written once and checked whole at the centre).
-Printed: MB/s of each and obslink / raw (target, issue 20: at least 50 %), and the peak RSS
-(VmHWM) of the agent and of the collector (its process and its MQTT child) while the product
-moved (target with a 200 MB product: 80 MB each).
+- through obslink: dropped into a real agent's products directory (settle and poll 0.1 s);
+  from the rename until the real collector has registered the product in the catalog (its
+  commit time; read, copied, hashed and signed at the agent; verified, written once and
+  checked whole at the centre).
+Two runs, each against raw MQTT moving the same bytes: one volume alone (the latency of a
+product, its taking in and the settle and poll times included), and --volumes volumes
+dropped together (the sustained rate: one is taken in while another travels).
+Printed: MB/s of each and obslink / raw (target, issue 20: at least 50 %), the peak RSS
+(VmHWM) of the agent and of the collector (its process and its MQTT child) while the
+products moved (target with a 200 MB product: 80 MB each), and the CPU time each process
+used meanwhile.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from obslink.demo.broker import Mosquitto
@@ -34,23 +41,24 @@ from obslink.server.catalog import Station, open_catalog
 PIECE = 1 << 20
 
 
-def make_product(directory: Path, size_mb: float) -> Path:
+def make_product(directory: Path, size_mb: float, number: int = 0) -> Path:
     # 2 moments of 4,000 gates a radial: ~8 KB a radial, 720 radials a cut
     cuts = max(1, round(size_mb * 1e6 / (720 * 2 * 4032)))
     scan = RadarScan(elevations=tuple(0.5 + 0.9 * n for n in range(cuts)), radials=720,
-                     gates=4000, moments=("REF", "VEL"))
-    return write_cinrad(directory / "volume.bin", scan, compress=False)
+                     gates=4000, moments=("REF", "VEL"), seed=number,
+                     start_s=RadarScan.start_s + 360 * number)
+    return write_cinrad(directory / f"volume-{number}.bin", scan, compress=False)
 
 
-def raw_seconds(broker: Mosquitto, product: Path, pieces_dir: Path) -> float:
-    """One mosquitto_pub publishing a 1 MiB piece of the product as many times as the
-    product has pieces (--repeat: one process, no start-up per piece), QoS 1, to a
-    mosquitto_sub that exits once it has them all."""
-    pieces_dir.mkdir()
+def raw_seconds(broker: Mosquitto, products: list[Path], pieces_dir: Path) -> float:
+    """One mosquitto_pub publishing a 1 MiB piece as many times as the products have
+    pieces (--repeat: one process, no start-up per piece), QoS 1, to a mosquitto_sub that
+    exits once it has them all."""
+    pieces_dir.mkdir(parents=True)
     piece = pieces_dir / "piece"
-    with open(product, "rb") as source:
+    with open(products[0], "rb") as source:
         piece.write_bytes(source.read(PIECE))
-    count = -(-product.stat().st_size // PIECE)
+    count = sum(-(-product.stat().st_size // PIECE) for product in products)
     subscriber = subprocess.Popen(["mosquitto_sub", "-p", str(broker.port), "-t", "raw/x",
                                    "-q", "1", "-C", str(count)], stdout=subprocess.DEVNULL)
     time.sleep(0.5)  # the subscription stands
@@ -74,6 +82,18 @@ def peak_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a process and its children have used so far."""
+    total = 0
+    for task in [pid] + _children(pid):
+        try:
+            fields = open(f"/proc/{task}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for task in os.listdir(f"/proc/{pid}/task"):
@@ -86,9 +106,10 @@ def _children(pid: int) -> list[int]:
 
 
 def radar_station(station: Path, catalog_path: Path, broker_url: str, products: Path,
-                  pattern: str, settings: str = "") -> Path:
+                  pattern: str, settings: str = "", uplink: str = "") -> Path:
     """A radar gateway BENCH-RADAR: its key, enrolled in the catalog, and an agent config
-    taking ``pattern`` from ``products`` (with the shipped defaults unless ``settings``)."""
+    taking ``pattern`` from ``products`` (with the shipped defaults unless ``settings``, or
+    ``uplink`` for its [uplink] section)."""
     write_keypair(station / "station.key", station / "station.pub")
     public = load_public_key(station / "station.pub")
     catalog = open_catalog(catalog_path)
@@ -104,6 +125,7 @@ private_key = "station.key"
 path = "outbox.db"
 [uplink]
 broker = "{broker_url}"
+{uplink}
 [products.radar]
 path = "{products}"
 format = "cinrad"
@@ -112,14 +134,14 @@ pattern = "{pattern}"
     return config
 
 
-def obslink_seconds(base: Path, broker: Mosquitto, product: Path):
-    """Seconds from the rename to the registration, and (before, after) peak RSS of the
-    agent and of the collector."""
+def obslink_seconds(base: Path, broker: Mosquitto, products: list[Path], uplink: str):
+    """Seconds from the first rename to the last registration, (before, after) peak RSS
+    of the agent and of the collector, and the CPU seconds of each process meanwhile."""
     catalog_path = base / "catalog.db"
     radar_dir = base / "radar" / "incoming"
     radar_dir.mkdir(parents=True)
     config = radar_station(base / "radar", catalog_path, broker.url, radar_dir, "*.bin",
-                           "settle_seconds = 0.1\npoll_interval = 0.1\n")
+                           "settle_seconds = 0.1\npoll_interval = 0.1\n", uplink)
     logs = open(base / "processes.log", "ab")
     collector = subprocess.Popen([sys.executable, "-m", "obslink", "collector", "serve",
                                   "--db", str(catalog_path), "--broker", broker.url],
@@ -129,52 +151,76 @@ def obslink_seconds(base: Path, broker: Mosquitto, product: Path):
     try:
         time.sleep(3)  # both connected
         before = peak_rss_mb(agent.pid), peak_rss_mb(collector.pid)
-        staged = radar_dir / ".volume.tmp"
-        shutil.copy(product, staged)
-        started = time.perf_counter()
-        os.replace(staged, radar_dir / "volume.bin")
+        processes = {"agent": agent.pid, "collector": collector.pid,
+                     "broker": broker.process.pid}
+        cpu = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        staged = [radar_dir / f".{product.name}.tmp" for product in products]
+        for product, copy in zip(products, staged):
+            shutil.copy(product, copy)
+        started = time.time()
+        for product, copy in zip(products, staged):
+            os.replace(copy, radar_dir / product.name)
         while True:
             with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True, timeout=10) as conn:
-                if conn.execute("SELECT count(*) FROM products").fetchone()[0]:
-                    break
+                registered = conn.execute("SELECT count(*), max(committed_at) FROM products"
+                                          ).fetchone()
+            if registered[0] == len(products):
+                break
             if agent.poll() is not None or collector.poll() is not None:
                 raise SystemExit(f"a process ended; see {base / 'processes.log'}")
             time.sleep(0.05)
-        seconds = time.perf_counter() - started
+        cpu = {name: cpu_seconds(pid) - cpu[name] for name, pid in processes.items()}
+        seconds = datetime.fromisoformat(registered[1]).timestamp() - started  # the catalog's
         return seconds, (before[0], peak_rss_mb(agent.pid)), \
-            (before[1], peak_rss_mb(collector.pid))
+            (before[1], peak_rss_mb(collector.pid)), cpu
     finally:
         for process in (agent, collector):
             process.terminate()
             process.wait(30)
 
 
+def compare(label: str, base: Path, broker: Mosquitto, products: list[Path],
+            uplink: str) -> None:
+    megabytes = sum(product.stat().st_size for product in products) / 1e6
+    # the raw baseline's best of three (a process per piece varies): the ratio errs against
+    # obslink
+    raw = min(raw_seconds(broker, products, base / f"pieces-{n}") for n in range(3))
+    ours, agent_rss, collector_rss, cpu = obslink_seconds(base / "obslink", broker, products,
+                                                          uplink)
+    print(f"{label}: {megabytes:.1f} MB\n"
+          f"  raw mosquitto_pub/sub, 1 MiB messages{megabytes / raw:8.1f} MB/s\n"
+          f"  obslink agent → collector → store    {megabytes / ours:8.1f} MB/s   "
+          f"obslink / raw = {raw / ours:.2f}\n"
+          f"  peak RSS: agent {agent_rss[1]:.0f} MB (started: {agent_rss[0]:.0f}), collector "
+          f"{collector_rss[1]:.0f} MB (started: {collector_rss[0]:.0f})\n"
+          f"  CPU seconds while they moved: " + ", ".join(
+              f"{name} {used:.2f}" for name, used in cpu.items()) +
+          f" (of {ours:.2f} s on {os.cpu_count()} cores)", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=float, default=50.0)
-    parser.add_argument("--quick", action="store_true", help="a 10 MB product")
+    parser.add_argument("--volumes", type=int, default=4,
+                        help="volumes dropped together in the second run")
+    parser.add_argument("--in-flight", type=int, default=None,
+                        help="the agent's product_in_flight (default: its own default)")
+    parser.add_argument("--quick", action="store_true", help="10 MB products")
     args = parser.parse_args()
     size = 10.0 if args.quick else args.size_mb
+    uplink = "" if args.in_flight is None else f"product_in_flight = {args.in_flight}"
+    if uplink:
+        print(f"agent: {uplink}", flush=True)
     for tool in ("mosquitto_pub", "mosquitto_sub"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is missing: apt-get install mosquitto-clients")
     with tempfile.TemporaryDirectory(prefix="obslink-products-") as name:
         base = Path(name)
-        product = make_product(base, size)
-        megabytes = product.stat().st_size / 1e6
+        products = [make_product(base, size, number) for number in range(args.volumes)]
         with Mosquitto(base / "broker") as broker:
-            # the raw baseline's best of three (a process per piece varies): the ratio errs
-            # against obslink
-            raw = min(raw_seconds(broker, product, base / f"pieces-{n}") for n in range(3))
-            ours, agent_rss, collector_rss = obslink_seconds(base / "obslink", broker,
-                                                             product)
-    print(f"product of {megabytes:.1f} MB\n"
-          f"  raw mosquitto_pub/sub, 1 MiB messages{megabytes / raw:8.1f} MB/s\n"
-          f"  obslink agent → collector → store    {megabytes / ours:8.1f} MB/s   "
-          f"obslink / raw = {raw / ours:.2f}\n"
-          f"  peak RSS: agent {agent_rss[1]:.0f} MB (started: {agent_rss[0]:.0f}), collector "
-          f"{collector_rss[1]:.0f} MB (started: {collector_rss[0]:.0f})",
-          flush=True)
+            compare("one volume", base / "one", broker, products[:1], uplink)
+            compare(f"{len(products)} volumes dropped together", base / "several", broker,
+                    products, uplink)
     return 0
 
 

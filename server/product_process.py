@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from obslink.large_buffers import keep_large_buffers_on_the_heap
 from obslink.logs import configure_logging
 from obslink.mqtt_tcp import send_without_delay, use_account, use_tls
 from obslink.readings import now_us
@@ -70,6 +71,7 @@ PRODUCT_NICENESS = 10
 def run_products(settings: ProductSettings, lifeline) -> None:
     link = settings.link
     configure_logging(logging.getLevelName(link.log_level), link.log_format)
+    keep_large_buffers_on_the_heap()  # every message is a MiB chunk
     try:
         os.nice(PRODUCT_NICENESS)
     except OSError:  # not allowed here: products still flow, at the same priority

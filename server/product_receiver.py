@@ -13,6 +13,7 @@ import hashlib
 import logging
 import queue
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -25,6 +26,8 @@ from obslink.server.verify import open_signed
 
 log = logging.getLogger(__name__)
 
+# product messages handled as one group at most: their chunks are synced to disk together
+GROUP_MESSAGES = 16
 DECODERS = {"manifest": wire.decode_manifest, "chunk": wire.decode_chunk_header,
             "product-gap": wire.decode_product_gap}
 
@@ -44,6 +47,8 @@ class ProductReceiver:
         # … and the SHA-256 of their chunks written so far, while they come in order: the
         # whole product is then not read again to check it (out of order, it is)
         self._digests: dict[tuple[str, str, int], tuple[int, object]] = {}
+        self._hashing: dict[tuple[str, str, int], Future] = {}  # each one's last update
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="product-digest")
         self._thread = threading.Thread(target=self._run, name="products", daemon=True)
         self.catalog = None
         self.registered = self.chunks_stored = self.chunks_again = self.refused = 0
@@ -62,16 +67,56 @@ class ProductReceiver:
         self.catalog = open_catalog(self.location)
         self.catalog.committed_by = self.committed_by
         try:
-            while (item := self.queue.get()) is not None:
-                try:
-                    self.handle(*item)
-                except Exception:  # not acknowledged: the station sends it again
-                    log.exception("could not take a product message on %s; its station "
-                                  "sends it again", item[0])
+            running = True
+            while running:
+                group = [self.queue.get()]
+                while len(group) < GROUP_MESSAGES:  # what waits already: nothing more
+                    try:
+                        group.append(self.queue.get_nowait())
+                    except queue.Empty:
+                        break
+                running = None not in group
+                self.handle_group([item for item in group if item is not None])
         finally:
+            self._hasher.shutdown()
             self.catalog.close()
 
     def handle(self, topic: str, payload: bytes, received_at: int) -> None:
+        self.handle_group([(topic, payload, received_at)])
+
+    def handle_group(self, items: list[tuple[str, bytes, int]]) -> None:
+        """Product messages that arrived together, in order: each verified and answered;
+        their chunks written together (a product's file synced once for them all) and
+        acknowledged once that is done, a product at a time."""
+        writes: list[tuple[str, wire.ChunkHeader, bytes, dict]] = []
+        for topic, payload, received_at in items:
+            try:
+                self._handle(topic, payload, received_at, writes)
+            except Exception:  # not acknowledged: the station sends it again
+                log.exception("could not take a product message on %s; its station sends "
+                              "it again", topic)
+        if not writes:
+            return
+        try:
+            stored = self.store.write_chunks([(staged["manifest"], chunk.index, data)
+                                              for _answer, chunk, data, staged in writes])
+        except Exception:
+            log.exception("could not write %d product chunks; their stations send them "
+                          "again", len(writes))
+            return
+        answers = {}
+        for (answer, chunk, data, staged), fresh in zip(writes, stored):
+            if fresh:
+                self.chunks_stored += 1
+                self._follow(chunk, data)
+            else:
+                self.chunks_again += 1
+            answers[(chunk.station, chunk.epoch, chunk.product)] = (answer, chunk, staged)
+        for answer, chunk, staged in answers.values():
+            ack = self._held(staged, wire.ProductAck(chunk.epoch, chunk.product))
+            self.publish(answer, wire.encode_product_ack(ack))
+
+    def _handle(self, topic: str, payload: bytes, received_at: int, writes: list) -> None:
         if self._keys is None:
             self._keys = StationKeys(self.catalog)
         self._keys.refresh()  # a revoked key is refused from its revocation on
@@ -102,7 +147,9 @@ class ProductReceiver:
         if kind == "manifest":
             ack = self._manifest(item, topic, envelope, received_at)
         elif kind == "chunk":
-            ack = self._chunk(item, envelope.attachment)
+            ack = self._chunk(item, envelope.attachment, answer, writes)
+            if ack is None:
+                return  # written with the group's other chunks, then acknowledged
         else:
             self.catalog.record_product_gap(station, item.epoch, {
                 "id": item.id, "name": item.name, "size": item.size,
@@ -130,7 +177,10 @@ class ProductReceiver:
             return ack
         return self._held(staged, ack)
 
-    def _chunk(self, chunk: wire.ChunkHeader, data: bytes | None) -> wire.ProductAck:
+    def _chunk(self, chunk: wire.ChunkHeader, data: bytes | None, answer: str,
+               writes: list) -> wire.ProductAck | None:
+        """The answer to a chunk that is not to be written (registered already, no
+        manifest, refused), else None with the chunk added to ``writes``."""
         ack = wire.ProductAck(chunk.epoch, chunk.product)
         if self.catalog.product_registered(chunk.station, chunk.epoch, chunk.product):
             ack.complete = True
@@ -156,12 +206,8 @@ class ProductReceiver:
                         chunk.index, chunk.station, chunk.epoch, chunk.product, problem)
             ack.bad.append((chunk.index, problem))
             return self._held(staged, ack)
-        if self.store.write_chunk(manifest, chunk.index, data):
-            self.chunks_stored += 1
-            self._follow(chunk, data)
-        else:
-            self.chunks_again += 1
-        return self._held(staged, ack)
+        writes.append((answer, chunk, data, staged))
+        return None
 
     def _follow(self, chunk: wire.ChunkHeader, data: bytes) -> None:
         identity = (chunk.station, chunk.epoch, chunk.product)
@@ -170,8 +216,11 @@ class ProductReceiver:
             written, digest = 0, hashlib.sha256()
         if digest is None or chunk.index != written:
             self._digests.pop(identity, None)  # out of order: the file is read at the end
+            self._hashing.pop(identity, None)
             return
-        digest.update(data)
+        # on a thread of its own (hashlib lets go of the interpreter), beside the next
+        # chunk's checks; that thread takes the updates in order
+        self._hashing[identity] = self._hasher.submit(digest.update, data)
         self._digests[identity] = (written + 1, digest)
 
     def _staged_manifest(self, station: str, epoch: str, number: int) -> dict | None:
@@ -191,6 +240,8 @@ class ProductReceiver:
         if all(have):
             identity = (manifest.station, manifest.epoch, manifest.product)
             written, digest = self._digests.pop(identity, (0, None))
+            if identity in self._hashing:
+                self._hashing.pop(identity).result()
             try:
                 self.store.finish(manifest, digest if written == manifest.chunks else None)
             except ValueError as exc:

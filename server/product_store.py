@@ -12,7 +12,8 @@ Layout under the root (``<catalog file>.products/`` unless ``--product-store`` s
 
 A chunk is written once: one whose ``have`` byte is set is not written again. Every write is
 fsynced before the collector acknowledges what it holds, so an acknowledged chunk survives a
-power cut. Two products with the same bytes share one file.
+power cut (the chunks that arrived together are written, then synced once). Two products
+with the same bytes share one file.
 """
 
 from __future__ import annotations
@@ -96,24 +97,43 @@ class ProductStore:
 
     def write_chunk(self, manifest: wire.Manifest, index: int, data: bytes) -> bool:
         """Put a verified chunk in its place; False if it was there already."""
-        have_path = self._staging(manifest.station, manifest.epoch, manifest.product, "have")
-        have = self.have(manifest)
-        if have[index]:
-            return False
-        part = self._staging(manifest.station, manifest.epoch, manifest.product, "part")
-        descriptor = os.open(part, os.O_WRONLY)
+        return self.write_chunks([(manifest, index, data)])[0]
+
+    def write_chunks(self, chunks: list[tuple[wire.Manifest, int, bytes]]) -> list[bool]:
+        """Put verified chunks in their places, each product's file synced once and then
+        its ``have`` bytes written and synced once (a group costs two fsyncs a product, not
+        two a chunk); for each chunk, False if it was there already (or earlier in the
+        list)."""
+        stored, touched, seen = [], {}, set()
+        for manifest, index, data in chunks:
+            identity = (manifest.station, manifest.epoch, manifest.product)
+            if identity not in touched:
+                touched[identity] = (manifest, self.have(manifest), [])
+            have, fresh = touched[identity][1], touched[identity][2]
+            if have[index] or (identity, index) in seen:
+                stored.append(False)
+                continue
+            seen.add((identity, index))
+            fresh.append((index, data))
+            stored.append(True)
+        for manifest, _have, fresh in touched.values():
+            if fresh:
+                self._write_synced_at(manifest, "part", [
+                    (data, index * manifest.chunk_bytes) for index, data in fresh])
+                # a chunk is marked held only once its bytes are on disk
+                self._write_synced_at(manifest, "have", [(b"\1", index) for index, _ in fresh])
+        return stored
+
+    def _write_synced_at(self, manifest: wire.Manifest, suffix: str,
+                         pieces: list[tuple[bytes, int]]) -> None:
+        path = self._staging(manifest.station, manifest.epoch, manifest.product, suffix)
+        descriptor = os.open(path, os.O_WRONLY)
         try:
-            os.pwrite(descriptor, data, index * manifest.chunk_bytes)
+            for data, offset in pieces:
+                os.pwrite(descriptor, data, offset)
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
-        descriptor = os.open(have_path, os.O_WRONLY)
-        try:
-            os.pwrite(descriptor, b"\1", index)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        return True
 
     def finish(self, manifest: wire.Manifest, digest=None) -> Path:
         """Move a product whose every chunk is on disk into its place; ValueError if its

@@ -77,9 +77,10 @@ def test_the_product_bench_moves_a_small_product_both_ways(tmp_path):
     from obslink.demo.broker import Mosquitto
 
     bench = load_bench("product_transfer")
-    product = bench.make_product(tmp_path, 1.5)
+    products = [bench.make_product(tmp_path, 1.5, number) for number in range(2)]
     with Mosquitto(tmp_path / "broker") as broker:
-        assert bench.raw_seconds(broker, product, tmp_path / "pieces") > 0
-        seconds, agent_rss, collector_rss = bench.obslink_seconds(tmp_path / "obslink",
-                                                                  broker, product)
+        assert bench.raw_seconds(broker, products, tmp_path / "pieces") > 0
+        seconds, agent_rss, collector_rss, cpu = bench.obslink_seconds(
+            tmp_path / "obslink", broker, products, "product_in_flight = 2")
     assert seconds > 0 and agent_rss[1] >= agent_rss[0] > 0 and collector_rss[1] > 0
+    assert cpu["agent"] > 0 and cpu["collector"] > 0

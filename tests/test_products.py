@@ -178,6 +178,54 @@ def test_the_receiver_stores_each_chunk_once_refuses_a_wrong_one_and_registers(t
         {"radar", "surface"}
 
 
+def test_chunks_that_arrive_together_are_written_once_and_acknowledged_once(tmp_path):
+    """The receiver takes what waits in its queue as a group: each chunk written once (a
+    copy of one in the same group too), the product's files synced once, one answer per
+    product after that, and the product registered when the group completes it."""
+    station = Station1(tmp_path)
+    outbox = outbox_with(tmp_path)
+    number = admitted(outbox, product_file(tmp_path))
+    [pending] = outbox.pending()
+    manifest = pending.manifest
+    assert manifest.chunks >= 4
+
+    def signed_chunk(index):
+        data = outbox.read_chunk(pending, index)
+        body = wire.encode_chunk(wire.Chunk("RADAR-1", "e1", number, index,
+                                            manifest.chunk_sha256[index], data))
+        return (station.topic, wire.sign(body, station.topic, station.key, station.kid, data),
+                now_us())
+
+    manifest_message = (station.topic, wire.sign(pending.body, station.topic, station.key,
+                                                 station.kid), now_us())
+    station.receiver.handle_group([manifest_message, signed_chunk(0), signed_chunk(1),
+                                   signed_chunk(0)])
+    assert [ack.have for ack in station.acks] == [[], [(0, 1)]]  # the manifest's, the group's
+    assert (station.receiver.chunks_stored, station.receiver.chunks_again) == (2, 1)
+    station.receiver.handle_group([signed_chunk(i) for i in range(2, manifest.chunks)])
+    done = station.acks[-1]
+    assert len(station.acks) == 3 and done.complete
+    assert station.store.path_of(manifest.sha256.hex()).read_bytes() == \
+        outbox.path_of(number).read_bytes()
+
+
+def test_a_product_that_fails_to_read_while_copied_leaves_no_copy(tmp_path):
+    """The outbox copies a product while its format reads it: a format error, or a file
+    that changed while read, leaves nothing behind and takes no number."""
+    from obslink.plugins.products import ProductFormatError
+
+    outbox = outbox_with(tmp_path)
+    path = product_file(tmp_path)
+
+    def broken():
+        raise ProductFormatError("truncated: for the test", 0)
+    with pytest.raises(ProductFormatError):
+        outbox.take_in("radar", path, "identity", broken, "cinrad", "1")
+    assert outbox.take_in("radar", path, "identity", lambda: None, "cinrad", "1") is None
+    assert list(outbox.files.iterdir()) == [] and outbox.pending() == []
+    assert admitted(outbox, path) == 1
+
+
 def test_a_product_from_an_unknown_key_is_refused_and_recorded(tmp_path):
     station = Station1(tmp_path)
     station.key = Ed25519PrivateKey.generate()
@@ -337,3 +385,15 @@ def test_the_source_forgets_files_the_radar_deleted(tmp_path):
     source.poll()
     assert [name for (name,) in outbox.conn.execute("SELECT name FROM taken")] == \
         [second.name]
+
+
+def test_large_buffers_stay_on_the_heap_where_glibc_allows():
+    """The agent and the product process ask glibc to serve MiB chunks from the heap
+    (docs/products.md): on glibc the setting must be taken."""
+    import platform
+
+    from obslink.large_buffers import keep_large_buffers_on_the_heap
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert keep_large_buffers_on_the_heap()
