@@ -167,18 +167,19 @@ class ProductOutbox:
                             format_version)
 
     def take_in(self, source: str, path: Path, identity: str,
-                read_metadata: Callable[[], ProductMetadata | None], format_name: str,
-                format_version: str) -> int | None:
+                read_metadata: Callable[[], ProductMetadata], format_name: str,
+                format_version: str, unchanged: Callable[[], bool] = lambda: True
+                ) -> int | None:
         """Copy the product in and commit it; returns its number, or None when it was
-        refused (a gap is recorded) or ``read_metadata`` gave None (the file changed while
-        it was read: a later look takes it). The metadata is read while the copy is made,
-        so that the format's parsing overlaps the copy's reading, writing and hashing; an
-        error from reading it leaves no copy behind. Older undelivered products are
-        evicted for it."""
+        refused (a gap is recorded) or the file was not ``unchanged`` once read and copied
+        (it was being written: a later look takes it). The metadata is read while the
+        copy is made, so that the format's parsing overlaps the copy's reading, writing
+        and hashing; an error from either leaves no copy behind. Older undelivered
+        products are evicted for it."""
         size = path.stat().st_size
         if size > self.max_bytes:
             metadata = read_metadata()
-            if metadata is not None:
+            if unchanged():
                 self._refuse(source, path.name, identity, size, metadata.start_us,
                              "product-too-large",
                              f"{path.name} has {size:,} bytes; the outbox holds at most "
@@ -186,26 +187,28 @@ class ProductOutbox:
             return None
         with self._admitting:  # two product sources must not copy under one number
             return self._admit(source, path, identity, read_metadata, format_name,
-                               format_version)
+                               format_version, unchanged)
 
     def _admit(self, source: str, path: Path, identity: str, read_metadata,
-               format_name: str, format_version: str) -> int | None:
+               format_name: str, format_version: str, unchanged) -> int | None:
         with self._lock:
             number = int(self.conn.execute("SELECT value FROM meta WHERE key = 'next_product'"
                                            ).fetchone()[0])
         target = self.path_of(number)
-        with ThreadPoolExecutor(1, thread_name_prefix="product-copy") as copier:
-            copying = copier.submit(self._copy, path, target)
-            try:
-                metadata = read_metadata()
-            except BaseException:
-                wait([copying])  # the copy ends before it is removed
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="product-copy") as copier:
+                copying = copier.submit(self._copy, path, target)
+                try:
+                    metadata = read_metadata()
+                finally:
+                    wait([copying])  # the copy has ended before it may be removed
+                digest, chunks, copied = copying.result()
+            if not unchanged():
                 target.unlink(missing_ok=True)
-                raise
-            digest, chunks, copied = copying.result()
-        if metadata is None:
+                return None
+        except BaseException:
             target.unlink(missing_ok=True)
-            return None
+            raise
         manifest = wire.Manifest(self.station, self.epoch, number, path.name, format_name,
                                  format_version, copied, digest, self.chunk_bytes,
                                  tuple(chunks), _json_safe(metadata.as_dict()), now_us(),

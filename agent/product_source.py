@@ -75,11 +75,12 @@ class ProductSource:
         def read_metadata():
             with open(path, "rb") as stream:
                 read.append(self.format_class().read_metadata(stream, path.name))
-            return read[0] if _identity(path.stat()) == identity else None
+            return read[0]
 
         try:  # the outbox copies the file while its format reads it
-            number = self.outbox.take_in(self.name, path, identity, read_metadata,
-                                         self.format_class.name, self.format_class.version)
+            number = self.outbox.take_in(
+                self.name, path, identity, read_metadata, self.format_class.name,
+                self.format_class.version, lambda: _identity(path.stat()) == identity)
         except ProductFormatError as error:
             if _identity(path.stat()) == identity:
                 self.outbox.quarantine(self.name, path.name, identity, str(error))

@@ -221,7 +221,13 @@ def test_a_product_that_fails_to_read_while_copied_leaves_no_copy(tmp_path):
         raise ProductFormatError("truncated: for the test", 0)
     with pytest.raises(ProductFormatError):
         outbox.take_in("radar", path, "identity", broken, "cinrad", "1")
-    assert outbox.take_in("radar", path, "identity", lambda: None, "cinrad", "1") is None
+    with open(path, "rb") as stream:
+        metadata = CinradBaseData().read_metadata(stream, path.name)
+    assert outbox.take_in("radar", path, "identity", lambda: metadata, "cinrad", "1",
+                          unchanged=lambda: False) is None
+    with pytest.raises(FileNotFoundError):  # gone before the copy
+        outbox.take_in("radar", tmp_path / "gone.bin", "identity", lambda: metadata,
+                       "cinrad", "1")
     assert list(outbox.files.iterdir()) == [] and outbox.pending() == []
     assert admitted(outbox, path) == 1
 
