@@ -168,6 +168,9 @@ def obslink_seconds(base: Path, broker: Mosquitto, products: list[Path], uplink:
                 break
             if agent.poll() is not None or collector.poll() is not None:
                 raise SystemExit(f"a process ended; see {base / 'processes.log'}")
+            if time.time() - started > 600:
+                raise SystemExit(f"{registered[0]} of {len(products)} products registered "
+                                 f"after 10 minutes; see {base / 'processes.log'}")
             time.sleep(0.05)
         cpu = {name: cpu_seconds(pid) - cpu[name] for name, pid in processes.items()}
         seconds = datetime.fromisoformat(registered[1]).timestamp() - started  # the catalog's
