@@ -109,21 +109,27 @@ class PieceReader:
             self._buffer += piece
 
     def read(self, size: int, what: str) -> bytes:
-        self._fill(size)
-        if len(self._buffer) < size:
-            raise ProductFormatError(
-                f"truncated: {what} needs {size:,} bytes, the product ends after "
-                f"{len(self._buffer):,}", self.offset)
+        self._have(size, what)
         piece = bytes(self._buffer[:size])
         del self._buffer[:size]
         self.offset += size
         return piece
 
     def skip(self, size: int, what: str) -> None:
+        """As read, without making bytes of what is skipped (a radial's bins)."""
         while size > 0:
             step = min(size, OUTPUT_PIECE)
-            self.read(step, what)
+            self._have(step, what)
+            del self._buffer[:step]
+            self.offset += step
             size -= step
+
+    def _have(self, size: int, what: str) -> None:
+        self._fill(size)
+        if len(self._buffer) < size:
+            raise ProductFormatError(
+                f"truncated: {what} needs {size:,} bytes, the product ends after "
+                f"{len(self._buffer):,}", self.offset)
 
     def at_end(self) -> bool:
         self._fill(1)
