@@ -70,19 +70,23 @@ class ProductSource:
             return 0
         if time.time() - stat.st_mtime < float(self.settings["settle_seconds"]):
             return 0  # still being written
-        read = []
+        metadata = None
 
         def read_metadata():
+            nonlocal metadata
             with open(path, "rb") as stream:
-                read.append(self.format_class().read_metadata(stream, path.name))
-            return read[0]
+                metadata = self.format_class().read_metadata(stream, path.name)
+            return metadata
+
+        def unchanged() -> bool:
+            return _identity(path.stat()) == identity
 
         try:  # the outbox copies the file while its format reads it
-            number = self.outbox.take_in(
-                self.name, path, identity, read_metadata, self.format_class.name,
-                self.format_class.version, lambda: _identity(path.stat()) == identity)
+            number = self.outbox.take_in(self.name, path, identity, read_metadata,
+                                         self.format_class.name, self.format_class.version,
+                                         unchanged)
         except ProductFormatError as error:
-            if _identity(path.stat()) == identity:
+            if unchanged():
                 self.outbox.quarantine(self.name, path.name, identity, str(error))
                 self.quarantined += 1
                 log.warning("products %s: %s quarantined: %s", self.name, path, error)
@@ -91,7 +95,7 @@ class ProductSource:
             return 0
         self.taken += 1
         log.info("products %s: took %s in as product %d (%s %s, %d bytes)", self.name,
-                 path.name, number, read[0].site, read[0].kind, stat.st_size)
+                 path.name, number, metadata.site, metadata.kind, stat.st_size)
         self.wake.set()
         return 1
 

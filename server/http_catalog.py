@@ -101,8 +101,8 @@ def _feature(row: ObservationRow) -> dict:
 
 
 def _joined(parts: Iterator[bytes], size: int = 1 << 20) -> Iterator[bytes]:
-    """The parts joined into pieces of about ``size`` bytes: each piece the server sends
-    costs a hop to a worker thread and back."""
+    """The parts joined into pieces of about ``size`` bytes: each piece a streamed answer
+    sends costs a hop to a worker thread and back (a GeoJSON feature alone is a part)."""
     pending, held = [], 0
     for part in parts:
         pending.append(part)
@@ -121,9 +121,9 @@ def _stream(location, query: ObservationQuery, after: Cursor | None, fmt: str
     catalog = open_catalog(location)
     try:
         if fmt == "csv":
-            yield from _joined(chain([CSV_HEADER], (
-                text.encode() for text, _cursor, _count in catalog.observation_text(
-                    query, after, "csv"))))
+            yield CSV_HEADER
+            for text, _cursor, _count in catalog.observation_text(query, after, "csv"):
+                yield text.encode()
             return
         rows = catalog.observations(query, after)
         if fmt == "covjson":
@@ -309,7 +309,7 @@ def observations(request: Request,
         raise HTTPException(400, str(exc)) from None
     context = context_of(request)
     if f != "json" and limit is None:
-        return StreamingResponse(_stream(context.catalog, query, after, f),
+        return StreamingResponse(_joined(_stream(context.catalog, query, after, f)),
                                  media_type=MEDIA_TYPES[f])
     size = limit or 1000
     if f in TEXT_FORMATS:  # the page's text comes from the catalog as it is sent

@@ -95,27 +95,21 @@ class ProductStore:
         except FileNotFoundError:
             return bytearray(manifest.chunks)
 
-    def write_chunk(self, manifest: wire.Manifest, index: int, data: bytes) -> bool:
-        """Put a verified chunk in its place; False if it was there already."""
-        return self.write_chunks([(manifest, index, data)])[0]
-
     def write_chunks(self, chunks: list[tuple[wire.Manifest, int, bytes]]) -> list[bool]:
         """Put verified chunks in their places, each product's file synced once and then
         its ``have`` bytes written and synced once (a group costs two fsyncs a product, not
         two a chunk); for each chunk, False if it was there already (or earlier in the
         list)."""
-        stored, touched, seen = [], {}, set()
+        stored, touched = [], {}
         for manifest, index, data in chunks:
             identity = (manifest.station, manifest.epoch, manifest.product)
             if identity not in touched:
                 touched[identity] = (manifest, self.have(manifest), [])
-            have, fresh = touched[identity][1], touched[identity][2]
-            if have[index] or (identity, index) in seen:
-                stored.append(False)
-                continue
-            seen.add((identity, index))
-            fresh.append((index, data))
-            stored.append(True)
+            _manifest, have, fresh = touched[identity]
+            stored.append(not have[index])
+            if not have[index]:
+                have[index] = 1
+                fresh.append((index, data))
         for manifest, _have, fresh in touched.values():
             if fresh:
                 self._write_synced_at(manifest, "part", [

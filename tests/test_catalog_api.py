@@ -279,6 +279,19 @@ def test_from_logger_files_the_api_returns_what_the_catalog_committed(deployment
         process.stop()
 
 
+def one_batch_catalog(directory, readings, epoch: str):
+    """A catalog holding station S1 and one batch of ``readings`` from outbox ``epoch``."""
+    from obslink import wire
+    from obslink.server.catalog import AcceptedBatch, Station
+
+    catalog = open_catalog(directory / "catalog.db")
+    catalog.add_station(Station("S1", "net"), None, None)
+    body = wire.encode_batch(wire.Batch("S1", epoch, 1, 0, readings))
+    catalog.commit([AcceptedBatch(wire.decode_batch_columns(body), "obslink/v1/net/S1/data",
+                                  "kid", bytes(64), body, 0)])
+    return catalog
+
+
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
 readings = st.lists(st.builds(
     Reading, st.integers(MIN_TIME_US, MAX_TIME_US), text, st.none() | st.floats(
@@ -299,17 +312,11 @@ def test_the_catalog_writes_observation_text_as_the_reference_does(tmp_path_fact
                                                                     epoch):
     """SQLite builds the CSV and JSON of an observation in SQL; it must be exactly what
     queries.csv_line and json_object make of the same row, whatever the values."""
-    from obslink import wire
-    from obslink.server.catalog import AcceptedBatch, Station
     from obslink.server.catalog.interface import Catalog
     from obslink.server.catalog.queries import ObservationQuery
 
-    catalog = open_catalog(tmp_path_factory.mktemp("text") / "catalog.db")
+    catalog = one_batch_catalog(tmp_path_factory.mktemp("text"), batch, epoch)
     try:
-        catalog.add_station(Station("S1", "net"), None, None)
-        body = wire.encode_batch(wire.Batch("S1", epoch, 1, 0, batch))
-        catalog.commit([AcceptedBatch(wire.decode_batch_columns(body), "obslink/v1/net/S1/data",
-                                      "kid", bytes(64), body, 0)])
         query = ObservationQuery()
         for fmt in ("csv", "json"):
             ours = "".join(t for t, _, _ in catalog.observation_text(query, fmt=fmt))
@@ -347,8 +354,6 @@ def test_pages_of_observation_text_are_the_references_pages(tmp_path_factory, ba
     """Page by page, from each page's cursor, the SQL-built text and its cursors are the
     Python reference's: across days, gaps, rows on one microsecond, filters and values
     only Python writes."""
-    from obslink import wire
-    from obslink.server.catalog import AcceptedBatch, Station
     from obslink.server.catalog.interface import Catalog
     from obslink.server.catalog.queries import ObservationQuery
 
@@ -362,12 +367,8 @@ def test_pages_of_observation_text_are_the_references_pages(tmp_path_factory, ba
                 return found
             after = chunks[-1][1]
 
-    catalog = open_catalog(tmp_path_factory.mktemp("pages") / "catalog.db")
+    catalog = one_batch_catalog(tmp_path_factory.mktemp("pages"), batch, "e1")
     try:
-        catalog.add_station(Station("S1", "net"), None, None)
-        body = wire.encode_batch(wire.Batch("S1", "e1", 1, 0, batch))
-        catalog.commit([AcceptedBatch(wire.decode_batch_columns(body), "obslink/v1/net/S1/data",
-                                      "kid", bytes(64), body, 0)])
         for fmt in ("csv", "json"):
             assert pages(catalog.observation_text) == pages(
                 lambda *args: Catalog.observation_text(catalog, *args))

@@ -256,7 +256,7 @@ def test_the_store_checks_the_whole_product_before_keeping_it(tmp_path, damage):
         data = outbox.read_chunk(pending, index)
         if index == 0:
             data = data[:-1] + bytes([data[-1] ^ 1]) if damage == "flip" else data
-        store.write_chunk(manifest, index, data)
+        store.write_chunks([(manifest, index, data)])
     if damage == "truncate":
         part = next((store.root / "incoming").rglob("*.part"))
         with open(part, "r+b") as out:
