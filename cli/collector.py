@@ -64,6 +64,10 @@ def add_commands(commands) -> None:
                       help="the broker URL enrolled stations are told to publish to")
     add_collector_key_option(http, "whose public key enrolment hands to stations",
                              make=True)
+    http.add_argument("--decryption-key", type=Path, default=None,
+                      help="the X25519 key stations seal messages to, whose public half "
+                      "enrolment hands out (created if missing; default collector-x25519.key "
+                      "beside the catalog)")
     http.add_argument("--tls-dir", type=Path, default=None,
                       help="serve HTTPS with server.pem and server.key from `collector tls "
                       "init` (gateways then pass --ca-file ca.pem)")
@@ -171,7 +175,8 @@ def cmd_collector_http(args) -> int:
     open_catalog_at(args.db).close()
     signing_key = collector_signing_key(args.db, args.collector_key)
     encryption = load_or_create_decryption_key(
-        catalog_file_beside(args.db, DECRYPTION_KEY_FILE, "--decryption-key"))
+        args.decryption_key or catalog_file_beside(args.db, DECRYPTION_KEY_FILE,
+                                                   "--decryption-key"))
     app = create_app(args.db, args.broker_url, signing_key.public_key(),
                      encryption.public_key(), product_store=args.product_store)
     tls = {}

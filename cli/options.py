@@ -57,6 +57,8 @@ def collector_signing_key(location: Path | str, given: Path | None, make: bool =
     from obslink.keys import load_private_key, write_keypair
     from obslink.server.collector import SIGNING_KEY_FILE
 
+    if given is None and not isinstance(location, Path) and not (make or required):
+        return None  # a catalog URL has no "beside": without --collector-key, no key
     path = given or catalog_file_beside(location, SIGNING_KEY_FILE, "--collector-key")
     if not path.exists():
         if not make:

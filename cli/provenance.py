@@ -124,9 +124,12 @@ def cmd_verify(args) -> int:
     def check(catalog):
         from obslink.server.product_store import ProductStore, default_product_store
 
-        store = ProductStore(args.product_store or default_product_store(catalog.location))
+        files = None  # a catalog by URL without products needs no store to check them
+        if args.product_store or not isinstance(args.db, str) or catalog.product_records(0, 1):
+            files = ProductStore(args.product_store or
+                                 default_product_store(catalog.location)).check_file
         return verify_catalog(catalog, collector, progress if sys.stderr.isatty() else None,
-                              store.check_file)
+                              files)
     report = with_catalog(args.db, check)
     if sys.stderr.isatty():
         print(file=sys.stderr)

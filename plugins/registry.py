@@ -118,9 +118,6 @@ class PluginRegistry:
             return self.catalog_backends[scheme]
         except KeyError:
             pass
-        if scheme in ("postgres", "postgresql"):
-            raise StorageError("the PostgreSQL catalog backend is not available in this "
-                               "version; pass a SQLite file path with --db")
         known = ", ".join(f"{name}://" for name in sorted(self.catalog_backends) if name)
         raise StorageError(f"no catalog backend opens {scheme}:// URLs; installed: "
                            f"{known or 'none'} (or a SQLite file's path)")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian/Ubuntu machine that has only Python: install Mosquitto (and its
-# command-line clients), Chromium and the venv module where missing (apt-get, via sudo when not root), then obslink with its
-# collector, BUFR and test extras into .venv. Safe to run again; it only adds what is missing.
+# command-line clients), Chromium, PostgreSQL and the venv module where missing (apt-get, via sudo when not root), then obslink with its
+# collector, BUFR, PostgreSQL and test extras into .venv. Safe to run again; it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,10 @@ python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 # the tests load the collector's web pages in a real headless browser
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# the catalog tests run on PostgreSQL too, each session on a server of its own (initdb);
+# Debian keeps its programs in /usr/lib/postgresql/<version>/bin, off PATH
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+  || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -21,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[server,metrics,bufr,test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[server,metrics,bufr,postgresql,test]"
 # PyCINRAD (test-only: it reads back our CINRAD radar products) imports numpy in its
 # setup.py without declaring it, so it is built against the numpy already installed
 if ! .venv/bin/python -c "import cinrad" >/dev/null 2>&1; then

@@ -34,7 +34,7 @@ from obslink.keys import key_id
 from obslink.logs import current_format
 from obslink.mqtt_tcp import read_password
 from obslink.server.catalog import (AcceptedBatch, AcceptedGap, AcceptedKey, Catalog,
-                                    Refusal, declared_floors)
+                                    Refusal)
 from obslink.server.centre_qc import CentreQC, centre_qc_runner
 from obslink.server.monitoring.watch import DEFAULT_WATCH_EVERY_S, Watch
 from obslink.server.mqtt_link import CONNECTED, MESSAGE, LinkSettings, MqttLink, is_live
@@ -114,7 +114,8 @@ class Collector:
         self.protocol = protocol
         # radar volumes and other large products: kept whole in this directory tree
         # (docs/products.md), received by a process of their own
-        self.product_store = Path(product_store or default_product_store(catalog.location))
+        # (looked for when the collector runs: a catalog by URL must name it)
+        self.product_store = Path(product_store) if product_store else None
         self.products: ProductProcess | None = None
         # Prometheus metrics at HOST:PORT while running (docs/monitoring.md)
         self.metrics_listen = metrics_listen
@@ -195,12 +196,13 @@ class Collector:
     # -- work ----------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        store = self.product_store or default_product_store(self.catalog.location)
         # The receiving thread must get the interpreter soon after a live message arrives,
         # not after the verifying thread's default 5 ms turn.
         sys.setswitchinterval(0.001)
         self._link = MqttLink(self.link_settings)
         self.products = ProductProcess(ProductSettings(
-            self.product_link, self.catalog.location, str(self.product_store),
+            self.product_link, self.catalog.location, str(store),
             self.decryption_key.private_bytes_raw() if self.decryption_key else None,
             self.catalog.committed_by))
         receiver = threading.Thread(target=self._receive, args=(self._link,),
@@ -369,19 +371,20 @@ class Collector:
         """Write the group's batches in an open transaction. Returns what finishes it:
         the commit, the gap reports and refusals, and only then the acks."""
         registered = self._register_keys(announced, refusals)
-        accepted = self.window.screen(accepted, refusals)
-        floors = declared_floors(accepted)
-        commit = self._staged(accepted, floors) if accepted else list
+        kept: list[AcceptedBatch] = []  # the batches the replay window lets through
+
+        def screen(batches: list[AcceptedBatch]) -> list[AcceptedBatch]:
+            kept.extend(self.window.screen(batches, refusals))
+            return kept
+        commit = self._staged(accepted, screen) if accepted else list
 
         def finish() -> None:
             started = time.perf_counter()
             new_flags = commit()
             if self.metrics is not None:
-                self.metrics.committed(accepted, new_flags, time.perf_counter() - started)
+                self.metrics.committed(kept, new_flags, time.perf_counter() - started)
                 self.metrics.refused(refusals)
-            self.window.raise_floors(floors)
             self.catalog.record_gaps(gaps)
-            self.window.remember_evictions(gaps)
             for item in gaps:
                 log.warning("station %s reports a gap: %d readings (%d batches) evicted from "
                             "its outbox (%s)", item.gap.station, item.gap.readings,
@@ -394,7 +397,7 @@ class Collector:
             self.duplicates += len(new_flags) - sum(new_flags)
             self.refused += len(refusals)
             fault_point("after-commit")  # fault injection: a crash between commit and ack
-            self._acknowledge(accepted, gaps, refusals, registered)
+            self._acknowledge(kept, gaps, refusals, registered)
         return finish
 
     def _store_one_by_one(self, group: list[tuple[str, bytes, int]], error: Exception) -> None:
@@ -426,11 +429,11 @@ class Collector:
                     log.exception("could not record the refusal either; its station will "
                                   "send the message again")
 
-    def _staged(self, accepted: list[AcceptedBatch], floors: dict[tuple[str, str], int]):
-        """The catalog's stage with centre QC: the checks' history moves on only if the
-        transaction commits."""
+    def _staged(self, accepted: list[AcceptedBatch], screen):
+        """The catalog's stage with the replay window and centre QC: the checks' history
+        moves on only if the transaction commits."""
         try:
-            commit = self.catalog.stage(accepted, self.qc, floors)
+            commit = self.catalog.stage(accepted, self.qc, screen)
         except BaseException:
             self.qc.rolled_back()
             raise

@@ -25,11 +25,21 @@ from pathlib import Path
 import msgpack
 
 from obslink import wire
+from obslink.errors import ConfigError
 
 READ_PIECE = 1 << 20
 
 
 def default_product_store(catalog_location: str) -> Path:
+    """``<catalog file>.products``; a catalog URL (PostgreSQL) has no file to put it
+    beside, so the store's option must be given."""
+    from obslink.server.catalog.backends import scheme_of
+
+    if scheme_of(str(catalog_location)):
+        raise ConfigError("a catalog given by URL keeps its products in a directory named "
+                          "with --product-store (the same one for every collector worker "
+                          "and the HTTP API: a shared file system when they run on several "
+                          "machines)")
     return Path(str(catalog_location) + ".products")
 
 

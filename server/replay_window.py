@@ -3,23 +3,22 @@
 Each station outbox (station, epoch) declares in its batches a floor: the lowest sequence
 number it could still send. A batch below it, or one its gap reports say was evicted, is a
 late copy or a replay and is refused. The floors a group raises are computed here
-(``outcomes.declared_floors``), stored by the catalog in the group's transaction, and moved
-up in this cache once that transaction has committed.
+(``outcomes.declared_floors``) and stored by the catalog in the group's transaction.
+
+The window is judged inside the catalog's write transaction (``Catalog.stage(screen=…)``)
+from the floors and gap reports the catalog holds then, never from what this process
+remembers: collector workers sharing one catalog each see the floors the others raised
+(a worker that judged by its own cache took a replay for a redelivery, or stored it).
 """
 
 from __future__ import annotations
 
-from obslink.server.catalog import AcceptedBatch, AcceptedGap, Catalog, Refusal
+from obslink.server.catalog import AcceptedBatch, Catalog, Refusal
 
 
 class ReplayWindow:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        # (station, epoch) -> the window's floor, loaded from the catalog on first sight
-        self._floors: dict[tuple[str, str], int] = {}
-        # (station, epoch) -> runs of batches its gap reports say its outbox evicted:
-        # (first seq, last seq, gap id, reason); a copy of one of those is a replay
-        self._evicted: dict[tuple[str, str], list[tuple[int, int, int, str]]] = {}
         self.late_copies = 0  # copies of stored batches below their window: refused
 
     def screen(self, accepted: list[AcceptedBatch],
@@ -31,24 +30,21 @@ class ReplayWindow:
         and a copy of an evicted batch, are refused as replays, without an answer: the
         station does not hold them."""
         outboxes = {(item.batch.station, item.batch.epoch) for item in accepted}
-        unknown = outboxes - self._floors.keys()
-        if unknown:
-            self._floors.update(self.catalog.replay_floors(unknown))
-        unknown = outboxes - self._evicted.keys()
-        if unknown:
-            self._evicted.update(self.catalog.evicted(unknown))
+        # read in the caller's write transaction: no other worker moves them meanwhile
+        floors = self.catalog.replay_floors(outboxes)
+        evictions = self.catalog.evicted(outboxes)
         kept, below = [], []
         for item in accepted:
             batch = item.batch
             key = (batch.station, batch.epoch)
-            evicted = self._evicted[key] and next(
-                (run for run in self._evicted[key] if run[0] <= batch.seq <= run[1]), None)
+            evicted = next((run for run in evictions.get(key, ())
+                            if run[0] <= batch.seq <= run[1]), None)
             if evicted:
                 refusals.append(_replay(item, f"batch {batch.epoch}/{batch.seq} was evicted "
                                 f"by the station's outbox (gap report {evicted[2]}, "
                                 f"{evicted[3]}): the station holds no copy, so this one was "
                                 "captured or replayed; not stored"))
-            elif batch.seq >= self._floors.get(key, 0):
+            elif batch.seq >= floors.get(key, 0):
                 kept.append(item)
             else:
                 below.append(item)
@@ -57,7 +53,7 @@ class ReplayWindow:
         stored = self.catalog.commit_times(below)
         for item in below:
             batch = item.batch
-            floor = self._floors[(batch.station, batch.epoch)]
+            floor = floors[(batch.station, batch.epoch)]
             at = stored.get((batch.station, batch.epoch, batch.seq))
             if at is not None:
                 self.late_copies += 1
@@ -72,20 +68,6 @@ class ReplayWindow:
                     f"window (the station had every batch before {floor} acknowledged, "
                     "evicted or parked) and was never stored; not stored"))
         return kept
-
-    def raise_floors(self, floors: dict[tuple[str, str], int]) -> None:
-        """The catalog committed a group that raised these floors."""
-        for key, floor in floors.items():
-            if floor > self._floors.get(key, 0):
-                self._floors[key] = floor
-
-    def remember_evictions(self, gaps: list[AcceptedGap]) -> None:
-        """The catalog stored these gap reports."""
-        for item in gaps:
-            gap = item.gap
-            runs = self._evicted.get((gap.station, gap.epoch))
-            if runs is not None:
-                runs.append((gap.first_seq, gap.last_seq, gap.id, gap.reason))
 
 
 def _replay(item: AcceptedBatch, detail: str) -> Refusal:

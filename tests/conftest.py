@@ -19,6 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from obslink.demo.broker import Mosquitto
+from obslink.demo.postgres import PostgresServer
 from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
 from obslink.server.catalog import Station, open_catalog
 from obslink.demo.simulator import KINDS, SimulatedLogger, demo_start_time, write_agent_config
@@ -58,6 +59,33 @@ def listening(port: int, topic: str):
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL (initdb, pg_ctl) on a free loopback port for the whole session;
+    fsync off: it holds test data only."""
+    with PostgresServer(tmp_path_factory.mktemp("postgres"), durable=False) as server:
+        yield server
+
+
+# Catalog tests take ``catalog_location`` and run once on each backend
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def catalog_location(request, tmp_path) -> Path | str:
+    """A new, empty catalog's location: a SQLite file, or a schema of its own in the
+    session's PostgreSQL (its URL sets the search path)."""
+    if request.param == "sqlite":
+        return tmp_path / "catalog.db"
+    import psycopg
+
+    server = request.getfixturevalue("postgres")
+    schema = f"test_{secrets.token_hex(6)}"
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{server.url}?options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(scope="session")
@@ -109,11 +137,17 @@ class ObslinkProcess:
 @dataclass
 class CatalogView:
     """Read-only queries on the catalog a collector process writes (or on another SQLite
-    file a process writes: an agent's outbox)."""
+    file a process writes: an agent's outbox); a PostgreSQL catalog by its URL."""
 
-    path: Path
+    path: Path | str
 
     def query(self, sql: str, *params):
+        if isinstance(self.path, str):  # a catalog URL: a connection of the test's own
+            from obslink.server.catalog.postgres_connection import PgConnection
+
+            if not hasattr(self, "_postgres"):
+                self._postgres = PgConnection(self.path)
+            return self._postgres.execute(sql, params).fetchall()
         with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10) as conn:
             return conn.execute(sql, params).fetchall()
 
@@ -144,11 +178,13 @@ class TestStation:
 class Deployment:
     """A collector with its catalog, and stations whose agents talk to it via the broker."""
 
-    def __init__(self, base: Path, broker: Mosquitto) -> None:
+    def __init__(self, base: Path, broker: Mosquitto, catalog: Path | str | None = None
+                 ) -> None:
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
         self.broker = broker
-        self.catalog_path = base / "catalog.db"
+        # a SQLite file, or a PostgreSQL catalog's URL
+        self.catalog_path = catalog or base / "catalog.db"
         self.catalog = CatalogView(self.catalog_path)
         self.processes: list[ObslinkProcess] = []
         self.collector: ObslinkProcess | None = None
@@ -200,21 +236,33 @@ ack_timeout = 5
                         options: tuple[str, ...] = ()) -> ObslinkProcess:
         """Start the collector and wait until its subscription stands (a message published
         before that has no subscriber and the broker drops it)."""
+        self.collector = self.start_worker(0, env, wait, options, self.collector)
+        return self.collector
+
+    def start_worker(self, number: int, env: dict | None = None, wait: bool = True,
+                     options: tuple[str, ...] = (),
+                     previous: ObslinkProcess | None = None) -> ObslinkProcess:
+        """Collector worker ``number`` of the deployment's group (0 is ``start_collector``'s),
+        on the same catalog; ``previous``: the process this one replaces (its log goes on)."""
         # ready: its link subscribed to the stations' data, its product process to their
         # products (a message published before a subscription stands has no subscriber)
         markers = ("collector ready: subscribed", "collector ready for products")
-        before = [self.collector.log().count(marker) if self.collector else 0
-                  for marker in markers]
-        self.collector = self._spawn(["collector", "serve", "--db", str(self.catalog_path),
-                                      "--broker", self.broker.url, "--group", self.group,
-                                      "--client-id", f"collector-{self.group}", *options],
-                                     "collector", env)
+        before = [previous.log().count(marker) if previous else 0 for marker in markers]
+        suffix = f"-{number}" if number else ""
+        if isinstance(self.catalog_path, str):  # a URL: nothing lies "beside" it
+            options = ("--collector-key", str(self.base / "collector.key"),
+                       "--decryption-key", str(self.base / "collector-x25519.key"),
+                       "--product-store", str(self.base / "products"), *options)
+        worker = self._spawn(["collector", "serve", "--db", str(self.catalog_path),
+                              "--broker", self.broker.url, "--group", self.group,
+                              "--client-id", f"collector-{self.group}{suffix}", *options],
+                             f"collector{suffix}", env)
         if wait:
-            wait_until(lambda: all(self.collector.log().count(marker) > count
+            wait_until(lambda: all(worker.log().count(marker) > count
                                    for marker, count in zip(markers, before))
-                       or not self.collector.alive(), timeout=15,
+                       or not worker.alive(), timeout=15,
                        message="the collector to subscribe")
-        return self.collector
+        return worker
 
     def start_agent(self, station: TestStation) -> ObslinkProcess:
         return self.run_agent(station.config)
@@ -237,5 +285,14 @@ def deployment(tmp_path, broker):
     deployed = Deployment(tmp_path, broker)
     # The catalog exists (schema migrated) before any process opens it.
     open_catalog(deployed.catalog_path).close()
+    yield deployed
+    deployed.stop_all()
+
+
+@pytest.fixture
+def deployment_on_each_backend(tmp_path, broker, catalog_location):
+    """``deployment``, run once with a SQLite catalog and once with a PostgreSQL one."""
+    deployed = Deployment(tmp_path, broker, catalog_location)
+    open_catalog(catalog_location).close()
     yield deployed
     deployed.stop_all()

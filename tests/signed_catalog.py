@@ -1,5 +1,6 @@
-"""Signed batches committed into a real SQLite catalog, without a broker: what the
-provenance, verification and catalog API tests start from."""
+"""Signed batches committed into a real catalog (SQLite, and PostgreSQL: the fixture runs
+each test on both), without a broker: what the provenance, verification and catalog API
+tests start from."""
 
 from __future__ import annotations
 
@@ -46,14 +47,15 @@ def bundled(batches: list[wire.Batch], key: Ed25519PrivateKey) -> list[AcceptedB
                           signature, body, now_us(), bundle) for body in bodies]
 
 
-def make_signed_catalog(directory):
+def make_signed_catalog(directory, location=None):
     """A catalog of 6 signed batches (one with source flags, three in a bundle) under a
-    signed tree head, with the station's and the collector's key files, in ``directory``."""
+    signed tree head, with the station's and the collector's key files, in ``directory``;
+    the catalog at ``location`` (by default catalog.db in ``directory``)."""
     write_keypair(directory / "station.key", directory / "station.pub")
     write_keypair(directory / "collector.key", directory / "collector.pub")
     station = load_private_key(directory / "station.key")
     collector = load_private_key(directory / "collector.key")
-    catalog = open_catalog(directory / "catalog.db")
+    catalog = open_catalog(location or directory / "catalog.db")
     catalog.committed_by = key_id(collector.public_key())
     catalog.add_station(Station("S1", "net", "Station one"), public_bytes(station.public_key()),
                         key_id(station.public_key()))
@@ -65,7 +67,7 @@ def make_signed_catalog(directory):
 
 
 @pytest.fixture
-def signed_catalog(tmp_path):
-    catalog, collector = make_signed_catalog(tmp_path)
+def signed_catalog(tmp_path, catalog_location):
+    catalog, collector = make_signed_catalog(tmp_path, catalog_location)
     yield catalog, tmp_path, collector
     catalog.close()

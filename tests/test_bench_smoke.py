@@ -84,3 +84,25 @@ def test_the_product_bench_moves_a_small_product_both_ways(tmp_path):
             tmp_path / "obslink", broker, products, "product_in_flight = 2")
     assert seconds > 0 and agent_rss[1] >= agent_rss[0] > 0 and collector_rss[1] > 0
     assert cpu["agent"] > 0 and cpu["collector"] > 0
+
+
+def test_the_backends_bench_stores_every_reading_from_two_workers(tmp_path, catalog_location):
+    bench = load_bench("catalog_backends")
+    keys = [bench.Ed25519PrivateKey.generate() for _ in range(3)]
+    (tmp_path / "backlog").mkdir()
+    newest = bench.now_us() // bench.MINUTE_US * bench.MINUTE_US
+    readings = bench.build_backlogs((tmp_path / "backlog", [0, 1, 2], 1, newest))
+    messages = bench.signed_messages(tmp_path / "backlog", keys)
+    bench.new_catalog(str(catalog_location), keys)
+    assert bench.run_workers(str(catalog_location), messages, 2) > 0
+    catalog = bench.open_catalog(catalog_location)
+    try:
+        assert catalog.stats()["observations"] == readings
+        rows = catalog.conn.execute(f"SELECT {bench.COLUMNS} FROM observation_values"
+                                    ).fetchall()
+    finally:
+        catalog.close()
+    if isinstance(catalog_location, str):
+        assert bench.raw_postgres_seconds(catalog_location, rows) > 0
+    else:
+        assert bench.raw_sqlite_seconds(tmp_path / "raw.db", rows) > 0

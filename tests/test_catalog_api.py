@@ -30,9 +30,13 @@ from tests.signed_catalog import batch, signed
 
 def serve(db, directory) -> tuple[str, ObslinkProcess]:
     port = free_port()
+    beside = () if "://" not in str(db) else (  # a catalog URL: nothing lies beside it
+        "--collector-key", str(directory / "collector.key"),
+        "--decryption-key", str(directory / "collector-x25519.key"),
+        "--product-store", str(directory / "products"))
     process = ObslinkProcess(["collector", "http", "--db", str(db), "--listen",
-                              f"127.0.0.1:{port}", "--broker-url", "mqtt://127.0.0.1:1883"],
-                             directory / "http.log").start()
+                              f"127.0.0.1:{port}", "--broker-url", "mqtt://127.0.0.1:1883",
+                              *beside], directory / "http.log").start()
 
     def accepting() -> bool:
         with socket.socket() as probe:

@@ -48,8 +48,8 @@ def stored(catalog: Catalog, station: str) -> list[tuple]:
     return [(*row[:8], named(row[8]), named(row[9])) for row in rows]
 
 
-def test_rows_hold_every_column_of_the_readings_with_masks_by_check_name(tmp_path):
-    catalog = open_catalog(tmp_path / "catalog.db")
+def test_rows_hold_every_column_of_the_readings_with_masks_by_check_name(catalog_location):
+    catalog = open_catalog(catalog_location)
     catalog.add_station(Station("S1", "net"), None, None)
     # a first sender fixes the catalog's bits in its order ...
     catalog.commit([accepted(wire.Batch("S1", "ep", 1, T0, [
@@ -72,8 +72,8 @@ def test_rows_hold_every_column_of_the_readings_with_masks_by_check_name(tmp_pat
     assert stored(catalog, "S1")[1:] == expected
 
 
-def test_readings_the_sender_could_not_check_are_checked_at_the_centre(tmp_path):
-    catalog = open_catalog(tmp_path / "catalog.db")
+def test_readings_the_sender_could_not_check_are_checked_at_the_centre(catalog_location):
+    catalog = open_catalog(catalog_location)
     catalog.add_station(Station("S2", "net"), None, None)
     qc = centre_qc_runner()
     readings = [
@@ -92,10 +92,10 @@ def test_readings_the_sender_could_not_check_are_checked_at_the_centre(tmp_path)
     assert origin == "edge+centre"
 
 
-def test_integers_beyond_sqlites_range_never_fail_a_commit(tmp_path):
+def test_integers_beyond_sqlites_range_never_fail_a_commit(catalog_location):
     """Such a batch failed its whole group's commit at every redelivery: a free-form
     integer SQLite cannot hold is dropped, and such a period is malformed."""
-    catalog = open_catalog(tmp_path / "catalog.db")
+    catalog = open_catalog(catalog_location)
     catalog.add_station(Station("S3", "net"), None, None)
     reading = Reading(T0, "air_temperature", 1.0, "degC", "T")
     batch = wire.Batch("S3", "ep", 1, T0, [reading], source={"start": 2**64 - 1, "end": 2**63})
@@ -123,8 +123,8 @@ def test_the_views_time_text_is_format_utc_and_converts_back(us):
     assert conn.execute(f"SELECT {_TEXT_TO_US.format('?1')}", (short,)).fetchone()[0] == us
 
 
-def test_one_series_per_station_and_field_with_or_without_a_period(tmp_path):
-    catalog = open_catalog(tmp_path / "catalog.db")
+def test_one_series_per_station_and_field_with_or_without_a_period(catalog_location):
+    catalog = open_catalog(catalog_location)
     for station in ("S4", "S5"):
         catalog.add_station(Station(station, "net"), None, None)
     readings = [Reading(T0, "wind_speed", 1.0, "m/s", "WS"),
@@ -132,10 +132,11 @@ def test_one_series_per_station_and_field_with_or_without_a_period(tmp_path):
                 Reading(T0 + 1, "wind_speed", 3.0, "m/s", "WS")]
     catalog.commit([accepted(wire.Batch("S4", "ep", 1, T0, readings)),
                     accepted(wire.Batch("S5", "ep", 1, T0, readings[:1]))])
-    reopened = open_catalog(tmp_path / "catalog.db")  # the series are found, not made again
+    reopened = open_catalog(catalog_location)  # the series are found, not made again
     reopened.commit([accepted(wire.Batch("S4", "ep", 2, T0, readings))])
     series = reopened.conn.execute(
-        "SELECT station, period_s, count(*) FROM observations GROUP BY series ORDER BY series"
+        "SELECT station, period_s, count(*) FROM observations GROUP BY series, station, period_s "
+        "ORDER BY series"
     ).fetchall()
     assert series == [("S4", None, 4), ("S4", 600, 2), ("S5", None, 1)]
     assert reopened.stats()["observations"] == 7
@@ -184,9 +185,9 @@ def _us(text: str) -> int:
     return utc_us_from_datetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-def test_the_catalog_page_lists_the_views_columns_and_its_query_runs(tmp_path):
+def test_the_catalog_page_lists_the_views_columns_and_its_query_runs(catalog_location):
     page = (Path(__file__).parent.parent / "docs" / "catalog.md").read_text()
-    catalog = open_catalog(tmp_path / "catalog.db")
+    catalog = open_catalog(catalog_location)
     catalog.add_station(Station("0-20000-0-54511", "net"), None, None)
     catalog.commit([accepted(wire.Batch("0-20000-0-54511", "ep", 1, T0, [
         Reading(1795000000000000 + 60_000_000, "air_temperature", 1.5, "degC", "T"),
@@ -200,16 +201,16 @@ def test_the_catalog_page_lists_the_views_columns_and_its_query_runs(tmp_path):
         ("air_temperature", 1795000000000000 + 60_000_000, 1.5, QC_NOT_CHECKED)]
 
 
-def test_the_keys_version_follows_key_changes_from_this_and_other_connections(tmp_path):
+def test_the_keys_version_follows_key_changes_from_this_and_other_connections(catalog_location):
     """The collector asks before every group whether keys changed; the answer is cached
     until this connection changes a key or another connection commits anything."""
-    catalog = open_catalog(tmp_path / "catalog.db")
+    catalog = open_catalog(catalog_location)
     catalog.add_station(Station("S7", "net"), b"k" * 32, "kid-1")
     first = catalog.keys_version()
     assert catalog.keys_version() == first
     catalog.add_key("S7", b"l" * 32, "kid-2")  # this connection
     second = catalog.keys_version()
     assert second != first
-    other = open_catalog(tmp_path / "catalog.db")  # the CLI, the HTTP API
+    other = open_catalog(catalog_location)  # the CLI, the HTTP API
     other.revoke_key("kid-1")
     assert catalog.keys_version() != second

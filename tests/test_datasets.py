@@ -22,8 +22,9 @@ def obslink(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=60)
 
 
-def test_a_station_gets_its_dataset_under_the_defaults_and_keeps_it_through_renames(tmp_path):
-    catalog = open_catalog(tmp_path / "catalog.db")
+def test_a_station_gets_its_dataset_under_the_defaults_and_keeps_it_through_renames(
+        catalog_location):
+    catalog = open_catalog(catalog_location)
     try:
         catalog.add_station(Station("S1", "net", "Hill top", 30.5, 114.25, 60), None, None)
         catalog.update_catalog_settings(default_classification="restricted",
@@ -49,8 +50,8 @@ def test_a_station_gets_its_dataset_under_the_defaults_and_keeps_it_through_rena
         catalog.close()
 
 
-def test_operators_list_show_and_update_datasets(tmp_path):
-    db = str(tmp_path / "catalog.db")
+def test_operators_list_show_and_update_datasets(catalog_location):
+    db = str(catalog_location)
     catalog = open_catalog(db)
     catalog.add_station(Station("S1", "net", "Hill top"), None, None)
     catalog.close()

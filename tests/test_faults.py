@@ -20,8 +20,9 @@ from contextlib import contextmanager
 import pytest
 
 from obslink.demo.broker import Mosquitto
-from tests.conftest import Deployment, wait_until
-from tests.test_end_to_end import catalog_readings, expected_readings
+from obslink import wire
+from tests.conftest import NETWORK, Deployment, listening, wait_until
+from tests.test_end_to_end import Publisher, catalog_readings, expected_readings
 
 pytestmark = pytest.mark.e2e
 
@@ -70,7 +71,7 @@ def assert_next_batch_goes_v2(deployment, *stations):
                message=f"{produced} readings")
     for station in stations:
         newest = deployment.catalog.query(
-            "SELECT topic FROM batches WHERE station = ? ORDER BY rowid DESC "
+            "SELECT topic FROM batches WHERE station = ? ORDER BY id DESC "
             "LIMIT 1", station.id)[0][0]
         assert newest.startswith("obslink/v2/"), (station.id, newest)
 
@@ -89,7 +90,8 @@ def test_fifty_agent_kills_lose_and_double_nothing(deployment):
     assert deployment.catalog.count("refusals") == 0
 
 
-def test_collector_killed_also_between_commit_and_ack(deployment):
+def test_collector_killed_also_between_commit_and_ack(deployment_on_each_backend):
+    deployment = deployment_on_each_backend
     stations = [deployment.add_station(f"FAULT-COLL-{n}", kind_index=n) for n in range(2)]
     # the collector SIGKILLs itself after a third of its commits, before the ack goes out
     faults = {"OBSLINK_FAULTS": "after-commit:0.3"}
@@ -116,6 +118,40 @@ def test_collector_killed_also_between_commit_and_ack(deployment):
     deployment.start_collector()  # the last one without faults, to drain everything
     settle_and_compare(deployment, *stations)
     assert crashes_between >= 3 and kills_outside >= 1, (crashes_between, kills_outside)
+
+
+def test_two_workers_one_catalog_a_worker_killed_again_and_again(
+        deployment_on_each_backend):
+    """Two collector workers share the stations (one shared subscription, one catalog);
+    one or the other is SIGKILLed at random moments and started again while the stations
+    report: every reading is stored once. Copies of a stored batch published afterwards
+    are refused as replays by whichever worker takes them."""
+    deployment = deployment_on_each_backend
+    stations = [deployment.add_station(f"FAULT-WORKERS-{n}", kind_index=n) for n in range(2)]
+    workers = [deployment.start_collector(), deployment.start_worker(1)]
+    for station in stations:
+        deployment.start_agent(station)
+    rng = random.Random(22)
+    with listening(deployment.broker.port, wire.data_topic(NETWORK, stations[0].id)) as spied:
+        with streaming(*stations, pause=0.05):
+            for _ in range(12):  # the other worker carries on meanwhile
+                time.sleep(rng.uniform(0.1, 0.6))
+                number = rng.randrange(2)
+                workers[number].kill()
+                workers[number] = deployment.start_worker(number, previous=workers[number])
+        settle_and_compare(deployment, *stations)
+        first = spied[0]
+    stored = deployment.catalog.count("observations")
+    publisher = Publisher(deployment.broker)
+    try:
+        for _ in range(4):  # round robin: each worker takes copies
+            publisher.publish(first.topic, first.payload)
+        wait_until(lambda: deployment.catalog.count("refusals") == 4, message="4 replays")
+    finally:
+        publisher.close()
+    assert deployment.catalog.query("SELECT DISTINCT reason FROM refusals") == [("replay",)]
+    assert deployment.catalog.count("observations") == stored
+    assert all(worker.alive() for worker in workers)
 
 
 def mqtt_process(collector, kind: str = "MQTT link") -> int:

@@ -54,8 +54,8 @@ class Station_:
 
 
 @pytest.fixture
-def catalog(tmp_path):
-    found = open_catalog(tmp_path / "catalog.db")
+def catalog(catalog_location):
+    found = open_catalog(catalog_location)
     yield found
     found.close()
 

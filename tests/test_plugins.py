@@ -230,10 +230,14 @@ def test_obslink_register_catalog_backends_picks_a_backend_by_the_urls_scheme(tm
     assert type(plain) is SQLiteCatalog
     plain.close()
     with pytest.raises(StorageError, match=r"no catalog backend opens ftp:// URLs; installed: "
-                       r"memo://, sqlite://"):
+                       r"memo://, postgres://, postgresql://, sqlite://"):
         open_catalog("ftp://x/y", registry)
-    with pytest.raises(StorageError, match="PostgreSQL catalog backend is not available"):
-        open_catalog("postgresql://db/obslink", registry)
+    # the built-in PostgreSQL backend: a server that is not there is named, its password not
+    with pytest.raises(StorageError, match=r"cannot reach the PostgreSQL catalog "
+                       r"postgresql://obslink:\*\*\*@127.0.0.1:1/obslink: .*check that the "
+                       r"server runs") as unreachable:
+        open_catalog("postgresql://obslink:secret@127.0.0.1:1/obslink", registry)
+    assert "secret" not in str(unreachable.value)
 
     impostor = types.ModuleType("impostor4")
     impostor.obslink_register_catalog_backends = hookimpl(

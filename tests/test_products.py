@@ -115,19 +115,19 @@ def test_a_kill_during_the_copy_leaves_no_stray_file(tmp_path):
 class Station1:
     """A station with a key, enrolled in a catalog, and a receiver for its products."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, location) -> None:
         self.key = Ed25519PrivateKey.generate()
         self.kid = key_id(self.key.public_key())
-        catalog = open_catalog(tmp_path / "catalog.db")
+        catalog = open_catalog(location)
         catalog.add_station(Station("RADAR-1", "net"), public_bytes(self.key.public_key()),
                             self.kid)
         catalog.close()
         self.acks: list[wire.ProductAck] = []
         self.store = ProductStore(tmp_path / "store")
-        self.receiver = ProductReceiver(str(tmp_path / "catalog.db"), self.store,
+        self.receiver = ProductReceiver(str(location), self.store,
                                         lambda topic, payload: self.acks.append(
                                             wire.decode_product_ack(payload)))
-        self.receiver.catalog = open_catalog(tmp_path / "catalog.db")
+        self.receiver.catalog = open_catalog(location)
         self.topic = wire.product_topic("net", "RADAR-1")
 
     def send(self, body: bytes, data: bytes | None = None) -> wire.ProductAck:
@@ -143,8 +143,9 @@ class Station1:
             data)), data)
 
 
-def test_the_receiver_stores_each_chunk_once_refuses_a_wrong_one_and_registers(tmp_path):
-    station = Station1(tmp_path)
+def test_the_receiver_stores_each_chunk_once_refuses_a_wrong_one_and_registers(
+        tmp_path, catalog_location):
+    station = Station1(tmp_path, catalog_location)
     outbox = outbox_with(tmp_path)
     number = admitted(outbox, product_file(tmp_path))
     [pending] = outbox.pending()
@@ -178,11 +179,12 @@ def test_the_receiver_stores_each_chunk_once_refuses_a_wrong_one_and_registers(t
         {"radar", "surface"}
 
 
-def test_chunks_that_arrive_together_are_written_once_and_acknowledged_once(tmp_path):
+def test_chunks_that_arrive_together_are_written_once_and_acknowledged_once(
+        tmp_path, catalog_location):
     """The receiver takes what waits in its queue as a group: each chunk written once (a
     copy of one in the same group too), the product's files synced once, one answer per
     product after that, and the product registered when the group completes it."""
-    station = Station1(tmp_path)
+    station = Station1(tmp_path, catalog_location)
     outbox = outbox_with(tmp_path)
     number = admitted(outbox, product_file(tmp_path))
     [pending] = outbox.pending()
@@ -232,8 +234,8 @@ def test_a_product_that_fails_to_read_while_copied_leaves_no_copy(tmp_path):
     assert admitted(outbox, path) == 1
 
 
-def test_a_product_from_an_unknown_key_is_refused_and_recorded(tmp_path):
-    station = Station1(tmp_path)
+def test_a_product_from_an_unknown_key_is_refused_and_recorded(tmp_path, catalog_location):
+    station = Station1(tmp_path, catalog_location)
     station.key = Ed25519PrivateKey.generate()
     station.kid = key_id(station.key.public_key())
     station.receiver.handle(station.topic, wire.sign(b"x", station.topic, station.key,
@@ -267,8 +269,8 @@ def test_the_store_checks_the_whole_product_before_keeping_it(tmp_path, damage):
     assert not store.path_of(manifest.sha256.hex()).exists()
 
 
-def registered_product(tmp_path: Path) -> tuple[Station1, str]:
-    station = Station1(tmp_path)
+def registered_product(tmp_path: Path, catalog_location) -> tuple[Station1, str]:
+    station = Station1(tmp_path, catalog_location)
     outbox = outbox_with(tmp_path)
     number = admitted(outbox, product_file(tmp_path))
     [pending] = outbox.pending()
@@ -280,13 +282,14 @@ def registered_product(tmp_path: Path) -> tuple[Station1, str]:
     return station, ack.record
 
 
-def test_a_product_is_a_leaf_of_the_log_with_its_provenance_and_prov_json(tmp_path):
+def test_a_product_is_a_leaf_of_the_log_with_its_provenance_and_prov_json(
+        tmp_path, catalog_location):
     from prov.model import ProvDocument
 
     from obslink.server.catalog.prov_json import to_prov_json
     from obslink.server.catalog.provenance import resolve
 
-    station, record = registered_product(tmp_path)
+    station, record = registered_product(tmp_path, catalog_location)
     catalog = station.receiver.catalog
     chain = resolve(catalog, record, Ed25519PrivateKey.generate())
     assert chain["kind"] == "product" and chain["signature"]["valid"]
@@ -298,10 +301,10 @@ def test_a_product_is_a_leaf_of_the_log_with_its_provenance_and_prov_json(tmp_pa
     assert any(str(entity.identifier) == record for entity in document.get_records())
 
 
-def test_catalog_verify_checks_products_and_names_an_edited_one(tmp_path):
+def test_catalog_verify_checks_products_and_names_an_edited_one(tmp_path, catalog_location):
     from obslink.server.catalog.self_check import verify_catalog
 
-    station, record = registered_product(tmp_path)
+    station, record = registered_product(tmp_path, catalog_location)
     catalog, store = station.receiver.catalog, station.store
     report = verify_catalog(catalog, product_store=store.check_file)
     assert not report.problems, report.problems
@@ -318,10 +321,10 @@ def test_catalog_verify_checks_products_and_names_an_edited_one(tmp_path):
     assert any(problem["problem"].startswith("its size is") for problem in problems)
 
 
-def test_chunks_out_of_order_are_checked_whole_from_the_file(tmp_path):
+def test_chunks_out_of_order_are_checked_whole_from_the_file(tmp_path, catalog_location):
     """In order, the product's SHA-256 is taken as chunks are written; out of order (after
     a restart, say) the file is read again at the end: either way the product is checked."""
-    station = Station1(tmp_path)
+    station = Station1(tmp_path, catalog_location)
     outbox = outbox_with(tmp_path)
     number = admitted(outbox, product_file(tmp_path))
     [pending] = outbox.pending()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -71,13 +70,11 @@ def test_a_genuine_catalog_verifies_and_each_edit_is_found_and_named(signed_cata
     assert report.problems == [] and (report.batches, report.observations) == (6, 18)
     assert (report.leaves, report.tree_heads, report.unsigned_leaves) == (6, 1, 0)
     first = {seq: catalog.batch_record("S1", "e1", seq)["first_row"] for seq in (1, 3, 5)}
-    db = sqlite3.connect(catalog.location)
-    with db:
-        db.execute("UPDATE observation_values SET value = 99 WHERE id = ?", (first[1],))
-        db.execute("UPDATE observation_values SET observed_us = observed_us + 1 WHERE id = ?",
-                   (first[3] + 2,))
-        db.execute("DELETE FROM observation_values WHERE id = ?", (first[5] + 1,))
-    db.close()
+    db = catalog.conn  # autocommit: each edit stands alone, as another program's would
+    db.execute("UPDATE observation_values SET value = 99 WHERE id = ?", (first[1],))
+    db.execute("UPDATE observation_values SET observed_us = observed_us + 1 WHERE id = ?",
+               (first[3] + 2,))
+    db.execute("DELETE FROM observation_values WHERE id = ?", (first[5] + 1,))
     problems = _problems(catalog)
     assert problems == [
         ("obslink:S1/e1/1/0", f"row {first[1]}: value 99.0 (signed 20.1)"),
@@ -89,20 +86,18 @@ def test_a_genuine_catalog_verifies_and_each_edit_is_found_and_named(signed_cata
 
 def test_edits_of_qc_leaves_batches_and_tree_heads_are_found(signed_catalog):
     catalog, _, _ = signed_catalog
-    db = sqlite3.connect(catalog.location)
-    with db:
-        db.execute("UPDATE observation_values SET qc = 4 WHERE batch_id = 1")
-        db.execute("UPDATE batches SET committed_at = '2030-01-01T00:00:00.000000Z' "
-                   "WHERE seq = 3")
+    db = catalog.conn
+    db.execute("UPDATE observation_values SET qc = 4 WHERE batch_id = 1")
+    db.execute("UPDATE batches SET committed_at = '2030-01-01T00:00:00.000000Z' "
+               "WHERE seq = 3")
     problems = _problems(catalog)
     assert ("obslink:S1/e1/1", "the QC columns (qc, qc_ran, qc_failed) of its rows, or the QC "
             "check names, differ from those committed") in problems
     assert ("obslink:S1/e1/3", "leaf 2 is not the hash of this batch's signed bytes and "
             "commit metadata") in problems
-    with db:  # whoever rewrites the leaf to match no longer matches the signed tree head
-        db.execute("UPDATE log_leaves SET hash = zeroblob(32) WHERE idx = 2")
-        db.execute("UPDATE batches SET body = x'00' WHERE seq = 4")
-    db.close()
+    # whoever rewrites the leaf to match no longer matches the signed tree head
+    db.execute("UPDATE log_leaves SET hash = ? WHERE idx = 2", (bytes(32),))
+    db.execute("UPDATE batches SET body = ? WHERE seq = 4", (b"\x00",))
     problems = _problems(catalog)
     assert ("tree head 1", "the log's first 6 leaves do not hash to the root it signs: leaves "
             "or batches were changed after it was signed") in problems
@@ -120,9 +115,10 @@ def test_tree_heads_are_consistent_and_a_catalog_without_a_log_gets_one(signed_c
     assert merkle.verify_consistency(old["size"], new["size"], old["root"], new["root"], proof)
     leaves = catalog.leaf_hashes()
     # a catalog from before the log: its batches get the same leaves when it is next opened
-    catalog.conn.executescript("DELETE FROM log_leaves; UPDATE batches SET first_row = NULL")
+    catalog.conn.execute("DELETE FROM log_leaves")
+    catalog.conn.execute("UPDATE batches SET first_row = NULL")
     catalog.close()
-    reopened = open_catalog(tmp_path / "catalog.db")
+    reopened = open_catalog(catalog.location)
     try:
         assert reopened.leaf_hashes() != leaves  # committed_by was set; now it is unknown
         assert [row[1] for row in reopened.log_leaf_rows()] == list(range(1, 9))

@@ -23,8 +23,8 @@ def obslink(*args, check: bool = True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def catalog(tmp_path):
-    opened = open_catalog(tmp_path / "catalog.db")
+def catalog(catalog_location):
+    opened = open_catalog(catalog_location)
     yield opened
     opened.close()
 
@@ -132,6 +132,6 @@ def test_enrolment_hands_out_the_password_the_broker_knows(catalog, tmp_path):
     rotated = catalog.new_broker_password("ST-5")
     assert rotated.password != before.password
     assert not catalog.broker_account("ST-5").broker_knows_it
-    other = open_catalog(catalog.path)  # the HTTP API's connection
+    other = open_catalog(catalog.location)  # the HTTP API's connection
     assert other.broker_account("ST-5").password == rotated.password
     other.close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 
+import pytest
+
 from obslink import wire
 from obslink.keys import key_id, load_private_key
 from obslink.readings import Reading, now_us
@@ -76,3 +78,25 @@ def test_only_the_databases_state_counts_as_a_failure_worth_a_redelivery(tmp_pat
                   StorageError("62 QC check names"), ValueError("x")):
         assert not is_transient(error), error
     catalog.close()
+
+
+def test_on_postgresql_only_the_databases_state_is_worth_a_redelivery(postgres):
+    import psycopg
+
+    from obslink.server.catalog import open_catalog
+
+    catalog = open_catalog(postgres.url)
+    try:
+        with pytest.raises(psycopg.Error) as duplicate:  # a real one, from the server
+            catalog.conn.execute("INSERT INTO catalog_settings (key, value) VALUES "
+                                 "('centre_id', 'x')")
+        assert not catalog.is_transient(duplicate.value)
+        for error in (psycopg.OperationalError("connection lost"), psycopg.errors.DiskFull(),
+                      psycopg.errors.SerializationFailure(), psycopg.errors.AdminShutdown(),
+                      OSError(28, "")):
+            assert catalog.is_transient(error), error
+        for error in (psycopg.errors.NumericValueOutOfRange(), OverflowError("int too large"),
+                      ValueError("x")):
+            assert not catalog.is_transient(error), error
+    finally:
+        catalog.close()

@@ -1,6 +1,6 @@
 """``open_catalog(url)``: the one way to get a catalog. Backends are plugins registered
-through the ``obslink_register_catalog_backends`` hook (built-in: SQLite); a URL's scheme
-picks one, and a bare path is a SQLite file."""
+through the ``obslink_register_catalog_backends`` hook (built-in: SQLite, PostgreSQL); a
+URL's scheme picks one, and a bare path is a SQLite file."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from obslink.plugins.registry import PluginRegistry, load_registry, make_plugin_
 from obslink.server.catalog.interface import Catalog
 
 # the centre's built-in plugins, beside the ones every install has
-SERVER_PLUGINS = ("obslink.server.catalog.sqlite",)
+SERVER_PLUGINS = ("obslink.server.catalog.sqlite", "obslink.server.catalog.postgres_backend")
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -35,3 +35,14 @@ def open_catalog(location: str | Path, registry: PluginRegistry | None = None) -
     text = str(location)
     registry = registry or server_registry()
     return registry.catalog_backend(scheme_of(text)).open(text)
+
+
+def shown_url(location: str) -> str:
+    """A catalog's location for messages: a URL without its password."""
+    scheme, separator, rest = str(location).partition("://")
+    if not separator:
+        return str(location)
+    credentials, at, place = rest.rpartition("@")
+    if at and ":" in credentials:
+        credentials = credentials.split(":", 1)[0] + ":***"
+    return f"{scheme}://{credentials}{at}{place}"

@@ -22,6 +22,9 @@ from obslink.server.catalog.outcomes import (AcceptedBatch, AcceptedGap, Accepte
 # The collector's centre QC, handed the batches a group adds (duplicates are not checked
 # again); the catalog stores what it returns in the same transaction.
 CentreCheck = Callable[[list[AcceptedBatch]], CentreChecked]
+# The collector's replay window, handed a group's batches inside the commit's transaction;
+# it returns the ones to store (the others it has refused).
+Screen = Callable[[list[AcceptedBatch]], list[AcceptedBatch]]
 
 
 class Catalog(ABC):
@@ -36,23 +39,26 @@ class Catalog(ABC):
     # -- ingest: the collector's hot path ----------------------------------------------------
 
     def commit(self, accepted: list[AcceptedBatch], check: CentreCheck | None = None,
-               floors: dict[tuple[str, str], int] | None = None) -> list[bool]:
+               screen: Screen | None = None) -> list[bool]:
         """Store batches in one transaction; per batch True when new, False when a
         duplicate. See :meth:`stage`."""
-        return self.stage(accepted, check, floors)()
+        return self.stage(accepted, check, screen)()
 
     @abstractmethod
     def stage(self, accepted: list[AcceptedBatch], check: CentreCheck | None = None,
-              floors: dict[tuple[str, str], int] | None = None) -> Callable[[], list[bool]]:
+              screen: Screen | None = None) -> Callable[[], list[bool]]:
         """:meth:`commit` in two steps: the batches are written in a transaction left open,
         and the function returned commits it (durably) and returns the flags, or rolls it
         back and raises. It may run on another thread, so that the wait for the disk
         overlaps other work; nothing else may use this catalog until it has returned.
 
-        ``check`` is called once with the batches that are new, inside the transaction,
+        ``screen`` is called first, inside the transaction, once no other writer can
+        change the replay floors or gap reports until it ends (collector workers sharing
+        the catalog): it returns the batches to store (server/replay_window.py), and the
+        flags are those batches'. ``check`` is called once with the batches that are new,
         and its columns are stored instead of the ones sent; without it, the columns as
-        sent are. ``floors`` are the replay floors the batches raise (outcomes.
-        declared_floors by default), stored with them."""
+        sent are. The replay floors the stored batches declare (outcomes.declared_floors)
+        are stored with them."""
 
     @abstractmethod
     def is_transient(self, error: Exception) -> bool:

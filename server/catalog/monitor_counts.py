@@ -24,7 +24,8 @@ _HOURS = (
     f"INSERT INTO monitor_hours (station, hour, {', '.join(COUNT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * (2 + len(COUNT_COLUMNS)))}) "
     "ON CONFLICT (hour, station) DO UPDATE SET "
-    + ", ".join(f"{column} = {column} + excluded.{column}" for column in COUNT_COLUMNS))
+    + ", ".join(f"{column} = monitor_hours.{column} + excluded.{column}"
+                for column in COUNT_COLUMNS))
 _STATIONS = (
     "INSERT INTO monitor_stations (station, last_committed_us, clock_synced, clock_offset_ms) "
     "VALUES (?,?,?,?) ON CONFLICT (station) DO UPDATE SET "

@@ -12,6 +12,8 @@ import secrets
 import sqlite3
 from pathlib import Path
 
+from obslink.keys import publish_secret_once
+from obslink.errors import StorageError
 from obslink.readings import format_utc, now_us
 from obslink.sqlite_store import dicts, transaction
 from obslink.server.catalog.broker_passwords import (BROKER_SECRET_FILE, COLLECTOR_ACCOUNT,
@@ -31,6 +33,8 @@ class SQLiteAdmin:
 
     conn: sqlite3.Connection
     path: Path
+    #: what the database raises for a row that breaks a UNIQUE constraint
+    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
 
     def add_station(self, station: Station, public_key: bytes | None, key_id: str | None
                     ) -> None:
@@ -44,7 +48,7 @@ class SQLiteAdmin:
                     (station.id, station.name, station.network, station.latitude,
                      station.longitude, station.interval_seconds,
                      format_utc(now_us(), fixed=True)))
-            except sqlite3.IntegrityError:
+            except self.integrity_errors:
                 raise StationExistsError(f"station {station.id} is registered already; "
                                          "`obslink collector station update` changes it"
                                          ) from None
@@ -324,8 +328,23 @@ class SQLiteAdmin:
         return written is not None and updated_at is not None and written >= updated_at
 
     def _derive(self, station: str, generation: int) -> str:
-        return derive_password(account_secret(self.path.with_name(BROKER_SECRET_FILE),
-                                              self.path), station, generation)
+        return derive_password(self.broker_secret(), station, generation)
+
+    def broker_secret(self, create: bool = True) -> bytes | None:
+        """The secret stations' broker passwords derive from: a file beside the catalog,
+        made on first use (None when it does not exist and ``create`` is False)."""
+        path = self.path.with_name(BROKER_SECRET_FILE)
+        if not create and not path.exists():
+            return None
+        return account_secret(path, self.path)
+
+    def keep_broker_secret(self, secret: bytes) -> None:
+        """Take a copied catalog's secret (`catalog copy`), so its stations keep their
+        passwords."""
+        path = self.path.with_name(BROKER_SECRET_FILE)
+        if not publish_secret_once(path, secret) and path.read_bytes() != secret:
+            raise StorageError(f"{path} holds another broker-account secret already; move "
+                               "it away to take the copied catalog's")
 
 
 def _token_hash(token: str) -> str:

@@ -13,7 +13,7 @@ from obslink import wire
 from obslink.errors import StorageError
 from obslink.readings import format_utc, now_us
 from obslink.sqlite_store import insert_rows, transaction
-from obslink.server.catalog.interface import CentreCheck
+from obslink.server.catalog.interface import CentreCheck, Screen
 from obslink.server.catalog.log_entries import leaf_hash, qc_sha256
 from obslink.server.catalog.monitor_counts import ArrivalCounts
 from obslink.server.catalog.outcomes import (AcceptedBatch, AcceptedGap, BatchQC, Refusal,
@@ -48,11 +48,15 @@ class SQLiteIngest:
             type(error) is sqlite3.DatabaseError
 
     def stage(self, accepted: list[AcceptedBatch], check: CentreCheck | None = None,
-              floors: dict[tuple[str, str], int] | None = None) -> Callable[[], list[bool]]:
+              screen: Screen | None = None) -> Callable[[], list[bool]]:
+        # IMMEDIATE: the write lock first, so that what the screen reads (replay floors,
+        # gap reports) cannot change under it in another worker's transaction
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            if screen is not None:
+                accepted = screen(accepted)
             flags = self._insert_batches(accepted, check)
-            self._store_floors(declared_floors(accepted) if floors is None else floors)
+            self._store_floors(declared_floors(accepted))
         except BaseException:
             self._roll_back()
             raise
@@ -195,7 +199,8 @@ class SQLiteIngest:
     def _store_floors(self, floors: dict[tuple[str, str], int]) -> None:
         self.conn.executemany(
             "INSERT INTO replay_floors (station, epoch, floor) VALUES (?,?,?) "
-            "ON CONFLICT (station, epoch) DO UPDATE SET floor = max(floor, excluded.floor)",
+            "ON CONFLICT (station, epoch) DO UPDATE SET floor = CASE WHEN excluded.floor > "
+            "replay_floors.floor THEN excluded.floor ELSE replay_floors.floor END",
             [(station, epoch, floor) for (station, epoch), floor in floors.items()])
 
     def _series_ids(self, station: str,
@@ -216,8 +221,9 @@ class SQLiteIngest:
                     (station, element, unit, source_field, period_s, source_unit)).fetchone()
                 found.append(row[0] if row else self.conn.execute(
                     "INSERT INTO series (station, element, unit, source_field, period_s, "
-                    "source_unit) VALUES (?,?,?,?,?,?)",
-                    (station, element, unit, source_field, period_s, source_unit)).lastrowid)
+                    "source_unit) VALUES (?,?,?,?,?,?) RETURNING id",
+                    (station, element, unit, source_field, period_s, source_unit)
+                ).fetchone()[0])
             if len(self._series) >= MAX_CACHED_FIELD_TABLES:  # a station inventing fields
                 self._series.clear()
             self._series[key] = found
@@ -255,8 +261,9 @@ class SQLiteIngest:
         station = wire.parse_data_topic(bundle.topic)[1]
         return self.conn.execute(
             "INSERT INTO bundles (station, topic, key_id, signature, digests, received_at) "
-            "VALUES (?,?,?,?,?,?)", (station, bundle.topic, bundle.key_id, bundle.signature,
-                                     bundle.digests, utc[bundle.received_at])).lastrowid
+            "VALUES (?,?,?,?,?,?) RETURNING id",
+            (station, bundle.topic, bundle.key_id, bundle.signature, bundle.digests,
+             utc[bundle.received_at])).fetchone()[0]
 
     def _mask_translator(self, names: list[str]):
         """A function from a mask over ``names`` to a mask over the catalog's check bits."""

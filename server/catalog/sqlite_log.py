@@ -59,8 +59,9 @@ class SQLiteLog:
         with transaction(self.conn):
             head_id = self.conn.execute(
                 "INSERT INTO tree_heads (size, root, signed_at, key_id, public_key, signature) "
-                "VALUES (?,?,?,?,?,?)", (size, root, signed_at, key_id(key.public_key()),
-                                         public, signature)).lastrowid
+                "VALUES (?,?,?,?,?,?) RETURNING id",
+                (size, root, signed_at, key_id(key.public_key()), public, signature)
+            ).fetchone()[0]
         return self.tree_head(head_id)
 
     def tree_head(self, head_id: int) -> dict:

@@ -59,9 +59,10 @@ class SQLiteMonitor:
         observed in [start_us, end_us), counted now (per element is asked for one station
         at a time)."""
         return self.conn.execute(
-            f"SELECT s.element, s.period_s, count(*), sum(v.value IS NOT NULL AND v.qc IN "
-            f"({QC_GOOD}, {QC_SUSPECT})), sum(v.qc = {QC_ERRONEOUS}), "
-            f"sum(v.qc != {QC_NOT_CHECKED}) FROM series s JOIN observation_values v ON "
+            f"SELECT s.element, s.period_s, count(*), count(CASE WHEN v.value IS NOT NULL "
+            f"AND v.qc IN ({QC_GOOD}, {QC_SUSPECT}) THEN 1 END), count(CASE WHEN v.qc = "
+            f"{QC_ERRONEOUS} THEN 1 END), count(CASE WHEN v.qc != {QC_NOT_CHECKED} THEN 1 "
+            "END) FROM series s JOIN observation_values v ON "
             "v.series = s.id WHERE s.station = ? AND v.observed_us >= ? AND v.observed_us < ? "
             "GROUP BY s.element, s.period_s", (station, start_us, end_us)).fetchall()
 
@@ -178,13 +179,13 @@ class SQLiteMonitor:
         events = []
         with transaction(self.conn):
             for station, rule, subject, detail, value in raised:
-                cursor = self.conn.execute(
+                added = self.conn.execute(
                     "INSERT INTO alarms (station, rule, subject, raised_us, detail, value) "
                     "VALUES (?,?,?,?,?,?) ON CONFLICT (station, rule, subject) WHERE "
-                    "cleared_us IS NULL DO NOTHING",
-                    (station, rule, subject, at_us, detail, value))
-                if cursor.rowcount:
-                    events.append(("raised", cursor.lastrowid))
+                    "cleared_us IS NULL DO NOTHING RETURNING id",
+                    (station, rule, subject, at_us, detail, value)).fetchone()
+                if added is not None:
+                    events.append(("raised", added[0]))
             for alarm_id in cleared:
                 cursor = self.conn.execute("UPDATE alarms SET cleared_us = ? WHERE id = ? AND "
                                            "cleared_us IS NULL", (at_us, alarm_id))

@@ -45,27 +45,26 @@ class SQLiteProducts:
             name = self.conn.execute("SELECT name FROM stations WHERE id = ?",
                                      (manifest.station,)).fetchone()
             self._add_dataset_in(self.conn, manifest.station, name[0] if name else None, RADAR)
-            self.conn.execute(
+            added = self.conn.execute(
                 "INSERT INTO products (station, epoch, number, name, format, format_version, "
                 "size, sha256, chunk_bytes, chunks, observed_us, metadata, manifest, topic, "
                 "key_id, signature, received_at, committed_at, committed_by) VALUES "
                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (station, epoch, number) "
-                "DO NOTHING",
+                "DO NOTHING RETURNING id",
                 (manifest.station, manifest.epoch, manifest.product, manifest.name,
                  manifest.format, manifest.format_version, manifest.size,
                  manifest.sha256.hex(), manifest.chunk_bytes, manifest.chunks,
                  int(manifest.metadata.get("start_us") or manifest.created),
                  json.dumps(manifest.metadata), body, topic, key_id, signature, received, now,
-                 committed_by))
-            if self.conn.execute("SELECT changes()").fetchone()[0]:
-                self._log_product(topic, key_id, signature, body, received, now,
+                 committed_by)).fetchone()
+            if added is not None:
+                self._log_product(added[0], topic, key_id, signature, body, received, now,
                                   committed_by)
         return product_id(manifest.station, manifest.epoch, manifest.product)
 
-    def _log_product(self, topic, key_id, signature, body, received, committed,
+    def _log_product(self, row, topic, key_id, signature, body, received, committed,
                      committed_by) -> None:
-        """The new product's leaf, in the transaction that registers it."""
-        row = self.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        """The new product's (row ``row``) leaf, in the transaction that registers it."""
         index = self.conn.execute("SELECT coalesce(max(idx), -1) + 1 FROM log_leaves"
                                   ).fetchone()[0]
         leaf = product_leaf_hash(topic, key_id, signature, hashlib.sha256(body).digest(),

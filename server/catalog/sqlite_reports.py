@@ -51,7 +51,7 @@ class SQLiteReports:
     def refusals(self, station: str | None = None, since: int | None = None,
                  limit: int = 50) -> tuple[dict[str, int], list[dict]]:
         """Refused messages: counts per reason, and the newest ``limit`` of them."""
-        where, params = ["1"], []
+        where, params = ["TRUE"], []
         if station:
             where.append("station = ?")
             params.append(station)

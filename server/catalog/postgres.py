@@ -1,0 +1,166 @@
+"""The PostgreSQL catalog backend (docs/scaling.md, "PostgreSQL"): ``--db
+postgresql://user@host:port/database``. It runs the SQLite backend's modules, whose SQL is
+portable, over a psycopg connection that takes their ``?`` parameters and makes writers
+take turns (postgres_connection.py); what differs is here: the tables (postgres_schema.py,
+observations partitioned by month, postgres_partitions.py), how keys changes are noticed,
+which errors are the database's state, and the observation text (built in Python: the
+SQLite statement that writes it is SQLite's own).
+
+Several collector workers, on one machine or several, may share one PostgreSQL catalog: a
+batch is stored once (UNIQUE (station, epoch, seq), checked in the writers' turn), and the
+replay window is judged in the commit's transaction from the floors stored then."""
+
+from __future__ import annotations
+
+import secrets
+
+import psycopg
+
+from obslink.errors import StorageError
+from obslink.server.catalog.backends import shown_url
+from obslink.server.catalog.interface import Catalog
+from obslink.server.catalog.postgres_connection import PgConnection
+from obslink.server.catalog.postgres_partitions import Partitions
+from obslink.server.catalog.postgres_schema import MIGRATIONS
+from obslink.server.catalog.sqlite_admin import SQLiteAdmin
+from obslink.server.catalog.sqlite_datasets import SQLiteDatasets
+from obslink.server.catalog.sqlite_ingest import SQLiteIngest
+from obslink.server.catalog.sqlite_keys import SQLiteKeys
+from obslink.server.catalog.sqlite_log import SQLiteLog
+from obslink.server.catalog.sqlite_monitor import SQLiteMonitor
+from obslink.server.catalog.sqlite_products import SQLiteProducts
+from obslink.server.catalog.sqlite_queries import SQLiteQueries
+from obslink.server.catalog.sqlite_records import SQLiteRecords
+from obslink.server.catalog.sqlite_reports import SQLiteReports
+from obslink.readings import format_utc, now_us
+
+
+class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQLiteReports,
+                      SQLiteLog, SQLiteRecords, SQLiteQueries, SQLiteMonitor, SQLiteProducts,
+                      Catalog):
+    schemes = ("postgresql", "postgres")
+    integrity_errors = (psycopg.IntegrityError,)
+
+    def __init__(self, url: str) -> None:
+        self.location = url
+        try:
+            self.conn = PgConnection(url)
+        except psycopg.OperationalError as exc:
+            raise StorageError(f"cannot reach the PostgreSQL catalog {shown_url(url)}: "
+                               f"{' '.join(str(exc).split())}; check that the server runs and the "
+                               "URL's host, port, user and database are right") from None
+        self._apply_migrations()
+        self.partitions = Partitions(self.conn)
+        self.partitions.load()
+        self._init_ingest()
+        self._init_keys()
+        self._init_log()
+
+    @classmethod
+    def open(cls, url: str) -> "PostgresCatalog":
+        return cls(url)
+
+    def reader(self) -> "PostgresCatalog":
+        return PostgresCatalog(self.location)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _apply_migrations(self) -> None:
+        """The migrations not yet recorded, in one transaction in the writers' turn (two
+        workers starting together must not both make the tables)."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS migrations (id bigint PRIMARY KEY, "
+                         "name text NOT NULL, applied_at text NOT NULL)")
+            applied = {row[0] for row in conn.execute("SELECT id FROM migrations")}
+            for number, (name, sql) in enumerate(MIGRATIONS, start=1):
+                if number in applied:
+                    continue
+                for statement in filter(str.strip, sql.split(";")):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
+                             (number, name, format_utc(now_us(), fixed=True)))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        # this month's and the next months' partitions, in a turn of their own
+        partitions = Partitions(conn)
+        partitions.load()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            partitions.make_ahead()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- what differs from SQLite --------------------------------------------------------------
+
+    def is_transient(self, error: Exception) -> bool:
+        """The database's state (connection lost, disk full, a lock or serialization
+        conflict, the server shutting down), not the message's: a redelivery may succeed."""
+        if isinstance(error, (psycopg.OperationalError, OSError, MemoryError)):
+            return True
+        state = getattr(error, "sqlstate", None) or ""
+        # 40: transaction rollback (serialization, deadlock); 53: insufficient resources;
+        # 57: operator intervention (shutdown); 58: system error (I/O)
+        return state[:2] in ("40", "53", "57", "58")
+
+    def _insert_batches(self, accepted, check):
+        # rows numbered from the highest stored + 1, in insert order (postgres_schema.py):
+        # a rolled-back commit's numbers are given out again
+        self.conn.execute("SELECT setval('observation_row', coalesce(max(id), 0) + 1, false) "
+                          "FROM observation_values")
+        # every month the group's observations fall in has its partition first
+        self.partitions.cover_times(us for item in accepted
+                                    for us in (min(item.batch.times, default=None),
+                                               max(item.batch.times, default=None))
+                                    if us is not None)
+        return super()._insert_batches(accepted, check)
+
+    def _roll_back(self) -> None:
+        super()._roll_back()
+        self.partitions.load()  # partitions made in the transaction are gone with it
+
+    def keys_version(self) -> tuple:
+        # no PRAGMA data_version: the count is asked for every group (an index-only scan)
+        return self.conn.execute(
+            "SELECT count(*), count(revoked_at), max(revoked_at), count(retire_at) "
+            "FROM station_keys").fetchone()
+
+    observation_text = Catalog.observation_text  # the SQL that writes it is SQLite's
+
+    def broker_secret(self, create: bool = True) -> bytes | None:
+        """The secret stations' broker passwords derive from lives in the catalog, so that
+        workers on several machines derive the same passwords (SQLite keeps it in a file
+        beside the catalog)."""
+        if create:
+            self.conn.execute("INSERT INTO catalog_secrets (name, value) VALUES "
+                              "('broker-accounts', ?) ON CONFLICT (name) DO NOTHING",
+                              (secrets.token_bytes(32),))
+        row = self.conn.execute("SELECT value FROM catalog_secrets WHERE name = "
+                                "'broker-accounts'").fetchone()
+        return None if row is None else bytes(row[0])
+
+    def keep_broker_secret(self, secret: bytes) -> None:
+        self.conn.execute("INSERT INTO catalog_secrets (name, value) VALUES "
+                          "('broker-accounts', ?) ON CONFLICT (name) DO UPDATE SET value = "
+                          "excluded.value", (secret,))
+
+    # -- `catalog copy` into this catalog --------------------------------------------------------
+
+    def cover_observation_times(self, times) -> None:
+        """Partitions for copied observations (inside the copy's transaction)."""
+        self.partitions.cover_times(times)
+
+    def after_copy(self) -> None:
+        """Rows came with their ids: each identity column goes on after the highest."""
+        for table, in self.conn.execute(
+                "SELECT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "WHERE a.attidentity != '' AND a.attname = 'id' AND "
+                "pg_table_is_visible(c.oid)").fetchall():
+            self.conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                              f"coalesce(max(id), 0) + 1, false) FROM {table}")
