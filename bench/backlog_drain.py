@@ -1,4 +1,5 @@
-"""Backlog drain under live load: `.venv/bin/python bench/backlog_drain.py [--quick]`.
+"""Backlog drain under live load: `.venv/bin/python bench/backlog_drain.py [--quick]
+[--collectors N] [--db sqlite|postgresql]`.
 
 A fleet of one-minute stations (default 1,000) comes back from a 24-hour outage and drains
 its backlog while every station keeps reporting live, one record a minute. Printed: the
@@ -11,7 +12,8 @@ collector alone, measured in the same run (the first stations' backlog verified 
 committed in-process, no broker, no fleet): the machine's speed varies by 2-3× from hour
 to hour, and the baseline shows what the machine gave the run.
 
-What is real: Mosquitto, the collector process with its SQLite catalog, and on the station
+What is real: Mosquitto, the collector process with its SQLite catalog (`--db postgresql`:
+a durable PostgreSQL the bench starts on this machine), and on the station
 side the agent's own code (OutboxSink with every QC check, Outbox, Uplink with its lanes,
 bundles, rate caps and in-flight window), one outbox file and one Ed25519 key per station. What is
 simulated: the gateways. A thousand agent processes do not fit on two cores, so a few fleet
@@ -32,7 +34,6 @@ import os
 import queue
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from contextlib import ExitStack
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -52,6 +54,7 @@ from obslink.agent.outbox import Outbox
 from obslink.agent.runner import OutboxSink
 from obslink.agent.uplink import Uplink
 from obslink.demo.broker import Mosquitto
+from obslink.demo.postgres import PostgresServer
 from obslink.keys import key_id, public_bytes
 from obslink.plugins.formats import Decoded
 from obslink.plugins.qc_limits import default_settings
@@ -273,7 +276,7 @@ def collector_cpu_seconds(pid: int) -> float:
     return cpu_seconds(pid) + sum(cpu_seconds(child) for child in children)
 
 
-def collector_share(conn: sqlite3.Connection, since_us: int) -> list[float]:
+def collector_share(conn, since_us: int) -> list[float]:
     """Seconds each live batch observed from ``since_us`` on spent in the collector, from
     its arrival there to the writing of its group (the catalog's received_at and
     committed_at); the rest of a live minute's latency is the fleet's, the broker's and
@@ -283,6 +286,15 @@ def collector_share(conn: sqlite3.Connection, since_us: int) -> list[float]:
             for received, committed in conn.execute(
                 "SELECT b.received_at, b.committed_at FROM batches b JOIN observation_values v "
                 "ON v.id = b.first_row WHERE v.observed_us >= ?", (since_us,))]
+
+
+def postgres_schema(url: str, name: str) -> str:
+    """A schema of its own in the bench's PostgreSQL, as a catalog URL."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    return f"{url}?options=-csearch_path%3D{name}"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -327,7 +339,8 @@ def enrol_stations(catalog: Catalog, keys: list[Ed25519PrivateKey]) -> None:
 
 
 def collector_capacity(outboxes: Path, keys: list[Ed25519PrivateKey], stations: int,
-                       bundle: int, scratch: Path) -> tuple[float, int]:
+                       bundle: int, scratch: Path, location: str | None = None
+                       ) -> tuple[float, int]:
     """The baseline for the drain rate, measured in the same run: readings/s that the
     collector's own code takes in (groups, signature checks, decoding, catalog commit) with
     nothing else on the machine. The first ``stations`` outboxes' backlog goes, in bundles
@@ -337,7 +350,7 @@ def collector_capacity(outboxes: Path, keys: list[Ed25519PrivateKey], stations: 
 
     from obslink.server.collector import Collector
 
-    catalog = open_catalog(scratch / "capacity.db")
+    catalog = open_catalog(location or scratch / "capacity.db")
     enrol_stations(catalog, keys[:stations])
     per_station = []
     for index, key in enumerate(keys[:stations]):
@@ -437,6 +450,9 @@ def main() -> int:
                         help="live-only phase that measures latency with no backlog")
     parser.add_argument("--collectors", type=int, default=1,
                         help="collector workers sharing the load (one catalog)")
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the catalog's backend (postgresql: a durable server the bench "
+                        "starts on this machine; the collector alone is measured on it too)")
     parser.add_argument("--bundle", type=int, default=AgentConfig.backlog_bundle,
                         help="backlog batches per message (the agent's uplink.backlog_bundle)")
     parser.add_argument("--protocol", type=int, choices=(1, 2), default=AgentConfig.protocol,
@@ -452,10 +468,17 @@ def main() -> int:
     if args.quick:
         args.stations, args.hours, args.baseline_seconds = 100, 2, 20
 
-    with tempfile.TemporaryDirectory(prefix="obslink-drain-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="obslink-drain-") as tmp, ExitStack() as stack:
         base = Path(tmp)
         keys = [Ed25519PrivateKey.generate() for _ in range(args.stations)]
-        catalog_path = base / "catalog.db"
+        catalog_path, capacity_location, beside = str(base / "catalog.db"), None, []
+        if args.db == "postgresql":
+            postgres = stack.enter_context(PostgresServer(base / "postgres", durable=True))
+            catalog_path, capacity_location = (postgres_schema(postgres.url, name)
+                                               for name in ("drain", "capacity"))
+            beside = ["--collector-key", str(base / "collector.key"), "--decryption-key",
+                      str(base / "collector-x25519.key"), "--product-store",
+                      str(base / "products")]
         catalog = open_catalog(catalog_path)
         enrol_stations(catalog, keys)
         catalog.close()
@@ -479,7 +502,7 @@ def main() -> int:
         print(f"collector alone: the backlog of {capacity_stations} stations straight into a "
               "scratch catalog …", flush=True)
         capacity, capacity_readings = collector_capacity(
-            base / "backlog", keys, capacity_stations, args.bundle, base)
+            base / "backlog", keys, capacity_stations, args.bundle, base, capacity_location)
         print(f"  {capacity_readings:,} readings, {capacity:,.0f} readings/s", flush=True)
 
         with Mosquitto(base / "broker", persistence=False) as broker:
@@ -487,7 +510,8 @@ def main() -> int:
             collectors = [subprocess.Popen(
                 [sys.executable, "-m", "obslink", "--log-level", "warning", "collector",
                  "serve", "--db", str(catalog_path), "--broker", broker.url,
-                 "--client-id", f"bench-collector-{n}"]) for n in range(args.collectors)]
+                 "--client-id", f"bench-collector-{n}", *beside])
+                for n in range(args.collectors)]
             try:
                 time.sleep(1.5)  # let the collector subscribe
                 print(f"no backlog: {args.stations} stations live for "
@@ -510,9 +534,12 @@ def main() -> int:
                 live_total = base_live + drain_live
                 expected = backlog_readings + live_total * len(COLUMNS)
                 time.sleep(1)
-                with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True) as conn:
-                    stored = conn.execute("SELECT count(*) FROM observations").fetchone()[0]
-                    in_collector = collector_share(conn, drain_from_us)
+                reader = open_catalog(catalog_path)
+                try:
+                    stored = reader.stats()["observations"]
+                    in_collector = collector_share(reader.conn, drain_from_us)
+                finally:
+                    reader.close()
             finally:
                 for collector in collectors:
                     collector.terminate()

@@ -317,7 +317,14 @@ class Collector:
     def process(self, group: list[tuple[str, bytes, int]]) -> None:
         """Verify a group while the previous group's commit finishes, then write it; its
         commit and acks go on in the background until the next group or :meth:`flush`."""
-        outcomes = self._verify(group)
+        try:
+            outcomes = self._verify(group)  # reads keys and contexts from the catalog
+        except Exception as exc:
+            if not self.catalog.is_transient(exc):
+                raise
+            self.flush()
+            self._failed(group, exc)  # the database's state: the stations send it again
+            return
         self.flush()
         try:
             finish = self._stage(*outcomes)

@@ -22,13 +22,15 @@ def test_the_raw_sqlite_baseline_inserts_into_the_catalogs_own_tables(tmp_path):
     assert run.bench_raw_sqlite(tmp_path, 5000) > 0
 
 
-def test_the_drain_benchs_collector_alone_baseline_stores_every_backlog_reading(tmp_path):
+def test_the_drain_benchs_collector_alone_baseline_stores_every_backlog_reading(
+        tmp_path, catalog_location):
     drain = load_bench("backlog_drain")
     keys = [drain.Ed25519PrivateKey.generate() for _ in range(3)]
     (tmp_path / "backlog").mkdir()
     newest = drain.now_us() // drain.MINUTE_US * drain.MINUTE_US
     readings = drain.build_backlogs((tmp_path / "backlog", [0, 1, 2], 1, newest))
-    rate, stored = drain.collector_capacity(tmp_path / "backlog", keys, 2, 16, tmp_path)
+    rate, stored = drain.collector_capacity(tmp_path / "backlog", keys, 2, 16, tmp_path,
+                                            str(catalog_location))
     assert readings == 3 * 60 * len(drain.COLUMNS)
     assert stored == 2 * 60 * len(drain.COLUMNS) and rate > 0  # the first two stations'
 

@@ -97,3 +97,34 @@ def test_workers_sharing_a_catalog_judge_replays_by_the_floors_the_catalog_holds
     assert sorted(seq for (seq,) in catalog.conn.execute("SELECT seq FROM batches")) == \
         [1, 5, 6]
     assert b.window.late_copies == 1
+
+
+def test_a_collector_goes_on_after_postgresql_drops_its_connections(postgres):
+    """A server restart or failover drops the catalog's connections: the group in hand fails
+    as the database's state (not acknowledged: its stations send it again), and the next
+    group commits on a new connection."""
+    import psycopg
+
+    key = Ed25519PrivateKey.generate()
+    with psycopg.connect(postgres.url, autocommit=True) as admin:
+        admin.execute("CREATE SCHEMA dropped")
+        location = f"{postgres.url}?options=-csearch_path%3Ddropped"
+        acks: list = []
+        collector = worker(location, acks)
+        collector.catalog.add_station(Station("PIPE1", "net"), public_bytes(key.public_key()),
+                                      key_id(key.public_key()))
+        collector.process([signed_batch(key, 1)])
+        collector.flush()
+        for catalog in (collector.catalog, collector._lookups):
+            admin.execute("SELECT pg_terminate_backend(%s)",
+                          (catalog.conn.raw.info.backend_pid,))
+        # each connection fails the group that finds it dropped (the keys' lookups, then
+        # the commit): not acknowledged, so the stations send it again
+        for attempt in range(3):
+            collector.process([signed_batch(key, 2), signed_batch(key, 3)])
+            collector.flush()
+            if len(acks) > 1:
+                break
+    assert attempt == 2 and [ack.committed for ack in acks] == [[1], [2, 3]]
+    assert sorted(seq for (seq,) in collector.catalog.conn.execute("SELECT seq FROM batches")
+                  ) == [1, 2, 3]

@@ -19,7 +19,7 @@ import psycopg
 from obslink.errors import StorageError
 from obslink.server.catalog.backends import shown_url
 from obslink.server.catalog.interface import Catalog
-from obslink.server.catalog.postgres_connection import PgConnection
+from obslink.server.catalog.postgres_connection import PgConnection, copy_rows
 from obslink.server.catalog.postgres_partitions import Partitions
 from obslink.server.catalog.postgres_schema import MIGRATIONS
 from obslink.server.catalog.sqlite_admin import SQLiteAdmin
@@ -121,9 +121,52 @@ class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQL
                                     if us is not None)
         return super()._insert_batches(accepted, check)
 
+    def _insert_rows(self, into: str, row: str, values: list) -> None:
+        """COPY, not the INSERTs SQLite takes: each 32-row INSERT was a statement psycopg
+        converted again (too long for its cache) and a round trip in the pipeline
+        (bench/catalog_backends.py). ``row``'s NULLs are columns left to their default."""
+        table, _, names = into.partition(" ")
+        columns = [name.strip() for name, slot in zip(names.strip("()").split(","),
+                                                      row.strip("()").split(","))
+                   if slot == "?"]
+        copy_rows(self.conn, table, columns, values)
+
+    # One statement a group where SQLite asks once per station outbox: a statement here is
+    # a round trip to the server (bench/catalog_backends.py).
+
+    def commit_times(self, accepted) -> dict[tuple[str, str, int], str]:
+        if not accepted:
+            return {}
+        columns = _arrays({(item.batch.station, item.batch.epoch, item.batch.seq)
+                           for item in accepted})
+        return {(station, epoch, seq): at for station, epoch, seq, at in self.conn.raw.execute(
+            "SELECT station, epoch, seq, committed_at FROM batches JOIN unnest(%s::text[], "
+            "%s::text[], %s::bigint[]) AS wanted (station, epoch, seq) USING (station, epoch, "
+            "seq)", columns)}
+
+    def replay_floors(self, outboxes) -> dict[tuple[str, str], int]:
+        if not outboxes:
+            return {}
+        return {(station, epoch): floor for station, epoch, floor in self.conn.raw.execute(
+            "SELECT station, epoch, floor FROM replay_floors JOIN unnest(%s::text[], "
+            "%s::text[]) AS wanted (station, epoch) USING (station, epoch)",
+            _arrays(outboxes))}
+
+    def evicted(self, outboxes) -> dict[tuple[str, str], list[tuple[int, int, int, str]]]:
+        found: dict[tuple[str, str], list] = {outbox: [] for outbox in outboxes}
+        if outboxes:
+            for station, epoch, *run in self.conn.raw.execute(
+                    "SELECT station, epoch, first_seq, last_seq, gap_id, reason FROM gaps JOIN "
+                    "unnest(%s::text[], %s::text[]) AS wanted (station, epoch) USING "
+                    "(station, epoch)", _arrays(outboxes)):
+                found[(station, epoch)].append(tuple(run))
+        return found
+
     def _roll_back(self) -> None:
         super()._roll_back()
-        self.partitions.load()  # partitions made in the transaction are gone with it
+        # partitions made in the transaction are gone with it: made again (IF NOT EXISTS)
+        # when next needed, without asking a server that may just have gone away
+        self.partitions.known.clear()
 
     def keys_version(self) -> tuple:
         # no PRAGMA data_version: the count is asked for every group (an index-only scan)
@@ -164,3 +207,8 @@ class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQL
                 "pg_table_is_visible(c.oid)").fetchall():
             self.conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                               f"coalesce(max(id), 0) + 1, false) FROM {table}")
+
+
+def _arrays(rows) -> list[list]:
+    """Rows as one list a column: the arrays a statement unnests."""
+    return [list(column) for column in zip(*rows)]

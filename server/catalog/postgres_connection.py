@@ -72,10 +72,25 @@ class PgCursor:
 
 class PgConnection:
     def __init__(self, url: str) -> None:
-        self.raw = psycopg.connect(url, autocommit=True)
-        self.raw.adapters.register_loader("numeric", _NumericLoader)
+        self.url = url
+        self._types: dict[tuple, list[str]] = {}
+        self._closed = False
+        self.raw = self._connect()
+
+    def _connect(self) -> psycopg.Connection:
+        raw = psycopg.connect(self.url, autocommit=True)
+        raw.adapters.register_loader("numeric", _NumericLoader)
+        return raw
+
+    def _usable(self) -> None:
+        """A connection the server dropped (its restart, a failover) is made again: the
+        statement that found it broken failed (transiently, for the collector, which tries
+        the group again); the next runs on a new connection."""
+        if self.raw.broken and not self._closed:
+            self.raw = self._connect()
 
     def execute(self, sql: str, params=()) -> PgCursor:
+        self._usable()
         if sql == "BEGIN IMMEDIATE":
             cursor = self.raw.execute("BEGIN")
             self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
@@ -85,15 +100,44 @@ class PgConnection:
         return PgCursor(self.raw.execute(translate(sql, isinstance(params, dict)), params))
 
     def executemany(self, sql: str, rows) -> PgCursor:
+        self._usable()
         rows = list(rows)
         cursor = self.raw.cursor()
         if rows:
             cursor.executemany(translate(sql), rows)
         return PgCursor(cursor)
 
+    def column_types(self, table: str, columns: tuple[str, ...]) -> list[str]:
+        """The types of a table's columns, as binary COPY needs them (asked once)."""
+        key = (table, columns)
+        if key not in self._types:
+            found = dict(self.raw.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
+                "attrelid = %s::regclass AND attnum > 0", (table,)).fetchall())
+            self._types[key] = [found[column] for column in columns]
+        return self._types[key]
+
     @property
     def in_transaction(self) -> bool:
-        return self.raw.info.transaction_status != TransactionStatus.IDLE
+        # a broken connection's transaction is gone with it: nothing to roll back
+        return not self.raw.broken and \
+            self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def close(self) -> None:
+        self._closed = True
         self.raw.close()
+
+
+def copy_rows(conn: PgConnection, table: str, columns: list[str], values: list) -> None:
+    """Rows given as one flat list of values, row after row, by binary COPY (in the
+    caller's transaction): columns not named take their defaults, in row order. Binary:
+    text COPY escaped each bytea (a batch's body, signature, hashes) in Python."""
+    if not values:
+        return
+    width = len(columns)
+    types = conn.column_types(table, tuple(columns))  # before COPY holds the connection
+    with conn.raw.cursor() as cursor, cursor.copy(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
+        for start in range(0, len(values), width):
+            copy.write_row(values[start:start + width])

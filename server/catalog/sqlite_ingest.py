@@ -177,24 +177,30 @@ class SQLiteIngest:
             batch_values += batch_row
             next_row += count
         # no ON CONFLICT: a duplicate here would be a bug, and the group is then not acked
-        insert_rows(self.conn, "batches (id, station, epoch, seq, key_id, signature, "
-                    "signed_sha256, body, topic, adapter, adapter_version, source_name, "
-                    "source_stream, source_start, source_end, raw_sha256, clock_synced, "
-                    "clock_offset_ms, readings, created_at, received_at, committed_at, "
-                    "qc_origin, bundle_id, log_index, context_ref, first_row)",
-                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch_values)
+        self._insert_rows("batches (id, station, epoch, seq, key_id, signature, "
+                          "signed_sha256, body, topic, adapter, adapter_version, source_name, "
+                          "source_stream, source_start, source_end, raw_sha256, clock_synced, "
+                          "clock_offset_ms, readings, created_at, received_at, committed_at, "
+                          "qc_origin, bundle_id, log_index, context_ref, first_row)",
+                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                          batch_values)
         self.conn.executemany("INSERT INTO batch_contexts (station, ref, body) VALUES (?,?,?) "
                               "ON CONFLICT DO NOTHING",
                               [(*key, body) for key, body in contexts.items()])
-        insert_rows(self.conn, "log_leaves (idx, batch_id, committed_by, qc_sha256, hash)",
-                    "(?,?,?,?,?)", leaves)
+        self._insert_rows("log_leaves (idx, batch_id, committed_by, qc_sha256, hash)",
+                          "(?,?,?,?,?)", leaves)
         observations = ("observation_values (batch_id, series, observed_us, value, "
                         "source_flag, qc, qc_ran, qc_failed)")
-        insert_rows(self.conn, observations, "(?,?,?,?,NULL,?,?,?)", plain)
-        insert_rows(self.conn, observations, "(?,?,?,?,?,?,?,?)", flagged)
+        self._insert_rows(observations, "(?,?,?,?,NULL,?,?,?)", plain)
+        self._insert_rows(observations, "(?,?,?,?,?,?,?,?)", flagged)
         if self.monitoring:
             arrivals.write(self.conn)
         return flags
+
+    def _insert_rows(self, into: str, row: str, values: list) -> None:
+        """Rows given as one flat list of values (sqlite_store.insert_rows: 32 rows an
+        INSERT); a backend may load them its own faster way."""
+        insert_rows(self.conn, into, row, values)
 
     def _store_floors(self, floors: dict[tuple[str, str], int]) -> None:
         self.conn.executemany(
