@@ -288,15 +288,6 @@ def collector_share(conn, since_us: int) -> list[float]:
                 "ON v.id = b.first_row WHERE v.observed_us >= ?", (since_us,))]
 
 
-def postgres_schema(url: str, name: str) -> str:
-    """A schema of its own in the bench's PostgreSQL, as a catalog URL."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {name}")
-    return f"{url}?options=-csearch_path%3D{name}"
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -474,8 +465,7 @@ def main() -> int:
         catalog_path, capacity_location, beside = str(base / "catalog.db"), None, []
         if args.db == "postgresql":
             postgres = stack.enter_context(PostgresServer(base / "postgres", durable=True))
-            catalog_path, capacity_location = (postgres_schema(postgres.url, name)
-                                               for name in ("drain", "capacity"))
+            catalog_path, capacity_location = map(postgres.schema_url, ("drain", "capacity"))
             beside = ["--collector-key", str(base / "collector.key"), "--decryption-key",
                       str(base / "collector-x25519.key"), "--product-store",
                       str(base / "products")]

@@ -180,17 +180,12 @@ def main() -> int:
               f"batches; {os.cpu_count()} cores", flush=True)
         rates: dict[tuple[str, int], float] = {}
         with PostgresServer(base / "postgres", durable=True) as postgres:
-            import psycopg
-
             for workers in (1, 2):
                 for backend in ("sqlite", "postgresql"):
                     if backend == "sqlite":
                         location = str(base / f"catalog-{workers}.db")
                     else:
-                        schema = f"workers_{workers}"
-                        with psycopg.connect(postgres.url, autocommit=True) as conn:
-                            conn.execute(f"CREATE SCHEMA {schema}")
-                        location = f"{postgres.url}?options=-csearch_path%3D{schema}"
+                        location = postgres.schema_url(f"workers_{workers}")
                     new_catalog(location, keys)
                     seconds = run_workers(location, messages, workers)
                     catalog = open_catalog(location)

@@ -95,6 +95,15 @@ class PostgresServer:
         self._create_database(timeout)
         return self
 
+    def schema_url(self, schema: str) -> str:
+        """A new, empty schema in the server's database, as a catalog URL whose search path
+        is that schema: catalogs of their own (a test's, a bench's) in one server."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        return f"{self.url}?options=-csearch_path%3D{schema}"
+
     def _create_database(self, timeout: float) -> None:
         import psycopg
 

@@ -79,13 +79,7 @@ def catalog_location(request, tmp_path) -> Path | str:
     session's PostgreSQL (its URL sets the search path)."""
     if request.param == "sqlite":
         return tmp_path / "catalog.db"
-    import psycopg
-
-    server = request.getfixturevalue("postgres")
-    schema = f"test_{secrets.token_hex(6)}"
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return f"{server.url}?options=-csearch_path%3D{schema}"
+    return request.getfixturevalue("postgres").schema_url(f"test_{secrets.token_hex(6)}")
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ def test_a_sqlite_catalog_copied_into_postgresql_is_the_same_catalog(tmp_path, p
                                     b"junk", now_us())])
     password = source.broker_account("S2").password
     source.close()
-    target_url = postgres_schema(postgres, "copy_target")
+    target_url = postgres.schema_url("copy_target")
 
     done = copy(tmp_path / "catalog.db", target_url)
 
@@ -73,11 +73,3 @@ def test_a_sqlite_catalog_copied_into_postgresql_is_the_same_catalog(tmp_path, p
 
     again = copy(tmp_path / "catalog.db", target_url)
     assert again.returncode != 0 and "holds stations already" in again.stderr
-
-
-def postgres_schema(postgres, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(postgres.url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {name}")
-    return f"{postgres.url}?options=-csearch_path%3D{name}"

@@ -214,3 +214,17 @@ def test_the_keys_version_follows_key_changes_from_this_and_other_connections(ca
     other = open_catalog(catalog_location)  # the CLI, the HTTP API
     other.revoke_key("kid-1")
     assert catalog.keys_version() != second
+
+
+def test_a_batch_whose_readings_span_three_months_is_stored_whole(catalog_location):
+    """On PostgreSQL each month is a partition of its own, made as readings of it arrive:
+    the month between a batch's first and last readings needs one too."""
+    catalog = open_catalog(catalog_location)
+    catalog.add_station(Station("S8", "net"), None, None)
+    day = 86_400_000_000
+    readings = [Reading(T0 + n * 35 * day, "air_temperature", float(n), "degC", "T")
+                for n in range(3)]
+    assert catalog.commit([accepted(wire.Batch("S8", "ep", 1, T0, readings))]) == [True]
+    assert [row[0] for row in stored(catalog, "S8")] == \
+        [format_utc(reading.observed_at, fixed=True) for reading in readings]
+    catalog.close()

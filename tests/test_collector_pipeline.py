@@ -106,9 +106,8 @@ def test_a_collector_goes_on_after_postgresql_drops_its_connections(postgres):
     import psycopg
 
     key = Ed25519PrivateKey.generate()
+    location = postgres.schema_url("dropped")
     with psycopg.connect(postgres.url, autocommit=True) as admin:
-        admin.execute("CREATE SCHEMA dropped")
-        location = f"{postgres.url}?options=-csearch_path%3Ddropped"
         acks: list = []
         collector = worker(location, acks)
         collector.catalog.add_station(Station("PIPE1", "net"), public_bytes(key.public_key()),

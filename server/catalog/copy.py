@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from obslink.errors import StorageError
+from obslink.sqlite_store import transaction
 from obslink.server.catalog.backends import shown_url
 from obslink.server.catalog.interface import Catalog
 
@@ -39,11 +40,10 @@ def copy_catalog(source: Catalog, target: Catalog,
     """Copy ``source`` into the empty ``target`` and check the copy; StorageError says what
     differs (the target is then left as the failed transaction left it: empty)."""
     if target.conn.execute("SELECT count(*) FROM stations").fetchone()[0]:
-        raise StorageError(f"the target catalog {_shown(target)} holds stations already; "
+        raise StorageError(f"the target catalog {shown_url(target.location)} holds stations already; "
                            "copy into a new, empty catalog")
     report, started = CopyReport(), time.monotonic()
-    target.conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(target.conn):
         for table in SETTINGS_TABLES:
             target.conn.execute(f"DELETE FROM {table}")
         for table in TABLES:
@@ -52,11 +52,6 @@ def copy_catalog(source: Catalog, target: Catalog,
         finish = getattr(target, "after_copy", None)
         if finish is not None:
             finish()
-        target.conn.execute("COMMIT")
-    except BaseException:
-        if target.conn.in_transaction:
-            target.conn.execute("ROLLBACK")
-        raise
     for table in TABLES:
         counts = [catalog.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                   for catalog in (source, target)]
@@ -119,7 +114,3 @@ def _copy_broker_secret(source: Catalog, target: Catalog) -> None:
         found = secret(create=False)
         if found is not None:
             keep(found)
-
-
-def _shown(catalog: Catalog) -> str:
-    return shown_url(catalog.location)

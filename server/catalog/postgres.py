@@ -17,10 +17,11 @@ import secrets
 import psycopg
 
 from obslink.errors import StorageError
+from obslink.sqlite_store import transaction
 from obslink.server.catalog.backends import shown_url
 from obslink.server.catalog.interface import Catalog
 from obslink.server.catalog.postgres_connection import PgConnection, copy_rows
-from obslink.server.catalog.postgres_partitions import Partitions
+from obslink.server.catalog.postgres_partitions import Partitions, months_ahead
 from obslink.server.catalog.postgres_schema import MIGRATIONS
 from obslink.server.catalog.sqlite_admin import SQLiteAdmin
 from obslink.server.catalog.sqlite_datasets import SQLiteDatasets
@@ -52,6 +53,10 @@ class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQL
         self._apply_migrations()
         self.partitions = Partitions(self.conn)
         self.partitions.load()
+        ahead = set(months_ahead(now_us())) - self.partitions.known
+        if ahead:  # this month's and the next ones', in a turn of their own
+            with transaction(self.conn):
+                self.partitions.cover(ahead)
         self._init_ingest()
         self._init_keys()
         self._init_log()
@@ -68,13 +73,16 @@ class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQL
 
     def _apply_migrations(self) -> None:
         """The migrations not yet recorded, in one transaction in the writers' turn (two
-        workers starting together must not both make the tables)."""
+        workers starting together must not both make the tables), taken only when one is
+        missing: opening a catalog (a reader, each of the API's connections) does not wait
+        for the workers' commits."""
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        if self._applied() >= set(range(1, len(MIGRATIONS) + 1)):
+            return
+        with transaction(conn):
             conn.execute("CREATE TABLE IF NOT EXISTS migrations (id bigint PRIMARY KEY, "
                          "name text NOT NULL, applied_at text NOT NULL)")
-            applied = {row[0] for row in conn.execute("SELECT id FROM migrations")}
+            applied = self._applied()  # again, in the turn: another may have just applied
             for number, (name, sql) in enumerate(MIGRATIONS, start=1):
                 if number in applied:
                     continue
@@ -82,20 +90,11 @@ class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQL
                     conn.execute(statement)
                 conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
                              (number, name, format_utc(now_us(), fixed=True)))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        # this month's and the next months' partitions, in a turn of their own
-        partitions = Partitions(conn)
-        partitions.load()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            partitions.make_ahead()
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+
+    def _applied(self) -> set[int]:
+        if self.conn.execute("SELECT to_regclass('migrations')").fetchone()[0] is None:
+            return set()
+        return {row[0] for row in self.conn.execute("SELECT id FROM migrations")}
 
     # -- what differs from SQLite --------------------------------------------------------------
 
@@ -114,11 +113,9 @@ class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQL
         # a rolled-back commit's numbers are given out again
         self.conn.execute("SELECT setval('observation_row', coalesce(max(id), 0) + 1, false) "
                           "FROM observation_values")
-        # every month the group's observations fall in has its partition first
-        self.partitions.cover_times(us for item in accepted
-                                    for us in (min(item.batch.times, default=None),
-                                               max(item.batch.times, default=None))
-                                    if us is not None)
+        # every month the group's observations fall in has its partition first (a batch's
+        # readings share a few times: their months are found once each)
+        self.partitions.cover_times({us for item in accepted for us in set(item.batch.times)})
         return super()._insert_batches(accepted, check)
 
     def _insert_rows(self, into: str, row: str, values: list) -> None:

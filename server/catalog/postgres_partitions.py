@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from obslink.readings import now_us
-
 AHEAD = 2  # months made ahead of the current one
 
 
@@ -57,9 +55,6 @@ class Partitions:
                 "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = "
                 "'observation_values' AND p.relnamespace = c.relnamespace "
                 "AND pg_table_is_visible(p.oid)")}
-
-    def make_ahead(self) -> None:
-        self.cover(months_ahead(now_us()))
 
     def cover_times(self, times) -> None:
         """Partitions for every month of ``times`` (µs), inside the caller's transaction."""
