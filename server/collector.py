@@ -48,15 +48,13 @@ from obslink.server.verify_v2 import Contexts
 log = logging.getLogger(__name__)
 
 # One transaction commits a group: every live message queued (up to MAX_GROUP), then backlog
-# messages up to about GROUP_BYTES. A live message waits for one group at most, and a
-# group is large enough that the commit's fsync is shared by many batches: 64 KiB (about
-# three bundles of 32 batches) against 16 KiB drained 62,154 against 57,210-58,544
-# readings/s (bench/backlog_drain.py, 1,000 x 6 h), live p99 still 151 ms.
+# messages up to about the catalog's group_bytes (server/catalog/interface.py: 64 KiB on
+# SQLite, more where a group's fixed cost is higher). A live message waits for one group
+# at most.
 MAX_GROUP = 32
-GROUP_BYTES = 64 * 1024
 # A v2 message carries as many readings as a v1 message many times its size (4.0 against
 # 79.5 bytes a reading for an outage's backlog, 2.4 against 22.3 from a day's file:
-# bench/wire_bytes.py), so its bytes count this many times towards GROUP_BYTES: otherwise a
+# bench/wire_bytes.py), so its bytes count this many times towards a group's bytes: otherwise a
 # group of v2 bundles held 8 times the readings of a v1 group, and a live minute waited for
 # it (bench/backlog_drain.py: live p50 during the drain 202 ms on v2 against 29 ms on v1).
 V2_GROUP_WEIGHT = 16
@@ -140,7 +138,8 @@ class Collector:
         self.qc.runner.load_state(catalog.qc_state())
         # keys are looked up on a connection of their own: the catalog's may be committing
         self._lookups = catalog.reader()
-        # one commit at a time runs here while the main thread verifies the next group
+        # one group at a time is written and committed here while the main thread
+        # verifies the next
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="catalog-commit")
         self._pending: tuple[list, Future] | None = None  # the group being committed
         self.link_settings = LinkSettings(
@@ -297,13 +296,13 @@ class Collector:
                         exc, self.watch.every_s)
 
     def _take_group(self, timeout: float) -> list[tuple[str, bytes, int]]:
-        """Up to MAX_GROUP messages, live ones first, backlog up to about GROUP_BYTES
-        (v2 messages weighed as the v1 messages their readings would make)."""
+        """Up to MAX_GROUP messages, live ones first, backlog up to about the catalog's
+        group_bytes (v2 messages weighed as the v1 messages their readings would make)."""
         if not self.arrived.acquire(timeout=timeout):
             return []
-        group, size = [], 0
+        group, size, budget = [], 0, self.catalog.group_bytes
         for lane in (self.live, self.messages):
-            while len(group) < MAX_GROUP and (lane is self.live or size < GROUP_BYTES):
+            while len(group) < MAX_GROUP and (lane is self.live or size < budget):
                 try:
                     group.append(lane.get_nowait())
                 except queue.Empty:
@@ -315,8 +314,11 @@ class Collector:
         return group
 
     def process(self, group: list[tuple[str, bytes, int]]) -> None:
-        """Verify a group while the previous group's commit finishes, then write it; its
-        commit and acks go on in the background until the next group or :meth:`flush`."""
+        """Verify a group while the previous group is written and committed, then hand it
+        to the committing thread: its writing, commit and acks go on in the background
+        until the next group or :meth:`flush`. The writing is there, not here, because on
+        a database server most of it is waiting for the server (bench/catalog_backends.py:
+        PostgreSQL 0.47 of SQLite with the writing here)."""
         try:
             outcomes = self._verify(group)  # reads keys and contexts from the catalog
         except Exception as exc:
@@ -326,12 +328,7 @@ class Collector:
             self._failed(group, exc)  # the database's state: the stations send it again
             return
         self.flush()
-        try:
-            finish = self._stage(*outcomes)
-        except Exception as exc:
-            self._failed(group, exc)
-            return
-        self._pending = (group, self._committer.submit(finish))
+        self._pending = (group, self._committer.submit(self._store, *outcomes))
 
     def flush(self) -> None:
         """Wait until the group in flight is committed and acknowledged (or has failed)."""

@@ -213,7 +213,8 @@ def test_a_group_of_v2_messages_holds_about_the_readings_of_a_v1_group(tmp_path)
     live minute waits for no more readings on v2 than on v1 (bench/backlog_drain.py)."""
     from obslink.server import collector as collector_module
 
-    collector = Collector(open_catalog(tmp_path / "catalog.db"), "127.0.0.1", 1)
+    catalog = open_catalog(tmp_path / "catalog.db")
+    collector = Collector(catalog, "127.0.0.1", 1)
     piece = bytes(1024)
     for _ in range(20):
         collector._arrive(wire.data_topic("lanes", "LANES1"), piece * 16, False, 0)
@@ -223,5 +224,5 @@ def test_a_group_of_v2_messages_holds_about_the_readings_of_a_v1_group(tmp_path)
     for _ in range(20):
         collector._arrive(wire.data_topic_v2("lanes", "LANES1"), piece, False, 0)
     group = collector._take_group(timeout=1)
-    assert len(group) == collector_module.GROUP_BYTES // collector_module.V2_GROUP_WEIGHT \
+    assert len(group) == catalog.group_bytes // collector_module.V2_GROUP_WEIGHT \
         // len(piece) == 4

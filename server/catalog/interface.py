@@ -35,6 +35,13 @@ class Catalog(ABC):
     #: the key id of the collector committing through this object, kept in each batch's
     #: log leaf ("" for none)
     committed_by: str = ""
+    #: about how many bytes of backlog messages the collector commits in one transaction
+    #: (live ones come first, whatever their size): large enough that a commit's fixed
+    #: cost (its fsync, a round trip a statement) is shared by many batches, small enough
+    #: that a live minute waits little behind a backlog. On SQLite 64 KiB (about three
+    #: bundles of 32 batches) against 16 KiB drained 62,154 against 57,210-58,544
+    #: readings/s (bench/backlog_drain.py, 1,000 x 6 h), live p99 still 151 ms.
+    group_bytes: int = 64 * 1024
 
     # -- ingest: the collector's hot path ----------------------------------------------------
 

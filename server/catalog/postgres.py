@@ -41,6 +41,9 @@ class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQL
                       Catalog):
     schemes = ("postgresql", "postgres")
     integrity_errors = (psycopg.IntegrityError,)
+    # a group's fixed cost is higher here (a round trip a statement): four times SQLite's
+    # backlog a group (bench/catalog_backends.py; docs/scaling.md)
+    group_bytes = 256 * 1024
 
     def __init__(self, url: str) -> None:
         self.location = url
@@ -108,11 +111,18 @@ class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQL
         # 57: operator intervention (shutdown); 58: system error (I/O)
         return state[:2] in ("40", "53", "57", "58")
 
+    def _first_ids(self) -> tuple[int, int, int, int]:
+        # observation rows are numbered by the sequence from the highest stored + 1, in
+        # insert order (postgres_schema.py): a rolled-back commit's numbers are given out
+        # again. One statement: each is a round trip.
+        return self.conn.execute(
+            "SELECT (SELECT coalesce(max(id), 0) + 1 FROM bundles), "
+            "(SELECT coalesce(max(id), 0) + 1 FROM batches), "
+            "(SELECT coalesce(max(idx), -1) + 1 FROM log_leaves), "
+            "setval('observation_row', (SELECT coalesce(max(id), 0) + 1 FROM "
+            "observation_values), false)").fetchone()
+
     def _insert_batches(self, accepted, check):
-        # rows numbered from the highest stored + 1, in insert order (postgres_schema.py):
-        # a rolled-back commit's numbers are given out again
-        self.conn.execute("SELECT setval('observation_row', coalesce(max(id), 0) + 1, false) "
-                          "FROM observation_values")
         # every month the group's observations fall in has its partition first (a batch's
         # readings share a few times: their months are found once each)
         self.partitions.cover_times({us for item in accepted for us in set(item.batch.times)})

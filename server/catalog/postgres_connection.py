@@ -92,9 +92,9 @@ class PgConnection:
     def execute(self, sql: str, params=()) -> PgCursor:
         self._usable()
         if sql == "BEGIN IMMEDIATE":
-            cursor = self.raw.execute("BEGIN")
-            self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
-            return PgCursor(cursor)
+            # one round trip: without parameters, several statements go as one query
+            return PgCursor(self.raw.execute(
+                f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"))
         if not params:  # psycopg reads % as a placeholder only when given parameters
             return PgCursor(self.raw.execute(sql))
         return PgCursor(self.raw.execute(translate(sql, isinstance(params, dict)), params))

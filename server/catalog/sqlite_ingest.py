@@ -107,13 +107,16 @@ class SQLiteIngest:
         committed_us = now_us()
         committed_at = utc[committed_us]
         arrivals = ArrivalCounts(committed_us)  # monitoring's counts (docs/monitoring.md)
+        # ids are the highest stored + 1, in the order the rows below are inserted
+        first_bundle, first_id, first_leaf, next_row = self._first_ids()
         bundles = dict.fromkeys(item.bundle for item in new if item.bundle is not None)
-        bundle_ids = {bundle: self._insert_bundle(bundle, utc) for bundle in bundles}
+        bundle_ids = dict(zip(bundles, range(first_bundle, first_bundle + len(bundles))))
+        self._insert_rows("bundles (id, station, topic, key_id, signature, digests, "
+                          "received_at)", "(?,?,?,?,?,?,?)", list(chain.from_iterable(
+                              _bundle_row(number, bundle, utc)
+                              for bundle, number in bundle_ids.items())))
         # a bundle's batches share its digest list: its hash is taken once, for their leaves
         bundle_hashes = {bundle: hashlib.sha256(bundle.digests).digest() for bundle in bundles}
-        first_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM batches").fetchone()[0]
-        first_leaf = self.conn.execute("SELECT coalesce(max(idx), -1) + 1 FROM log_leaves"
-                                       ).fetchone()[0]
         committed_by = self.committed_by
         # each batch's row, with its reading count: its observations' first row id is
         # known once every batch's is (plain ones are inserted first)
@@ -168,9 +171,6 @@ class SQLiteIngest:
             else:  # binding None costs a lookup per value in the sqlite3 module: NULL in SQL
                 plain += chain.from_iterable(map(add, series_parts, zip(
                     batch.times, batch.values, qcs, ran, failed)))
-        # rowids are max + 1, in the order the rows below are inserted
-        next_row = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM "
-                                     "observation_values").fetchone()[0]
         batch_values: list = []
         for batch_row, count in chain(plain_batches, flagged_batches):
             batch_row.append(next_row)
@@ -197,6 +197,15 @@ class SQLiteIngest:
             arrivals.write(self.conn)
         return flags
 
+    def _first_ids(self) -> tuple[int, int, int, int]:
+        """The next bundle id, batch id, log index and observation row, in one statement
+        (a round trip each on a database server)."""
+        return self.conn.execute(
+            "SELECT (SELECT coalesce(max(id), 0) + 1 FROM bundles), "
+            "(SELECT coalesce(max(id), 0) + 1 FROM batches), "
+            "(SELECT coalesce(max(idx), -1) + 1 FROM log_leaves), "
+            "(SELECT coalesce(max(id), 0) + 1 FROM observation_values)").fetchone()
+
     def _insert_rows(self, into: str, row: str, values: list) -> None:
         """Rows given as one flat list of values (sqlite_store.insert_rows: 32 rows an
         INSERT); a backend may load them its own faster way."""
@@ -218,18 +227,20 @@ class SQLiteIngest:
         key = (station, tuple(fields))
         found = self._series.get(key)
         if found is None:
+            # the station's series in one statement (not one a field: a round trip each on
+            # a database server), then the new ones made
+            known = {_series_key(*row[1:]): row[0] for row in self.conn.execute(
+                "SELECT id, element, unit, source_field, period_s, source_unit FROM series "
+                "WHERE station = ?", (station,))}
             found = []
-            for element, unit, source_field, period_s, source_unit in fields:
-                row = self.conn.execute(
-                    "SELECT id FROM series WHERE station = ? AND element = ? AND unit = ? AND "
-                    "source_field = ? AND coalesce(period_s, -1) = coalesce(?, -1) AND "
-                    "coalesce(source_unit, '') = coalesce(?, '')",
-                    (station, element, unit, source_field, period_s, source_unit)).fetchone()
-                found.append(row[0] if row else self.conn.execute(
-                    "INSERT INTO series (station, element, unit, source_field, period_s, "
-                    "source_unit) VALUES (?,?,?,?,?,?) RETURNING id",
-                    (station, element, unit, source_field, period_s, source_unit)
-                ).fetchone()[0])
+            for field in fields:
+                number = known.get(_series_key(*field))
+                if number is None:
+                    number = known[_series_key(*field)] = self.conn.execute(
+                        "INSERT INTO series (station, element, unit, source_field, period_s, "
+                        "source_unit) VALUES (?,?,?,?,?,?) RETURNING id",
+                        (station, *field)).fetchone()[0]
+                found.append(number)
             if len(self._series) >= MAX_CACHED_FIELD_TABLES:  # a station inventing fields
                 self._series.clear()
             self._series[key] = found
@@ -262,14 +273,6 @@ class SQLiteIngest:
                     f"SELECT seq, committed_at FROM batches WHERE station = ? AND epoch = ? "
                     f"AND seq IN ({','.join('?' * len(chunk))})", (station, epoch, *chunk)))
         return stored
-
-    def _insert_bundle(self, bundle: SignedBundle, utc: "_UTCCache") -> int:
-        station = wire.parse_data_topic(bundle.topic)[1]
-        return self.conn.execute(
-            "INSERT INTO bundles (station, topic, key_id, signature, digests, received_at) "
-            "VALUES (?,?,?,?,?,?) RETURNING id",
-            (station, bundle.topic, bundle.key_id, bundle.signature, bundle.digests,
-             utc[bundle.received_at])).fetchone()[0]
 
     def _mask_translator(self, names: list[str]):
         """A function from a mask over ``names`` to a mask over the catalog's check bits."""
@@ -367,6 +370,19 @@ class _UTCCache(dict):
         hour, minute = divmod(minutes, 60)
         text = self[us] = f"{prefix}{hour:02d}:{minute:02d}:{second:02d}.{micros:06d}Z"
         return text
+
+
+def _series_key(element: str, unit: str, source_field: str, period_s: int | None,
+                source_unit: str | None) -> tuple:
+    """A series' identity as the catalog's unique index sees it (no period is -1, no
+    source unit is '')."""
+    return (element, unit, source_field, -1 if period_s is None else period_s,
+            source_unit or "")
+
+
+def _bundle_row(number: int, bundle: SignedBundle, utc: "_UTCCache") -> tuple:
+    return (number, wire.parse_data_topic(bundle.topic)[1], bundle.topic, bundle.key_id,
+            bundle.signature, bundle.digests, utc[bundle.received_at])
 
 
 def _same_mask(mask: int) -> int:
