@@ -17,7 +17,9 @@ commits with synchronous=FULL), on this machine, started by the bench.
 
 Printed: readings/s of each, each against its raw insert, PostgreSQL against SQLite (issue
 22: one worker on PostgreSQL ≥ 70 % of one on SQLite) and two workers against one (≥ 1.6×
-where the machine has the cores: the cores are printed).
+where the machine has the cores: the cores are printed); and the bytes a reading takes in
+each catalog (all it stored, indexes included, over the readings: the capacity table of
+docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -152,6 +154,22 @@ def raw_postgres_seconds(url: str, rows: list[tuple]) -> float:
         return time.perf_counter() - started
 
 
+def catalog_bytes(location: str) -> int:
+    """What the catalog takes on disk: the SQLite file with its WAL (checkpointed), or the
+    PostgreSQL schema's tables with their indexes and TOAST."""
+    if "://" not in location:
+        with sqlite3.connect(location) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return sum(path.stat().st_size for path in Path(location).parent.glob(
+            Path(location).name + "*"))
+    import psycopg
+
+    with psycopg.connect(location) as conn:
+        return conn.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN "
+                            "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
+                            "current_schema() AND c.relkind = 'r'").fetchone()[0]
+
+
 def new_catalog(location: str, keys: list[Ed25519PrivateKey]) -> None:
     catalog = open_catalog(location)
     enrol_stations(catalog, keys)
@@ -179,6 +197,7 @@ def main() -> int:
         print(f"  {readings:,} readings in {len(messages):,} messages of up to {BUNDLE} "
               f"batches; {os.cpu_count()} cores", flush=True)
         rates: dict[tuple[str, int], float] = {}
+        sizes: dict[str, int] = {}
         with PostgresServer(base / "postgres", durable=True) as postgres:
             for workers in (1, 2):
                 for backend in ("sqlite", "postgresql"):
@@ -195,6 +214,8 @@ def main() -> int:
                         raise SystemExit(f"{backend}, {workers} worker(s): {stored:,} readings "
                                          f"stored of {readings:,}")
                     rates[(backend, workers)] = readings / seconds
+                    if workers == 1:
+                        sizes[backend] = catalog_bytes(location)
                     print(f"{backend:<10} {workers} worker(s): {readings / seconds:>9,.0f} "
                           f"readings/s ({seconds:.1f} s)", flush=True)
             with sqlite3.connect(base / "catalog-1.db") as conn:
@@ -204,6 +225,9 @@ def main() -> int:
             raw_postgres = len(rows) / raw_postgres_seconds(postgres.url, rows)
         print(f"raw SQLite executemany, same rows:   {raw_sqlite:>9,.0f} rows/s")
         print(f"raw PostgreSQL COPY, same rows:      {raw_postgres:>9,.0f} rows/s")
+        for backend, size in sizes.items():
+            print(f"{backend:<10} catalog: {size / 2**20:,.0f} MiB, {size / readings:.0f} bytes "
+                  "a reading (indexes, batches and log included)")
         for backend, raw in (("sqlite", raw_sqlite), ("postgresql", raw_postgres)):
             print(f"{backend:<10} 1 worker / raw insert = {rates[(backend, 1)] / raw:.2f}; "
                   f"2 workers / 1 worker = {rates[(backend, 2)] / rates[(backend, 1)]:.2f}×")

@@ -1,5 +1,5 @@
 """Catalog queries through the HTTP API against raw SQL on the same catalog, in the same run:
-`.venv/bin/python bench/catalog_queries.py [--quick] [--dir DIR]`.
+`.venv/bin/python bench/catalog_queries.py [--quick] [--dir DIR] [--db postgresql]`.
 
 Builds (or reuses, with --dir) a catalog of 1,000 stations × one week of one-minute records
 of 3 elements (30 million readings) plus one station with a year of them, committed
@@ -12,6 +12,10 @@ measures, each against the raw SQL query that reads the same rows from the same 
   the same rows with what the CSV carries (the batch's identity, series, time, value, QC,
   flag) and the bare observation rows (id, time, value, QC, element).
 Targets (issue 18): station-day p95 ≤ 50 ms; streaming ≥ 50 % of the raw row rate.
+
+`--db postgresql` builds the catalog in a PostgreSQL the bench starts (durable, on this
+machine; built anew each run) and measures the same queries there, the raw ones through
+psycopg on the same database (issue 22).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import requests
 
 from obslink import wire
 from obslink.demo.broker import free_port
+from obslink.demo.postgres import PostgresServer
 from obslink.readings import Reading, format_utc
 from obslink.server.catalog import AcceptedBatch, Station, open_catalog
 
@@ -62,8 +67,8 @@ def hourly_batches(station: str, days: int, rng: random.Random):
                             wire.data_topic("bench", station), "kid", bytes(64), body, start)
 
 
-def build(path: Path, stations: int, days: int, year_days: int) -> None:
-    catalog = open_catalog(path)
+def build(location: Path | str, stations: int, days: int, year_days: int) -> None:
+    catalog = open_catalog(location)
     rng = random.Random(1)
     started = time.perf_counter()
     everyone = [(station_id(i), days) for i in range(stations)] + [("YEAR", year_days)]
@@ -85,11 +90,14 @@ def build(path: Path, stations: int, days: int, year_days: int) -> None:
     catalog.close()
 
 
-def serve(path: Path) -> tuple[str, subprocess.Popen]:
+def serve(location: Path | str, directory: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
+    files = [] if isinstance(location, Path) else [  # a URL has no "beside the catalog"
+        "--collector-key", str(directory / "collector.key"), "--decryption-key",
+        str(directory / "collector-x25519.key"), "--product-store", str(directory / "products")]
     process = subprocess.Popen([sys.executable, "-m", "obslink", "collector", "http", "--db",
-                                str(path), "--listen", f"127.0.0.1:{port}", "--broker-url",
-                                "mqtt://127.0.0.1:1883"], stdout=subprocess.DEVNULL)
+                                str(location), "--listen", f"127.0.0.1:{port}", "--broker-url",
+                                "mqtt://127.0.0.1:1883", *files], stdout=subprocess.DEVNULL)
     for _ in range(200):
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
@@ -139,6 +147,49 @@ SAME_CONTENT = (
     "WHERE s.station = ? ORDER BY v.series, v.observed_us")
 
 
+class RawSQL:
+    """The baseline's own connection to the catalog's database: sqlite3 on the file, or
+    psycopg on the PostgreSQL database (the same ``?`` statements)."""
+
+    def __init__(self, location: Path | str) -> None:
+        self.location = location
+        if isinstance(location, Path):
+            self.conn = sqlite3.connect(f"file:{location}?mode=ro", uri=True)
+        else:
+            import psycopg
+
+            self.conn = psycopg.connect(location, autocommit=True)
+
+    def execute(self, sql: str, params=()):
+        if isinstance(self.location, Path):
+            return self.conn.execute(sql, params)
+        from obslink.server.catalog.postgres_connection import translate
+
+        return self.conn.execute(translate(sql), params)
+
+    def size_gib(self) -> float:
+        if isinstance(self.location, Path):
+            return os.path.getsize(self.location) / 2**30
+        return self.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 2**30
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def sqlite_catalog(directory: Path, args) -> Path:
+    """The SQLite catalog in ``directory``, built if it is not there yet."""
+    path = directory / f"catalog-{args.stations}x{args.days}d-{args.year_days}d.db"
+    if not path.exists():
+        print(f"building {path}: {args.stations} stations × {args.days} days + one of "
+              f"{args.year_days} days, {len(ELEMENTS)} elements a minute", flush=True)
+        build(path.with_suffix(".partial"), args.stations, args.days, args.year_days)
+        for suffix in ("", "-wal", "-shm"):
+            partial = Path(f"{path.with_suffix('.partial')}{suffix}")
+            if partial.exists():
+                partial.rename(f"{path}{suffix}")
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stations", type=int, default=1000)
@@ -149,24 +200,30 @@ def main() -> int:
                         help="keep the catalog here and reuse it on the next run")
     parser.add_argument("--quick", action="store_true",
                         help="100 stations, 2 days, a 30-day station, 10 repeats")
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the catalog's backend (postgresql: a server the bench starts, "
+                        "the catalog built anew)")
     args = parser.parse_args()
     if args.quick:
         args.stations, args.days, args.year_days, args.repeat = 100, 2, 30, 10
     directory = args.dir or Path(tempfile.mkdtemp(prefix="obslink-queries-"))
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"catalog-{args.stations}x{args.days}d-{args.year_days}d.db"
-    if not path.exists():
-        print(f"building {path}: {args.stations} stations × {args.days} days + one of "
-              f"{args.year_days} days, {len(ELEMENTS)} elements a minute", flush=True)
-        build(path.with_suffix(".partial"), args.stations, args.days, args.year_days)
-        for suffix in ("", "-wal", "-shm"):
-            partial = Path(f"{path.with_suffix('.partial')}{suffix}")
-            if partial.exists():
-                partial.rename(f"{path}{suffix}")
-    raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    if args.db == "sqlite":
+        return measure(sqlite_catalog(directory, args), directory, args)
+    with PostgresServer(directory / "postgres", durable=True) as postgres:
+        print(f"building a PostgreSQL catalog: {args.stations} stations × {args.days} days + "
+              f"one of {args.year_days} days, {len(ELEMENTS)} elements a minute", flush=True)
+        build(postgres.url, args.stations, args.days, args.year_days)
+        return measure(postgres.url, directory, args)
+
+
+def measure(location: Path | str, directory: Path, args) -> int:
+    raw = RawSQL(location)
+    if not isinstance(location, Path):
+        raw.execute("ANALYZE")  # as autovacuum would have by then: the planner's statistics
     readings = raw.execute("SELECT count(*) FROM observation_values").fetchone()[0]
-    print(f"catalog: {readings:,} readings, {os.path.getsize(path) / 2**30:.1f} GiB")
-    url, process = serve(path)
+    print(f"catalog ({args.db}): {readings:,} readings, {raw.size_gib():.1f} GiB")
+    url, process = serve(location, directory)
     session = requests.Session()
     try:
         day = (format_utc(T0 + DAY), format_utc(T0 + 2 * DAY - 1))
@@ -229,11 +286,12 @@ def main() -> int:
             count = sum(1 for _ in raw.execute(SAME_CONTENT, ("YEAR",)))
             assert count == year_rows
             best_same = max(best_same, count / (time.perf_counter() - started))
+        driver = "sqlite3 " if args.db == "sqlite" else "psycopg "
         print(f"one station, one year as CSV ({year_rows:,} rows)\n"
               f"  API stream                 {best_api:12,.0f} rows/s\n"
-              f"  sqlite3, what the CSV has  {best_same:12,.0f} rows/s   API / raw = "
+              f"  {driver}, what the CSV has {best_same:12,.0f} rows/s   API / raw = "
               f"{best_api / best_same:.2f}\n"
-              f"  sqlite3, bare rows         {best_raw:12,.0f} rows/s   API / raw = "
+              f"  {driver}, bare rows        {best_raw:12,.0f} rows/s   API / raw = "
               f"{best_api / best_raw:.2f}", flush=True)
     finally:
         process.send_signal(signal.SIGTERM)

@@ -4,10 +4,12 @@ and verification are in :mod:`obslink.cli.provenance`."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from obslink.cli import datasets, provenance
 from obslink.cli.options import (catalog_location, command, open_catalog_at, print_listing,
                                  with_catalog)
+from obslink.errors import ConfigError
 
 
 def add_commands(commands) -> None:
@@ -32,6 +34,14 @@ def add_commands(commands) -> None:
     copy.add_argument("target", type=catalog_location,
                       help="the new catalog: a postgresql:// URL (its database must exist) "
                       "or a SQLite file")
+    retire = command(catalog, "retire", cmd_catalog_retire, "move old months of "
+                     "observations out of a PostgreSQL catalog into archive files; their "
+                     "batches, log and provenance stay (docs/scaling.md, \"Retention\")",
+                     catalog=True, json=True)
+    retire.add_argument("--before", required=True, metavar="YYYY-MM",
+                        help="retire every month of observations before this one")
+    retire.add_argument("--archive", required=True, type=Path, metavar="DIR",
+                        help="where each month's file goes (gzip'd CSV with a header)")
     provenance.add_commands(catalog)
     datasets.add_commands(catalog)
 
@@ -44,6 +54,31 @@ def cmd_catalog_stats(args) -> int:
         width = max(map(len, stats)) + 2
         for key, value in stats.items():
             print(f"{key:<{width}}{value}")
+    return 0
+
+
+def cmd_catalog_retire(args) -> int:
+    import sys
+
+    from obslink.server.catalog.postgres_retention import parse_month
+
+    before = parse_month(args.before)
+
+    def retire(catalog):
+        if not hasattr(catalog, "retire_before"):
+            raise ConfigError(
+                f"--db {args.db}: a SQLite catalog keeps its observations in one table and "
+                "cannot retire months; move it to PostgreSQL first (`obslink catalog copy "
+                f"{args.db} postgresql://…`), whose observations are partitioned by month")
+        return catalog.retire_before(before, args.archive,
+                                     lambda text: print(text, file=sys.stderr, flush=True))
+    retired = with_catalog(args.db, retire)
+    if args.json:
+        print(json.dumps(retired))
+    else:
+        for month in retired:
+            print(f"{month['month']}: {month['rows']:,} observations retired into "
+                  f"{month['archive']} (SHA-256 {month['sha256']})")
     return 0
 
 

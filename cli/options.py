@@ -18,7 +18,7 @@ def command(group, name: str, run: Callable[[argparse.Namespace], int], help: st
     parser = group.add_parser(name, help=help, **parser_options)
     if catalog:
         parser.add_argument("--db", required=True, type=catalog_location,
-                            help="the catalog (SQLite file)")
+                            help="the catalog: a SQLite file, or a postgresql:// URL")
     if json:
         parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(run=run)

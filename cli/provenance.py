@@ -140,7 +140,9 @@ def cmd_verify(args) -> int:
               f"{report.products} products, {report.leaves} log leaves, "
               f"{report.tree_heads} signed tree heads"
               + (f" ({report.unsigned_leaves} newest leaves not under a signed head yet)"
-                 if report.unsigned_leaves else ""))
+                 if report.unsigned_leaves else "")
+              + (f"; {report.retired_observations} observations retired into archive "
+                 "files (their batches checked)" if report.retired_observations else ""))
         for problem in report.problems:
             print(f"{problem['kind']}: {problem['where']}: {problem['problem']}")
         print("the catalog matches what was signed" if not report.problems else

@@ -161,7 +161,7 @@ class ProductStore:
             else:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(part, final)
-                _sync_directory(final.parent)
+                sync_directory(final.parent)
         elif not final.exists():
             raise ValueError("neither the received bytes nor the stored product are there")
         return final
@@ -181,10 +181,11 @@ def _write_synced(path: Path, data: bytes) -> None:
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, path)
-    _sync_directory(path.parent)
+    sync_directory(path.parent)
 
 
-def _sync_directory(path: Path) -> None:
+def sync_directory(path: Path) -> None:
+    """Make a rename or a new file in ``path`` durable (the directory's entry)."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)

@@ -233,6 +233,15 @@ ack_timeout = 5
         self.collector = self.start_worker(0, env, wait, options, self.collector)
         return self.collector
 
+    def catalog_options(self) -> tuple[str, ...]:
+        """``--db`` for the collector's commands, with the files that lie beside a SQLite
+        catalog named where the catalog is a URL (nothing lies "beside" it)."""
+        if not isinstance(self.catalog_path, str):
+            return ("--db", str(self.catalog_path))
+        return ("--db", self.catalog_path, "--collector-key", str(self.base / "collector.key"),
+                "--decryption-key", str(self.base / "collector-x25519.key"),
+                "--product-store", str(self.base / "products"))
+
     def start_worker(self, number: int, env: dict | None = None, wait: bool = True,
                      options: tuple[str, ...] = (),
                      previous: ObslinkProcess | None = None) -> ObslinkProcess:
@@ -243,11 +252,7 @@ ack_timeout = 5
         markers = ("collector ready: subscribed", "collector ready for products")
         before = [previous.log().count(marker) if previous else 0 for marker in markers]
         suffix = f"-{number}" if number else ""
-        if isinstance(self.catalog_path, str):  # a URL: nothing lies "beside" it
-            options = ("--collector-key", str(self.base / "collector.key"),
-                       "--decryption-key", str(self.base / "collector-x25519.key"),
-                       "--product-store", str(self.base / "products"), *options)
-        worker = self._spawn(["collector", "serve", "--db", str(self.catalog_path),
+        worker = self._spawn(["collector", "serve", *self.catalog_options(),
                               "--broker", self.broker.url, "--group", self.group,
                               "--client-id", f"collector-{self.group}{suffix}", *options],
                              f"collector{suffix}", env)

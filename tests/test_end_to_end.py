@@ -31,7 +31,8 @@ def expected_readings(station):
                   for t, element, value, unit in station.logger.expected)
 
 
-def test_appended_files_arrive_complete_with_utc_times(deployment):
+def test_appended_files_arrive_complete_with_utc_times(deployment_on_each_backend):
+    deployment = deployment_on_each_backend
     station = deployment.add_station("0-20000-0-54511", kind_index=0)  # logger at UTC+08:00
     deployment.start_collector()
     deployment.start_agent(station)
@@ -57,7 +58,8 @@ def test_appended_files_arrive_complete_with_utc_times(deployment):
     assert deployment.catalog.count("refusals") == 0
 
 
-def test_collector_down_while_stations_report_then_catches_up(deployment):
+def test_collector_down_while_stations_report_then_catches_up(deployment_on_each_backend):
+    deployment = deployment_on_each_backend
     station = deployment.add_station("0-20000-0-54513", kind_index=2)
     deployment.start_agent(station)
     for _ in range(5):
@@ -118,7 +120,8 @@ def refusal_reasons(deployment):
     return [row[0] for row in deployment.catalog.query("SELECT reason FROM refusals")]
 
 
-def test_tampered_foreign_and_unknown_batches_are_refused(deployment, tmp_path):
+def test_tampered_foreign_and_unknown_batches_are_refused(deployment_on_each_backend, tmp_path):
+    deployment = deployment_on_each_backend
     station = deployment.add_station("0-20000-0-54514")
     deployment.start_collector()
     publisher = Publisher(deployment.broker)
@@ -147,7 +150,8 @@ def test_tampered_foreign_and_unknown_batches_are_refused(deployment, tmp_path):
     assert all(detail and len(digest) == 64 for _s, detail, digest in details)
 
 
-def test_the_same_batch_twice_is_stored_once_and_acked_twice(deployment):
+def test_the_same_batch_twice_is_stored_once_and_acked_twice(deployment_on_each_backend):
+    deployment = deployment_on_each_backend
     station = deployment.add_station("0-20000-0-54516")
     deployment.start_collector()
     publisher = Publisher(deployment.broker, wire.ack_topic(NETWORK, station.id))

@@ -37,8 +37,12 @@ def issue_token(deployment, station: str, valid_for: str = "1h") -> str:
 
 @pytest.fixture
 def http_api(deployment):
+    return start_http_api(deployment)
+
+
+def start_http_api(deployment) -> str:
     port = free_port()
-    deployment._spawn(["collector", "http", "--db", str(deployment.catalog_path), "--listen",
+    deployment._spawn(["collector", "http", *deployment.catalog_options(), "--listen",
                        f"127.0.0.1:{port}", "--broker-url", deployment.broker.url], "http")
 
     def accepting() -> bool:
@@ -54,7 +58,9 @@ def enrol(url: str, token: str, private) -> subprocess.CompletedProcess:
                    check=False)
 
 
-def test_an_enrolled_station_delivers_with_its_key(deployment, http_api):
+def test_an_enrolled_station_delivers_with_its_key(deployment_on_each_backend):
+    deployment = deployment_on_each_backend
+    http_api = start_http_api(deployment)
     station = deployment.add_station("ENROL-1", register=False)
     token = issue_token(deployment, station.id)
     done = enrol(http_api, token, station.private_key)

@@ -49,7 +49,9 @@ def last_committed(deployment, station: str) -> int | None:
     return found[0][0] if found else None
 
 
-def test_a_silent_station_is_alarmed_delivered_shown_and_cleared(deployment, broker):
+def test_a_silent_station_is_alarmed_delivered_shown_and_cleared(deployment_on_each_backend,
+                                                                 broker):
+    deployment = deployment_on_each_backend
     Hook.received = []
     hook_server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=hook_server.serve_forever, daemon=True).start()

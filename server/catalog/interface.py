@@ -301,6 +301,13 @@ class Catalog(ABC):
     @abstractmethod
     def qc_check_names(self) -> dict[int, str]: ...
 
+    def retired_months(self) -> list[dict]:
+        """Months of observations moved out of the catalog into archive files (month,
+        start_us, end_us, rows, last_row, archive, sha256, retired_at), oldest first:
+        their batches, log leaves and provenance stay (docs/scaling.md, "Retention").
+        A catalog that cannot retire months has none."""
+        return []
+
     @abstractmethod
     def gaps(self, station: str | None = None) -> list[dict]: ...
 

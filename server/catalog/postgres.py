@@ -22,6 +22,7 @@ from obslink.server.catalog.backends import shown_url
 from obslink.server.catalog.interface import Catalog
 from obslink.server.catalog.postgres_connection import PgConnection, copy_rows
 from obslink.server.catalog.postgres_partitions import Partitions, months_ahead
+from obslink.server.catalog.postgres_retention import retire_before
 from obslink.server.catalog.postgres_schema import MIGRATIONS
 from obslink.server.catalog.sqlite_admin import SQLiteAdmin
 from obslink.server.catalog.sqlite_datasets import SQLiteDatasets
@@ -119,8 +120,8 @@ class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQL
             "SELECT (SELECT coalesce(max(id), 0) + 1 FROM bundles), "
             "(SELECT coalesce(max(id), 0) + 1 FROM batches), "
             "(SELECT coalesce(max(idx), -1) + 1 FROM log_leaves), "
-            "setval('observation_row', (SELECT coalesce(max(id), 0) + 1 FROM "
-            "observation_values), false)").fetchone()
+            "setval('observation_row', greatest((SELECT max(id) FROM observation_values), "
+            "(SELECT max(last_row) FROM retired_months), 0) + 1, false)").fetchone()
 
     def _insert_batches(self, accepted, check):
         # every month the group's observations fall in has its partition first (a batch's
@@ -199,6 +200,18 @@ class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQL
         self.conn.execute("INSERT INTO catalog_secrets (name, value) VALUES "
                           "('broker-accounts', ?) ON CONFLICT (name) DO UPDATE SET value = "
                           "excluded.value", (secret,))
+
+    # -- retention (postgres_retention.py) -------------------------------------------------------
+
+    def retire_before(self, before: tuple[int, int], archive, say) -> list[dict]:
+        return retire_before(self, before, archive, say)
+
+    def retired_months(self) -> list[dict]:
+        cursor = self.conn.execute("SELECT month, start_us, end_us, rows, last_row, archive, "
+                                   "sha256, retired_at FROM retired_months ORDER BY month, "
+                                   "retired_at")
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
 
     # -- `catalog copy` into this catalog --------------------------------------------------------
 

@@ -341,4 +341,16 @@ MIGRATIONS = [
         );
         CREATE TABLE catalog_secrets (name text PRIMARY KEY, value bytea NOT NULL)
     """),
+    ("observation months retired into archive files (postgres_retention.py)", """
+        CREATE TABLE retired_months (
+            archive text PRIMARY KEY,
+            month text NOT NULL,
+            start_us bigint NOT NULL,
+            end_us bigint NOT NULL,
+            rows bigint NOT NULL,
+            last_row bigint,
+            sha256 text NOT NULL,
+            retired_at text NOT NULL
+        )
+    """),
 ]
