@@ -3,7 +3,7 @@ postgresql://user@host:port/database``. It runs the SQLite backend's modules, wh
 portable, over a psycopg connection that takes their ``?`` parameters and makes writers
 take turns (postgres_connection.py); what differs is here: the tables (postgres_schema.py,
 observations partitioned by month, postgres_partitions.py), how keys changes are noticed,
-which errors are the database's state, and the observation text (built in Python: the
+which errors are the database's state, and the observation text (postgres_text.py: the
 SQLite statement that writes it is SQLite's own).
 
 Several collector workers, on one machine or several, may share one PostgreSQL catalog: a
@@ -23,6 +23,7 @@ from obslink.server.catalog.interface import Catalog
 from obslink.server.catalog.postgres_connection import PgConnection, copy_rows
 from obslink.server.catalog.postgres_partitions import Partitions, months_ahead
 from obslink.server.catalog.postgres_retention import retire_before
+from obslink.server.catalog.postgres_text import PostgresText
 from obslink.server.catalog.postgres_schema import MIGRATIONS
 from obslink.server.catalog.sqlite_admin import SQLiteAdmin
 from obslink.server.catalog.sqlite_datasets import SQLiteDatasets
@@ -37,7 +38,7 @@ from obslink.server.catalog.sqlite_reports import SQLiteReports
 from obslink.readings import format_utc, now_us
 
 
-class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQLiteReports,
+class PostgresCatalog(PostgresText, SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQLiteReports,
                       SQLiteLog, SQLiteRecords, SQLiteQueries, SQLiteMonitor, SQLiteProducts,
                       Catalog):
     schemes = ("postgresql", "postgres")
@@ -181,8 +182,6 @@ class PostgresCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQL
         return self.conn.execute(
             "SELECT count(*), count(revoked_at), max(revoked_at), count(retire_at) "
             "FROM station_keys").fetchone()
-
-    observation_text = Catalog.observation_text  # the SQL that writes it is SQLite's
 
     def broker_secret(self, create: bool = True) -> bytes | None:
         """The secret stations' broker passwords derive from lives in the catalog, so that

@@ -163,7 +163,7 @@ class SQLiteQueries:
         """One series' text, a chunk per statement: a chunk holds rows of one UTC day,
         whose date is a parameter (datetime() per row would cost more than the rest of
         the line); a day with no rows is skipped by looking up the next row."""
-        make_format = _LINE_FORMATS[fmt]
+        make_format = LINE_FORMATS[fmt]
         python_format = make_format(series_row)
         params = {**params, "series": series_row[0], "missing": "" if fmt == "csv" else
                   "null", "line": make_format(series_row, _SQL_TIME, "")}
@@ -296,4 +296,4 @@ def _json_format(series_row: tuple, time: str = "%s.%06d", tail: str = "%.0s%.0s
             f'{const(field)}, "period_s": {"null" if period is None else period}}},{tail}')
 
 
-_LINE_FORMATS = {"csv": _csv_format, "json": _json_format}
+LINE_FORMATS = {"csv": _csv_format, "json": _json_format}

@@ -1,0 +1,41 @@
+"""Observation text (the API's CSV and JSON streams) on PostgreSQL: a chunk of a series'
+rows is read with its time of day already written by the database (to_char), and Python
+fills the series' line format with each row's parts, a chunk at a time, not a row
+object and a dictionary a row as the reference (queries.csv_line / json_object) does.
+Values are written as Python writes them (str, or json.dumps where JSON has no number for
+them), so the text is the reference's to the byte: tests/test_catalog_api.py compares
+every line on both backends."""
+
+from __future__ import annotations
+
+import json
+
+from obslink.server.catalog.queries import Cursor, csv_field
+from obslink.server.catalog.sqlite_queries import LINE_FORMATS
+
+_MICROS = "((v.observed_us % 1000000) + 1000000) % 1000000"
+# to the second, as format_utc writes it (floor division: a time before 1970 is negative)
+_SECOND = (f"to_char(to_timestamp((v.observed_us - {_MICROS}) / 1000000) AT TIME ZONE "
+           "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')")
+TEXT_COLUMNS = (f"b.epoch, b.seq, v.id - b.first_row, {_SECOND}, {_MICROS}, v.value, v.qc, "
+                "v.source_flag")
+
+
+class PostgresText:
+    """Mixed into PostgresCatalog before the SQLite modules: SQLiteQueries'
+    observation_text calls this for a series whose identifiers need no quoting."""
+
+    def _series_text(self, series_row, position, end, filters, params, fmt, left):
+        line = LINE_FORMATS[fmt](series_row)
+        as_csv = fmt == "csv"
+        missing = "" if as_csv else "null"
+        flag_text = csv_field if as_csv else (lambda flag: json.dumps(flag, ensure_ascii=False))
+        for rows in self._series_rows(series_row, position, end, filters, params,
+                                      TEXT_COLUMNS, left):
+            text = "".join([line % (
+                epoch, seq, index, second, micro,
+                missing if value is None else
+                value if as_csv or value - value == 0 else json.dumps(value),  # NaN, ±inf
+                qc, missing if flag is None else flag_text(flag), at, row)  # (%.0s: unwritten)
+                for epoch, seq, index, second, micro, value, qc, flag, at, row in rows])
+            yield text, Cursor(series_row[0], *rows[-1][-2:]), len(rows)
