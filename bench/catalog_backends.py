@@ -37,8 +37,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, str(Path(__file__).parent))
-from backlog_drain import (MINUTE_US, NETWORK, build_backlogs, enrol_stations,  # noqa: E402
-                           station_id)
+from backlog_drain import (COLUMNS as RECORD, MINUTE_US, NETWORK, build_backlogs,  # noqa: E402
+                           enrol_stations, station_id)
 
 from obslink import wire  # noqa: E402
 from obslink.agent.outbox import Outbox  # noqa: E402
@@ -154,20 +154,27 @@ def raw_postgres_seconds(url: str, rows: list[tuple]) -> float:
         return time.perf_counter() - started
 
 
-def catalog_bytes(location: str) -> int:
-    """What the catalog takes on disk: the SQLite file with its WAL (checkpointed), or the
-    PostgreSQL schema's tables with their indexes and TOAST."""
+def catalog_bytes(location: str) -> tuple[int, int]:
+    """What the catalog takes on disk, and of it what the observation rows with their
+    indexes take: the SQLite file with its WAL (checkpointed; the rows' share by dbstat),
+    or the PostgreSQL schema's tables with their indexes and TOAST."""
     if "://" not in location:
         with sqlite3.connect(location) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            rows = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = "
+                                "'observation_values' OR name IN (SELECT name FROM "
+                                "sqlite_master WHERE tbl_name = 'observation_values' AND "
+                                "type = 'index')").fetchone()[0]
         return sum(path.stat().st_size for path in Path(location).parent.glob(
-            Path(location).name + "*"))
+            Path(location).name + "*")), rows
     import psycopg
 
     with psycopg.connect(location) as conn:
-        return conn.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN "
-                            "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
-                            "current_schema() AND c.relkind = 'r'").fetchone()[0]
+        return conn.execute(
+            "SELECT sum(pg_total_relation_size(c.oid)), sum(pg_total_relation_size(c.oid)) "
+            "FILTER (WHERE c.relname LIKE 'observation_values%') FROM pg_class c JOIN "
+            "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+            "AND c.relkind = 'r'").fetchone()
 
 
 def new_catalog(location: str, keys: list[Ed25519PrivateKey]) -> None:
@@ -225,9 +232,13 @@ def main() -> int:
             raw_postgres = len(rows) / raw_postgres_seconds(postgres.url, rows)
         print(f"raw SQLite executemany, same rows:   {raw_sqlite:>9,.0f} rows/s")
         print(f"raw PostgreSQL COPY, same rows:      {raw_postgres:>9,.0f} rows/s")
-        for backend, size in sizes.items():
+        batches = readings // len(RECORD)
+        for backend, (size, rows) in sizes.items():
             print(f"{backend:<10} catalog: {size / 2**20:,.0f} MiB, {size / readings:.0f} bytes "
-                  "a reading (indexes, batches and log included)")
+                  f"a reading (indexes, batches and log included): the observation rows "
+                  f"with their indexes {rows / readings:.0f} bytes a reading, the rest "
+                  f"(batches with their signed bodies, log leaves, bundles) "
+                  f"{(size - rows) / batches:.0f} bytes a batch of {len(RECORD)}")
         for backend, raw in (("sqlite", raw_sqlite), ("postgresql", raw_postgres)):
             print(f"{backend:<10} 1 worker / raw insert = {rates[(backend, 1)] / raw:.2f}; "
                   f"2 workers / 1 worker = {rates[(backend, 2)] / rates[(backend, 1)]:.2f}×")

@@ -12,6 +12,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from obslink import wire
 from obslink.keys import load_private_key
 from obslink.readings import Reading
@@ -19,6 +21,7 @@ from obslink.server.catalog import open_catalog
 from obslink.server.catalog.provenance import resolve
 from obslink.server.catalog.self_check import verify_catalog
 from tests.signed_catalog import batch, make_signed_catalog, signed
+from tests.test_catalog_copy import copy
 
 MARCH_2025 = 1_740_787_200_000_000  # 2025-03-01T00:00:00Z
 MINUTE = 60_000_000
@@ -102,6 +105,18 @@ def test_old_months_retire_into_archives_and_the_catalog_still_verifies(tmp_path
     assert nothing.returncode == 0 and json.loads(nothing.stdout) == []
     assert "nothing retired" in nothing.stderr
 
+    # a copy takes the record of what was retired along; a SQLite target cannot hold it
+    copied = postgres.schema_url("retire_copy")
+    assert copy(location, copied).returncode == 0
+    target = open_catalog(copied)
+    try:
+        report = verify_catalog(target)
+        assert report.problems == [] and report.retired_observations == 8
+    finally:
+        target.close()
+    refused = copy(location, tmp_path / "copy.db")
+    assert refused.returncode != 0 and "copy into PostgreSQL" in refused.stderr
+
 
 def test_retiring_is_refused_on_sqlite_and_for_a_malformed_month(tmp_path):
     catalog, _ = make_signed_catalog(tmp_path)
@@ -111,3 +126,23 @@ def test_retiring_is_refused_on_sqlite_and_for_a_malformed_month(tmp_path):
     assert "cannot retire months" in refused.stderr and "catalog copy" in refused.stderr
     malformed = retire(tmp_path / "catalog.db", "2026-13", tmp_path / "archive")
     assert malformed.returncode != 0 and "YYYY-MM" in malformed.stderr
+
+
+def test_a_writer_that_listed_a_retired_month_fails_once_then_makes_it_again(tmp_path,
+                                                                            postgres):
+    """A collector running while a month is retired still lists its partition: the group
+    with late data for it fails (nothing stored, so nothing acknowledged), and the next
+    attempt (the collector stores the group's batches one by one at once) makes the
+    partition again."""
+    location = postgres.schema_url("retire_live")
+    catalog, _ = make_signed_catalog(tmp_path, location)
+    station = load_private_key(tmp_path / "station.key")
+    assert catalog.commit([signed(old_batch(101), station)]) == [True]
+    assert retire(location, "2026-01", tmp_path / "archive").returncode == 0
+    try:
+        with pytest.raises(Exception, match="no partition"):
+            catalog.commit([signed(old_batch(102), station)])
+        assert catalog.commit([signed(old_batch(102), station)]) == [True]
+        assert verify_catalog(catalog).problems == []
+    finally:
+        catalog.close()

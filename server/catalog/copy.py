@@ -49,6 +49,7 @@ def copy_catalog(source: Catalog, target: Catalog,
         for table in TABLES:
             report.rows[table] = _copy_table(source, target, table, say)
         _copy_broker_secret(source, target)
+        report.rows["retired_months"] = _copy_retired_months(source, target)
         finish = getattr(target, "after_copy", None)
         if finish is not None:
             finish()
@@ -72,6 +73,22 @@ def _columns(catalog: Catalog, table: str) -> list[str]:
     cursor = catalog.conn.execute(f"SELECT * FROM {table} LIMIT 0")
     cursor.fetchall()
     return [column[0] for column in cursor.description]
+
+
+def _copy_retired_months(source: Catalog, target: Catalog) -> int:
+    """The record of months retired into archive files goes along: without it the copy's
+    `catalog verify` would find their readings missing, and row numbers could repeat."""
+    retired = source.retired_months()
+    if retired and not hasattr(target, "retire_before"):
+        raise StorageError(f"{shown_url(source.location)} has retired months of observations "
+                           f"into archive files; {shown_url(target.location)} cannot record "
+                           "them (a SQLite catalog): copy into PostgreSQL")
+    for month in retired:
+        target.conn.execute("INSERT INTO retired_months (month, start_us, end_us, rows, "
+                            "last_row, archive, sha256, retired_at) VALUES (:month, "
+                            ":start_us, :end_us, :rows, :last_row, :archive, :sha256, "
+                            ":retired_at)", month)
+    return len(retired)
 
 
 def _copy_table(source: Catalog, target: Catalog, table: str, say) -> int:
