@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -24,7 +25,7 @@ from obslink.demo.broker import free_port
 from obslink.keys import load_private_key
 from obslink.readings import MAX_TIME_US, MIN_TIME_US, Reading, format_utc
 from obslink.server.catalog import merkle, open_catalog
-from tests.conftest import ObslinkProcess, wait_until
+from tests.conftest import BACKENDS, ObslinkProcess, wait_until
 from tests.signed_catalog import batch, signed
 
 
@@ -283,12 +284,13 @@ def test_from_logger_files_the_api_returns_what_the_catalog_committed(deployment
         process.stop()
 
 
-def one_batch_catalog(directory, readings, epoch: str):
-    """A catalog holding station S1 and one batch of ``readings`` from outbox ``epoch``."""
+def one_batch_catalog(directory, readings, epoch: str, location=None):
+    """A catalog holding station S1 and one batch of ``readings`` from outbox ``epoch``
+    (at ``location``; by default catalog.db in ``directory``)."""
     from obslink import wire
     from obslink.server.catalog import AcceptedBatch, Station
 
-    catalog = open_catalog(directory / "catalog.db")
+    catalog = open_catalog(location or directory / "catalog.db")
     catalog.add_station(Station("S1", "net"), None, None)
     body = wire.encode_batch(wire.Batch("S1", epoch, 1, 0, readings))
     catalog.commit([AcceptedBatch(wire.decode_batch_columns(body), "obslink/v1/net/S1/data",
@@ -312,14 +314,25 @@ readings = st.lists(st.builds(
     -86_400_000_001, -1, 0, 86_399_999_999, 86_400_000_000, 3 * 86_400_000_000 + 7)], "e1")
 @example([Reading(MIN_TIME_US, "e%", 1e-300, "u", "f", "\r", 0, None),
           Reading(MAX_TIME_US, "é", -0.0, "μ", "f", None, 9, None)], "e1")
-def test_the_catalog_writes_observation_text_as_the_reference_does(tmp_path_factory, batch,
-                                                                    epoch):
-    """SQLite builds the CSV and JSON of an observation in SQL; it must be exactly what
-    queries.csv_line and json_object make of the same row, whatever the values."""
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_catalog_writes_observation_text_as_the_reference_does(tmp_path_factory, request,
+                                                                    backend, batch, epoch):
+    """SQLite builds the CSV and JSON of an observation in SQL, PostgreSQL with its own
+    code (postgres_text.py); either must be exactly what queries.csv_line and json_object
+    make of the same row, whatever the values."""
     from obslink.server.catalog.interface import Catalog
     from obslink.server.catalog.queries import ObservationQuery
 
-    catalog = one_batch_catalog(tmp_path_factory.mktemp("text"), batch, epoch)
+    location = None
+    if backend == "postgresql":
+        texts = [epoch] + [part or "" for reading in batch for part in (
+            reading.element, reading.unit, reading.source_field, reading.source_flag,
+            reading.source_unit)]
+        if any("\x00" in part for part in texts):
+            return  # PostgreSQL's text holds no NUL: such a batch is refused as unstorable
+        location = request.getfixturevalue("postgres").schema_url(
+            f"text_{secrets.token_hex(6)}")
+    catalog = one_batch_catalog(tmp_path_factory.mktemp("text"), batch, epoch, location)
     try:
         query = ObservationQuery()
         for fmt in ("csv", "json"):

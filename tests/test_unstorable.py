@@ -100,3 +100,38 @@ def test_on_postgresql_only_the_databases_state_is_worth_a_redelivery(postgres):
             assert not catalog.is_transient(error), error
     finally:
         catalog.close()
+
+
+def test_a_nul_in_a_reading_is_stored_on_sqlite_and_refused_alone_on_postgresql(
+        deployment_on_each_backend):
+    """PostgreSQL's text cannot hold NUL (docs/scaling.md): there the batch is refused as
+    unstorable, with the reason, and the rest of its group is stored; SQLite stores it."""
+    deployment = deployment_on_each_backend
+    odd = deployment.add_station("NUL-1")
+    healthy = deployment.add_station("NUL-2")
+    deployment.start_collector()
+    key = load_private_key(odd.private_key)
+    reading = Reading(now_us(), "air_temperature", 21.5, "degC", "AirTC", "bad\x00flag", 0,
+                      None, 1, 0)
+    topic = wire.data_topic(NETWORK, odd.id)
+    body = wire.encode_batch(wire.Batch(odd.id, "e1", 1, now_us(), [reading], "toa5", "1"))
+    publisher = Publisher(deployment.broker, wire.ack_topic(NETWORK, "+"))
+    try:
+        publisher.publish(topic, wire.sign(body, topic, key, key_id(key.public_key())))
+        publisher.publish(*signed_batch(healthy.id, healthy.private_key, seq=1))
+        on_postgresql = isinstance(deployment.catalog_path, str)
+        wait_until(lambda: deployment.catalog.count("observations") == (1 if on_postgresql
+                                                                         else 2),
+                   message="the stored readings")
+        if on_postgresql:
+            wait_until(lambda: any(ack.refused for ack in publisher.acks),
+                       message="the refusal's ack")
+    finally:
+        publisher.close()
+    refusals = deployment.catalog.query("SELECT station, reason, detail FROM refusals")
+    if on_postgresql:
+        assert [(station, reason) for station, reason, _ in refusals] == \
+            [("NUL-1", "unstorable")]
+        assert "0x00" in refusals[0][2]  # PostgreSQL: invalid byte sequence … 0x00
+    else:
+        assert refusals == []

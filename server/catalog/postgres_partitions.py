@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from obslink.readings import MAX_TIME_US
+
 AHEAD = 2  # months made ahead of the current one
 
 
@@ -17,13 +19,16 @@ def month_of(us: int) -> tuple[int, int]:
         moment = datetime.fromtimestamp(us // 1_000_000, timezone.utc)
     except (OverflowError, OSError, ValueError):
         raise ValueError(f"observation time {us} µs is outside what the catalog stores "
-                         "(years 1-9998)") from None
+                         "(years 1-9999)") from None
     return moment.year, moment.month
 
 
 def month_bounds(year: int, month: int) -> tuple[int, int]:
-    """[first µs, first µs of the next month) of a month."""
+    """[first µs, first µs of the next month) of a month (December 9999 ends where the
+    catalog's times do: year 10000 has no datetime)."""
     start = datetime(year, month, 1, tzinfo=timezone.utc)
+    if (year, month) == (9999, 12):
+        return int(start.timestamp()) * 1_000_000, MAX_TIME_US + 1
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=timezone.utc)
     return int(start.timestamp()) * 1_000_000, int(end.timestamp()) * 1_000_000
 
@@ -62,9 +67,6 @@ class Partitions:
 
     def cover(self, months) -> None:
         for year, month in sorted(set(months) - self.known):
-            if year > 9998:
-                raise ValueError(f"an observation time in year {year} is outside what the "
-                                 "catalog stores (years 1-9998)")
             start, end = month_bounds(year, month)
             # IF NOT EXISTS: another worker may have made it since this one looked
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS {partition_name(year, month)} "

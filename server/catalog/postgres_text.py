@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 
-from obslink.server.catalog.queries import Cursor, csv_field
-from obslink.server.catalog.sqlite_queries import LINE_FORMATS
+from obslink.server.catalog.queries import Cursor, csv_field, csv_line, json_object
+from obslink.server.catalog.sqlite_queries import LINE_FORMATS, PLAIN_EPOCH, observation_rows
 
 _MICROS = "((v.observed_us % 1000000) + 1000000) % 1000000"
 # to the second, as format_utc writes it (floor division: a time before 1970 is negative)
@@ -23,19 +23,32 @@ TEXT_COLUMNS = (f"b.epoch, b.seq, v.id - b.first_row, {_SECOND}, {_MICROS}, v.va
 
 class PostgresText:
     """Mixed into PostgresCatalog before the SQLite modules: SQLiteQueries'
-    observation_text calls this for a series whose identifiers need no quoting."""
+    observation_text calls _series_text for a series whose names hold no NUL."""
+
+    def _epochs_plain(self, station: str) -> bool:
+        # each chunk's epochs are checked as it is written (below): no statement a station
+        return True
 
     def _series_text(self, series_row, position, end, filters, params, fmt, left):
         line = LINE_FORMATS[fmt](series_row)
         as_csv = fmt == "csv"
         missing = "" if as_csv else "null"
         flag_text = csv_field if as_csv else (lambda flag: json.dumps(flag, ensure_ascii=False))
+        reference = csv_line if as_csv else (lambda row: json_object(row) + ",")
         for rows in self._series_rows(series_row, position, end, filters, params,
                                       TEXT_COLUMNS, left):
+            cursor = Cursor(series_row[0], *rows[-1][-2:])
+            if not all(PLAIN_EPOCH.fullmatch(epoch) for epoch in {row[0] for row in rows}):
+                # an epoch the line format cannot hold unquoted: the reference writes it
+                yield "".join(map(reference, observation_rows(series_row, [
+                    (value, flag, qc, epoch, seq, index, at, row) for
+                    epoch, seq, index, _second, _micro, value, qc, flag, at, row in rows]))
+                ), cursor, len(rows)
+                continue
             text = "".join([line % (
                 epoch, seq, index, second, micro,
                 missing if value is None else
                 value if as_csv or value - value == 0 else json.dumps(value),  # NaN, ±inf
                 qc, missing if flag is None else flag_text(flag), at, row)  # (%.0s: unwritten)
                 for epoch, seq, index, second, micro, value, qc, flag, at, row in rows])
-            yield text, Cursor(series_row[0], *rows[-1][-2:]), len(rows)
+            yield text, cursor, len(rows)

@@ -123,7 +123,7 @@ class SQLiteQueries:
                      ) -> Iterator[ObservationRow]:
         """Every matching observation after ``after``, series by series in time order."""
         for series_row, rows in self._chunks(query, after, _ROW_COLUMNS):
-            yield from _observation_rows(series_row, rows)
+            yield from observation_rows(series_row, rows)
 
     def observation_text(self, query: ObservationQuery, after: Cursor | None = None,
                          fmt: str = "csv", limit: int | None = None
@@ -142,11 +142,8 @@ class SQLiteQueries:
             if left is not None and left <= 0:
                 return
             station = series_row[1]
-            if station not in plain_epochs:  # (GLOB would stop at a NUL in the text)
-                plain_epochs[station] = all(_PLAIN_EPOCH.fullmatch(epoch) for (epoch,) in
-                                            self.conn.execute("SELECT DISTINCT epoch FROM "
-                                                              "batches WHERE station = ?",
-                                                              (station,)))
+            if station not in plain_epochs:
+                plain_epochs[station] = self._epochs_plain(station)
             names = [text for text in series_row[1:5] if text is not None]
             if not plain_epochs[station] or any("\x00" in text for text in names):
                 texts = self._reference_text(series_row, position, end, filters, params,
@@ -158,6 +155,12 @@ class SQLiteQueries:
                 yield text, cursor, count
                 if left is not None:
                     left -= count
+
+    def _epochs_plain(self, station: str) -> bool:
+        """Whether every outbox epoch of the station goes into an identifier as it is (the
+        SQL line format writes it unquoted). (GLOB would stop at a NUL in the text.)"""
+        return all(PLAIN_EPOCH.fullmatch(epoch) for (epoch,) in self.conn.execute(
+            "SELECT DISTINCT epoch FROM batches WHERE station = ?", (station,)))
 
     def _series_text(self, series_row, position, end, filters, params, fmt, left):
         """One series' text, a chunk per statement: a chunk holds rows of one UTC day,
@@ -204,11 +207,11 @@ class SQLiteQueries:
         line = csv_line if fmt == "csv" else (lambda row: json_object(row) + ",")
         for rows in self._series_rows(series_row, position, end, filters, params,
                                       _ROW_COLUMNS, left):
-            yield ("".join(map(line, _observation_rows(series_row, rows))),
+            yield ("".join(map(line, observation_rows(series_row, rows))),
                    Cursor(series_row[0], *rows[-1][-2:]), len(rows))
 
 
-def _observation_rows(series_row: tuple, rows: list) -> Iterator[ObservationRow]:
+def observation_rows(series_row: tuple, rows: list) -> Iterator[ObservationRow]:
     series, station, element, unit, field, period, lat, lon = series_row
     for value, flag, qc, epoch, seq, index, observed, row_id in rows:
         yield ObservationRow(station, epoch, seq, index, element, unit, field, period,
@@ -236,7 +239,7 @@ _TEXT_COLUMNS = {
     "json": (f"b.epoch, b.seq, v.id - b.first_row, {_SECONDS}, {_MICROS}, "
              f"coalesce(v.value, 'null'), v.qc, {_JSON_FLAG}")}
 # an epoch an identifier holds as it is (agents make hex ones)
-_PLAIN_EPOCH = re.compile(r"[A-Za-z0-9._-]+")
+PLAIN_EPOCH = re.compile(r"[A-Za-z0-9._-]+")
 
 DAY_US = 86_400_000_000
 # a series' rows after a position, up to a bound, that the query's filters admit
