@@ -70,27 +70,37 @@ def test_a_silent_station_is_alarmed_delivered_shown_and_cleared(deployment_on_e
     # stops, and later starts again
     stop, quiet_reports = threading.Event(), threading.Event()
     quiet_reports.set()
+    writing = threading.Lock()  # QUIET's last record is written before it falls silent
 
     def report() -> None:
         while not stop.wait(INTERVAL_S):  # the stations' cadence, not a wait for a result
-            steady.logger.write_next()
-            if quiet_reports.is_set():
-                quiet.logger.write_next()
+            with writing:
+                steady.logger.write_next()
+                if quiet_reports.is_set():
+                    quiet.logger.write_next()
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()
     try:
-        check_silent_station(deployment, broker, quiet_reports)
+        check_silent_station(deployment, broker, quiet_reports, writing, quiet)
     finally:
         stop.set()
         reporter.join()
         hook_server.shutdown()
 
 
-def check_silent_station(deployment, broker, quiet_reports: threading.Event) -> None:
+def check_silent_station(deployment, broker, quiet_reports: threading.Event,
+                         writing: threading.Lock, quiet) -> None:
     wait_until(lambda: last_committed(deployment, "QUIET") is not None, timeout=30,
                message="QUIET's first batch")
     time.sleep(2 * INTERVAL_S)  # a few more of QUIET's records, at its cadence
-    quiet_reports.clear()
+    with writing:
+        quiet_reports.clear()
+        written = len(quiet.logger.expected)
+    # every record QUIET wrote arrives first: one still on its way when the alarm rose
+    # would clear it (on a busy machine a record may take longer than the silence)
+    wait_until(lambda: deployment.catalog.query(
+        "SELECT count(*) FROM observations WHERE station = 'QUIET'")[0][0] == written,
+        timeout=60, message="QUIET's last records")
     wait_until(lambda: silent_alarms(deployment, "QUIET"), timeout=60,
                message="QUIET's silent alarm")
     ((_, raised_us, _),) = silent_alarms(deployment, "QUIET")
