@@ -368,12 +368,8 @@ class Collector:
 
     def _store(self, accepted: list[AcceptedBatch], gaps: list[AcceptedGap],
                announced: list[AcceptedKey], refusals: list[Refusal]) -> None:
-        self._stage(accepted, gaps, announced, refusals)()
-
-    def _stage(self, accepted: list[AcceptedBatch], gaps: list[AcceptedGap],
-               announced: list[AcceptedKey], refusals: list[Refusal]):
-        """Write the group's batches in an open transaction. Returns what finishes it:
-        the commit, the gap reports and refusals, and only then the acks."""
+        """Write the group's batches, commit them, record its gap reports and refusals,
+        and only then acknowledge."""
         registered = self._register_keys(announced, refusals)
         kept: list[AcceptedBatch] = []  # the batches the replay window lets through
 
@@ -381,28 +377,25 @@ class Collector:
             kept.extend(self.window.screen(batches, refusals))
             return kept
         commit = self._staged(accepted, screen) if accepted else list
-
-        def finish() -> None:
-            started = time.perf_counter()
-            new_flags = commit()
-            if self.metrics is not None:
-                self.metrics.committed(kept, new_flags, time.perf_counter() - started)
-                self.metrics.refused(refusals)
-            self.catalog.record_gaps(gaps)
-            for item in gaps:
-                log.warning("station %s reports a gap: %d readings (%d batches) evicted from "
-                            "its outbox (%s)", item.gap.station, item.gap.readings,
-                            item.gap.batches, item.gap.reason)
-            self.catalog.record_refusals(refusals)
-            for refusal in refusals:
-                log.warning("refused message on %s: %s (%s)", refusal.topic, refusal.reason,
-                            refusal.detail)
-            self.committed += sum(new_flags)
-            self.duplicates += len(new_flags) - sum(new_flags)
-            self.refused += len(refusals)
-            fault_point("after-commit")  # fault injection: a crash between commit and ack
-            self._acknowledge(kept, gaps, refusals, registered)
-        return finish
+        started = time.perf_counter()  # the commit's duration, its writing apart
+        new_flags = commit()
+        if self.metrics is not None:
+            self.metrics.committed(kept, new_flags, time.perf_counter() - started)
+            self.metrics.refused(refusals)
+        self.catalog.record_gaps(gaps)
+        for item in gaps:
+            log.warning("station %s reports a gap: %d readings (%d batches) evicted from "
+                        "its outbox (%s)", item.gap.station, item.gap.readings,
+                        item.gap.batches, item.gap.reason)
+        self.catalog.record_refusals(refusals)
+        for refusal in refusals:
+            log.warning("refused message on %s: %s (%s)", refusal.topic, refusal.reason,
+                        refusal.detail)
+        self.committed += sum(new_flags)
+        self.duplicates += len(new_flags) - sum(new_flags)
+        self.refused += len(refusals)
+        fault_point("after-commit")  # fault injection: a crash between commit and ack
+        self._acknowledge(kept, gaps, refusals, registered)
 
     def _store_one_by_one(self, group: list[tuple[str, bytes, int]], error: Exception) -> None:
         """A group failed for a reason in its content, not the database's state: it would

@@ -41,6 +41,15 @@ def retire(location, before: str, archive) -> subprocess.CompletedProcess:
                            "--json"], capture_output=True, text=True, timeout=120)
 
 
+def verified(location):
+    """`catalog verify`'s report on the catalog at ``location``."""
+    catalog = open_catalog(location)
+    try:
+        return verify_catalog(catalog)
+    finally:
+        catalog.close()
+
+
 def archived_rows(path) -> list[dict]:
     with gzip.open(path, "rt", newline="") as text:
         return list(csv.DictReader(text))
@@ -94,12 +103,8 @@ def test_old_months_retire_into_archives_and_the_catalog_still_verifies(tmp_path
     (second,) = json.loads(again.stdout)
     assert second["rows"] == 2 and second["archive"].endswith("y2025m03-2.csv.gz")
     assert len(archived_rows(archive)) == 6  # the first file untouched
-    catalog = open_catalog(location)
-    try:
-        report = verify_catalog(catalog)
-        assert report.problems == [] and report.retired_observations == 8
-    finally:
-        catalog.close()
+    report = verified(location)
+    assert report.problems == [] and report.retired_observations == 8
 
     nothing = retire(location, "2026-01", tmp_path / "archive")
     assert nothing.returncode == 0 and json.loads(nothing.stdout) == []
@@ -108,12 +113,8 @@ def test_old_months_retire_into_archives_and_the_catalog_still_verifies(tmp_path
     # a copy takes the record of what was retired along; a SQLite target cannot hold it
     copied = postgres.schema_url("retire_copy")
     assert copy(location, copied).returncode == 0
-    target = open_catalog(copied)
-    try:
-        report = verify_catalog(target)
-        assert report.problems == [] and report.retired_observations == 8
-    finally:
-        target.close()
+    report = verified(copied)
+    assert report.problems == [] and report.retired_observations == 8
     refused = copy(location, tmp_path / "copy.db")
     assert refused.returncode != 0 and "copy into PostgreSQL" in refused.stderr
 

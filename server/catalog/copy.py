@@ -40,8 +40,8 @@ def copy_catalog(source: Catalog, target: Catalog,
     """Copy ``source`` into the empty ``target`` and check the copy; StorageError says what
     differs (the target is then left as the failed transaction left it: empty)."""
     if target.conn.execute("SELECT count(*) FROM stations").fetchone()[0]:
-        raise StorageError(f"the target catalog {shown_url(target.location)} holds stations already; "
-                           "copy into a new, empty catalog")
+        raise StorageError(f"the target catalog {shown_url(target.location)} holds stations "
+                           "already; copy into a new, empty catalog")
     report, started = CopyReport(), time.monotonic()
     with transaction(target.conn):
         for table in SETTINGS_TABLES:
@@ -79,15 +79,12 @@ def _copy_retired_months(source: Catalog, target: Catalog) -> int:
     """The record of months retired into archive files goes along: without it the copy's
     `catalog verify` would find their readings missing, and row numbers could repeat."""
     retired = source.retired_months()
-    if retired and not hasattr(target, "retire_before"):
+    if retired and not hasattr(target, "keep_retired_month"):
         raise StorageError(f"{shown_url(source.location)} has retired months of observations "
                            f"into archive files; {shown_url(target.location)} cannot record "
                            "them (a SQLite catalog): copy into PostgreSQL")
     for month in retired:
-        target.conn.execute("INSERT INTO retired_months (month, start_us, end_us, rows, "
-                            "last_row, archive, sha256, retired_at) VALUES (:month, "
-                            ":start_us, :end_us, :rows, :last_row, :archive, :sha256, "
-                            ":retired_at)", month)
+        target.keep_retired_month(month)
     return len(retired)
 
 

@@ -17,12 +17,12 @@ import secrets
 import psycopg
 
 from obslink.errors import StorageError
-from obslink.sqlite_store import transaction
+from obslink.sqlite_store import dicts, transaction
 from obslink.server.catalog.backends import shown_url
 from obslink.server.catalog.interface import Catalog
 from obslink.server.catalog.postgres_connection import PgConnection, copy_rows
 from obslink.server.catalog.postgres_partitions import Partitions, months_ahead
-from obslink.server.catalog.postgres_retention import retire_before
+from obslink.server.catalog.postgres_retention import keep_retired_month, retire_before
 from obslink.server.catalog.postgres_text import PostgresText
 from obslink.server.catalog.postgres_schema import MIGRATIONS
 from obslink.server.catalog.sqlite_admin import SQLiteAdmin
@@ -38,9 +38,9 @@ from obslink.server.catalog.sqlite_reports import SQLiteReports
 from obslink.readings import format_utc, now_us
 
 
-class PostgresCatalog(PostgresText, SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQLiteReports,
-                      SQLiteLog, SQLiteRecords, SQLiteQueries, SQLiteMonitor, SQLiteProducts,
-                      Catalog):
+class PostgresCatalog(PostgresText, SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets,
+                      SQLiteReports, SQLiteLog, SQLiteRecords, SQLiteQueries, SQLiteMonitor,
+                      SQLiteProducts, Catalog):
     schemes = ("postgresql", "postgres")
     integrity_errors = (psycopg.IntegrityError,)
     # a group's fixed cost is higher here (a round trip a statement): four times SQLite's
@@ -113,16 +113,12 @@ class PostgresCatalog(PostgresText, SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLit
         # 57: operator intervention (shutdown); 58: system error (I/O)
         return state[:2] in ("40", "53", "57", "58")
 
-    def _first_ids(self) -> tuple[int, int, int, int]:
-        # observation rows are numbered by the sequence from the highest stored + 1, in
-        # insert order (postgres_schema.py): a rolled-back commit's numbers are given out
-        # again. One statement: each is a round trip.
-        return self.conn.execute(
-            "SELECT (SELECT coalesce(max(id), 0) + 1 FROM bundles), "
-            "(SELECT coalesce(max(id), 0) + 1 FROM batches), "
-            "(SELECT coalesce(max(idx), -1) + 1 FROM log_leaves), "
-            "setval('observation_row', greatest((SELECT max(id) FROM observation_values), "
-            "(SELECT max(last_row) FROM retired_months), 0) + 1, false)").fetchone()
+    # Observation rows are numbered by the sequence from the highest stored (or retired)
+    # + 1, in insert order (postgres_schema.py): a rolled-back commit's numbers are given
+    # out again, a retired one's never. Set in the statement that takes a group's ids.
+    _next_row = ("setval('observation_row', greatest((SELECT max(id) FROM "
+                 "observation_values), (SELECT max(last_row) FROM retired_months), 0) + 1, "
+                 "false)")
 
     def _insert_batches(self, accepted, check):
         # every month the group's observations fall in has its partition first (a batch's
@@ -206,11 +202,13 @@ class PostgresCatalog(PostgresText, SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLit
         return retire_before(self, before, archive, say)
 
     def retired_months(self) -> list[dict]:
-        cursor = self.conn.execute("SELECT month, start_us, end_us, rows, last_row, archive, "
-                                   "sha256, retired_at FROM retired_months ORDER BY month, "
-                                   "retired_at")
-        names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row)) for row in cursor]
+        return dicts(self.conn.execute(
+            "SELECT month, start_us, end_us, rows, last_row, archive, sha256, retired_at "
+            "FROM retired_months ORDER BY month, retired_at"))
+
+    def keep_retired_month(self, month: dict) -> None:
+        """Record a retired month (``retired_months``' columns), as `catalog copy` does."""
+        keep_retired_month(self.conn, month)
 
     # -- `catalog copy` into this catalog --------------------------------------------------------
 

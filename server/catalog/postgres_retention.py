@@ -78,13 +78,17 @@ def _retire_month(catalog, year: int, month: int, archive: Path) -> dict:
         record = {"month": f"{year:04d}-{month:02d}", "start_us": start_us, "end_us": end_us,
                   "rows": rows, "last_row": last_row, "archive": str(target.resolve()),
                   "sha256": digest.hexdigest(), "retired_at": format_utc(now_us(), fixed=True)}
-        conn.execute("INSERT INTO retired_months (month, start_us, end_us, rows, last_row, "
-                     "archive, sha256, retired_at) VALUES (:month, :start_us, :end_us, :rows, "
-                     ":last_row, :archive, :sha256, :retired_at)", record)
+        keep_retired_month(conn, record)
         conn.execute(f"ALTER TABLE observation_values DETACH PARTITION {table}")
         conn.execute(f"DROP TABLE {table}")
     catalog.partitions.known.discard((year, month))
     return record
+
+
+def keep_retired_month(conn, month: dict) -> None:
+    conn.execute("INSERT INTO retired_months (month, start_us, end_us, rows, last_row, "
+                 "archive, sha256, retired_at) VALUES (:month, :start_us, :end_us, :rows, "
+                 ":last_row, :archive, :sha256, :retired_at)", month)
 
 
 class _Hashing:

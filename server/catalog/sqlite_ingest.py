@@ -27,6 +27,8 @@ class SQLiteIngest:
     """Mixed into SQLiteCatalog, whose ``conn`` it writes through."""
 
     conn: sqlite3.Connection
+    #: the next observation row number, as SQL (SQLite numbers its rowids max + 1)
+    _next_row = "(SELECT coalesce(max(id), 0) + 1 FROM observation_values)"
     #: every batch gets a log leaf; False only where bench/log_cost.py measures what that costs
     transparency_log = True
     #: what arrived is counted for monitoring as it commits; False only where
@@ -203,8 +205,8 @@ class SQLiteIngest:
         return self.conn.execute(
             "SELECT (SELECT coalesce(max(id), 0) + 1 FROM bundles), "
             "(SELECT coalesce(max(id), 0) + 1 FROM batches), "
-            "(SELECT coalesce(max(idx), -1) + 1 FROM log_leaves), "
-            "(SELECT coalesce(max(id), 0) + 1 FROM observation_values)").fetchone()
+            f"(SELECT coalesce(max(idx), -1) + 1 FROM log_leaves), {self._next_row}"
+        ).fetchone()
 
     def _insert_rows(self, into: str, row: str, values: list) -> None:
         """Rows given as one flat list of values (sqlite_store.insert_rows: 32 rows an
