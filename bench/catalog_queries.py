@@ -13,6 +13,11 @@ measures, each against the raw SQL query that reads the same rows from the same 
   flag) and the bare observation rows (id, time, value, QC, element).
 Targets (issue 18): station-day p95 ≤ 50 ms; streaming ≥ 50 % of the raw row rate.
 
+The API is measured as deployed (a token, an audit row per request). Then each query goes
+to it and to the same API without its access layer (bench/open_api.py), taking turns
+request by request, and the access layer's cost is printed as the ratio of the two
+(issue 23: ≤ 10 %).
+
 `--db postgresql` builds the catalog in a PostgreSQL the bench starts (durable, on this
 machine; built anew each run) and measures the same queries there, the raw ones through
 psycopg on the same database (issue 22).
@@ -98,6 +103,35 @@ def serve(location: Path | str, directory: Path) -> tuple[str, subprocess.Popen]
     process = subprocess.Popen([sys.executable, "-m", "obslink", "collector", "http", "--db",
                                 str(location), "--listen", f"127.0.0.1:{port}", "--broker-url",
                                 "mqtt://127.0.0.1:1883", *files], stdout=subprocess.DEVNULL)
+    return wait_listening(port, process)
+
+
+def bench_token(location: Path | str) -> str:
+    """A token of an administrator cleared for everything (made again on a reused
+    catalog)."""
+    from obslink.errors import ConfigError
+    from obslink.server.access.tokens import issue_token
+
+    catalog = open_catalog(location)
+    try:
+        try:
+            catalog.create_account("bench", "administrator", "not-released", "service")
+        except ConfigError:  # --dir: made by an earlier run
+            pass
+        return issue_token(catalog, "bench", (), 86400, "bench/catalog_queries.py")[1]
+    finally:
+        catalog.close()
+
+
+def serve_open(location: Path | str) -> tuple[str, subprocess.Popen]:
+    """The same API without its access layer (bench/open_api.py): the baseline."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("open_api.py")),
+                                str(location), f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL)
+    return wait_listening(port, process)
+
+
+def wait_listening(port: int, process: subprocess.Popen) -> tuple[str, subprocess.Popen]:
     for _ in range(200):
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
@@ -118,8 +152,7 @@ def timings(run, repeat: int) -> list[float]:
 
 
 def show(label: str, api: list[float], raw: list[float]) -> None:
-    p50, p95 = statistics.median(api), sorted(api)[int(len(api) * 0.95) - 1]
-    r50, r95 = statistics.median(raw), sorted(raw)[int(len(raw) * 0.95) - 1]
+    (p50, p95), (r50, r95) = percentiles(api), percentiles(raw)
     print(f"{label}\n  API  p50 {p50 * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms\n"
           f"  SQL  p50 {r50 * 1000:7.1f} ms  p95 {r95 * 1000:7.1f} ms   API / SQL (p50) = "
           f"{p50 / r50:.1f}", flush=True)
@@ -223,81 +256,132 @@ def measure(location: Path | str, directory: Path, args) -> int:
         raw.execute("ANALYZE")  # as autovacuum would have by then: the planner's statistics
     readings = raw.execute("SELECT count(*) FROM observation_values").fetchone()[0]
     print(f"catalog ({args.db}): {readings:,} readings, {raw.size_gib():.1f} GiB")
-    url, process = serve(location, directory)
+    audited, audited_process = serve(location, directory)
+    bare, bare_process = serve_open(location)
     session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {bench_token(location)}"
     try:
-        day = (format_utc(T0 + DAY), format_utc(T0 + 2 * DAY - 1))
-        station = station_id(args.stations // 2)
-
-        def api_station_day():
-            answer = session.get(f"{url}/v1/observations", params={
-                "station": station, "datetime": f"{day[0]}/{day[1]}", "limit": 10000})
-            assert answer.status_code == 200 and rows_in(answer.content) == \
-                1440 * len(ELEMENTS), answer.text[:200]
-
-        def sql_station_day():
-            rows = raw.execute(RAW.format(where="s.station = ? AND v.observed_us BETWEEN ? "
-                                          "AND ?"), (station, T0 + DAY, T0 + 2 * DAY - 1))
-            assert len(rows.fetchall()) == 1440 * len(ELEMENTS)
-        show("one station, one day, all elements (4,320 rows, JSON)",
-             timings(api_station_day, args.repeat), timings(sql_station_day, args.repeat))
-
-        hour = (format_utc(T0 + DAY + 12 * 3600 * 10**6),
-                format_utc(T0 + DAY + 13 * 3600 * 10**6 - 1))
-        expected_hour = 60 * (args.stations + 1)
-
-        def api_element_hour():
-            rows, link = 0, f"{url}/v1/observations"
-            params = {"element": "air_temperature", "datetime": f"{hour[0]}/{hour[1]}",
-                      "limit": 10000}
-            while link:
-                answer = session.get(link, params=params).content
-                rows += rows_in(answer)
-                link, params = next_link(answer), None
-            assert rows == expected_hour, rows
-
-        def sql_element_hour():
-            rows = raw.execute(RAW.format(where="v.series IN (SELECT id FROM series WHERE "
-                                          "element = ?) AND v.observed_us BETWEEN ? AND ?"),
-                               ("air_temperature",
-                                                     T0 + DAY + 12 * 3600 * 10**6,
-                                                     T0 + DAY + 13 * 3600 * 10**6 - 1))
-            assert len(rows.fetchall()) == expected_hour
-        show(f"one element, all stations, one hour ({expected_hour:,} rows, JSON pages)",
-             timings(api_element_hour, max(5, args.repeat // 4)),
-             timings(sql_element_hour, max(5, args.repeat // 4)))
-
-        year_rows = args.year_days * 1440 * len(ELEMENTS)
-        best_api, best_raw, best_same = 0.0, 0.0, 0.0
-        for _ in range(3):  # alternate, best of 3 each
-            started = time.perf_counter()
-            count = -1  # the header line
-            with session.get(f"{url}/v1/observations", params={"station": "YEAR", "f": "csv"},
-                             stream=True) as answer:
-                for chunk in answer.iter_content(chunk_size=1 << 16):
-                    count += chunk.count(b"\n")
-            assert count == year_rows, count
-            best_api = max(best_api, count / (time.perf_counter() - started))
-            started = time.perf_counter()
-            count = sum(1 for _ in raw.execute(RAW.format(where="s.station = ?"), ("YEAR",)))
-            assert count == year_rows
-            best_raw = max(best_raw, count / (time.perf_counter() - started))
-            started = time.perf_counter()
-            count = sum(1 for _ in raw.execute(SAME_CONTENT, ("YEAR",)))
-            assert count == year_rows
-            best_same = max(best_same, count / (time.perf_counter() - started))
-        driver = "sqlite3 " if args.db == "sqlite" else "psycopg "
-        print(f"one station, one year as CSV ({year_rows:,} rows)\n"
-              f"  API stream                 {best_api:12,.0f} rows/s\n"
-              f"  {driver}, what the CSV has {best_same:12,.0f} rows/s   API / raw = "
-              f"{best_api / best_same:.2f}\n"
-              f"  {driver}, bare rows        {best_raw:12,.0f} rows/s   API / raw = "
-              f"{best_api / best_raw:.2f}", flush=True)
+        queries(ApiCalls(audited, session, args), raw, args)
+        access_cost(ApiCalls(audited, session, args), ApiCalls(bare, requests.Session(), args),
+                    args)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(10)
+        for process in (audited_process, bare_process):
+            process.send_signal(signal.SIGTERM)
+            process.wait(10)
         raw.close()
     return 0
+
+
+class ApiCalls:
+    """The three queries through the API at ``url``, each checking what it received."""
+
+    def __init__(self, url: str, session: requests.Session, args) -> None:
+        self.url, self.session, self.args = url, session, args
+        self.day = (format_utc(T0 + DAY), format_utc(T0 + 2 * DAY - 1))
+        self.hour = (format_utc(T0 + DAY + 12 * 3600 * 10**6),
+                     format_utc(T0 + DAY + 13 * 3600 * 10**6 - 1))
+        self.expected_hour = 60 * (args.stations + 1)
+        self.year_rows = args.year_days * 1440 * len(ELEMENTS)
+
+    def station_day(self) -> None:
+        answer = self.session.get(f"{self.url}/v1/observations", params={
+            "station": station_id(self.args.stations // 2),
+            "datetime": f"{self.day[0]}/{self.day[1]}", "limit": 10000})
+        assert answer.status_code == 200 and rows_in(answer.content) == \
+            1440 * len(ELEMENTS), answer.text[:200]
+
+    def element_hour(self) -> None:
+        rows, link = 0, f"{self.url}/v1/observations"
+        params = {"element": "air_temperature", "datetime": f"{self.hour[0]}/{self.hour[1]}",
+                  "limit": 10000}
+        while link:
+            answer = self.session.get(link, params=params).content
+            rows += rows_in(answer)
+            link, params = next_link(answer), None
+        assert rows == self.expected_hour, rows
+
+    def stream(self) -> float:
+        """The year station as CSV: rows/s."""
+        started = time.perf_counter()
+        count = -1  # the header line
+        with self.session.get(f"{self.url}/v1/observations",
+                              params={"station": "YEAR", "f": "csv"}, stream=True) as answer:
+            for chunk in answer.iter_content(chunk_size=1 << 16):
+                count += chunk.count(b"\n")
+        assert count == self.year_rows, count
+        return count / (time.perf_counter() - started)
+
+
+def queries(api: ApiCalls, raw, args) -> None:
+    """Each query through the API (as deployed: a token, an audit row a request) beside
+    the raw SQL that reads the same rows."""
+    station = station_id(args.stations // 2)
+
+    def sql_station_day():
+        rows = raw.execute(RAW.format(where="s.station = ? AND v.observed_us BETWEEN ? "
+                                      "AND ?"), (station, T0 + DAY, T0 + 2 * DAY - 1))
+        assert len(rows.fetchall()) == 1440 * len(ELEMENTS)
+    show("one station, one day, all elements (4,320 rows, JSON)",
+         timings(api.station_day, args.repeat), timings(sql_station_day, args.repeat))
+
+    def sql_element_hour():
+        rows = raw.execute(RAW.format(where="v.series IN (SELECT id FROM series WHERE "
+                                      "element = ?) AND v.observed_us BETWEEN ? AND ?"),
+                           ("air_temperature", T0 + DAY + 12 * 3600 * 10**6,
+                            T0 + DAY + 13 * 3600 * 10**6 - 1))
+        assert len(rows.fetchall()) == api.expected_hour
+    show(f"one element, all stations, one hour ({api.expected_hour:,} rows, JSON pages)",
+         timings(api.element_hour, max(5, args.repeat // 4)),
+         timings(sql_element_hour, max(5, args.repeat // 4)))
+
+    best_api, best_raw, best_same = 0.0, 0.0, 0.0
+    for _ in range(3):  # alternate, best of 3 each
+        best_api = max(best_api, api.stream())
+        started = time.perf_counter()
+        count = sum(1 for _ in raw.execute(RAW.format(where="s.station = ?"), ("YEAR",)))
+        assert count == api.year_rows
+        best_raw = max(best_raw, count / (time.perf_counter() - started))
+        started = time.perf_counter()
+        count = sum(1 for _ in raw.execute(SAME_CONTENT, ("YEAR",)))
+        assert count == api.year_rows
+        best_same = max(best_same, count / (time.perf_counter() - started))
+    driver = "sqlite3 " if args.db == "sqlite" else "psycopg "
+    print(f"one station, one year as CSV ({api.year_rows:,} rows)\n"
+          f"  API stream                 {best_api:12,.0f} rows/s\n"
+          f"  {driver}, what the CSV has {best_same:12,.0f} rows/s   API / raw = "
+          f"{best_api / best_same:.2f}\n"
+          f"  {driver}, bare rows        {best_raw:12,.0f} rows/s   API / raw = "
+          f"{best_api / best_raw:.2f}", flush=True)
+
+
+def access_cost(audited: ApiCalls, bare: ApiCalls, args) -> None:
+    """The access layer's cost (issue 23: ≤ 10 %): each query through the API as deployed
+    and through the same API without its access layer, taking turns request by request
+    (the machine's speed drifts between minutes)."""
+    print("the access layer's cost: with accounts and audit / without (bench/open_api.py), "
+          "taking turns; target ≤ 1.10", flush=True)
+    for label, repeat, calls in (("station-day ", 2 * args.repeat, "station_day"),
+                                 ("element-hour", max(10, args.repeat), "element_hour")):
+        with_, without = [], []
+        for times, api in ((with_, audited), (without, bare)):
+            getattr(api, calls)()  # warm
+        for _ in range(repeat):
+            for times, api in ((with_, audited), (without, bare)):
+                started = time.perf_counter()
+                getattr(api, calls)()
+                times.append(time.perf_counter() - started)
+        (p50, p95), (bare50, bare95) = percentiles(with_), percentiles(without)
+        print(f"  {label}  p50 {p50 * 1000:6.1f} / {bare50 * 1000:6.1f} ms = "
+              f"{p50 / bare50:.2f}   p95 {p95 * 1000:6.1f} / {bare95 * 1000:6.1f} ms = "
+              f"{p95 / bare95:.2f}", flush=True)
+    rates = [(audited.stream(), bare.stream()) for _ in range(3)]
+    best, best_bare = max(rate for rate, _ in rates), max(rate for _, rate in rates)
+    print(f"  CSV stream    {best:,.0f} / {best_bare:,.0f} rows/s: time a row "
+          f"{best_bare / best:.2f}", flush=True)
+
+
+def percentiles(times: list[float]) -> tuple[float, float]:
+    return statistics.median(times), sorted(times)[int(len(times) * 0.95) - 1]
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from obslink.plugins.toa5 import TOA5Adapter
 from obslink.plugins.tob1 import TOB1Adapter
 from obslink.server.catalog import Station, open_catalog
 from obslink.server.catalog.sqlite_schema import MIGRATIONS
+from obslink.sqlite_store import sql_statements
 from obslink.demo.simulator import KINDS, SimulatedLogger, write_agent_config
 from obslink.demo.simulated_cma import hourly_record, minute_line, minute_values
 from obslink.demo.simulated_tob1 import write_tob1
@@ -102,7 +103,7 @@ def bench_raw_sqlite(base: Path, rows: int) -> float:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     for _name, sql in MIGRATIONS:
-        for statement in filter(str.strip, sql.split(";")):
+        for statement in sql_statements(sql):
             conn.execute(statement)
     conn.execute("PRAGMA foreign_keys=OFF")
     batch = [(1, 1, i * 60_000_000, 20.5, None, 0, 5, 0) for i in range(5000)]

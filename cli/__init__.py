@@ -1,5 +1,5 @@
 """The ``obslink`` command: one module per command group (``parse``, ``plugins``, ``agent``,
-``collector`` with ``stations``, ``catalog``, ``demo``), what they share in
+``collector`` with ``stations``, ``catalog``, ``account``, ``audit``, ``demo``), what they share in
 :mod:`obslink.cli.options`. Commands import what they need when they run, so a gateway's
 ``obslink agent …`` never loads the collector."""
 
@@ -10,11 +10,13 @@ import os
 import sys
 
 from obslink import __version__
-from obslink.cli import agent, catalog, collector, demo, monitor, parse, plugins
+from obslink.cli import (accounts, agent, audit, catalog, collector, demo, monitor,
+                         parse, plugins)
 from obslink.errors import ConfigError, ObslinkError
 from obslink.logs import LOG_FORMATS, configure_logging
 
-COMMAND_GROUPS = (plugins, parse, agent, collector, catalog, monitor, demo)
+COMMAND_GROUPS = (plugins, parse, agent, collector, catalog, monitor, accounts, audit,
+                  demo)
 
 
 def main(argv: list[str] | None = None) -> int:

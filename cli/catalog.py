@@ -37,7 +37,7 @@ def add_commands(commands) -> None:
     retire = command(catalog, "retire", cmd_catalog_retire, "move old months of "
                      "observations out of a PostgreSQL catalog into archive files; their "
                      "batches, log and provenance stay (docs/scaling.md, \"Retention\")",
-                     catalog=True, json=True)
+                     catalog=True, json=True, audited=True)
     retire.add_argument("--before", required=True, metavar="YYYY-MM",
                         help="retire every month of observations before this one")
     retire.add_argument("--archive", required=True, type=Path, metavar="DIR",

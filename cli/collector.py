@@ -102,7 +102,7 @@ def add_commands(commands) -> None:
                         catalog=True, json=True)
     keys_list.add_argument("--station", default=None, help="only this station")
     revoke = command(keys, "revoke", cmd_keys_revoke, "revoke a key: the collector refuses its "
-                     "next batch (revoked-key)", catalog=True)
+                     "next batch (revoked-key)", catalog=True, audited=True)
     revoke.add_argument("key_id", help="key id as `keys list` shows it")
     refusals = command(collector, "refusals", cmd_refusals, "messages the collector refused, "
                        "counted per reason, newest first", catalog=True, json=True)

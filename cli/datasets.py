@@ -19,14 +19,14 @@ def add_commands(catalog) -> None:
                    catalog=True, json=True)
     show.add_argument("id", help="dataset identifier, e.g. obslink:0-20000-0-54511/surface")
     update = command(datasets, "update", cmd_update, "change a dataset's title, description, "
-                     "classification or licence", catalog=True, json=True)
+                     "classification or licence", catalog=True, json=True, audited=True)
     update.add_argument("id", help="dataset identifier")
     update.add_argument("--title", default=None)
     update.add_argument("--description", default=None)
     update.add_argument("--classification", default=None, choices=CLASSIFICATIONS)
     update.add_argument("--licence", default=None, help="licence or data policy text")
     settings = command(catalog, "settings", cmd_settings, "the catalog's centre id and the "
-                       "defaults new datasets get", catalog=True, json=True)
+                       "defaults new datasets get", catalog=True, json=True, audited=True)
     settings.add_argument("--centre-id", default=None,
                           help="the centre's id in WCMP2 identifiers (urn:wmo:md:CENTRE:…)")
     settings.add_argument("--default-classification", default=None, choices=CLASSIFICATIONS)

@@ -23,7 +23,7 @@ def add_commands(commands) -> None:
     _period_options(station)
     station.add_argument("--history", action="store_true")
     schedule = command(monitor, "schedule", cmd_schedule, "show or set how often a station's "
-                       "element is expected", catalog=True, json=True)
+                       "element is expected", catalog=True, json=True, audited=True)
     schedule.add_argument("station", nargs="?", default=None)
     schedule.add_argument("--element", default=None,
                           help="the element (without it: the station's own interval)")
@@ -39,11 +39,12 @@ def add_commands(commands) -> None:
     listing.add_argument("--all", action="store_true")
     listing.add_argument("--station", default=None)
     listing.add_argument("--limit", type=int, default=200)
-    ack = command(alarms, "ack", cmd_ack, "acknowledge an alarm", catalog=True, json=True)
+    ack = command(alarms, "ack", cmd_ack, "acknowledge an alarm", catalog=True, json=True,
+                  audited=True)
     ack.add_argument("id", type=int)
     ack.add_argument("--by", default=None, help="who acknowledges (default: your user name)")
     rules = command(alarms, "rules", cmd_rules, "show the rules in force (at a station), or "
-                    "change one: RULE key=value …", catalog=True, json=True)
+                    "change one: RULE key=value …", catalog=True, json=True, audited=True)
     rules.add_argument("rule", nargs="?", default=None)
     rules.add_argument("settings", nargs="*", metavar="key=value")
     rules.add_argument("--station", default=None,
@@ -52,7 +53,7 @@ def add_commands(commands) -> None:
                        help="drop RULE's changes at the station (or network)")
     hooks = command(alarms, "webhooks", cmd_webhooks, "list webhooks, or --add/--remove URL: "
                     "each alarm raised or cleared is POSTed to every one", catalog=True,
-                    json=True)
+                    json=True, audited=True)
     hooks.add_argument("--add", default=None, metavar="URL")
     hooks.add_argument("--remove", default=None, metavar="URL")
     deliveries = command(alarms, "deliveries", cmd_deliveries, "each alarm event's delivery "

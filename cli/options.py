@@ -12,17 +12,40 @@ from obslink.errors import ConfigError
 
 
 def command(group, name: str, run: Callable[[argparse.Namespace], int], help: str, *,
-            catalog: bool = False, json: bool = False, **parser_options) -> argparse.ArgumentParser:
+            catalog: bool = False, json: bool = False, audited: bool = False,
+            **parser_options) -> argparse.ArgumentParser:
     """A sub-command of ``group`` that runs ``run(args)``; ``catalog`` gives it ``--db``,
-    ``json`` a ``--json`` switch."""
+    ``json`` a ``--json`` switch; ``audited`` (an administrative action on the catalog)
+    appends what it did to the catalog's audit log."""
     parser = group.add_parser(name, help=help, **parser_options)
     if catalog:
         parser.add_argument("--db", required=True, type=catalog_location,
                             help="the catalog: a SQLite file, or a postgresql:// URL")
     if json:
         parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=_audited(run, parser.prog) if audited else run)
     return parser
+
+
+# options that say how a command runs, not what it does
+_NOT_AUDITED = {"run", "db", "json", "log_level", "log_format"}
+
+
+def _audited(run: Callable[[argparse.Namespace], int], action: str):
+    """``run``, then an audit row of what it did (docs/access.md): the operating-system
+    user and host, the command and its options."""
+    def audited_run(args: argparse.Namespace) -> int:
+        import getpass
+        import socket
+
+        status = run(args) or 0
+        detail = {key: value if isinstance(value, (int, float, bool, type(None))) else
+                  str(value) for key, value in vars(args).items() if key not in _NOT_AUDITED}
+        with_catalog(args.db, lambda catalog: catalog.append_audit({
+            "account": f"cli:{getpass.getuser()}", "address": f"local:{socket.gethostname()}",
+            "action": action, "status": status, "detail": detail}))
+        return status
+    return audited_run
 
 
 def catalog_location(text: str) -> Path | str:

@@ -16,7 +16,7 @@ def add_commands(collector) -> None:
                                    "update, retire").add_subparsers(
         title="station commands", metavar="COMMAND")
     add = command(station, "add", cmd_station_add, "register a new station and its public key "
-                  "(or an enrolment token)", catalog=True)
+                  "(or an enrolment token)", catalog=True, audited=True)
     add.add_argument("id", help="station id, e.g. WIGOS id 0-20000-0-54511")
     add.add_argument("--public-key", type=Path, help="the station's .pub file (or --enrol)")
     add.add_argument("--enrol", metavar="VALID_FOR", nargs="?", const="24h", default=None,
@@ -30,17 +30,17 @@ def add_commands(collector) -> None:
                    "broker account and enrolment attempts", catalog=True, json=True)
     show.add_argument("id")
     update = command(station, "update", cmd_station_update, "change the fields given (the "
-                     "others stay), or add a key", catalog=True)
+                     "others stay), or add a key", catalog=True, audited=True)
     update.add_argument("id")
     update.add_argument("--public-key", type=Path, help="add this key (a .pub file)")
     _record_options(update, network_default=None)
     retire = command(station, "retire", cmd_station_retire, "the station reports no more: its "
                      "keys are revoked, its token and broker account withdrawn; its data and "
-                     "identifiers stay", catalog=True)
+                     "identifiers stay", catalog=True, audited=True)
     retire.add_argument("id")
     credentials = command(station, "credentials", cmd_station_credentials, "a new broker "
                           "password for a station (a leaked one); its id is the user name",
-                          catalog=True)
+                          catalog=True, audited=True)
     credentials.add_argument("id", help="station id")
     credentials.add_argument("--out", type=Path, default=None,
                              help="write the password to this file (mode 0600) instead of "
@@ -49,7 +49,8 @@ def add_commands(collector) -> None:
     token = collector.add_parser("token", help="enrolment tokens: issue, list, revoke"
                                  ).add_subparsers(title="token commands", metavar="COMMAND")
     issue = command(token, "issue", cmd_token_issue, "a one-time enrolment token for a "
-                    "registered station (its earlier unused token stops working)", catalog=True)
+                    "registered station (its earlier unused token stops working)", catalog=True,
+                    audited=True)
     issue.add_argument("id", help="station id")
     issue.add_argument("--valid", default="24h", help="how long it works (default 24h; "
                        "e.g. 90m, 7d)")
@@ -57,7 +58,7 @@ def add_commands(collector) -> None:
                      "expired, revoked)", catalog=True, json=True)
     tokens.add_argument("--station", default=None)
     withdraw = command(token, "revoke", cmd_token_revoke, "withdraw a station's live token",
-                       catalog=True)
+                       catalog=True, audited=True)
     withdraw.add_argument("id", help="station id")
 
     attempts = command(collector, "enrolments", cmd_enrolments, "enrolment attempts, granted "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sqlite3
 import sys
 from contextlib import contextmanager
@@ -106,12 +107,18 @@ def apply_migrations(conn: sqlite3.Connection, migrations: list[tuple[str, str]]
                         "stopping now is safe, the upgrade starts over)", database_name(conn),
                         number, name)
         with transaction(conn):
-            for statement in filter(str.strip, sql.split(";")):
+            for statement in sql_statements(sql):
                 conn.execute(statement)
             conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
                          (number, name, format_utc(now_us(), fixed=True)))
             if number == 1 and on_first is not None:
                 on_first(conn)
+
+
+def sql_statements(sql: str) -> list[str]:
+    """A migration's statements: split where a ';' ends a line, so that a trigger's body
+    (``BEGIN …; END`` written on one line) stays whole."""
+    return [part for part in re.split(r";[ \t]*(?:\n|$)", sql) if part.strip()]
 
 
 def database_name(conn: sqlite3.Connection) -> str:

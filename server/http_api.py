@@ -2,7 +2,8 @@
 
 The app holds what its routes need (:class:`HttpContext`, found with :func:`context_of`);
 the routes come from plugins through the ``obslink_register_http_routes`` hook, the
-built-in enrolment route (obslink.server.http_enrol) among them.
+built-in enrolment route (obslink.server.http_enrol) among them. Every request passes the
+access layer (obslink.server.http_access): who is asking, and an audit row.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from obslink.server.catalog.backends import SERVER_PLUGINS
 
 # the built-in routes; loaded only where the API runs (they import FastAPI)
 HTTP_PLUGINS = ("obslink.server.http_enrol", "obslink.server.http_catalog",
-                "obslink.server.http_monitor", "obslink.server.http_products")
+                "obslink.server.http_monitor", "obslink.server.http_products",
+                "obslink.server.http_login", "obslink.server.http_accounts",
+                "obslink.server.http_audit")
 
 
 @dataclass(frozen=True)
@@ -69,4 +72,8 @@ def create_app(catalog: Path | str, broker_url: str, collector_key: Ed25519Publi
                                   "uninstall or change one of them")
     for router in registry.http_routes:
         app.include_router(router)
+    # not a plugin: no route is served without it (docs/access.md)
+    from obslink.server.http_access import AccessMiddleware
+
+    app.add_middleware(AccessMiddleware)
     return app

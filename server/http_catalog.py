@@ -6,9 +6,12 @@ routes of the collector's HTTP API, registered as any plugin's are."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime
 from itertools import chain, islice
 from typing import Iterator
+
+from dataclasses import replace
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -20,15 +23,19 @@ from obslink.readings import format_utc, utc_us_from_datetime
 from obslink.server.catalog import open_catalog
 from obslink.server.catalog.datasets import CLASSIFICATIONS, wcmp2
 from obslink.server.catalog.errors import NoSuchRecordError
-from obslink.server.catalog.identifiers import IdentifierError
+from obslink.server.catalog.identifiers import IdentifierError, dataset_id, parse_identifier
 from obslink.server.catalog.prov_json import to_prov_json
-from obslink.server.catalog.provenance import resolve, show_tree_head
+from obslink.server.catalog.provenance import (dataset_of, resolve, show_tree_head,
+                                              unknown_record)
 from obslink.server.catalog.queries import (CSV_COLUMNS, TEXT_FORMATS, Cursor,
                                             ObservationQuery, ObservationRow, QueryError,
                                             observation_fields)
+from obslink.server.http_access import (ACCESS_RESPONSES, AuditNote, Principal, audit_note,
+                                        require)
 from obslink.server.http_api import context_of
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], responses=ACCESS_RESPONSES)
+READ = require("catalog:read")
 
 BAD = {400: {"description": "a parameter is malformed; the answer says which and how"}}
 UNKNOWN = {404: {"description": "no such identifier in the catalog"}}
@@ -114,18 +121,33 @@ def _joined(parts: Iterator[bytes], size: int = 1 << 20) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
-def _stream(location, query: ObservationQuery, after: Cursor | None, fmt: str
-            ) -> Iterator[bytes]:
+def _read_series(catalog, note: AuditNote, counts: Counter) -> None:
+    """The audit note's datasets from rows counted by series."""
+    stations = catalog.series_stations(sorted(counts))
+    for series, rows in counts.items():
+        note.read(dataset_id(stations[series]), rows)
+
+
+def _counted(rows: Iterator[ObservationRow], note: AuditNote) -> Iterator[ObservationRow]:
+    for row in rows:
+        note.read(dataset_id(row.station))
+        yield row
+
+
+def _stream(location, query: ObservationQuery, after: Cursor | None, fmt: str,
+            note: AuditNote) -> Iterator[bytes]:
     """The whole answer, a chunk of rows at a time, on a catalog of its own (a streamed
-    response moves between threads)."""
+    response moves between threads); what it sent is counted in the audit note."""
     catalog = open_catalog(location)
+    counts: Counter = Counter()
     try:
         if fmt == "csv":
             yield CSV_HEADER
-            for text, _cursor, _count in catalog.observation_text(query, after, "csv"):
+            for text, cursor, count in catalog.observation_text(query, after, "csv"):
+                counts[cursor.series] += count
                 yield text.encode()
             return
-        rows = catalog.observations(query, after)
+        rows = _counted(catalog.observations(query, after), note)
         if fmt == "covjson":
             yield b'{"type": "CoverageCollection", "coverages": ['
             for count, coverage in enumerate(_coverages(rows)):
@@ -137,6 +159,8 @@ def _stream(location, query: ObservationQuery, after: Cursor | None, fmt: str
                 yield (b"," if count else b"") + json.dumps(_feature(row)).encode()
             yield b"]}"
     finally:
+        if counts:
+            _read_series(catalog, note, counts)
         catalog.close()
 
 
@@ -185,10 +209,22 @@ def _coverage(row: ObservationRow, times: list, values: list, flags: list) -> di
                  "shape": [len(flags)], "values": flags}}}
 
 
+def _visible_stations(catalog, principal: Principal) -> set[str] | None:
+    """The stations with a dataset the account may see (None: all)."""
+    if principal.sees_everything:
+        return None
+    return {station for station, level in catalog.dataset_levels().values()
+            if principal.may_see(level)}
+
+
 @router.get("/v1/stations", responses=BAD)
-def stations(request: Request) -> list[dict]:
-    """Every station with its position, reporting interval and newest observation."""
-    found = context_of(request).reader().station_summaries()
+def stations(request: Request, principal: Principal = READ) -> list[dict]:
+    """Every station (that has a dataset the account is cleared for) with its position,
+    reporting interval and newest observation."""
+    catalog = context_of(request).reader()
+    visible = _visible_stations(catalog, principal)
+    found = [station for station in catalog.station_summaries()
+             if visible is None or station["id"] in visible]
     for station in found:
         newest = station.pop("last_observed_us")
         station["last_observed"] = None if newest is None else format_utc(newest, fixed=True)
@@ -202,14 +238,18 @@ def datasets(request: Request, station: str | None = None,
              q: str | None = Query(None, description="text in the title or description"),
              bbox: str | None = Query(None, description="min lon,min lat,max lon,max lat"),
              datetime: str | None = Query(None, description="instant or START/END ('..' "
-                                          "open): datasets with data in it")) -> dict:
-    """Datasets as WCMP2 records (a GeoJSON FeatureCollection), filtered."""
+                                          "open): datasets with data in it"),
+             principal: Principal = READ) -> dict:
+    """Datasets as WCMP2 records (a GeoJSON FeatureCollection), filtered; only those the
+    account's clearance admits."""
     box, (start, end) = _bbox(bbox), _interval(datetime)
     elements = set(_list(element))
     catalog = context_of(request).reader()
     centre = catalog.catalog_settings()["centre_id"]
     found = []
     for dataset in catalog.datasets(station):
+        if not principal.may_see(dataset["classification"]):
+            continue
         if elements and not elements & set(dataset["elements"]):
             continue
         if q and q.lower() not in f"{dataset['title']} {dataset['description'] or ''}".lower():
@@ -228,13 +268,10 @@ def datasets(request: Request, station: str | None = None,
 
 
 @router.get("/v1/datasets/{identifier:path}", responses=UNKNOWN)
-def dataset(identifier: str, request: Request) -> dict:
+def dataset(identifier: str, request: Request, principal: Principal = READ) -> dict:
     """One dataset's WCMP2 record."""
     catalog = context_of(request).reader()
-    try:
-        found = catalog.dataset(identifier)
-    except NoSuchRecordError as exc:
-        raise HTTPException(404, str(exc)) from None
+    found = _visible_dataset(catalog, principal, identifier)
     return wcmp2(found, catalog.catalog_settings()["centre_id"],
                  str(request.base_url).rstrip("/"))
 
@@ -246,27 +283,32 @@ class DatasetChanges(BaseModel):
     licence: str | None = Field(None, max_length=10_000)
 
 
-LOCAL_CLIENTS = {"127.0.0.1", "::1"}
+def _visible_dataset(catalog, principal: Principal, identifier: str) -> dict:
+    """The dataset, or 404 alike for an unknown one and one the account may not see."""
+    try:
+        found = catalog.dataset(identifier)
+    except NoSuchRecordError as exc:
+        raise HTTPException(404, str(exc)) from None
+    if not principal.may_see(found["classification"]):
+        raise HTTPException(404, f"no dataset {identifier!r} in the catalog; `obslink "
+                                 "catalog datasets list` shows them")
+    return found
 
 
-def operator_on_this_host(request: Request) -> None:
-    """Until accounts exist (docs/api.md), a route that changes the catalog answers only
-    clients on the collector's own host, as the CLI would run."""
-    client = request.client.host if request.client else None
-    if client not in LOCAL_CLIENTS:
-        raise HTTPException(403, f"changing the catalog is allowed from the collector's own "
-                                 f"host only (this request came from {client}); use `obslink "
-                                 f"catalog datasets update` there")
-
-
-@router.patch("/v1/datasets/{identifier:path}", responses={
-    **BAD, **UNKNOWN, 403: {"description": "the client is not on the collector's host"}})
-def update_dataset(identifier: str, changes: DatasetChanges, request: Request) -> dict:
-    """Change a dataset's title, description, classification or licence (operators)."""
-    operator_on_this_host(request)
+@router.patch("/v1/datasets/{identifier:path}", responses={**BAD, **UNKNOWN})
+def update_dataset(identifier: str, changes: DatasetChanges, request: Request,
+                   principal: Principal = require("catalog:write")) -> dict:
+    """Change a dataset's title, description or licence (operators), or its
+    classification (administrators)."""
+    wanted = {key: value for key, value in changes.model_dump().items() if value is not None}
     catalog = open_catalog(context_of(request).catalog)
     try:
-        found = catalog.update_dataset(identifier, **changes.model_dump())
+        _visible_dataset(catalog, principal, identifier)
+        if "classification" in wanted and "admin" not in principal.scopes:
+            raise HTTPException(403, "changing a dataset's classification needs the admin "
+                                     "scope (an administrator)")
+        audit_note(request).detail.update(dataset=identifier, changes=wanted)
+        found = catalog.update_dataset(identifier, **wanted)
         centre = catalog.catalog_settings()["centre_id"]
     except NoSuchRecordError as exc:
         raise HTTPException(404, str(exc)) from None
@@ -298,25 +340,31 @@ def observations(request: Request,
                  f: str = Query("json", pattern="^(json|csv|geojson|covjson)$",
                                 description="json (pages); csv, geojson or covjson "
                                             "(CoverageJSON, a coverage per series), "
-                                            "streamed")):
+                                            "streamed"),
+                 principal: Principal = READ):
     """Observations, series by series (a station's element) in time order. JSON comes in
     pages with a `next` link; CSV, GeoJSON and CoverageJSON stream the whole answer
     unless `limit` is given."""
     query = _query(station, element, datetime, bbox, qc, missing)
+    if not principal.sees_everything:
+        query = replace(query, levels=principal.levels)
+    note = audit_note(request)
     try:
         after = Cursor.parse(cursor) if cursor else None
     except QueryError as exc:
         raise HTTPException(400, str(exc)) from None
     context = context_of(request)
     if f != "json" and limit is None:
-        return StreamingResponse(_joined(_stream(context.catalog, query, after, f)),
+        return StreamingResponse(_joined(_stream(context.catalog, query, after, f, note)),
                                  media_type=MEDIA_TYPES[f])
     size = limit or 1000
     if f in TEXT_FORMATS:  # the page's text comes from the catalog as it is sent
-        texts, last, count = [], None, 0
+        texts, last, count, counts = [], None, 0, Counter()
         for text, last, rows in context.reader().observation_text(query, after, f, size):
             texts.append(text)
             count += rows
+            counts[last.series] += rows
+        _read_series(context.reader(), note, counts)
         next_link = _next(request, last if count == size else None)
         if f == "csv":
             headers = {"Link": f'<{next_link}>; rel="next"'} if next_link else {}
@@ -326,7 +374,7 @@ def observations(request: Request,
         return Response(f'{{"observations": [{body}], "next": {json.dumps(next_link)}, '
                         f'"cursor": {json.dumps(str(last) if next_link else None)}}}',
                         media_type=MEDIA_TYPES["json"])
-    page = list(islice(context.reader().observations(query, after), size))
+    page = list(islice(_counted(context.reader().observations(query, after), note), size))
     next_link = _next(request, page[-1].cursor if len(page) == size else None)
     if f == "covjson":
         return JSONResponse({"type": "CoverageCollection",
@@ -347,21 +395,28 @@ def _next(request: Request, last: Cursor | None) -> str | None:
 @router.get("/v1/provenance/{identifier:path}", responses={**BAD, **UNKNOWN})
 def provenance(identifier: str, request: Request,
                f: str = Query("json", pattern="^(json|prov)$",
-                              description="json (obslink's chain) or prov (W3C PROV-JSON)")
-               ) -> dict:
+                              description="json (obslink's chain) or prov (W3C PROV-JSON)"),
+               principal: Principal = READ) -> dict:
     """A batch's or observation's provenance chain, with its inclusion proof against the
     newest signed tree head that holds it."""
+    catalog = context_of(request).reader()
     try:
-        chain = resolve(context_of(request).reader(), identifier)
+        ident = parse_identifier(identifier)
+        if ident.kind != "dataset" and not principal.may_see(
+                catalog.classification_of(dataset_of(ident)) or ""):
+            raise unknown_record(ident, identifier)
+        chain = resolve(catalog, identifier)
     except IdentifierError as exc:
         raise HTTPException(400, str(exc)) from None
     except NoSuchRecordError as exc:
         raise HTTPException(404, str(exc)) from None
+    audit_note(request).read(chain["dataset"])
     return to_prov_json(chain) if f == "prov" else chain
 
 
 @router.get("/v1/log/tree-heads")
-def tree_heads(request: Request, limit: int = Query(10, ge=1, le=1000)) -> dict:
+def tree_heads(request: Request, limit: int = Query(10, ge=1, le=1000),
+               _: Principal = READ) -> dict:
     """The log's size and its newest signed tree heads, newest first."""
     catalog = context_of(request).reader()
     return {"size": catalog.tree_size(),
@@ -369,7 +424,8 @@ def tree_heads(request: Request, limit: int = Query(10, ge=1, le=1000)) -> dict:
 
 
 @router.get("/v1/log/inclusion", responses=BAD)
-def inclusion(request: Request, index: int = Query(ge=0), size: int = Query(ge=1)) -> dict:
+def inclusion(request: Request, index: int = Query(ge=0), size: int = Query(ge=1),
+              _: Principal = READ) -> dict:
     """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
     try:
         leaf, root, proof = context_of(request).reader().inclusion(index, size)
@@ -380,7 +436,8 @@ def inclusion(request: Request, index: int = Query(ge=0), size: int = Query(ge=1
 
 
 @router.get("/v1/log/consistency", responses=BAD)
-def consistency(request: Request, old: int = Query(ge=0), new: int = Query(ge=0)) -> dict:
+def consistency(request: Request, old: int = Query(ge=0), new: int = Query(ge=0),
+                _: Principal = READ) -> dict:
     """RFC 9162 consistency proof: the tree of ``old`` leaves is a prefix of ``new``'s."""
     try:
         old_root, new_root, proof = context_of(request).reader().consistency(old, new)

@@ -10,9 +10,12 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from obslink.keys import key_id, public_bytes
+from obslink.readings import now_us
 from obslink.plugins import hookimpl
 from obslink.server.catalog import EnrolmentError, open_catalog
 from obslink.server.http_api import context_of
+from obslink.server.http_access import (ACCESS_RESPONSES, FAILURE_WINDOW_US, MAX_FAILURES,
+                                        audit_note)
 
 ENROLMENT_STATUS = {"invalid": 403, "used": 409, "revoked": 410, "expired": 410,
                     "key-revoked": 409, "key-in-use": 409}
@@ -48,10 +51,11 @@ router = APIRouter()
 
 @router.post("/v1/enrol", response_model=EnrolResponse, responses={
     400: {"description": "the public key is not 32 bytes of hex"},
-    403: {"description": "the token is not valid"},
+    403: {"description": "the token is not valid, or the address is blacklisted"},
     409: {"description": "the token was used already, or the key belongs to another "
                          "station, or was revoked (never enrolled again)"},
-    410: {"description": "the token expired, or was withdrawn"}})
+    410: {"description": "the token expired, or was withdrawn"},
+    429: ACCESS_RESPONSES[429]})
 def enrol(request: EnrolRequest, http: Request) -> EnrolResponse:
     context = context_of(http)
     try:
@@ -60,11 +64,26 @@ def enrol(request: EnrolRequest, http: Request) -> EnrolResponse:
         raise HTTPException(400, "public_key must be the 32-byte Ed25519 public key as "
                                  "64 hex digits") from None
     catalog = open_catalog(context.catalog)
+    note, address = audit_note(http), http.client.host if http.client else "unknown"
+    note.detail.update(enrolment="key " + key_id(public))
+    # guessed enrolment tokens are limited apart from API logins: a station that cannot
+    # enrol does not lock its centre's operators on the same address out
+    guesses, now = f"enrol {address}", now_us()
+    count, oldest = catalog.failures_since(guesses, now - FAILURE_WINDOW_US)
+    if count >= MAX_FAILURES:
+        catalog.close()
+        wait = max(1, (oldest + FAILURE_WINDOW_US - now) // 1_000_000)
+        raise HTTPException(429, f"{count} invalid enrolment tokens from {address} in the last "
+                                 f"{FAILURE_WINDOW_US // 60_000_000} minutes; try again in "
+                                 f"{wait} s", headers={"Retry-After": str(wait)})
     try:
-        station = catalog.enrol(request.token, public_bytes(public), key_id(public),
-                                http.client.host if http.client else None)
+        station = catalog.enrol(request.token, public_bytes(public), key_id(public), address)
         account = catalog.broker_account(station.id)
+        note.detail.update(station=station.id)
     except EnrolmentError as exc:
+        note.detail.update(station=exc.station, refused=exc.reason)
+        if exc.reason == "invalid":  # a guessed token: a failed attempt
+            catalog.record_failure(guesses, now, now - FAILURE_WINDOW_US)
         raise HTTPException(ENROLMENT_STATUS[exc.reason], str(exc)) from None
     finally:
         catalog.close()

@@ -13,9 +13,11 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
+import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
 from obslink.demo.broker import Mosquitto
@@ -80,6 +82,43 @@ def catalog_location(request, tmp_path) -> Path | str:
     if request.param == "sqlite":
         return tmp_path / "catalog.db"
     return request.getfixturevalue("postgres").schema_url(f"test_{secrets.token_hex(6)}")
+
+
+class _TokenOfServer(requests.auth.AuthBase):
+    """Each test API server's administrator token, by the server's host:port."""
+
+    def __call__(self, request):
+        token = API_TOKENS.get(urlsplit(request.url).netloc)
+        if token and "Authorization" not in request.headers:
+            request.headers["Authorization"] = f"Bearer {token}"
+        return request
+
+
+API_TOKENS: dict[str, str] = {}
+# what tests call the HTTP API with: as an administrator cleared for everything (the
+# access tests, tests/test_access_api.py, call it as every role)
+admin_http = requests.Session()
+admin_http.auth = _TokenOfServer()
+
+
+def make_account(location, name: str, role: str, clearance: str = "not-released",
+                 scopes: tuple[str, ...] = ()) -> str:
+    """A service account in the catalog at ``location`` and a new token of it."""
+    from obslink.server.access.tokens import issue_token
+
+    catalog = open_catalog(location)
+    try:
+        catalog.create_account(name, role, clearance, "service")
+        return issue_token(catalog, name, scopes, None)[1]
+    finally:
+        catalog.close()
+
+
+def admit_tests(location, url: str) -> str:
+    """An administrator account for the tests calling the API at ``url`` through ``api``."""
+    token = API_TOKENS[urlsplit(url).netloc] = make_account(location, "tester",
+                                                            "administrator")
+    return token
 
 
 @pytest.fixture(scope="session")

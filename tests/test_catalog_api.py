@@ -17,7 +17,6 @@ import subprocess
 import threading
 
 import pytest
-import requests
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -25,12 +24,15 @@ from obslink.demo.broker import free_port
 from obslink.keys import load_private_key
 from obslink.readings import MAX_TIME_US, MIN_TIME_US, Reading, format_utc
 from obslink.server.catalog import merkle, open_catalog
-from tests.conftest import BACKENDS, ObslinkProcess, wait_until
+from tests.conftest import (BACKENDS, ObslinkProcess, admin_http, admit_tests, make_account,
+                            wait_until)
 from tests.signed_catalog import batch, signed
 
 
 def serve(db, directory) -> tuple[str, ObslinkProcess]:
+    """`collector http` on the catalog ``db``; ``api`` calls it as an administrator."""
     port = free_port()
+    admit_tests(db, f"http://127.0.0.1:{port}")
     beside = () if "://" not in str(db) else (  # a catalog URL: nothing lies beside it
         "--collector-key", str(directory / "collector.key"),
         "--decryption-key", str(directory / "collector-x25519.key"),
@@ -58,7 +60,7 @@ def api(signed_catalog):
 def every_page(url: str, **params) -> list[dict]:
     rows, link = [], f"{url}/v1/observations"
     while link:
-        answer = requests.get(link, params=params if link.endswith("observations") else None,
+        answer = admin_http.get(link, params=params if link.endswith("observations") else None,
                               timeout=30)
         assert answer.status_code == 200, answer.text
         rows += answer.json()["observations"]
@@ -79,15 +81,15 @@ def test_observations_page_and_stream_exactly_what_was_committed(api):
     rows = every_page(url, limit=4)
     assert [(r["observed_at"], r["element"], r["value"], r["qc"]) for r in rows] == expected
     assert len({row["id"] for row in rows}) == len(rows) == 18
-    text = requests.get(f"{url}/v1/observations", params={"f": "csv"}, timeout=30).text
+    text = admin_http.get(f"{url}/v1/observations", params={"f": "csv"}, timeout=30).text
     streamed = list(csv.DictReader(io.StringIO(text)))
     assert [(r["observed_at"], r["element"], float(r["value"]) if r["value"] else None,
              int(r["qc"])) for r in streamed] == expected
     assert [r["id"] for r in streamed] == [r["id"] for r in rows]
-    geo = requests.get(f"{url}/v1/observations", params={"f": "geojson"}, timeout=30).json()
+    geo = admin_http.get(f"{url}/v1/observations", params={"f": "geojson"}, timeout=30).json()
     assert [feature["id"] for feature in geo["features"]] == [r["id"] for r in rows]
     # every identifier resolves to the row it came with
-    chain = requests.get(f"{url}/v1/provenance/{rows[5]['id']}", timeout=30).json()
+    chain = admin_http.get(f"{url}/v1/provenance/{rows[5]['id']}", timeout=30).json()
     assert chain["observation"]["value"] == rows[5]["value"]
     assert chain["observation"]["observed_at"] == rows[5]["observed_at"]
 
@@ -98,7 +100,7 @@ def test_coverage_json_reads_back_with_covjson_pydantic(api):
     url, catalog, _ = api
     catalog.update("S1", latitude=30.5, longitude=114.25)
     rows = every_page(url)
-    text = requests.get(f"{url}/v1/observations", params={"f": "covjson"}, timeout=30).text
+    text = admin_http.get(f"{url}/v1/observations", params={"f": "covjson"}, timeout=30).text
     collection = CoverageCollection.model_validate_json(text)
     assert [c.domain.domainType for c in collection.coverages] == ["PointSeries"] * 3
     values = []
@@ -153,9 +155,9 @@ def test_datasets_are_wcmp2_records_and_editable_by_operators(api):
     url, catalog, _ = api
     catalog.update_catalog_settings(centre_id="cn-cma")
     catalog.update_dataset("obslink:S1/surface", classification="internal", licence="CC-BY-4.0")
-    found = requests.get(f"{url}/v1/datasets", timeout=30).json()["features"]
+    found = admin_http.get(f"{url}/v1/datasets", timeout=30).json()["features"]
     assert [record["id"] for record in found] == ["urn:wmo:md:cn-cma:S1.surface"]
-    record = requests.get(f"{url}/v1/datasets/obslink:S1/surface", timeout=30).json()
+    record = admin_http.get(f"{url}/v1/datasets/obslink:S1/surface", timeout=30).json()
     assert record["properties"]["keywords"] == ["air_pressure", "air_temperature",
                                                 "relative_humidity"]
     assert record["properties"]["wmo:dataPolicy"] == "recommended"
@@ -164,44 +166,43 @@ def test_datasets_are_wcmp2_records_and_editable_by_operators(api):
                                           format_utc(batch(6).readings[0].observed_at)]
     for params, count in (({"element": "air_pressure"}, 1), ({"element": "snow"}, 0),
                           ({"q": "station one"}, 1), ({"datetime": "2030-01-01T00:00:00Z"}, 0)):
-        answer = requests.get(f"{url}/v1/datasets", params=params, timeout=30).json()
+        answer = admin_http.get(f"{url}/v1/datasets", params=params, timeout=30).json()
         assert len(answer["features"]) == count, params
 
 
-def test_operators_update_a_dataset_from_the_collectors_host_only(api):
-    from fastapi import HTTPException
-    from starlette.requests import Request
-
-    from obslink.server.http_catalog import operator_on_this_host
-
+def test_operators_update_a_dataset_and_administrators_its_classification(api):
     url, catalog, _ = api
-    changed = requests.patch(f"{url}/v1/datasets/obslink:S1/surface", timeout=30, json={
+    changed = admin_http.patch(f"{url}/v1/datasets/obslink:S1/surface", timeout=30, json={
         "title": "Station one AWS", "classification": "restricted"})
     assert changed.status_code == 200, changed.text
     assert changed.json()["properties"]["title"] == "Station one AWS"
     assert catalog.dataset("obslink:S1/surface")["classification"] == "restricted"
-    bad = requests.patch(f"{url}/v1/datasets/obslink:S1/surface", timeout=30,
-                         json={"classification": "secret"})
+    bad = admin_http.patch(f"{url}/v1/datasets/obslink:S1/surface", timeout=30,
+                           json={"classification": "secret"})
     assert bad.status_code == 400 and "not one of public" in bad.text
-    assert requests.patch(f"{url}/v1/datasets/obslink:S9/surface", json={"title": "x"},
-                          timeout=30).status_code == 404
-    remote = Request({"type": "http", "client": ("192.0.2.7", 40000), "headers": []})
-    with pytest.raises(HTTPException) as refused:
-        operator_on_this_host(remote)
-    assert refused.value.status_code == 403 and "192.0.2.7" in refused.value.detail
+    assert admin_http.patch(f"{url}/v1/datasets/obslink:S9/surface", json={"title": "x"},
+                            timeout=30).status_code == 404
+    operator = {"Authorization": "Bearer " + make_account(catalog.location, "op", "operator",
+                                                          "restricted")}
+    assert admin_http.patch(f"{url}/v1/datasets/obslink:S1/surface", headers=operator,
+                            json={"title": "AWS one"}, timeout=30).status_code == 200
+    refused = admin_http.patch(f"{url}/v1/datasets/obslink:S1/surface", headers=operator,
+                               json={"classification": "public"}, timeout=30)
+    assert refused.status_code == 403 and "admin" in refused.text
+    assert catalog.dataset("obslink:S1/surface")["classification"] == "restricted"
 
 
 def test_the_log_answers_with_proofs_that_verify(api):
     url, catalog, _ = api
-    heads = requests.get(f"{url}/v1/log/tree-heads", timeout=30).json()
+    heads = admin_http.get(f"{url}/v1/log/tree-heads", timeout=30).json()
     head = heads["tree_heads"][0]
     assert heads["size"] == head["size"] == 6
-    proof = requests.get(f"{url}/v1/log/inclusion", params={"index": 2, "size": 6},
+    proof = admin_http.get(f"{url}/v1/log/inclusion", params={"index": 2, "size": 6},
                          timeout=30).json()
     assert merkle.verify_inclusion(bytes.fromhex(proof["leaf_hash"]), 2, 6,
                                    [bytes.fromhex(s) for s in proof["proof"]],
                                    bytes.fromhex(head["root"]))
-    both = requests.get(f"{url}/v1/log/consistency", params={"old": 3, "new": 6},
+    both = admin_http.get(f"{url}/v1/log/consistency", params={"old": 3, "new": 6},
                         timeout=30).json()
     assert merkle.verify_consistency(3, 6, bytes.fromhex(both["old_root"]),
                                      bytes.fromhex(head["root"]),
@@ -228,14 +229,14 @@ def test_the_log_answers_with_proofs_that_verify(api):
 ])
 def test_bad_requests_say_what_was_wrong(api, path, params, status, says):
     url, _, _ = api
-    answer = requests.get(f"{url}{path}", params=params, timeout=30)
+    answer = admin_http.get(f"{url}{path}", params=params, timeout=30)
     assert answer.status_code == status, answer.text
     assert says in answer.text
 
 
 def test_openapi_lists_each_status_a_route_answers(api):
     url, _, _ = api
-    paths = requests.get(f"{url}/openapi.json", timeout=30).json()["paths"]
+    paths = admin_http.get(f"{url}/openapi.json", timeout=30).json()["paths"]
     assert {"400", "422"} <= set(paths["/v1/observations"]["get"]["responses"])
     assert {"400", "404"} <= set(paths["/v1/provenance/{identifier}"]["get"]["responses"])
     assert "404" in paths["/v1/datasets/{identifier}"]["get"]["responses"]
@@ -245,7 +246,7 @@ def test_the_swagger_page_renders_from_the_collector_alone(api):
     """It works without internet access: a real headless Chromium, which may resolve no
     host but the loopback address, renders every route from /docs."""
     url, _, directory = api
-    page = requests.get(f"{url}/docs", timeout=30).text
+    page = admin_http.get(f"{url}/docs", timeout=30).text
     assert not re.search(r"(src|href)=['\"]https?://", page), "the page loads from elsewhere"
     chromium = shutil.which("chromium")
     assert chromium, "Chromium is missing: run ./scripts/bootstrap.sh, which installs it"

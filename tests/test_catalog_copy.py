@@ -1,6 +1,6 @@
 """`obslink catalog copy`: a SQLite catalog moved into PostgreSQL keeps every row, its log,
-its identifiers' provenance and its stations' broker passwords, and goes on taking
-batches; a target that holds stations is refused."""
+its identifiers' provenance, its stations' broker passwords, its accounts and its audit
+log, and goes on taking batches; a target that holds stations is refused."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import sys
 
 from obslink.keys import load_private_key
 from obslink.readings import now_us
+from obslink.server.access.tokens import issue_token, secret_matches, split_token
 from obslink.server.catalog import Refusal, Station, open_catalog
+from obslink.server.catalog.copy import NOT_COPIED, TABLES
 from obslink.server.catalog.provenance import resolve
 from obslink.server.catalog.self_check import verify_catalog
 from tests.signed_catalog import batch, make_signed_catalog, signed
@@ -28,6 +30,11 @@ def test_a_sqlite_catalog_copied_into_postgresql_is_the_same_catalog(tmp_path, p
     source.record_refusals([Refusal("obslink/v1/net/S1/data", "malformed", "not msgpack",
                                     b"junk", now_us())])
     password = source.broker_account("S2").password
+    source.create_account("ann", "data-user", "internal", real_name="Ann Lee")
+    token = issue_token(source, "ann", (), None)[1]
+    for number in range(3):
+        source.append_audit({"account": "ann", "action": "GET /v1/stations", "status": 200,
+                             "detail": {"n": number}})
     source.close()
     target_url = postgres.schema_url("copy_target")
 
@@ -46,6 +53,11 @@ def test_a_sqlite_catalog_copied_into_postgresql_is_the_same_catalog(tmp_path, p
             assert resolve(target, identifier) == resolve(source, identifier)
         assert target.broker_account("S2").password == password
         assert target.schedules() == source.schedules()
+        # accounts, tokens and the audit log go along; its chain and head are the same
+        assert target.account("ann") == source.account("ann")
+        holder = target.token_holder(split_token(token)[0])
+        assert secret_matches(split_token(token)[1], holder["secret_hash"])
+        assert list(target.audit_rows()) == list(source.audit_rows())
         # the copy goes on: new rows, new ids, new leaves
         station = load_private_key(tmp_path / "station.key")
         assert target.commit([signed(batch(7), station)]) == [True]
@@ -66,10 +78,21 @@ def test_a_sqlite_catalog_copied_into_postgresql_is_the_same_catalog(tmp_path, p
                     ("collector", "station", "show", "S2"), ("collector", "keys", "list"),
                     ("collector", "refusals"), ("collector", "token", "list"),
                     ("collector", "enrolments"),
-                    ("monitor", "network"), ("monitor", "station", "S1")):
+                    ("monitor", "network"), ("monitor", "station", "S1"),
+                    ("account", "list"), ("audit", "verify")):
         done = subprocess.run([sys.executable, "-m", "obslink", *command, "--db", target_url],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, (command, done.stderr)
 
     again = copy(tmp_path / "catalog.db", target_url)
     assert again.returncode != 0 and "holds stations already" in again.stderr
+
+
+def test_every_table_is_copied_or_said_why_not(tmp_path):
+    catalog = open_catalog(tmp_path / "catalog.db")
+    try:
+        tables = {name for (name,) in catalog.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        catalog.close()
+    assert tables - set(NOT_COPIED) == set(TABLES)

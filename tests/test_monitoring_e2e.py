@@ -11,13 +11,14 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from obslink.demo.simulator import demo_start_time
 from obslink.server.catalog import open_catalog
-from tests.conftest import listening, wait_until
+from tests.conftest import API_TOKENS, admin_http, listening, wait_until
 from tests.test_catalog_api import serve
 
 pytestmark = pytest.mark.e2e
@@ -119,17 +120,17 @@ def check_silent_station(deployment, broker, quiet_reports: threading.Event,
 
     url, http = serve(deployment.catalog_path, deployment.base)
     try:
-        page = requests.get(f"{url}/dashboard", timeout=30).text
+        page = admin_http.get(f"{url}/dashboard", timeout=30).text
         assert "http://" not in page and "https://" not in page, "the page loads from elsewhere"
         shown, errors = dashboard_in_chromium(url, deployment.base)
         assert errors == [], errors
         assert shown["QUIET"] == "not-reporting" and shown["STEADY"] != "not-reporting"
-        network = requests.get(f"{url}/v1/monitor/network", timeout=30).json()
+        network = admin_http.get(f"{url}/v1/monitor/network", timeout=30).json()
         assert {s["station"]: s["status"] for s in network["stations"]}["QUIET"] == \
             "not-reporting"
-        alarms = requests.get(f"{url}/v1/alarms", timeout=30).json()
+        alarms = admin_http.get(f"{url}/v1/alarms", timeout=30).json()
         assert any(a["station"] == "QUIET" and a["rule"] == "silent" for a in alarms)
-        metrics = requests.get(f"{url}/metrics", timeout=30).text
+        metrics = admin_http.get(f"{url}/metrics", timeout=30).text
         assert 'obslink_alarms_open{rule="silent"} 1.0' in metrics
         assert 'obslink_station_last_seen_age_seconds{station="QUIET"}' in metrics
     finally:
@@ -161,7 +162,15 @@ def dashboard_in_chromium(url: str, directory: Path) -> tuple[dict[str, str], li
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("requestfailed", lambda r: errors.append(f"failed: {r.url}"))
+            # not logged in: the login page, then back to the dashboard with a session
             page.goto(f"{url}/dashboard", wait_until="load")
+            assert "/login" in page.url, page.url
+            page.fill("input[name=token]", API_TOKENS[urlsplit(url).netloc])
+            with page.expect_navigation(wait_until="load"):
+                page.click("button[type=submit]")
+            assert page.url == f"{url}/dashboard", page.url
+            (cookie,) = page.context.cookies()
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
             shown = {tile.get_attribute("data-station"): tile.get_attribute("data-status")
                      for tile in page.query_selector_all(".tile")}
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -260,7 +260,7 @@ def test_obslink_register_http_routes_adds_a_plugins_endpoint_beside_the_enrolme
     from obslink.demo.broker import free_port
     from obslink.server.catalog.backends import SERVER_PLUGINS
     from obslink.server.http_api import HTTP_PLUGINS, context_of, create_app
-    from tests.conftest import wait_until
+    from tests.conftest import make_account, wait_until
 
     router = APIRouter()
 
@@ -289,7 +289,11 @@ def test_obslink_register_http_routes_adds_a_plugins_endpoint_beside_the_enrolme
     try:
         wait_until(lambda: server.started, message="the API to listen")
         base = f"http://127.0.0.1:{port}"
-        assert requests.get(f"{base}/v1/where", timeout=10).json() == {
+        # a plugin's route is behind the login as every route is (docs/access.md)
+        assert requests.get(f"{base}/v1/where", timeout=10).status_code == 401
+        token = make_account(tmp_path / "catalog.db", "reader", "data-user")
+        assert requests.get(f"{base}/v1/where", timeout=10, headers={
+            "Authorization": f"Bearer {token}"}).json() == {
             "broker": "mqtts://broker.example:8883"}
         paths = requests.get(f"{base}/openapi.json", timeout=10).json()["paths"]
         assert {"/v1/enrol", "/v1/where"} <= set(paths)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import msgpack
 import pytest
-import requests
 
 from obslink import wire
 from obslink.demo.radar_products import RadarScan, cinrad_tilt_name, write_cinrad
@@ -24,7 +23,7 @@ from obslink.keys import key_id, load_private_key
 from obslink.server.product_store import ProductStore, default_product_store
 from obslink.demo.broker import Mosquitto
 from obslink.server.catalog import open_catalog
-from tests.conftest import NETWORK, Deployment, wait_until
+from tests.conftest import NETWORK, Deployment, admin_http, wait_until
 from tests.test_catalog_api import serve
 
 pytestmark = pytest.mark.e2e
@@ -130,7 +129,7 @@ def downloads_match(deployment, paths: list[Path]) -> None:
     try:
         listed, link = [], f"{url}/v1/products?limit=4&datetime=2026-01-01T00:00:00Z/.."
         while link:
-            page = requests.get(link, timeout=30).json()
+            page = admin_http.get(link, timeout=30).json()
             listed += page["products"]
             link = page.get("next")
         by_name = {product["name"]: product for product in listed}
@@ -138,19 +137,19 @@ def downloads_match(deployment, paths: list[Path]) -> None:
         for path in paths:
             record = by_name[path.name]
             assert record["metadata"]["site"] == "Z9010" and record["format"] == "cinrad"
-            shown = requests.get(record["links"][0]["href"], timeout=30).json()
+            shown = admin_http.get(record["links"][0]["href"], timeout=30).json()
             assert shown["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-            data = requests.get(record["links"][1]["href"], timeout=30)
+            data = admin_http.get(record["links"][1]["href"], timeout=30)
             assert data.content == path.read_bytes()
-            part = requests.get(record["links"][1]["href"], timeout=30,
+            part = admin_http.get(record["links"][1]["href"], timeout=30,
                                 headers={"Range": "bytes=1000-1999"})
             assert part.status_code == 206 and part.content == path.read_bytes()[1000:2000]
-            chain = requests.get(record["links"][2]["href"], timeout=30).json()
+            chain = admin_http.get(record["links"][2]["href"], timeout=30).json()
             assert chain["kind"] == "product" and chain["signature"]["valid"]
         station = listed[0]["station"]
-        dataset = requests.get(f"{url}/v1/datasets/obslink:{station}/radar", timeout=30)
+        dataset = admin_http.get(f"{url}/v1/datasets/obslink:{station}/radar", timeout=30)
         assert dataset.json()["time"] is not None
-        assert requests.get(f"{url}/v1/products/obslink:{station}/nope/p1",
+        assert admin_http.get(f"{url}/v1/products/obslink:{station}/nope/p1",
                             timeout=30).status_code == 404
     finally:
         http.stop()

@@ -20,7 +20,12 @@ TABLES = ("stations", "station_keys", "bundles", "batches", "series", "observati
           "replay_floors", "enrolment_attempts", "broker_configs", "tree_heads",
           "catalog_settings", "datasets", "monitor_hours", "monitor_stations", "schedules",
           "alarm_rules", "alarms", "webhooks", "alarm_deliveries", "products", "product_gaps",
-          "log_leaves", "batch_contexts")
+          "log_leaves", "batch_contexts", "accounts", "access_tokens", "access_blacklist",
+          "audit_log")
+# not copied: browser sessions and failed attempts (they only matter for minutes; a moved
+# catalog's users log in again), the migrations (the target's own), and secrets of the
+# broker copied apart (_copy_broker_secret)
+NOT_COPIED = ("access_sessions", "access_failures", "migrations", "catalog_secrets")
 # made with every new catalog (its defaults): replaced by the source's
 SETTINGS_TABLES = ("catalog_settings",)
 ROWS_PER_READ = 5000
@@ -64,6 +69,11 @@ def copy_catalog(source: Catalog, target: Catalog,
         raise StorageError(f"after the copy, the target's log has {heads[1][0]} leaves with "
                            f"root {heads[1][1].hex()}; the source's {heads[0][0]} with root "
                            f"{heads[0][1].hex()}")
+    audit_heads = [catalog.conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC "
+                                        "LIMIT 1").fetchone() for catalog in (source, target)]
+    if audit_heads[0] != audit_heads[1]:
+        raise StorageError(f"after the copy, the target's audit log ends in "
+                           f"{audit_heads[1]}; the source's in {audit_heads[0]}")
     report.tree_size, report.root = heads[0]
     report.seconds = time.monotonic() - started
     return report

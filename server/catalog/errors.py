@@ -33,3 +33,15 @@ class NoSuchStationError(ObslinkError):
 
 class NoSuchRecordError(ObslinkError):
     """An identifier names a batch, observation or dataset the catalog does not hold."""
+
+
+def no_product(identifier: str) -> NoSuchRecordError:
+    """A product the catalog does not hold (or the asking account may not know of)."""
+    return NoSuchRecordError(f"no product {identifier!r} in the catalog; `obslink catalog "
+                             "products` lists them")
+
+
+def no_alarm(alarm_id: int) -> NoSuchRecordError:
+    """An alarm the catalog does not hold (or the asking account may not know of)."""
+    return NoSuchRecordError(f"no alarm {alarm_id} in the catalog; `obslink alarms list "
+                             "--all` lists them")

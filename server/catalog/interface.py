@@ -503,5 +503,78 @@ class Catalog(ABC):
     @abstractmethod
     def product_gaps(self, station: str | None = None) -> list[dict]: ...
 
+    # -- accounts and the audit log (docs/access.md; server/catalog/sqlite_access.py) ----------
+
+    @abstractmethod
+    def create_account(self, name: str, role: str, clearance: str, kind: str = "personal",
+                       real_name: str = "") -> dict: ...
+
+    @abstractmethod
+    def accounts(self) -> list[dict]: ...
+
+    @abstractmethod
+    def account(self, name: str) -> dict:
+        """An account with its tokens (never their secrets); NoSuchRecordError if unknown."""
+
+    @abstractmethod
+    def update_account(self, name: str, role: str | None = None,
+                       clearance: str | None = None, status: str | None = None,
+                       real_name: str | None = None) -> dict: ...
+
+    @abstractmethod
+    def add_token(self, account: str, token_id: str, secret_hash: str,
+                  scopes: tuple[str, ...], expires_us: int | None, note: str = "") -> dict: ...
+
+    @abstractmethod
+    def revoke_token(self, token_id: str) -> dict: ...
+
+    @abstractmethod
+    def token_holder(self, token_id: str) -> dict | None:
+        """A token with its account's role, clearance and status, for authentication."""
+
+    @abstractmethod
+    def add_session(self, session_hash: str, token_id: str, csrf: str,
+                    expires_us: int) -> None: ...
+
+    @abstractmethod
+    def session_holder(self, session_hash: str) -> dict | None: ...
+
+    @abstractmethod
+    def end_session(self, session_hash: str) -> None: ...
+
+    @abstractmethod
+    def blacklist(self) -> list[dict]: ...
+
+    @abstractmethod
+    def add_to_blacklist(self, network: str, reason: str) -> None: ...
+
+    @abstractmethod
+    def remove_from_blacklist(self, network: str) -> None: ...
+
+    @abstractmethod
+    def record_failure(self, address: str, at_us: int, forget_before_us: int) -> None: ...
+
+    @abstractmethod
+    def failures_since(self, address: str, since_us: int) -> tuple[int, int | None]: ...
+
+    @abstractmethod
+    def dataset_levels(self) -> dict[str, tuple[str, str]]:
+        """Every dataset's (station, classification level), by dataset id."""
+
+    @abstractmethod
+    def classification_of(self, dataset: str) -> str | None: ...
+
+    @abstractmethod
+    def series_stations(self, series: list[int]) -> dict[int, str]: ...
+
+    @abstractmethod
+    def append_audit(self, entry: dict) -> dict:
+        """Append a row to the hash-chained audit log; returns it with seq and hash."""
+
+    @abstractmethod
+    def audit_rows(self, after_seq: int = 0, account: str | None = None,
+                   since_us: int | None = None, until_us: int | None = None,
+                   action: str | None = None, limit: int | None = None): ...
+
     @abstractmethod
     def close(self) -> None: ...

@@ -17,14 +17,15 @@ import secrets
 import psycopg
 
 from obslink.errors import StorageError
-from obslink.sqlite_store import dicts, transaction
+from obslink.sqlite_store import dicts, sql_statements, transaction
 from obslink.server.catalog.backends import shown_url
 from obslink.server.catalog.interface import Catalog
-from obslink.server.catalog.postgres_connection import PgConnection, copy_rows
+from obslink.server.catalog.postgres_connection import AUDIT_LOCK, PgConnection, copy_rows
 from obslink.server.catalog.postgres_partitions import Partitions, months_ahead
 from obslink.server.catalog.postgres_retention import keep_retired_month, retire_before
 from obslink.server.catalog.postgres_text import PostgresText
 from obslink.server.catalog.postgres_schema import MIGRATIONS
+from obslink.server.catalog.sqlite_access import SQLiteAccess
 from obslink.server.catalog.sqlite_admin import SQLiteAdmin
 from obslink.server.catalog.sqlite_datasets import SQLiteDatasets
 from obslink.server.catalog.sqlite_ingest import SQLiteIngest
@@ -40,12 +41,13 @@ from obslink.readings import format_utc, now_us
 
 class PostgresCatalog(PostgresText, SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets,
                       SQLiteReports, SQLiteLog, SQLiteRecords, SQLiteQueries, SQLiteMonitor,
-                      SQLiteProducts, Catalog):
+                      SQLiteProducts, SQLiteAccess, Catalog):
     schemes = ("postgresql", "postgres")
     integrity_errors = (psycopg.IntegrityError,)
     # a group's fixed cost is higher here (a round trip a statement): four times SQLite's
     # backlog a group (bench/catalog_backends.py; docs/scaling.md)
     group_bytes = 256 * 1024
+    _audit_begin = f"BEGIN; SELECT pg_advisory_xact_lock({AUDIT_LOCK})"
 
     def __init__(self, url: str) -> None:
         self.location = url
@@ -91,7 +93,7 @@ class PostgresCatalog(PostgresText, SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLit
             for number, (name, sql) in enumerate(MIGRATIONS, start=1):
                 if number in applied:
                     continue
-                for statement in filter(str.strip, sql.split(";")):
+                for statement in sql_statements(sql):
                     conn.execute(statement)
                 conn.execute("INSERT INTO migrations VALUES (?, ?, ?)",
                              (number, name, format_utc(now_us(), fixed=True)))

@@ -25,6 +25,9 @@ from psycopg.pq import TransactionStatus
 
 # pg_advisory_xact_lock's key for the catalog's writers ("obslink" in ASCII)
 WRITER_LOCK = 0x6F62736C696E6B
+# the audit log's appenders' (docs/access.md), apart from the writers' so that an API
+# request does not wait for a collector's commit
+AUDIT_LOCK = WRITER_LOCK + 1
 
 
 class _NumericLoader(Loader):

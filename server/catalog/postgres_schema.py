@@ -353,4 +353,64 @@ MIGRATIONS = [
             retired_at text NOT NULL
         )
     """),
+    ("accounts, tokens, sessions, blacklist and the audit log (sqlite_access.py)", """
+        CREATE TABLE accounts (
+            name text PRIMARY KEY,
+            kind text NOT NULL,
+            real_name text NOT NULL,
+            role text NOT NULL,
+            clearance text NOT NULL,
+            status text NOT NULL,
+            created_at text NOT NULL,
+            updated_at text NOT NULL
+        );
+        CREATE TABLE access_tokens (
+            id text PRIMARY KEY,
+            account text NOT NULL REFERENCES accounts(name),
+            secret_hash text NOT NULL,
+            scopes text NOT NULL,
+            note text NOT NULL,
+            created_at text NOT NULL,
+            expires_us bigint,
+            revoked_at text
+        );
+        CREATE INDEX access_tokens_by_account ON access_tokens (account);
+        CREATE TABLE access_sessions (
+            id_hash text PRIMARY KEY,
+            token text NOT NULL REFERENCES access_tokens(id),
+            csrf text NOT NULL,
+            expires_us bigint NOT NULL
+        );
+        CREATE TABLE access_blacklist (
+            network text PRIMARY KEY,
+            reason text NOT NULL,
+            added_at text NOT NULL
+        );
+        CREATE TABLE access_failures (
+            address text NOT NULL,
+            at_us bigint NOT NULL
+        );
+        CREATE INDEX access_failures_by_address ON access_failures (address, at_us);
+        CREATE TABLE audit_log (
+            seq bigint PRIMARY KEY,
+            at_us bigint NOT NULL,
+            account text,
+            address text,
+            action text NOT NULL,
+            target text NOT NULL,
+            status integer,
+            datasets text NOT NULL,
+            rows bigint NOT NULL,
+            bytes bigint NOT NULL,
+            detail text NOT NULL,
+            prev_hash text NOT NULL,
+            hash text NOT NULL
+        );
+        CREATE INDEX audit_log_by_time ON audit_log (at_us);
+        CREATE INDEX audit_log_by_account ON audit_log (account, at_us);
+        CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql
+            AS $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+        CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log
+            FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()
+    """),
 ]

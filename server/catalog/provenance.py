@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from obslink import wire
 from obslink.readings import format_utc
 from obslink.server.catalog import merkle
-from obslink.server.catalog.errors import NoSuchRecordError
-from obslink.server.catalog.identifiers import (RADAR, Identifier, batch_id, dataset_id,
-                                                parse_identifier)
+from obslink.server.catalog.errors import NoSuchRecordError, no_product
+from obslink.server.catalog.identifiers import (RADAR, SURFACE, Identifier, batch_id,
+                                                dataset_id, parse_identifier)
 from obslink.server.catalog.log_entries import tree_head_message
 from obslink.server.catalog.interface import Catalog
 
@@ -39,9 +39,22 @@ def find_record(catalog: Catalog, text: str) -> tuple[Identifier, dict]:
                                 f"(obslink:STATION/EPOCH/SEQ/N)")
     record = catalog.batch_record(ident.station, ident.epoch, ident.seq)
     if record is None:
-        raise NoSuchRecordError(f"no batch {batch_id(ident.station, ident.epoch, ident.seq)} "
-                                "in the catalog (`obslink catalog stats` shows what it holds)")
+        raise unknown_record(ident, text)
     return ident, record
+
+
+def unknown_record(ident: Identifier, text: str) -> NoSuchRecordError:
+    """What a caller is told of a batch, observation or product the catalog does not
+    hold: also what an account not cleared for its dataset is told (docs/access.md)."""
+    if ident.kind == "product":
+        return no_product(text)
+    return NoSuchRecordError(f"no batch {batch_id(ident.station, ident.epoch, ident.seq)} in "
+                             "the catalog (`obslink catalog stats` shows what it holds)")
+
+
+def dataset_of(ident: Identifier) -> str:
+    """The dataset a record identifier's record belongs to."""
+    return dataset_id(ident.station, RADAR if ident.kind == "product" else SURFACE)
 
 
 def chain_of(catalog: Catalog, ident: Identifier, record: dict, signing_key=None) -> dict:

@@ -31,6 +31,9 @@ class ObservationQuery:
     bbox: tuple[float, float, float, float] | None = None  # min lon, min lat, max lon, max lat
     qc: tuple[int, ...] = ()  # only these QC flags; empty: any
     missing: bool = True  # include readings whose value is missing
+    # only stations whose surface dataset has one of these classification levels (an
+    # account's clearance, docs/access.md); empty: any
+    levels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, order=True)

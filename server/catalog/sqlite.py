@@ -10,6 +10,7 @@ from pathlib import Path
 from obslink.plugins import hookimpl
 from obslink.sqlite_store import apply_migrations, open_database
 from obslink.server.catalog.interface import Catalog
+from obslink.server.catalog.sqlite_access import SQLiteAccess
 from obslink.server.catalog.sqlite_admin import SQLiteAdmin
 from obslink.server.catalog.sqlite_datasets import SQLiteDatasets
 from obslink.server.catalog.sqlite_ingest import SQLiteIngest
@@ -25,7 +26,7 @@ from obslink.server.catalog.sqlite_schema import MIGRATIONS
 
 class SQLiteCatalog(SQLiteIngest, SQLiteKeys, SQLiteAdmin, SQLiteDatasets, SQLiteReports,
                     SQLiteLog, SQLiteRecords, SQLiteQueries, SQLiteMonitor, SQLiteProducts,
-                    Catalog):
+                    SQLiteAccess, Catalog):
     #: a path, or a ``sqlite:///path`` URL (``open_catalog`` strips the scheme)
     schemes = ("sqlite", "")
 

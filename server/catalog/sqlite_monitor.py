@@ -10,7 +10,7 @@ from obslink.errors import ConfigError
 from obslink.readings import (QC_ERRONEOUS, QC_GOOD, QC_NOT_CHECKED, QC_SUSPECT, format_utc,
                               now_us)
 from obslink.sqlite_store import dicts, transaction
-from obslink.server.catalog.errors import NoSuchRecordError
+from obslink.server.catalog.errors import NoSuchRecordError, no_alarm
 from obslink.server.catalog.monitor_counts import COUNT_COLUMNS
 
 _SUMS = ", ".join(f"sum({column})" for column in COUNT_COLUMNS)
@@ -166,8 +166,7 @@ class SQLiteMonitor:
         found = dicts(self.conn.execute(f"SELECT {_ALARM_COLUMNS} FROM alarms WHERE id = ?",
                                         (alarm_id,)))
         if not found:
-            raise NoSuchRecordError(f"no alarm {alarm_id} in the catalog; `obslink alarms "
-                                    "list --all` lists them")
+            raise no_alarm(alarm_id)
         return found[0]
 
     def change_alarms(self, raised: list[tuple[str, str, str, str, float | None]],

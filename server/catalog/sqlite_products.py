@@ -10,7 +10,7 @@ import sqlite3
 from obslink import wire
 from obslink.readings import format_utc, now_us
 from obslink.sqlite_store import dicts, transaction
-from obslink.server.catalog.errors import NoSuchRecordError
+from obslink.server.catalog.errors import no_product
 from obslink.server.catalog.identifiers import RADAR, parse_identifier, product_id
 from obslink.server.catalog.log_entries import product_leaf_hash
 
@@ -103,8 +103,7 @@ class SQLiteProducts:
             "p.epoch = ? AND p.number = ?", (parsed.station, parsed.epoch, parsed.number))) \
             if parsed.kind == "product" else []
         if not found:
-            raise NoSuchRecordError(f"no product {identifier!r} in the catalog; `obslink "
-                                    "catalog products` lists them")
+            raise no_product(identifier)
         record = _record(found[0])
         record["manifest"], record["signature"] = bytes(record["manifest"]), \
             bytes(record["signature"])

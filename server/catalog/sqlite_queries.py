@@ -12,6 +12,7 @@ from typing import Iterator
 
 from obslink.readings import MAX_TIME_US, MIN_TIME_US, format_utc
 from obslink.sqlite_store import dicts
+from obslink.server.catalog.identifiers import SURFACE
 from obslink.server.catalog.queries import (Cursor, ObservationQuery, ObservationRow,
                                             csv_field, csv_line, json_object)
 
@@ -49,6 +50,10 @@ class SQLiteQueries:
         if query.bbox:
             where.append("t.longitude BETWEEN ? AND ? AND t.latitude BETWEEN ? AND ?")
             params += (query.bbox[0], query.bbox[2], query.bbox[1], query.bbox[3])
+        if query.levels:
+            where.append(f"s.station IN (SELECT station FROM datasets WHERE product = ? AND "
+                         f"classification IN ({','.join('?' * len(query.levels))}))")
+            params += (SURFACE, *query.levels)
         return self.conn.execute(
             "SELECT s.id, s.station, s.element, s.unit, s.source_field, s.period_s, "
             "t.latitude, t.longitude FROM series s JOIN stations t ON t.id = s.station "

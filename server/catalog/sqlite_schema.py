@@ -436,6 +436,69 @@ MIGRATIONS = [
         ) WITHOUT ROWID;
         ALTER TABLE batches ADD COLUMN context_ref BLOB
     """),
+    # docs/access.md: accounts and their tokens, browser sessions, the address blacklist,
+    # failed attempts, and the audit log, append-only (its triggers; the hash chain shows
+    # what a trigger cannot stop)
+    ("accounts, tokens, sessions, blacklist and the audit log", """
+        CREATE TABLE accounts (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            real_name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            clearance TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE access_tokens (
+            id TEXT PRIMARY KEY,
+            account TEXT NOT NULL REFERENCES accounts(name),
+            secret_hash TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            note TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_us INTEGER,
+            revoked_at TEXT
+        );
+        CREATE INDEX access_tokens_by_account ON access_tokens (account);
+        CREATE TABLE access_sessions (
+            id_hash TEXT PRIMARY KEY,
+            token TEXT NOT NULL REFERENCES access_tokens(id),
+            csrf TEXT NOT NULL,
+            expires_us INTEGER NOT NULL
+        );
+        CREATE TABLE access_blacklist (
+            network TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            added_at TEXT NOT NULL
+        );
+        CREATE TABLE access_failures (
+            address TEXT NOT NULL,
+            at_us INTEGER NOT NULL
+        );
+        CREATE INDEX access_failures_by_address ON access_failures (address, at_us);
+        CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY,
+            at_us INTEGER NOT NULL,
+            account TEXT,
+            address TEXT,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            status INTEGER,
+            datasets TEXT NOT NULL,
+            rows INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            detail TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_log_by_time ON audit_log (at_us);
+        CREATE INDEX audit_log_by_account ON audit_log (account, at_us);
+        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+    """),
 ]
 
 MAX_CATALOG_CHECKS = 62  # bits of a signed 64-bit integer column

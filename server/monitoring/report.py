@@ -103,13 +103,16 @@ class NetworkState:
 
 
 def period_report(catalog, start_us: int, end_us: int, now_us: int,
-                  station: str | None = None, elements: bool = False) -> dict:
+                  station: str | None = None, elements: bool = False,
+                  hidden: set[str] | frozenset = frozenset()) -> dict:
     """Every station's (or one's) measures over the hours starting in [start_us, end_us),
     with the network's roll-up; with ``elements``, each station's per element (counted
-    from its rows: meant for one station)."""
+    from its rows: meant for one station). ``hidden`` stations (an account not cleared for
+    their data, docs/access.md) are left out, of the roll-up too."""
     state = NetworkState.read(catalog, now_us, station)
     start_us, end_us = hour_floor(start_us), -(-end_us // HOUR_US) * HOUR_US
-    per_station = {sid: Measure(start_us, end_us) for sid in state.stations}
+    per_station = {sid: Measure(start_us, end_us) for sid in state.stations
+                   if sid not in hidden}
     for sid, streams in state.streams.items():
         if sid in per_station:
             per_station[sid].expected = sum(state.expected(s, start_us, end_us)
