@@ -360,8 +360,9 @@ def access_cost(audited: ApiCalls, bare: ApiCalls, args) -> None:
     (the machine's speed drifts between minutes)."""
     print("the access layer's cost: with accounts and audit / without (bench/open_api.py), "
           "taking turns; target ≤ 1.10", flush=True)
-    for label, repeat, calls in (("station-day ", 2 * args.repeat, "station_day"),
-                                 ("element-hour", max(10, args.repeat), "element_hour")):
+    # more turns than the queries above: the cost is a few per cent, the noise as large
+    for label, repeat, calls in (("station-day ", max(60, 4 * args.repeat), "station_day"),
+                                 ("element-hour", max(30, 2 * args.repeat), "element_hour")):
         with_, without = [], []
         for times, api in ((with_, audited), (without, bare)):
             getattr(api, calls)()  # warm
@@ -374,7 +375,7 @@ def access_cost(audited: ApiCalls, bare: ApiCalls, args) -> None:
         print(f"  {label}  p50 {p50 * 1000:6.1f} / {bare50 * 1000:6.1f} ms = "
               f"{p50 / bare50:.2f}   p95 {p95 * 1000:6.1f} / {bare95 * 1000:6.1f} ms = "
               f"{p95 / bare95:.2f}", flush=True)
-    rates = [(audited.stream(), bare.stream()) for _ in range(3)]
+    rates = [(audited.stream(), bare.stream()) for _ in range(5)]
     best, best_bare = max(rate for rate, _ in rates), max(rate for _, rate in rates)
     print(f"  CSV stream    {best:,.0f} / {best_bare:,.0f} rows/s: time a row "
           f"{best_bare / best:.2f}", flush=True)

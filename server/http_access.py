@@ -21,6 +21,8 @@ import json
 import logging
 import math
 import re
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -45,6 +47,7 @@ PUBLIC_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/l
 PUBLIC_PREFIXES = ("/static-offline-docs/",)
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 MAX_TARGET = 2000  # characters of a request's path and query kept in its audit row
+AUDIT_SYNC_S = 0.5  # audit rows reach the disk at most this long after their commit
 # the statuses the access layer answers with itself, for every route's description
 ACCESS_RESPONSES = {
     401: {"description": "no credentials, or a token or session that is not valid"},
@@ -213,11 +216,44 @@ def _template(scope) -> str:
     return re.sub(r"\{(\w+):\w+\}", r"{\1}", getattr(route, "path", None) or scope["path"])
 
 
+class AuditSync:
+    """Makes the audit rows this process commits durable within AUDIT_SYNC_S, off the
+    answers' path: a thread that syncs when rows were appended since its last sync."""
+
+    def __init__(self) -> None:
+        self.pending = threading.Event()
+        self.started = False
+        self.lock = threading.Lock()
+
+    def appended(self, context) -> None:
+        self.pending.set()
+        if not self.started:
+            with self.lock:
+                if not self.started:
+                    self.started = True
+                    threading.Thread(target=self._run, args=(context,), daemon=True,
+                                     name="audit-sync").start()
+
+    def _run(self, context) -> None:
+        from obslink.server.catalog import open_catalog
+
+        catalog = open_catalog(context.catalog)
+        while True:
+            self.pending.wait()
+            time.sleep(AUDIT_SYNC_S)
+            self.pending.clear()
+            try:
+                catalog.sync_audit()
+            except Exception:  # the next append tries again; the rows are committed
+                log.exception("cannot sync the audit log of %s to disk", context.catalog)
+
+
 class AccessMiddleware:
     """Authentication before the routes, an audit row after them (module docstring)."""
 
     def __init__(self, app) -> None:
         self.app = app
+        self.sync = AuditSync()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -270,6 +306,7 @@ class AccessMiddleware:
                      "detail": {**note.detail, **({"incomplete": True} if incomplete
                                                    else {})}}
             await on_reader(context, lambda catalog: catalog.append_audit(entry))
+            self.sync.appended(context)
 
         async def audited_send(message) -> None:
             if message["type"] == "http.response.start":

@@ -113,5 +113,9 @@ def test_accounts_and_tokens_in_the_catalog(catalog_location):
         with pytest.raises(NoSuchRecordError, match="no account 'bob'"):
             catalog.account("bob")
         assert split_token("obl_short") is None
+        # an audit row committed without waiting for the disk, then synced to it
+        row = catalog.append_audit({"account": "ann", "action": "GET /v1/me", "status": 200})
+        catalog.sync_audit()
+        assert list(catalog.audit_rows())[-1]["hash"] == row["hash"]
     finally:
         catalog.close()

@@ -572,6 +572,11 @@ class Catalog(ABC):
         """Append a row to the hash-chained audit log; returns it with seq and hash."""
 
     @abstractmethod
+    def sync_audit(self) -> None:
+        """Make the audit rows committed so far durable (they are committed without
+        waiting for the disk)."""
+
+    @abstractmethod
     def audit_rows(self, after_seq: int = 0, account: str | None = None,
                    since_us: int | None = None, until_us: int | None = None,
                    action: str | None = None, limit: int | None = None): ...
