@@ -142,18 +142,9 @@ def cmd_revoke_token(args) -> int:
 
 
 def cmd_blacklist(args) -> int:
-    import ipaddress
-
-    from obslink.errors import ConfigError
-
     def change(catalog):
         if args.add:
-            try:
-                network = str(ipaddress.ip_network(args.add.strip(), strict=False))
-            except ValueError:
-                raise ConfigError(f"--add {args.add!r}: give an address or a network such as "
-                                  "192.0.2.7 or 192.0.2.0/24") from None
-            catalog.add_to_blacklist(network, args.reason)
+            catalog.add_to_blacklist(args.add, args.reason)
         if args.remove:
             catalog.remove_from_blacklist(args.remove)
         return catalog.blacklist()

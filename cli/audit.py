@@ -63,7 +63,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from obslink.server.access.audit_chain import ChainProblem, check_chain
+    from obslink.server.access.audit_chain import check_chain
 
     expected = None
     if args.expect:
@@ -74,18 +74,14 @@ def cmd_verify(args) -> int:
         expected = (int(seq), digest)
 
     def check(catalog):
-        problems, count, head, seen = [], 0, "", None
-        for found in check_chain(catalog.audit_rows()):
-            if isinstance(found, ChainProblem):
-                problems.append(str(found))
-            else:
-                count, head = found
+        found = check_chain(catalog.audit_rows())
+        problems = [str(problem) for problem in found.problems]
         if expected:
             seen = next(iter(catalog.audit_rows(expected[0] - 1, limit=1)), None)
             if seen is None or seen["seq"] != expected[0] or seen["hash"] != expected[1]:
                 problems.append(f"audit row {expected[0]}: the head kept earlier is gone or "
                                 "changed (rows were cut from the end, or replaced)")
-        return problems, count, head
+        return problems, found.rows, found.head
     problems, count, head = with_catalog(args.db, check)
     if args.json:
         print_json({"rows": count, "head": f"{count}:{head}", "problems": problems,

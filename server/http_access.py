@@ -16,7 +16,6 @@ that changes something on a session's cookie must carry the session's ``X-CSRF-T
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import math
@@ -31,10 +30,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from obslink.readings import format_utc, now_us
+from obslink.server.access.blacklist import holding
 from obslink.server.access.roles import ROLES, cleared_levels
 from obslink.server.access.tokens import secret_hash, secret_matches, split_token
 from obslink.server.catalog.datasets import CLASSIFICATIONS
-from obslink.server.catalog.errors import NoSuchRecordError
 
 log = logging.getLogger(__name__)
 
@@ -119,23 +118,28 @@ def require(scope: str):
     return Depends(check)
 
 
-def in_blacklist(address: str, entries: list[dict]) -> dict | None:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    for entry in entries:
-        if ip in ipaddress.ip_network(entry["network"], strict=False):
-            return entry
-    return None
-
-
 class Refusal(Exception):
     def __init__(self, status: int, message: str, headers: dict | None = None,
                  clear_cookie: bool = False, login: bool = False) -> None:
         super().__init__(message)
         self.status, self.headers = status, headers or {}
         self.clear_cookie, self.login = clear_cookie, login
+
+
+def refuse_if_guessing(catalog, key: str, what: str, address: str, now: int) -> None:
+    """A 429 Refusal once ``key`` (an address, or what an address tries) has failed
+    MAX_FAILURES times in the window, saying when to come back."""
+    count, oldest = catalog.failures_since(key, now - FAILURE_WINDOW_US)
+    if count >= MAX_FAILURES:
+        wait = max(1, math.ceil((oldest + FAILURE_WINDOW_US - now) / 1e6))
+        raise Refusal(429, f"{count} {what} from {address} in the last "
+                           f"{FAILURE_WINDOW_US // 60_000_000} minutes; try again in {wait} s",
+                      headers={"Retry-After": str(wait)})
+
+
+def count_failure(catalog, key: str, now: int) -> None:
+    """One failed attempt of ``key``; those older than the window are forgotten."""
+    catalog.record_failure(key, now, now - FAILURE_WINDOW_US)
 
 
 def _holder_principal(holder: dict, via: str, now: int) -> Principal:
@@ -160,17 +164,12 @@ def authenticate(catalog, headers, cookies: dict, method: str, address: str,
     """The request's principal (None: no credentials on a public path); a Refusal when
     it may not go on."""
     now = now_us()
-    listed = in_blacklist(address, catalog.blacklist())
+    listed = holding(address, catalog.blacklist())
     if listed:
         reason = listed["reason"] or "on the blacklist"
         raise Refusal(403, f"requests from {address} are refused ({reason}); ask the "
                            "centre's administrators")
-    count, oldest = catalog.failures_since(address, now - FAILURE_WINDOW_US)
-    if count >= MAX_FAILURES:
-        wait = max(1, math.ceil((oldest + FAILURE_WINDOW_US - now) / 1e6))
-        raise Refusal(429, f"{count} failed attempts from {address} in the last "
-                           f"{FAILURE_WINDOW_US // 60_000_000} minutes; try again in {wait} s",
-                      headers={"Retry-After": str(wait)})
+    refuse_if_guessing(catalog, address, "failed attempts", address, now)
     bearer = headers.get("authorization", "")
     cookie = cookies.get(SESSION_COOKIE)
     if bearer:
@@ -178,7 +177,7 @@ def authenticate(catalog, headers, cookies: dict, method: str, address: str,
         parts = split_token(text) if scheme.lower() == "bearer" else None
         holder = catalog.token_holder(parts[0]) if parts else None
         if holder is None or not secret_matches(parts[1], holder["secret_hash"]):
-            catalog.record_failure(address, now, now - FAILURE_WINDOW_US)
+            count_failure(catalog, address, now)
             raise Refusal(401, "the Authorization header holds no valid token; send "
                                "`Authorization: Bearer obl_…` as `obslink account token` "
                                "printed it")
@@ -186,7 +185,7 @@ def authenticate(catalog, headers, cookies: dict, method: str, address: str,
     if cookie and not public:
         holder = catalog.session_holder(secret_hash(cookie))
         if holder is None or holder["session_expires_us"] <= now:
-            catalog.record_failure(address, now, now - FAILURE_WINDOW_US)
+            count_failure(catalog, address, now)
             raise Refusal(401, "the session has ended; log in again at /login",
                           clear_cookie=True, login=True)
         principal = _holder_principal(holder, "session", now)
@@ -354,13 +353,3 @@ async def _unavailable(send) -> None:
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
-
-
-def dataset_visible(catalog, principal: Principal | None, dataset_id: str) -> bool:
-    """Whether the account may know of the dataset (an unknown one: no)."""
-    if principal is None:
-        return False
-    try:
-        return principal.may_see(catalog.dataset(dataset_id)["classification"])
-    except NoSuchRecordError:
-        return False

@@ -5,13 +5,12 @@ acts for, nor blacklist its own address: that would lock them out."""
 
 from __future__ import annotations
 
-import ipaddress
-
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from obslink.errors import ConfigError
 from obslink.plugins import hookimpl
+from obslink.server.access.blacklist import holding, network_of
 from obslink.server.access.roles import KINDS, ROLES, SCOPES, STATUSES
 from obslink.server.access.tokens import issue_token
 from obslink.server.catalog.datasets import CLASSIFICATIONS
@@ -125,13 +124,9 @@ def blacklist(request: Request, _: Principal = ADMIN) -> list[dict]:
 @router.post("/v1/blacklist", status_code=201)
 def add_to_blacklist(entry: BlacklistEntry, request: Request, _: Principal = ADMIN) -> dict:
     """Refuse every request from an address or network from now on."""
-    try:
-        network = str(ipaddress.ip_network(entry.network.strip(), strict=False))
-    except ValueError:
-        raise HTTPException(400, f"{entry.network!r} is not an address or a network such as "
-                                 "192.0.2.7 or 192.0.2.0/24") from None
+    network = _run(lambda: network_of(entry.network))
     own = request.client.host if request.client else None
-    if own and ipaddress.ip_address(own) in ipaddress.ip_network(network):
+    if own and holding(own, [{"network": network}]):
         raise HTTPException(400, f"{network} holds your own address {own}: you would lock "
                                  "yourself out")
     audit_note(request).detail.update(blacklisted=network, reason=entry.reason)

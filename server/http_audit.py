@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 
 from obslink.plugins import hookimpl
 from obslink.readings import format_utc
-from obslink.server.access.audit_chain import ChainProblem, check_chain, shown_row
+from obslink.server.access.audit_chain import check_chain, shown_row
 from obslink.server.access.outflow import outflow
 from obslink.server.http_access import ACCESS_RESPONSES, Principal, require
 from obslink.server.http_api import context_of
@@ -38,14 +38,10 @@ def audit(request: Request, account: str | None = None,
 def verify(request: Request, _: Principal = AUDIT) -> dict:
     """Re-check the whole hash chain: rows checked, the head (seq, hash) to keep, and
     every problem found (an edited or deleted row)."""
-    problems, count, head = [], 0, ""
-    for found in check_chain(context_of(request).reader().audit_rows()):
-        if isinstance(found, ChainProblem):
-            problems.append(str(found))
-        else:
-            count, head = found
-    return {"rows": count, "head": {"seq": count, "hash": head}, "problems": problems,
-            "intact": not problems}
+    found = check_chain(context_of(request).reader().audit_rows())
+    return {"rows": found.rows, "head": {"seq": found.rows, "hash": found.head},
+            "problems": [str(problem) for problem in found.problems],
+            "intact": not found.problems}
 
 
 @router.get("/v1/audit/outflow", responses=BAD)

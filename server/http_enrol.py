@@ -14,8 +14,8 @@ from obslink.readings import now_us
 from obslink.plugins import hookimpl
 from obslink.server.catalog import EnrolmentError, open_catalog
 from obslink.server.http_api import context_of
-from obslink.server.http_access import (ACCESS_RESPONSES, FAILURE_WINDOW_US, MAX_FAILURES,
-                                        audit_note)
+from obslink.server.http_access import (ACCESS_RESPONSES, Refusal, audit_note, count_failure,
+                                        refuse_if_guessing)
 
 ENROLMENT_STATUS = {"invalid": 403, "used": 409, "revoked": 410, "expired": 410,
                     "key-revoked": 409, "key-in-use": 409}
@@ -69,13 +69,11 @@ def enrol(request: EnrolRequest, http: Request) -> EnrolResponse:
     # guessed enrolment tokens are limited apart from API logins: a station that cannot
     # enrol does not lock its centre's operators on the same address out
     guesses, now = f"enrol {address}", now_us()
-    count, oldest = catalog.failures_since(guesses, now - FAILURE_WINDOW_US)
-    if count >= MAX_FAILURES:
+    try:
+        refuse_if_guessing(catalog, guesses, "invalid enrolment tokens", address, now)
+    except Refusal as refusal:
         catalog.close()
-        wait = max(1, (oldest + FAILURE_WINDOW_US - now) // 1_000_000)
-        raise HTTPException(429, f"{count} invalid enrolment tokens from {address} in the last "
-                                 f"{FAILURE_WINDOW_US // 60_000_000} minutes; try again in "
-                                 f"{wait} s", headers={"Retry-After": str(wait)})
+        raise HTTPException(refusal.status, str(refusal), refusal.headers) from None
     try:
         station = catalog.enrol(request.token, public_bytes(public), key_id(public), address)
         account = catalog.broker_account(station.id)
@@ -83,7 +81,7 @@ def enrol(request: EnrolRequest, http: Request) -> EnrolResponse:
     except EnrolmentError as exc:
         note.detail.update(station=exc.station, refused=exc.reason)
         if exc.reason == "invalid":  # a guessed token: a failed attempt
-            catalog.record_failure(guesses, now, now - FAILURE_WINDOW_US)
+            count_failure(catalog, guesses, now)
         raise HTTPException(ENROLMENT_STATUS[exc.reason], str(exc)) from None
     finally:
         catalog.close()

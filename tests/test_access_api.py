@@ -387,3 +387,18 @@ def test_requests_at_once_each_leave_one_row_and_the_chain_holds(centre):
     assert len(rows) == before + len(paths)
     verified = run_cli("audit", "verify", "--db", catalog.location)
     assert f"intact: {len(rows)} rows" in verified.stdout
+
+
+def test_a_blacklisted_network_is_refused_everything(centre):
+    url, catalog, tokens = centre
+    bad = run_cli("account", "blacklist", "--add", "127.0.0.999", "--db", catalog.location,
+                  check=False)
+    assert bad.returncode == 2 and "'127.0.0.999' is not an address or a network" in bad.stderr
+    listed = run_cli("account", "blacklist", "--add", "127.0.0.4/31", "--reason", "scanner",
+                     "--db", catalog.location)
+    assert "127.0.0.4/31" in listed.stdout
+    status, _ = get_from("127.0.0.5", url, "/v1/stations", tokens["administrator"])
+    assert status == 403
+    assert get_from("127.0.0.6", url, "/v1/stations", tokens["administrator"])[0] == 200
+    run_cli("account", "blacklist", "--remove", "127.0.0.4/31", "--db", catalog.location)
+    assert get_from("127.0.0.5", url, "/v1/stations", tokens["administrator"])[0] == 200

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from obslink.readings import format_utc
 
@@ -36,23 +36,30 @@ class ChainProblem:
         return f"audit row {self.seq}: {self.problem}"
 
 
-def check_chain(rows: Iterable[dict]) -> Iterator[ChainProblem | tuple[int, str]]:
-    """Each problem of the chain, in order, then (rows checked, head hash). ``rows``
-    come in seq order, each with its stored ``prev_hash`` and ``hash``."""
-    previous, expected_seq, count = GENESIS, 1, 0
+@dataclass(frozen=True)
+class ChainCheck:
+    problems: list[ChainProblem]  # in seq order
+    rows: int  # how many were checked
+    head: str  # the last row's hash (GENESIS for an empty log)
+
+
+def check_chain(rows: Iterable[dict]) -> ChainCheck:
+    """Every problem of the chain. ``rows`` come in seq order, each with its stored
+    ``prev_hash`` and ``hash``."""
+    problems, previous, expected_seq, count = [], GENESIS, 1, 0
     for row in rows:
         count += 1
         if row["seq"] != expected_seq:
-            yield ChainProblem(row["seq"], f"rows {expected_seq} to {row['seq'] - 1} are "
-                               "missing (deleted)")
+            problems.append(ChainProblem(row["seq"], f"rows {expected_seq} to "
+                                         f"{row['seq'] - 1} are missing (deleted)"))
         if row["prev_hash"] != previous:
-            yield ChainProblem(row["seq"], "does not follow the row before it (a row was "
-                               "deleted or replaced)")
+            problems.append(ChainProblem(row["seq"], "does not follow the row before it (a "
+                                         "row was deleted or replaced)"))
         if row_hash(row["prev_hash"], row) != row["hash"]:
-            yield ChainProblem(row["seq"], "its content does not match its hash (the row "
-                               "was edited)")
+            problems.append(ChainProblem(row["seq"], "its content does not match its hash "
+                                         "(the row was edited)"))
         previous, expected_seq = row["hash"], row["seq"] + 1
-    yield count, previous
+    return ChainCheck(problems, count, previous)
 
 
 def shown_row(row: dict) -> dict:

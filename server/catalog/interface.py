@@ -546,7 +546,9 @@ class Catalog(ABC):
     def blacklist(self) -> list[dict]: ...
 
     @abstractmethod
-    def add_to_blacklist(self, network: str, reason: str) -> None: ...
+    def add_to_blacklist(self, network: str, reason: str) -> str:
+        """Refuse an address or network (ConfigError if it is neither); returns it as
+        kept."""
 
     @abstractmethod
     def remove_from_blacklist(self, network: str) -> None: ...

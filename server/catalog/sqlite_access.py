@@ -18,6 +18,7 @@ from obslink.errors import ConfigError
 from obslink.readings import format_utc, now_us
 from obslink.sqlite_store import dicts, transaction
 from obslink.server.access.audit_chain import FIELDS, GENESIS, row_hash
+from obslink.server.access.blacklist import network_of
 from obslink.server.access.roles import (STATUSES, check_kind, check_role, check_scopes)
 from obslink.server.catalog.datasets import check_classification
 from obslink.server.catalog.errors import NoSuchRecordError
@@ -165,11 +166,14 @@ class SQLiteAccess:
         return dicts(self.conn.execute(
             "SELECT network, reason, added_at FROM access_blacklist ORDER BY network"))
 
-    def add_to_blacklist(self, network: str, reason: str) -> None:
+    def add_to_blacklist(self, network: str, reason: str) -> str:
+        """Refuse requests from an address or network; returns it as kept."""
+        network = network_of(network)
         with transaction(self.conn):
             self.conn.execute("INSERT INTO access_blacklist VALUES (?,?,?) ON CONFLICT "
                               "(network) DO UPDATE SET reason = excluded.reason",
                               (network, reason, _stamp()))
+        return network
 
     def remove_from_blacklist(self, network: str) -> None:
         with transaction(self.conn):
