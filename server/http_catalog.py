@@ -22,7 +22,7 @@ from obslink.plugins import hookimpl
 from obslink.readings import format_utc, utc_us_from_datetime
 from obslink.server.catalog import open_catalog
 from obslink.server.catalog.datasets import CLASSIFICATIONS, wcmp2
-from obslink.server.catalog.errors import NoSuchRecordError
+from obslink.server.catalog.errors import NoSuchRecordError, no_dataset
 from obslink.server.catalog.identifiers import IdentifierError, dataset_id, parse_identifier
 from obslink.server.catalog.prov_json import to_prov_json
 from obslink.server.catalog.provenance import (dataset_of, resolve, show_tree_head,
@@ -290,8 +290,7 @@ def _visible_dataset(catalog, principal: Principal, identifier: str) -> dict:
     except NoSuchRecordError as exc:
         raise HTTPException(404, str(exc)) from None
     if not principal.may_see(found["classification"]):
-        raise HTTPException(404, f"no dataset {identifier!r} in the catalog; `obslink "
-                                 "catalog datasets list` shows them")
+        raise HTTPException(404, str(no_dataset(identifier)))
     return found
 
 

@@ -35,6 +35,12 @@ class NoSuchRecordError(ObslinkError):
     """An identifier names a batch, observation or dataset the catalog does not hold."""
 
 
+def no_dataset(identifier: str) -> NoSuchRecordError:
+    """A dataset the catalog does not hold (or the asking account may not know of)."""
+    return NoSuchRecordError(f"no dataset {identifier!r} in the catalog; `obslink catalog "
+                             "datasets list` shows them")
+
+
 def no_product(identifier: str) -> NoSuchRecordError:
     """A product the catalog does not hold (or the asking account may not know of)."""
     return NoSuchRecordError(f"no product {identifier!r} in the catalog; `obslink catalog "

@@ -8,7 +8,7 @@ import sqlite3
 from obslink.readings import format_utc, now_us
 from obslink.sqlite_store import dicts, transaction
 from obslink.server.catalog.datasets import check_dataset_changes, check_settings
-from obslink.server.catalog.errors import NoSuchRecordError
+from obslink.server.catalog.errors import no_dataset
 from obslink.server.catalog.identifiers import RADAR, SURFACE, dataset_id
 
 PRODUCT_TITLES = {SURFACE: "Surface observations of {name}", RADAR: "Radar products of {name}"}
@@ -57,8 +57,7 @@ class SQLiteDatasets:
     def dataset(self, identifier: str) -> dict:
         found = dicts(self.conn.execute(_DATASET + "WHERE d.id = ?", (identifier,)))
         if not found:
-            raise NoSuchRecordError(f"no dataset {identifier!r} in the catalog; `obslink "
-                                    "catalog datasets list` shows them")
+            raise no_dataset(identifier)
         return self._current(found[0])
 
     def update_dataset(self, identifier: str, **changes) -> dict:
