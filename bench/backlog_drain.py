@@ -54,7 +54,7 @@ from obslink.agent.outbox import Outbox
 from obslink.agent.runner import OutboxSink
 from obslink.agent.uplink import Uplink
 from obslink.demo.broker import Mosquitto
-from obslink.demo.postgres import PostgresServer
+from obslink.demo.postgres import PostgresServer, collector_file_options
 from obslink.keys import key_id, public_bytes
 from obslink.plugins.formats import Decoded
 from obslink.plugins.qc_limits import default_settings
@@ -466,9 +466,7 @@ def main() -> int:
         if args.db == "postgresql":
             postgres = stack.enter_context(PostgresServer(base / "postgres", durable=True))
             catalog_path, capacity_location = map(postgres.schema_url, ("drain", "capacity"))
-            beside = ["--collector-key", str(base / "collector.key"), "--decryption-key",
-                      str(base / "collector-x25519.key"), "--product-store",
-                      str(base / "products")]
+            beside = collector_file_options(catalog_path, base)
         catalog = open_catalog(catalog_path)
         enrol_stations(catalog, keys)
         catalog.close()

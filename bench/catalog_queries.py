@@ -43,7 +43,7 @@ import requests
 
 from obslink import wire
 from obslink.demo.broker import free_port
-from obslink.demo.postgres import PostgresServer
+from obslink.demo.postgres import PostgresServer, collector_file_options
 from obslink.readings import Reading, format_utc
 from obslink.server.catalog import AcceptedBatch, Station, open_catalog
 
@@ -97,9 +97,7 @@ def build(location: Path | str, stations: int, days: int, year_days: int) -> Non
 
 def serve(location: Path | str, directory: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
-    files = [] if isinstance(location, Path) else [  # a URL has no "beside the catalog"
-        "--collector-key", str(directory / "collector.key"), "--decryption-key",
-        str(directory / "collector-x25519.key"), "--product-store", str(directory / "products")]
+    files = collector_file_options(location, directory)
     process = subprocess.Popen([sys.executable, "-m", "obslink", "collector", "http", "--db",
                                 str(location), "--listen", f"127.0.0.1:{port}", "--broker-url",
                                 "mqtt://127.0.0.1:1883", *files], stdout=subprocess.DEVNULL)

@@ -134,3 +134,14 @@ class PostgresServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def collector_file_options(location, directory: Path) -> list[str]:
+    """The collector's options for the files that lie beside a SQLite catalog (its keys,
+    the product store), put in ``directory`` when the catalog is a URL, which has no
+    "beside" (the tests, benchmarks)."""
+    if "://" not in str(location):
+        return []
+    return ["--collector-key", str(directory / "collector.key"),
+            "--decryption-key", str(directory / "collector-x25519.key"),
+            "--product-store", str(directory / "products")]

@@ -254,22 +254,29 @@ def _summarise(catalog_path, written, produced, committed, stations, duration, k
         if committed else None,
         "latency_ms": {"p50": _percentile(latencies, 50), "p99": _percentile(latencies, 99)},
     }
-    summary["monitoring"] = _monitoring(catalog_path)
+    # as of the last simulated minute: the stations stop there, and a report made a minute
+    # later would rightly count that minute's successor as missing (docs/monitoring.md)
+    last_simulated = max((observed for _station, observed in written), default=None)
+    summary["monitoring"] = _monitoring(catalog_path, last_simulated)
     if kept:
         summary["directory"] = str(kept)
     return summary
 
 
-def _monitoring(catalog_path: Path) -> dict:
-    """The network as monitoring sees it now (docs/monitoring.md): the last hour's
-    completeness and each station's status, and the alarms the collector's watch raised."""
+def _monitoring(catalog_path: Path, last_simulated_us: int | None) -> dict:
+    """The network as monitoring saw it when the simulated stations stopped (docs/
+    monitoring.md): the hour's completeness up to and with the last simulated minute, each
+    station's status, and the alarms the collector's watch raised."""
     from obslink.readings import now_us
     from obslink.server.catalog import open_catalog
+    from obslink.server.monitoring.measures import ARRIVAL_GRACE_US
     from obslink.server.monitoring.report import period_report
 
     catalog = open_catalog(catalog_path)
     try:
-        now = now_us()
+        # the report expects nothing of the last ARRIVAL_GRACE_US before its "now"
+        now = now_us() if last_simulated_us is None else \
+            last_simulated_us + ARRIVAL_GRACE_US + 1
         network = period_report(catalog, now - 3_600_000_000, now, now)["network"]
         alarms = [alarm["rule"] for alarm in catalog.alarms(open_only=False)]
     finally:
@@ -298,8 +305,8 @@ def _percentile(values: list[float], percent: float) -> float | None:
 def _monitoring_line(found: dict) -> str:
     statuses = ", ".join(f"{count} {status}" for status, count in found["by_status"].items())
     alarms = ", ".join(f"{count} {rule}" for rule, count in found["alarms_raised"].items())
-    return (f"last hour {found['completeness_percent']} % complete ({statuses}); alarms "
-            f"raised: {alarms or 'none'}")
+    return (f"to the last simulated minute {found['completeness_percent']} % complete "
+            f"({statuses}); alarms raised: {alarms or 'none'}")
 
 
 def _products_line(found: dict) -> str:

@@ -21,7 +21,7 @@ import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
 from obslink.demo.broker import Mosquitto
-from obslink.demo.postgres import PostgresServer
+from obslink.demo.postgres import PostgresServer, collector_file_options
 from obslink.keys import key_id, load_public_key, public_bytes, write_keypair
 from obslink.server.catalog import Station, open_catalog
 from obslink.demo.simulator import KINDS, SimulatedLogger, demo_start_time, write_agent_config
@@ -275,11 +275,8 @@ ack_timeout = 5
     def catalog_options(self) -> tuple[str, ...]:
         """``--db`` for the collector's commands, with the files that lie beside a SQLite
         catalog named where the catalog is a URL (nothing lies "beside" it)."""
-        if not isinstance(self.catalog_path, str):
-            return ("--db", str(self.catalog_path))
-        return ("--db", self.catalog_path, "--collector-key", str(self.base / "collector.key"),
-                "--decryption-key", str(self.base / "collector-x25519.key"),
-                "--product-store", str(self.base / "products"))
+        return ("--db", str(self.catalog_path),
+                *collector_file_options(self.catalog_path, self.base))
 
     def start_worker(self, number: int, env: dict | None = None, wait: bool = True,
                      options: tuple[str, ...] = (),

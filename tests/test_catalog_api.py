@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from obslink.demo.broker import free_port
+from obslink.demo.postgres import collector_file_options
 from obslink.keys import load_private_key
 from obslink.readings import MAX_TIME_US, MIN_TIME_US, Reading, format_utc
 from obslink.server.catalog import merkle, open_catalog
@@ -33,10 +34,7 @@ def serve(db, directory) -> tuple[str, ObslinkProcess]:
     """`collector http` on the catalog ``db``; ``api`` calls it as an administrator."""
     port = free_port()
     admit_tests(db, f"http://127.0.0.1:{port}")
-    beside = () if "://" not in str(db) else (  # a catalog URL: nothing lies beside it
-        "--collector-key", str(directory / "collector.key"),
-        "--decryption-key", str(directory / "collector-x25519.key"),
-        "--product-store", str(directory / "products"))
+    beside = collector_file_options(db, directory)
     process = ObslinkProcess(["collector", "http", "--db", str(db), "--listen",
                               f"127.0.0.1:{port}", "--broker-url", "mqtt://127.0.0.1:1883",
                               *beside], directory / "http.log").start()

@@ -187,6 +187,10 @@ def test_demo_commits_every_reading(tmp_path):
     assert radar["written"] > 0 and radar["identical"] == radar["registered"] == radar["written"]
     assert summary["latency_ms"]["p50"] is not None
     assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
+    # monitoring as of the last simulated minute: every minute written arrived
+    monitoring = summary["monitoring"]
+    assert monitoring["completeness_percent"] == 100.0, monitoring
+    assert monitoring["by_status"]["complete"] == 4, monitoring  # 3 stations and the radar
     assert "committed" in result.stderr  # progress was shown while it ran
 
 
