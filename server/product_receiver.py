@@ -76,7 +76,11 @@ class ProductReceiver:
                     except queue.Empty:
                         break
                 running = None not in group
-                self.handle_group([item for item in group if item is not None])
+                try:
+                    self.handle_group([item for item in group if item is not None])
+                except Exception:  # never end the thread: products would stop here unseen
+                    log.exception("product messages not taken; their stations send them "
+                                  "again")
         finally:
             self._hasher.shutdown()
             self.catalog.close()
@@ -113,7 +117,12 @@ class ProductReceiver:
                 self.chunks_again += 1
             answers[(chunk.station, chunk.epoch, chunk.product)] = (answer, chunk, staged)
         for answer, chunk, staged in answers.values():
-            ack = self._held(staged, wire.ProductAck(chunk.epoch, chunk.product))
+            try:
+                ack = self._held(staged, wire.ProductAck(chunk.epoch, chunk.product))
+            except Exception:  # not acknowledged: the station asks again
+                log.exception("product %s/%s/%d: could not check what is held", chunk.station,
+                              chunk.epoch, chunk.product)
+                continue
             self.publish(answer, wire.encode_product_ack(ack))
 
     def _handle(self, topic: str, payload: bytes, received_at: int, writes: list) -> None:
@@ -169,7 +178,16 @@ class ProductReceiver:
             return ack
         self.store.stage(manifest, topic, envelope.key_id, envelope.signature, envelope.body,
                          received_at)
+        if self.catalog.product_registered(manifest.station, manifest.epoch,
+                                           manifest.product):
+            # another worker registered it meanwhile (and removed what it had staged)
+            self.store.discard(manifest)
+            ack.complete = True
+            return ack
         staged = self.store.staged(manifest.station, manifest.epoch, manifest.product)
+        if staged is None:  # removed by another worker that found its bytes wrong: again
+            ack.need_manifest = True
+            return ack
         if staged["manifest"] != manifest:
             ack.refused = ("a different manifest with this product's identity is being "
                            "received already; the outbox's epoch or product numbers were "

@@ -14,12 +14,18 @@ A chunk is written once: one whose ``have`` byte is set is not written again. Ev
 fsynced before the collector acknowledges what it holds, so an acknowledged chunk survives a
 power cut (the chunks that arrived together are written, then synced once). Two products
 with the same bytes share one file.
+
+Several collector workers share one store (their product processes take a product's
+messages in turns, docs/scaling.md): staging only ever creates what is missing (a file is
+made under a name of its own, then linked into place, never replacing one), and a product
+another worker has finished meanwhile is finished here too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 import msgpack
@@ -82,19 +88,27 @@ class ProductStore:
 
     def stage(self, manifest: wire.Manifest, topic: str, key_id: str, signature: bytes,
               body: bytes, received_at: int) -> None:
-        """Make room for a product's chunks (idempotent: a staged product is kept)."""
+        """Make room for a product's chunks (idempotent: what is staged is kept, also when
+        another worker stages the same product at the same moment)."""
         staging = self._staging(manifest.station, manifest.epoch, manifest.product, "manifest")
         if staging.exists():
             return
         staging.parent.mkdir(parents=True, exist_ok=True)
         have = self._staging(manifest.station, manifest.epoch, manifest.product, "have")
         part = self._staging(manifest.station, manifest.epoch, manifest.product, "part")
-        _write_synced(have, bytes(manifest.chunks))
-        with open(part, "wb") as out:
-            out.truncate(manifest.size)
-            os.fsync(out.fileno())
+        _create_synced(have, bytes(manifest.chunks))
+        try:
+            descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            pass  # another worker's (its chunks may be in it already): kept
+        else:
+            try:
+                os.ftruncate(descriptor, manifest.size)
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
         # the manifest last: its presence says the rest is ready
-        _write_synced(staging, msgpack.packb({
+        _create_synced(staging, msgpack.packb({
             "topic": topic, "key_id": key_id, "signature": signature, "body": body,
             "received_at": received_at}, use_bin_type=True))
 
@@ -146,12 +160,9 @@ class ProductStore:
         again). Idempotent."""
         final = self.path_of(manifest.sha256.hex())
         part = self._staging(manifest.station, manifest.epoch, manifest.product, "part")
-        if part.exists():
+        try:
             if digest is None:
-                digest = hashlib.sha256()
-                with open(part, "rb") as product:
-                    while piece := product.read(READ_PIECE):
-                        digest.update(piece)
+                digest = _file_digest(part)
             if digest.digest() != manifest.sha256:
                 self.discard(manifest)
                 raise ValueError(f"the product's SHA-256 is {digest.hexdigest()}, its "
@@ -162,8 +173,12 @@ class ProductStore:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(part, final)
                 sync_directory(final.parent)
-        elif not final.exists():
-            raise ValueError("neither the received bytes nor the stored product are there")
+        except FileNotFoundError:
+            # the received bytes are gone: another worker finished the product (it checked
+            # them before it moved them), unless they are nowhere
+            if not final.exists():
+                raise ValueError("neither the received bytes nor the stored product are "
+                                 "there") from None
         return final
 
     def discard(self, manifest: wire.Manifest) -> None:
@@ -174,13 +189,31 @@ class ProductStore:
                           suffix).unlink(missing_ok=True)
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
+def _file_digest(path: Path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as product:
+        while piece := product.read(READ_PIECE):
+            digest.update(piece)
+    return digest
+
+
+def _create_synced(path: Path, data: bytes) -> None:
+    """``path`` with ``data``, whole and on disk, unless it exists already (then it is
+    kept: another worker made it, and may have written to it since)."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     with open(temporary, "wb") as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
-    os.replace(temporary, path)
+    try:
+        os.link(temporary, path)  # unlike a rename, never replaces what is there
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links: one worker a store there
+        if not path.exists():
+            os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     sync_directory(path.parent)
 
 

@@ -269,6 +269,42 @@ def test_the_store_checks_the_whole_product_before_keeping_it(tmp_path, damage):
     assert not store.path_of(manifest.sha256.hex()).exists()
 
 
+def test_workers_sharing_a_store_stage_and_finish_a_product_once(tmp_path):
+    """Collector workers share the store and take a product's messages in turns: staging at
+    the same moment, or after another worker's chunks are written, keeps them; a product
+    another worker finished is finished here too."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    outbox = outbox_with(tmp_path)
+    admitted(outbox, product_file(tmp_path))
+    [pending] = outbox.pending()
+    manifest = pending.manifest
+    workers = [ProductStore(tmp_path / "store") for _ in range(8)]
+    start = Barrier(len(workers))
+
+    def stage(store: ProductStore) -> None:
+        start.wait()
+        store.stage(manifest, "t", "k", b"s", pending.body, 1)
+
+    with ThreadPoolExecutor(len(workers)) as pool:
+        list(pool.map(stage, workers))  # raises what any of them raised
+    first, second = workers[:2]
+    first.write_chunks([(manifest, 0, outbox.read_chunk(pending, 0))])
+    # a worker whose stage began before the manifest was there: what was written stays
+    (first.root / "incoming" / "RADAR-1" / f"e1-{pending.id}.manifest").unlink()
+    second.stage(manifest, "t", "k", b"s", pending.body, 1)
+    assert second.have(manifest)[0] == 1
+    second.write_chunks([(manifest, index, outbox.read_chunk(pending, index))
+                         for index in range(1, manifest.chunks)])
+    final = first.finish(manifest)
+    assert second.finish(manifest) == final  # the bytes moved on: finished all the same
+    assert final.read_bytes() == (tmp_path / "volume-0.bin.bz2").read_bytes()
+    first.discard(manifest)  # as each receiver does once it is registered
+    second.discard(manifest)
+    assert not [path.name for path in (first.root / "incoming").rglob("*") if path.is_file()]
+
+
 def registered_product(tmp_path: Path, catalog_location) -> tuple[Station1, str]:
     station = Station1(tmp_path, catalog_location)
     outbox = outbox_with(tmp_path)

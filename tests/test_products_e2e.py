@@ -75,12 +75,20 @@ def assert_all_arrived(deployment, paths: list[Path], timeout: float = 120) -> N
     time.sleep(1)  # a second copy would be registered now
     assert deployment.catalog.count("products") == len(paths)
     records = stored(deployment)
-    store = ProductStore(default_product_store(str(deployment.catalog_path)))
+    store = product_store(deployment)
     for path in paths:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         assert records[path.name] == digest
         assert store.path_of(digest).read_bytes() == path.read_bytes()
     assert not list((store.root / "incoming").rglob("*.part"))
+
+
+def product_store(deployment) -> ProductStore:
+    """The deployment's store: beside a SQLite catalog, where collector_file_options puts
+    it for a catalog URL."""
+    location = str(deployment.catalog_path)
+    return ProductStore(deployment.base / "products" if "://" in location
+                        else default_product_store(location))
 
 
 def chunks_of(paths: list[Path]) -> int:
@@ -121,6 +129,41 @@ def test_products_arrive_whole_through_ten_agent_kills(deployment):
     assert verified.returncode == 0, verified.stdout + verified.stderr
     report = json.loads(verified.stdout)
     assert report["products"] == len(paths) and report["leaves"] == len(paths)
+
+
+def test_two_workers_share_products_each_registered_once(deployment_on_each_backend):
+    """Two collector workers share the product topics (one shared subscription): a
+    product's manifest and chunks are spread over both workers' product processes, which
+    share the store and the catalog; one or the other is SIGKILLed mid-product and started
+    again. Every product is registered once, byte-identical, and both workers keep taking
+    products to the end."""
+    deployment = deployment_on_each_backend
+    config, directory = radar_station(deployment, "RADAR-WORKERS")
+    workers = [deployment.start_collector(), deployment.start_worker(1)]
+    deployment.run_agent(config)
+    paths = write_products(directory, 8, seed=4)
+    rng = random.Random(23)
+    for _ in range(4):
+        time.sleep(rng.uniform(0.3, 0.9))
+        number = rng.randrange(2)
+        workers[number].kill()
+        workers[number] = deployment.start_worker(number, previous=workers[number])
+    paths += write_products(directory, 8, seed=5)  # both workers up, nothing killed
+    assert_all_arrived(deployment, paths)
+    assert all(worker.alive() for worker in workers)
+    logs = "".join(worker.log() for worker in workers)
+    assert "Traceback" not in logs, logs[-3000:]
+    assert deployment.catalog.count("refusals") == 0
+    # nothing staged is left behind (a kill may leave a temporary file, never a staging)
+    incoming = product_store(deployment).root / "incoming"
+    assert not [path for path in incoming.rglob("*") if path.is_file()
+                and path.suffix != ".tmp"]
+    verified = subprocess.run([sys.executable, "-m", "obslink", "catalog", "verify", "--db",
+                               str(deployment.catalog_path), "--product-store",
+                               str(product_store(deployment).root), "--json"],
+                              capture_output=True, text=True, timeout=120)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["products"] == len(paths)
 
 
 def downloads_match(deployment, paths: list[Path]) -> None:
