@@ -390,3 +390,56 @@ def test_pages_of_observation_text_are_the_references_pages(tmp_path_factory, ba
                 lambda *args: Catalog.observation_text(catalog, *args))
     finally:
         catalog.close()
+
+
+many_series = st.lists(st.builds(
+    Reading, st.sampled_from([-1, 0, 1, DAY_US, 5 * DAY_US + 7]),
+    st.sampled_from(["a", "b", "c", "d", "e", "f"]),
+    st.none() | st.sampled_from([1.5, 0.0, 1e20]), st.just("u"), st.just("f"),
+    st.none() | st.just("x"), st.integers(0, 3), st.none(), st.just(0), st.just(0),
+    st.none()), min_size=1, max_size=30)  # (no NUL, which PostgreSQL's text cannot hold)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(many_series, st.integers(1, 6), st.integers(1, 4), st.integers(1, 3),
+       st.sampled_from(QUERIES))
+@example([Reading(t, e, 1.5, "u", "f", None, 0, None) for e in "abc" for t in (0, 1, 2)],
+         2, 2, 2, {})  # a statement's chunk ends inside a series, and the next starts there
+def test_postgresql_reads_several_series_a_statement_as_sqlite_reads_each(
+        tmp_path_factory, postgres, batch, chunk, first_group, limit, query):
+    """PostgreSQL reads the next series together (postgres_series.py), SQLite a series a
+    statement: rows, text and every page's cursor are the same on both, with chunks small
+    enough here that statements end inside a series and pages inside a statement."""
+    from unittest import mock
+
+    from obslink.server.catalog import postgres_series
+    from obslink.server.catalog.queries import ObservationQuery
+
+    def pages(catalog, fmt):
+        found, after = [], None
+        while True:
+            chunks = list(catalog.observation_text(ObservationQuery(**query), after, fmt,
+                                                   limit))
+            found.append(("".join(text for text, _, _ in chunks),
+                          str(chunks[-1][1]) if chunks else None))
+            if sum(count for _, _, count in chunks) < limit:
+                return found
+            after = chunks[-1][1]
+
+    directory = tmp_path_factory.mktemp("series")
+    on_sqlite = one_batch_catalog(directory, batch, "e1")
+    on_postgres = one_batch_catalog(directory, batch, "e1", postgres.schema_url(
+        f"series_{secrets.token_hex(6)}"))
+    try:
+        with mock.patch.object(postgres_series, "CHUNK", chunk), \
+                mock.patch.object(postgres_series, "FIRST_GROUP", first_group):
+            for fmt in ("csv", "json"):
+                assert pages(on_postgres, fmt) == pages(on_sqlite, fmt)
+            rows = [(row.station, row.element, row.observed_us, row.value, str(row.cursor))
+                    for row in on_postgres.observations(ObservationQuery(**query))]
+        assert rows == [(row.station, row.element, row.observed_us, row.value,
+                         str(row.cursor))
+                        for row in on_sqlite.observations(ObservationQuery(**query))]
+    finally:
+        on_sqlite.close()
+        on_postgres.close()

@@ -3,8 +3,9 @@ postgresql://user@host:port/database``. It runs the SQLite backend's modules, wh
 portable, over a psycopg connection that takes their ``?`` parameters and makes writers
 take turns (postgres_connection.py); what differs is here: the tables (postgres_schema.py,
 observations partitioned by month, postgres_partitions.py), how keys changes are noticed,
-which errors are the database's state, and the observation text (postgres_text.py: the
-SQLite statement that writes it is SQLite's own).
+which errors are the database's state, the observation text (postgres_text.py: the
+SQLite statement that writes it is SQLite's own) and reading several series a statement
+(postgres_series.py: a statement is a round trip here).
 
 Several collector workers, on one machine or several, may share one PostgreSQL catalog: a
 batch is stored once (UNIQUE (station, epoch, seq), checked in the writers' turn), and the

@@ -39,8 +39,14 @@ class SQLiteQueries:
             station["last_observed_us"] = last.get(station["id"])
         return stations
 
-    def _series_for(self, query: ObservationQuery) -> list[tuple]:
+    def _series_for(self, query: ObservationQuery, from_series: int | None = None
+                    ) -> list[tuple]:
+        """The matching series (from ``from_series`` on: a cursor's page does not read
+        the series before it)."""
         where, params = [], []
+        if from_series is not None:
+            where.append("s.id >= ?")
+            params.append(from_series)
         if query.stations:
             where.append(f"s.station IN ({','.join('?' * len(query.stations))})")
             params += query.stations
@@ -65,10 +71,8 @@ class SQLiteQueries:
         """Each matching series (its row from _series_for) with the position its answer
         starts after: the query's start, or the cursor's place in the cursor's series."""
         start = MIN_TIME_US if query.start_us is None else query.start_us
-        for series_row in self._series_for(query):
+        for series_row in self._series_for(query, None if after is None else after.series):
             series = series_row[0]
-            if after is not None and series < after.series:
-                continue
             position = (start, -1)
             if after is not None and series == after.series:
                 position = max(position, (after.observed_us, after.row))
