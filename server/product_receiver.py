@@ -66,6 +66,10 @@ class ProductReceiver:
     def _run(self) -> None:
         self.catalog = open_catalog(self.location)
         self.catalog.committed_by = self.committed_by
+        stale = self.store.remove_stale_temporaries()
+        if stale:
+            log.info("products: removed %d staging files that killed workers left "
+                     "half-written", stale)
         try:
             running = True
             while running:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import time
 from pathlib import Path
 
 import msgpack
@@ -34,6 +35,9 @@ from obslink import wire
 from obslink.errors import ConfigError
 
 READ_PIECE = 1 << 20
+# a staging file's temporary is written and linked in moments: one an hour old was left by
+# a worker killed while it wrote it
+STALE_TEMPORARY_S = 3600.0
 
 
 def default_product_store(catalog_location: str) -> Path:
@@ -187,6 +191,19 @@ class ProductStore:
         for suffix in ("manifest", "have", "part"):
             self._staging(manifest.station, manifest.epoch, manifest.product,
                           suffix).unlink(missing_ok=True)
+
+    def remove_stale_temporaries(self, older_than_s: float = STALE_TEMPORARY_S) -> int:
+        """Remove staging files a killed worker left half-written (``….tmp``, older than
+        any write in progress); returns how many."""
+        removed, limit = 0, time.time() - older_than_s
+        for path in (self.root / "incoming").glob("*/*.tmp"):
+            try:
+                if path.stat().st_mtime < limit:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another worker removed it first
+                pass
+        return removed
 
 
 def _file_digest(path: Path):

@@ -303,6 +303,13 @@ def test_workers_sharing_a_store_stage_and_finish_a_product_once(tmp_path):
     first.discard(manifest)  # as each receiver does once it is registered
     second.discard(manifest)
     assert not [path.name for path in (first.root / "incoming").rglob("*") if path.is_file()]
+    # what a worker killed while writing a staging file leaves: removed once stale
+    left, writing = (first.root / "incoming" / "RADAR-1" / f"e1-9.have.{n}.tmp"
+                     for n in ("1-dead", "2-busy"))
+    left.write_bytes(b"\0"), writing.write_bytes(b"\0")
+    os.utime(left, (0, 0))
+    assert first.remove_stale_temporaries() == 1
+    assert writing.exists() and not left.exists()
 
 
 def registered_product(tmp_path: Path, catalog_location) -> tuple[Station1, str]:
