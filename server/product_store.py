@@ -68,11 +68,7 @@ class ProductStore:
         path = self.path_of(sha256_hex)
         if not path.is_file():
             return f"its file {path} is missing from the product store"
-        digest, length = hashlib.sha256(), 0
-        with open(path, "rb") as product:
-            while piece := product.read(READ_PIECE):
-                digest.update(piece)
-                length += len(piece)
+        digest, length = _file_digest(path)
         if length != size or digest.hexdigest() != sha256_hex:
             return (f"its file {path} holds {length:,} bytes with SHA-256 {digest.hexdigest()};"
                     f" the station signed {size:,} bytes with SHA-256 {sha256_hex}")
@@ -166,7 +162,7 @@ class ProductStore:
         part = self._staging(manifest.station, manifest.epoch, manifest.product, "part")
         try:
             if digest is None:
-                digest = _file_digest(part)
+                digest, _length = _file_digest(part)
             if digest.digest() != manifest.sha256:
                 self.discard(manifest)
                 raise ValueError(f"the product's SHA-256 is {digest.hexdigest()}, its "
@@ -206,12 +202,14 @@ class ProductStore:
         return removed
 
 
-def _file_digest(path: Path):
-    digest = hashlib.sha256()
+def _file_digest(path: Path) -> tuple:
+    """A file's SHA-256 (the hash object) and its length, read a piece at a time."""
+    digest, length = hashlib.sha256(), 0
     with open(path, "rb") as product:
         while piece := product.read(READ_PIECE):
             digest.update(piece)
-    return digest
+            length += len(piece)
+    return digest, length
 
 
 def _create_synced(path: Path, data: bytes) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from typing import Iterator
 
 from obslink.readings import MAX_TIME_US
@@ -91,7 +92,7 @@ class PostgresSeries:
             if head.read is None:  # the head and the series after it not read yet
                 budget = CHUNK if left is None else min(CHUNK, left)
                 group = [head]
-                for series in list(waiting)[1:min(size, max(1, budget // LEAST_SHARE))]:
+                for series in islice(waiting, 1, min(size, max(1, budget // LEAST_SHARE))):
                     if series.read is not None:
                         break
                     group.append(series)
